@@ -1,0 +1,57 @@
+"""The two broadcasting ops the engine itself relies on: ``sum_to`` and ``broadcast_to``.
+
+They live in ``core`` because the engine reduces broadcast gradients with ``sum_to`` (in
+one place, for every op), and ``sum_to``'s own gradient is ``broadcast_to``.
+"""
+
+from __future__ import annotations
+
+from zerograd.backend import get_array_module
+from zerograd.backend.array_utils import sum_to as sum_to_array
+from zerograd.core.function import Function, as_variable
+from zerograd.core.variable import Variable
+
+
+class SumTo(Function):
+    """y = x summed down to ``shape`` (the inverse of broadcasting)."""
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return sum_to_array(x, self.shape)
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.x_shape)
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape`` (NumPy rules)."""
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        xp = get_array_module(x)
+        return xp.broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.x_shape)
+
+
+def sum_to(x, shape) -> Variable:
+    """Sum ``x`` to ``shape``. x: a broadcast of ``shape`` -> shape. Identity if equal."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return as_variable(x)
+    return SumTo(shape)(x)
+
+
+def broadcast_to(x, shape) -> Variable:
+    """Broadcast ``x`` to ``shape``. Identity (no new node) if the shape is already equal."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return as_variable(x)
+    return BroadcastTo(shape)(x)

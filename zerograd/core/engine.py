@@ -1,0 +1,93 @@
+"""Reverse-mode automatic differentiation over the recorded graph.
+
+Functions are visited in descending generation order from a heap (O(n log n), iterative,
+so a chain of any length works), ties broken by discovery order so that every run visits
+the graph identically.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from zerograd._config import _state
+from zerograd.backend import get_array_module
+from zerograd.core.broadcast import sum_to
+from zerograd.core.variable import Variable
+from zerograd.errors import GraphError
+
+
+def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False,
+             retain_graph: bool = True) -> None:
+    """Accumulate d(output)/d(x) into ``x.grad`` for every Variable x behind ``output``.
+
+    - The seed gradient is ``output.grad`` if set, else ones (a non-scalar output is
+      therefore implicitly summed, as in DeZero).
+    - ``retain_grad=False`` frees the gradients of intermediate Variables (every function
+      output, including ``output`` itself) once they have been used.
+    - ``create_graph=True`` records the backward computation, so gradients are Variables
+      with creators and can be differentiated again.
+    - ``retain_graph=False`` releases each function's inputs once its gradient is computed,
+      so activations are freed during backward; the graph cannot be walked again.
+    """
+    if output.creator is None:
+        raise GraphError(
+            "backward: this Variable has no creator, so there is no graph to backpropagate "
+            f"through (shape {output.shape}, dtype {output.dtype}). It is a leaf, or it was "
+            "computed under no_grad() or only from constants."
+        )
+    if output.grad is None:
+        xp = get_array_module(output.data)
+        output.grad = Variable(xp.ones_like(output.data), requires_grad=False)
+
+    counter = itertools.count()
+    heap: list = []
+    seen: set = set()
+
+    def push(f) -> None:
+        seen.add(f)
+        heapq.heappush(heap, (-f.generation, next(counter), f))
+
+    push(output.creator)
+    previous_mode = _state.enable_backprop
+    _state.enable_backprop = create_graph
+    try:
+        while heap:
+            f = heapq.heappop(heap)[2]
+            outputs = [ref() for ref in f.outputs]
+            gys = [None if y is None else y.grad for y in outputs]
+            gxs = f.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            inputs = f.inputs
+            if len(gxs) != len(inputs):
+                raise GraphError(
+                    f"{f.name}.backward returned {len(gxs)} gradient(s) for {len(inputs)} "
+                    "input(s); return one per input (None where there is none)"
+                )
+
+            for x, gx in zip(inputs, gxs):  # noqa: B905 - lengths checked just above
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.data.shape:
+                    # Broadcasting in forward: reduce the gradient back, for every op, here.
+                    gx = sum_to(gx, x.data.shape)
+                if x.grad is None:
+                    x.grad = gx
+                elif create_graph:
+                    x.grad = x.grad + gx
+                else:
+                    # A new array, never in place: gx may be shared with another input's grad.
+                    x.grad = Variable(x.grad.data + gx.data, requires_grad=False)
+                creator = x.creator
+                if creator is not None and creator not in seen:
+                    push(creator)
+
+            if not retain_grad:
+                for y in outputs:
+                    if y is not None:
+                        y.grad = None
+            if not retain_graph:
+                f.inputs = None
+    finally:
+        _state.enable_backprop = previous_mode

@@ -1,0 +1,30 @@
+"""Exceptions raised by zerograd. Each one names the op and the inputs involved."""
+
+
+class ZerogradError(Exception):
+    """Base class of zerograd's own errors."""
+
+
+class ShapeError(ZerogradError, ValueError):
+    """Input shapes do not fit the op (a ValueError, as NumPy would raise)."""
+
+
+class DTypeError(ZerogradError, TypeError):
+    """Input types or dtypes do not fit the op (a TypeError, as NumPy would raise)."""
+
+
+class GraphError(ZerogradError, RuntimeError):
+    """The graph cannot be used as asked (e.g. backward from a Variable without a creator)."""
+
+
+def describe(arrays) -> str:
+    """'float32 (2, 3), int64 (4,)' for a sequence of arrays (or anything with shape/dtype)."""
+    parts = []
+    for a in arrays:
+        shape = getattr(a, "shape", None)
+        dtype = getattr(a, "dtype", None)
+        if shape is None:
+            parts.append(type(a).__name__)
+        else:
+            parts.append(f"{dtype} {tuple(shape)}")
+    return ", ".join(parts)

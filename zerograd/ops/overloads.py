@@ -1,0 +1,83 @@
+"""Operator overloading and array-like methods on Variable (DeZero's ``setup_variable``).
+
+The methods are installed here, after the ops exist, because ``core`` must not import
+``ops``. ``zerograd`` calls :func:`setup_variable` at import time.
+"""
+
+from __future__ import annotations
+
+from zerograd.core.variable import Variable
+from zerograd.ops import arithmetic, indexing, linalg, reduction, shape
+
+
+def _reshape(self, *shape) -> Variable:
+    """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return shape.reshape(self, shape)
+
+
+def _transpose(self, *axes) -> Variable:
+    """``x.transpose()``, ``x.transpose(1, 0)``, ``x.transpose((1, 0))`` or ``(None)``."""
+    if len(axes) == 0:
+        axes = None
+    elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+        axes = axes[0]
+    return shape.transpose(self, axes)
+
+
+def _sum(self, axis=None, keepdims: bool = False) -> Variable:
+    return reduction.sum(self, axis, keepdims)
+
+
+def _rmatmul(self, other) -> Variable:
+    return linalg.matmul(other, self)
+
+
+def _pow(self, exponent) -> Variable:
+    if isinstance(exponent, Variable) and _power is not None:
+        return _power(self, exponent)
+    return arithmetic.pow(self, exponent)
+
+
+def _rpow(self, base) -> Variable:
+    if _power is None:
+        raise TypeError("base ** Variable needs F.power, which is not available")
+    from zerograd.ops._operands import scalar_operand
+
+    return _power(scalar_operand(base, self), self)
+
+
+# Set by the operator library when it provides a differentiable-exponent power.
+_power = None
+
+
+def register_power(power_fn) -> None:
+    """Route ``x ** y`` with a Variable exponent (and ``2 ** x``) to ``power_fn``."""
+    global _power
+    _power = power_fn
+
+
+def setup_variable() -> None:
+    """Install operators and array-like methods on :class:`Variable`."""
+    V = Variable
+    V.__add__ = arithmetic.add
+    V.__radd__ = arithmetic.add
+    V.__sub__ = arithmetic.sub
+    V.__rsub__ = arithmetic.rsub
+    V.__mul__ = arithmetic.mul
+    V.__rmul__ = arithmetic.mul
+    V.__truediv__ = arithmetic.div
+    V.__rtruediv__ = arithmetic.rdiv
+    V.__neg__ = arithmetic.neg
+    V.__pow__ = _pow
+    V.__rpow__ = _rpow
+    V.__matmul__ = linalg.matmul
+    V.__rmatmul__ = _rmatmul
+    V.__getitem__ = indexing.get_item
+    V.matmul = linalg.matmul
+    V.dot = linalg.matmul
+    V.reshape = _reshape
+    V.transpose = _transpose
+    V.T = property(lambda self: shape.transpose(self))
+    V.sum = _sum
