@@ -13,6 +13,7 @@ import itertools
 from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.core.broadcast import sum_to
+from zerograd.core.function import as_array
 from zerograd.core.variable import Variable
 from zerograd.errors import GraphError
 
@@ -78,7 +79,10 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                     x.grad = x.grad + gx
                 else:
                     # A new array, never in place: gx may be shared with another input's grad.
-                    x.grad = Variable(x.grad.data + gx.data, requires_grad=False)
+                    total = x.grad.data + gx.data
+                    if total.ndim == 0:
+                        total = as_array(total)  # NumPy returns a scalar for 0-d + 0-d
+                    x.grad = Variable(total, requires_grad=False)
                 creator = x.creator
                 if creator is not None and creator not in seen:
                     push(creator)

@@ -7,7 +7,7 @@ import numpy as np
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError
-from zerograd.ops.shape import reshape, transpose
+from zerograd.ops.shape import reshape, sum_to, transpose
 
 __all__ = ["matmul", "MatMul"]
 
@@ -44,15 +44,21 @@ class MatMul(Function):
 
     def backward(self, gy):
         x, W = self.inputs
-        if x.ndim == 1 or W.ndim == 1:
-            # Promote 1-D operands to matrices so that one formula covers every case; the
-            # engine's sum_to then drops the added axis (and broadcast batch axes).
-            x = reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
-            W = reshape(W, (W.shape[0], 1)) if W.ndim == 1 else W
-            batch = np.broadcast_shapes(x.shape[:-2], W.shape[:-2])
-            gy = reshape(gy, (*batch, x.shape[-2], W.shape[-1]))
-        gx = matmul(gy, swap_last_two(W)) if self.needs_grad(0) else None
-        gW = matmul(swap_last_two(x), gy) if self.needs_grad(1) else None
+        if x.ndim > 1 and W.ndim > 1:
+            gx = matmul(gy, swap_last_two(W)) if self.needs_grad(0) else None
+            gW = matmul(swap_last_two(x), gy) if self.needs_grad(1) else None
+            return gx, gW  # the engine sums broadcast batch axes away
+        # A 1-D operand: promote it to a matrix (row x, column W), differentiate the
+        # matrix product, then reduce to the promoted shape and drop the added axis.
+        x2 = reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
+        W2 = reshape(W, (W.shape[0], 1)) if W.ndim == 1 else W
+        batch = np.broadcast_shapes(x2.shape[:-2], W2.shape[:-2])
+        gy = reshape(gy, (*batch, x2.shape[-2], W2.shape[-1]))
+        gx = gW = None
+        if self.needs_grad(0):
+            gx = reshape(sum_to(matmul(gy, swap_last_two(W2)), x2.shape), x.shape)
+        if self.needs_grad(1):
+            gW = reshape(sum_to(matmul(swap_last_two(x2), gy), W2.shape), W.shape)
         return gx, gW
 
 

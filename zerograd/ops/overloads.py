@@ -7,14 +7,15 @@ The methods are installed here, after the ops exist, because ``core`` must not i
 from __future__ import annotations
 
 from zerograd.core.variable import Variable
-from zerograd.ops import arithmetic, indexing, linalg, reduction, shape
+from zerograd.ops import arithmetic, indexing, linalg, reduction
+from zerograd.ops import shape as shape_ops
 
 
 def _reshape(self, *shape) -> Variable:
     """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return shape.reshape(self, shape)
+    return shape_ops.reshape(self, shape)
 
 
 def _transpose(self, *axes) -> Variable:
@@ -23,7 +24,7 @@ def _transpose(self, *axes) -> Variable:
         axes = None
     elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
         axes = axes[0]
-    return shape.transpose(self, axes)
+    return shape_ops.transpose(self, axes)
 
 
 def _sum(self, axis=None, keepdims: bool = False) -> Variable:
@@ -79,5 +80,5 @@ def setup_variable() -> None:
     V.dot = linalg.matmul
     V.reshape = _reshape
     V.transpose = _transpose
-    V.T = property(lambda self: shape.transpose(self))
+    V.T = property(lambda self: shape_ops.transpose(self))
     V.sum = _sum
