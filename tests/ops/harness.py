@@ -78,7 +78,8 @@ def make_inputs(spec: OpSpec, shapes: tuple, dtype, seed: int = 0) -> list[np.nd
         arrays = spec.make_inputs(rng, shapes, dtype)
         return [a if not (isinstance(a, np.ndarray) and a.dtype.kind == "f") else
                 a.astype(dtype) for a in arrays]
-    domains = spec.domain if isinstance(spec.domain[0], (tuple, list)) else [spec.domain] * len(shapes)
+    per_input = isinstance(spec.domain[0], (tuple, list))
+    domains = spec.domain if per_input else [spec.domain] * len(shapes)
     return [rng.uniform(lo, hi, size=s).astype(dtype) for s, (lo, hi) in zip(shapes, domains)]
 
 
@@ -138,9 +139,11 @@ def check_forward(spec: OpSpec) -> None:
         y, _ = _call(spec, arrays, diff)
         expected = _as_list(spec.ref(*arrays, **spec.kwargs))
         outputs = _as_list(y)
-        assert len(outputs) == len(expected), f"{spec}: {len(outputs)} outputs, expected {len(expected)}"
-        tight = np.dtype(dtype) == np.float64
-        rtol, atol = (spec.rtol, spec.atol) if tight else (max(spec.rtol, 1e-4), max(spec.atol, 1e-5))
+        assert len(outputs) == len(expected), (
+            f"{spec}: {len(outputs)} outputs, expected {len(expected)}")
+        rtol, atol = spec.rtol, spec.atol
+        if np.dtype(dtype) != np.float64:
+            rtol, atol = max(rtol, 1e-4), max(atol, 1e-5)
         for out, exp in zip(outputs, expected):
             assert isinstance(out, Variable), f"{spec}: output is {type(out).__name__}"
             exp = np.asarray(exp)
@@ -190,8 +193,9 @@ def check_grad(spec: OpSpec) -> None:
             for d in _directions(arrays[i].shape, rng):
                 numeric = _numeric_scalar(loss, arrays, i, d, spec.eps)
                 analytic = float(np.sum(grad * d))
-                assert np.isclose(analytic, numeric, rtol=spec.grad_rtol, atol=spec.grad_atol * 10), (
-                    f"{spec} {shapes}: d/d(input {i}) backprop {analytic!r} vs numerical {numeric!r}")
+                close = np.isclose(analytic, numeric, rtol=spec.grad_rtol, atol=spec.grad_atol * 10)
+                assert close, (f"{spec} {shapes}: d/d(input {i}) backprop {analytic!r} vs "
+                               f"numerical {numeric!r}")
 
 
 def check_double_backward(spec: OpSpec) -> None:
@@ -235,5 +239,6 @@ def check_double_backward(spec: OpSpec) -> None:
             for d in _directions(arrays[i].shape, rng, full_limit=6):
                 numeric = _numeric_scalar(first_order_value, arrays, i, d, spec.eps * 10)
                 analytic = float(np.sum(g2 * d))
-                assert np.isclose(analytic, numeric, rtol=1e-3, atol=spec.grad_atol * 100), (
-                    f"{spec} {shapes}: second derivative wrt input {i}: {analytic!r} vs {numeric!r}")
+                close = np.isclose(analytic, numeric, rtol=1e-3, atol=spec.grad_atol * 100)
+                assert close, (f"{spec} {shapes}: second derivative wrt input {i}: "
+                               f"{analytic!r} vs numerical {numeric!r}")

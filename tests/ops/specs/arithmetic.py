@@ -16,8 +16,8 @@ SPECS = [
     OpSpec("pow", F.pow, lambda x, c: x ** c, kwargs={"c": 3}, shapes=[((2, 3),), ((),)]),
     OpSpec("pow_fractional", F.pow, lambda x, c: x ** c, kwargs={"c": 0.5}, domain=(0.5, 2.0),
            covers=[]),
-    OpSpec("operator_add_scalar", lambda x: 2.5 + x * 0.5 - 1 / (x + 3), lambda x: 2.5 + x * 0.5 - 1 / (x + 3),
-           covers=[]),
+    OpSpec("operator_scalars", lambda x: 2.5 + x * 0.5 - 1 / (x + 3),
+           lambda x: 2.5 + x * 0.5 - 1 / (x + 3), covers=[]),
     OpSpec("operator_matmul_pow", lambda x, w: (x @ w) ** 2, lambda x, w: (x @ w) ** 2,
            shapes=[((2, 3), (3, 4))], covers=[]),
 ]
