@@ -1,4 +1,11 @@
-"""zerograd: a define-by-run deep-learning framework on NumPy, compatible with DeZero."""
+"""zerograd: a define-by-run deep-learning framework on NumPy, compatible with DeZero.
+
+``import zerograd`` needs NumPy only. The neural-network, optimizer and data modules are
+imported on first use (``zerograd.layers``, ``zerograd.Layer``, ...), so the core stays
+light; ``import zerograd.layers as L`` works as in DeZero.
+"""
+
+import importlib
 
 from zerograd._config import Config, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
@@ -13,8 +20,34 @@ from zerograd import cuda, functions, utils  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Public names that live in modules loaded on first access: name -> (module, attribute).
+_LAZY = {
+    "Layer": ("zerograd.layers", "Layer"),
+    "Model": ("zerograd.models", "Model"),
+    "Dataset": ("zerograd.datasets", "Dataset"),
+    "DataLoader": ("zerograd.dataloaders", "DataLoader"),
+    "SeqDataLoader": ("zerograd.dataloaders", "SeqDataLoader"),
+    "seed": ("zerograd.random_state", "seed"),
+}
+_LAZY_MODULES = ("layers", "models", "optimizers", "datasets", "dataloaders", "transforms",
+                 "functions_conv", "nn", "optim", "data")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attribute)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        module = importlib.import_module(f"zerograd.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'zerograd' has no attribute {name!r}")
+
+
 __all__ = [
-    "Config", "Function", "Parameter", "Variable", "as_array", "as_variable", "cuda",
-    "functions", "is_simple_core", "no_grad", "setup_variable", "test_mode", "using_config",
-    "utils",
+    "Config", "DataLoader", "Dataset", "Function", "Layer", "Model", "Parameter",
+    "SeqDataLoader", "Variable", "as_array", "as_variable", "cuda", "functions",
+    "is_simple_core", "no_grad", "seed", "setup_variable", "test_mode", "using_config", "utils",
 ]

@@ -3,14 +3,36 @@
 This module only re-exports; each op lives in its family module under ``zerograd/ops``.
 """
 
-from zerograd.ops import arithmetic, elementwise, indexing, linalg, reduction, shape
+from zerograd.ops import (
+    activation,
+    arithmetic,
+    attention,
+    conv,
+    elementwise,
+    indexing,
+    linalg,
+    loss,
+    normalization,
+    pooling,
+    random,
+    reduction,
+    shape,
+)
+from zerograd.ops.activation import *  # noqa: F403
 from zerograd.ops.arithmetic import *  # noqa: F403
+from zerograd.ops.attention import *  # noqa: F403
+from zerograd.ops.conv import *  # noqa: F403
 from zerograd.ops.elementwise import *  # noqa: F403
 from zerograd.ops.indexing import *  # noqa: F403
 from zerograd.ops.linalg import *  # noqa: F403
+from zerograd.ops.loss import *  # noqa: F403
+from zerograd.ops.normalization import *  # noqa: F403
+from zerograd.ops.pooling import *  # noqa: F403
+from zerograd.ops.random import *  # noqa: F403
 from zerograd.ops.reduction import *  # noqa: F403
 from zerograd.ops.shape import *  # noqa: F403
 
-_FAMILIES = (arithmetic, elementwise, indexing, linalg, reduction, shape)
+_FAMILIES = (activation, arithmetic, attention, conv, elementwise, indexing, linalg, loss,
+             normalization, pooling, random, reduction, shape)
 
 __all__ = sorted({name for family in _FAMILIES for name in family.__all__})
