@@ -8,7 +8,6 @@ the graph identically.
 from __future__ import annotations
 
 import heapq
-import itertools
 
 from zerograd._config import _state
 from zerograd.backend import get_array_module
@@ -41,24 +40,28 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
         xp = get_array_module(output.data)
         output.grad = Variable(xp.ones_like(output.data), requires_grad=False)
 
-    counter = itertools.count()
     heap: list = []
     seen: set = set()
+    counter = 0  # discovery order breaks ties between equal generations deterministically
+    heappush, heappop = heapq.heappush, heapq.heappop
 
-    def push(f) -> None:
-        seen.add(f)
-        heapq.heappush(heap, (-f.generation, next(counter), f))
-
-    push(output.creator)
+    first = output.creator
+    seen.add(first)
+    heappush(heap, (-first.generation, counter, first))
     previous_mode = _state.enable_backprop
     _state.enable_backprop = create_graph
     try:
         while heap:
-            f = heapq.heappop(heap)[2]
-            outputs = [ref() for ref in f.outputs]
-            gys = [None if y is None else y.grad for y in outputs]
-            gxs = f.backward(*gys)
-            if not isinstance(gxs, tuple):
+            f = heappop(heap)[2]
+            refs = f.outputs
+            if len(refs) == 1:
+                y = refs[0]()
+                outputs = (y,)
+                gxs = f.backward(y.grad)
+            else:
+                outputs = [ref() for ref in refs]
+                gxs = f.backward(*[None if y is None else y.grad for y in outputs])
+            if type(gxs) is not tuple:
                 gxs = (gxs,)
             inputs = f.inputs
             if len(gxs) != len(inputs):
@@ -70,22 +73,26 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             for x, gx in zip(inputs, gxs):  # noqa: B905 - lengths checked just above
                 if gx is None or not x.requires_grad:
                     continue
-                if gx.shape != x.data.shape:
+                x_shape = x.data.shape
+                if gx.data.shape != x_shape:
                     # Broadcasting in forward: reduce the gradient back, for every op, here.
-                    gx = sum_to(gx, x.data.shape)
-                if x.grad is None:
+                    gx = sum_to(gx, x_shape)
+                grad = x.grad
+                if grad is None:
                     x.grad = gx
                 elif create_graph:
-                    x.grad = x.grad + gx
+                    x.grad = grad + gx
                 else:
                     # A new array, never in place: gx may be shared with another input's grad.
-                    total = x.grad.data + gx.data
+                    total = grad.data + gx.data
                     if total.ndim == 0:
                         total = as_array(total)  # NumPy returns a scalar for 0-d + 0-d
                     x.grad = Variable(total, requires_grad=False)
                 creator = x.creator
                 if creator is not None and creator not in seen:
-                    push(creator)
+                    seen.add(creator)
+                    counter += 1
+                    heappush(heap, (-creator.generation, counter, creator))
 
             if not retain_grad:
                 for y in outputs:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from zerograd.backend import get_array_module
+from zerograd.core.function import _new_variable
 from zerograd.core.variable import Variable, is_array
 
 _PY_SCALARS = (int, float, complex)
+
+
+def constant(data) -> Variable:
+    """A Variable that needs no gradient (what ops wrap plain arrays and scalars in)."""
+    return _new_variable(data, None, 0, False)
 
 
 def scalar_operand(x1, x0):
@@ -28,4 +34,4 @@ def scalar_operand(x1, x0):
     dtype = data.dtype
     if not (dtype.kind == "f" and type(x1) is not complex):
         dtype = np.result_type(dtype, x1)
-    return get_array_module(data).asarray(x1, dtype=dtype)
+    return constant(get_array_module(data).asarray(x1, dtype=dtype))
