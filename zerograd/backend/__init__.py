@@ -33,10 +33,22 @@ def gpu_available() -> bool:
     return cupy_module() is not None
 
 
+def _unwrap(x):
+    """The array inside a Variable; anything else unchanged.
+
+    (Arrays have a ``.data`` attribute too, a buffer, so only Variables are unwrapped.)
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "creator") and hasattr(x, "requires_grad"):
+        return x.data
+    return x
+
+
 def get_array_module(x) -> types.ModuleType:
     """``numpy`` or ``cupy``, whichever owns ``x`` (a Variable or an array)."""
-    data = getattr(x, "data", x) if not isinstance(x, np.ndarray) else x
-    if isinstance(data, (np.ndarray, np.generic)) or not _cupy_checked and _looks_like_numpy(data):
+    data = _unwrap(x)
+    if isinstance(data, (np.ndarray, np.generic)) or _looks_like_numpy(data):
         return np
     cp = cupy_module()
     if cp is not None:
@@ -51,7 +63,7 @@ def _looks_like_numpy(data) -> bool:
 
 def as_numpy(x) -> np.ndarray:
     """A NumPy array from a Variable, a CuPy array, a NumPy array or a scalar."""
-    data = getattr(x, "data", x)
+    data = _unwrap(x)
     if np.isscalar(data):
         return np.array(data)
     if isinstance(data, np.ndarray):
@@ -70,5 +82,4 @@ def as_cupy(x):
             "CuPy cannot be loaded or sees no GPU: install CuPy for your CUDA version "
             "(pip install cupy-cuda12x) on a machine with an NVIDIA GPU"
         )
-    data = getattr(x, "data", x)
-    return cp.asarray(data)
+    return cp.asarray(_unwrap(x))

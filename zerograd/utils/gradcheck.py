@@ -13,8 +13,8 @@ def numerical_diff(f, x: Variable, eps: float = 1e-4) -> np.ndarray:
 
     For elementwise ``f`` this is the derivative at every element of ``x``.
     """
-    x0 = Variable(as_numpy(x.data) - eps)
-    x1 = Variable(as_numpy(x.data) + eps)
+    x0 = Variable(np.asarray(as_numpy(x.data) - eps))
+    x1 = Variable(np.asarray(as_numpy(x.data) + eps))
     y0 = f(x0)
     y1 = f(x1)
     return (as_numpy(y1.data) - as_numpy(y0.data)) / (2 * eps)

@@ -1,0 +1,289 @@
+"""Backward semantics: ordering, accumulation, freeing, higher order, constants, dtypes."""
+
+import numpy as np
+import pytest
+
+import zerograd.functions as F
+from zerograd import Function, Variable, no_grad
+from zerograd.errors import GraphError
+
+
+class Recorder(Function):
+    """Identity that logs its backward calls (to observe the engine's visiting order)."""
+
+    log: list = []
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        Recorder.log.append(self.tag)
+        return gy
+
+
+def test_diamond_is_processed_once_in_generation_order():
+    Recorder.log = []
+    x = Variable(np.array(2.0))
+    a = Recorder("a")(x)
+    b = Recorder("b")(a ** 2)
+    c = Recorder("c")(a ** 3)
+    y = Recorder("y")(b + c)
+    y.backward()
+    assert Recorder.log.count("a") == 1
+    assert Recorder.log[0] == "y" and Recorder.log[-1] == "a"
+    assert x.grad.data == pytest.approx(2 * 2.0 + 3 * 2.0 ** 2)
+
+
+def test_visiting_order_is_deterministic():
+    def run():
+        Recorder.log = []
+        x = Variable(np.array(1.0))
+        branches = [Recorder(i)(x * (i + 1)) for i in range(20)]
+        total = branches[0]
+        for b in branches[1:]:
+            total = total + b
+        total.backward()
+        return list(Recorder.log)
+
+    assert run() == run()
+
+
+def test_chain_of_100000_ops_backprops_without_recursion_error():
+    x = Variable(np.array(1.0))
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.data == 1.0
+
+
+def test_wide_graph_gradient():
+    x = Variable(np.array(3.0))
+    n = 2000
+    y = F.square(x)
+    for _ in range(n - 1):
+        y = y + F.square(x)
+    y.backward()
+    assert x.grad.data == 2 * 3.0 * n
+
+
+def test_output_and_intermediate_grads_are_freed_by_default():
+    x = Variable(np.array(1.0))
+    a = F.square(x)
+    y = F.exp(a)
+    y.backward()
+    assert y.grad is None and a.grad is None
+    assert x.grad is not None
+
+
+def test_retain_grad_keeps_intermediate_grads():
+    x = Variable(np.array(1.0))
+    a = F.square(x)
+    y = F.exp(a)
+    y.backward(retain_grad=True)
+    assert y.grad.data == 1.0
+    assert a.grad.data == pytest.approx(np.e)
+
+
+def test_grads_accumulate_across_backward_calls_until_cleared():
+    x = Variable(np.array(3.0))
+    y = x * x
+    y.backward()
+    y.backward()
+    assert x.grad.data == 12.0
+    x.cleargrad()
+    assert x.grad is None
+
+
+def test_create_graph_records_gradient_graph_only_on_request():
+    x = Variable(np.array(2.0))
+    (x ** 3).backward()
+    assert x.grad.creator is None
+    x.cleargrad()
+    (x ** 3).backward(create_graph=True)
+    assert x.grad.creator is not None
+
+
+def test_broadcast_gradients_are_summed_to_input_shapes():
+    x = Variable(np.array([1.0, 2.0, 3.0]))
+    w = Variable(np.ones((4, 1, 3)))
+    b = Variable(np.array(0.5))
+    y = x * w + b
+    y.backward()
+    assert x.grad.shape == (3,) and np.all(x.grad.data == 4.0)
+    assert w.grad.shape == (4, 1, 3)
+    np.testing.assert_array_equal(w.grad.data[0, 0], [1.0, 2.0, 3.0])
+    assert b.grad.shape == () and b.grad.data == 12.0
+
+
+def test_non_scalar_output_is_seeded_with_ones():
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * x
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+
+
+def test_custom_seed_gradient():
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * 3.0
+    y.grad = Variable(np.array([10.0, 100.0]))
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [30.0, 300.0])
+
+
+def test_backward_from_leaf_raises_clear_error():
+    x = Variable(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(GraphError, match=r"no creator.*\(2, 3\).*float32"):
+        x.backward()
+
+
+def test_no_grad_records_nothing():
+    x = Variable(np.array(2.0))
+    with no_grad():
+        y = x * x
+    assert y.creator is None and not y.requires_grad
+    with pytest.raises(GraphError):
+        y.backward()
+
+
+def test_constants_get_no_gradient_work():
+    calls = []
+
+    class Spy(Function):
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, gy):
+            calls.append((self.needs_grad(0), self.needs_grad(1)))
+            a, b = self.inputs
+            return gy * b, (gy * a if self.needs_grad(1) else None)
+
+    x = Variable(np.array([1.0, 2.0]))
+    y = Spy()(x, np.array([3.0, 4.0]))
+    y.backward()
+    assert calls == [(True, False)]
+    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+
+
+def test_op_on_constants_only_records_no_graph():
+    y = F.sin(np.array(1.0))
+    assert isinstance(y, Variable) and y.creator is None
+
+
+def test_retain_graph_false_frees_inputs_during_backward():
+    x = Variable(np.array(2.0))
+    a = F.exp(x)
+    y = F.square(a)
+    f = y.creator
+    y.backward(retain_graph=False)
+    assert f.inputs is None
+    assert x.grad.data == pytest.approx(2 * np.exp(4.0))
+
+
+def test_unchain_backward_cuts_every_link():
+    x = Variable(np.array(1.0))
+    a = x * 2.0
+    b = a * 3.0
+    y = b + a
+    y.unchain_backward()
+    assert a.creator is None and b.creator is None
+    assert y.creator is not None  # y itself keeps its creator (DeZero semantics)
+
+
+def test_detach_shares_data_without_graph():
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * 2.0
+    d = y.detach()
+    assert d.data is y.data and d.creator is None and not d.requires_grad
+
+
+def test_multi_output_function_with_unused_output():
+    class SplitHalves(Function):
+        def forward(self, x):
+            return x[:2].copy(), x[2:].copy()
+
+        def backward(self, g0, g1):
+            xp = np
+            z0 = g0.data if g0 is not None else xp.zeros(2)
+            z1 = g1.data if g1 is not None else xp.zeros(2)
+            return Variable(np.concatenate([z0, z1]))
+
+    x = Variable(np.arange(4.0))
+    a, b = SplitHalves()(x)
+    del b
+    (a * 5.0).backward()
+    np.testing.assert_array_equal(x.grad.data, [5.0, 5.0, 0.0, 0.0])
+
+
+def test_backward_returning_wrong_number_of_grads_is_reported():
+    class Broken(Function):
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, gy):
+            return gy
+
+    x = Variable(np.array(1.0))
+    y = Broken()(x, x)
+    with pytest.raises(GraphError, match="Broken.backward returned 1 gradient"):
+        y.backward()
+
+
+class TestDtypes:
+    def test_python_scalars_are_weak(self):
+        x = Variable(np.ones(3, dtype=np.float32))
+        for y in (x * 2.0, 2.0 * x, x + 1, 1 - x, x / 3.0, 3.0 / x, x ** 2, -x, x - 0.5):
+            assert y.dtype == np.float32
+
+    def test_numpy_scalars_are_weak_too(self):
+        x = Variable(np.ones(3, dtype=np.float32))
+        assert (x * np.sqrt(2.0)).dtype == np.float32
+        assert (x ** np.float64(2)).dtype == np.float32
+
+    def test_float32_gradients_stay_float32(self):
+        x = Variable(np.ones((2, 3), dtype=np.float32))
+        w = Variable(np.ones((3, 4), dtype=np.float32))
+        y = F.sum(F.tanh(x @ w) * 0.5 + 1.0)
+        y.backward()
+        assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+    def test_int_variable_with_float_scalar_promotes_like_numpy(self):
+        x = Variable(np.arange(3))
+        assert (x * 2.5).dtype == np.float64
+        assert (x * 2).dtype == x.dtype
+
+    def test_arrays_follow_numpy_promotion(self):
+        x = Variable(np.ones(2, dtype=np.float32))
+        assert (x * np.ones(2)).dtype == np.float64
+
+
+class TestOperators:
+    def test_ndarray_on_the_left_returns_variable(self):
+        x = Variable(np.array([1.0, 2.0]))
+        a = np.array([10.0, 20.0])
+        for y, expected in ((a + x, [11, 22]), (a - x, [9, 18]), (a * x, [10, 40]),
+                            (a / x, [10, 10])):
+            assert isinstance(y, Variable)
+            np.testing.assert_array_equal(y.data, expected)
+
+    def test_matmul_operator_both_sides(self):
+        x = Variable(np.ones((2, 3)))
+        w = np.ones((3, 4))
+        assert isinstance(x @ w, Variable) and (x @ w).shape == (2, 4)
+        assert isinstance(np.ones((5, 2)) @ x, Variable)
+
+    def test_getitem(self):
+        x = Variable(np.arange(6.0).reshape(2, 3))
+        y = x[1]
+        np.testing.assert_array_equal(y.data, [3.0, 4.0, 5.0])
+        y.backward()
+        np.testing.assert_array_equal(x.grad.data, [[0, 0, 0], [1, 1, 1]])
+
+    def test_pow_and_neg(self):
+        x = Variable(np.array(3.0))
+        y = -x ** 2
+        y.backward()
+        assert y.data == -9.0 and x.grad.data == -6.0
