@@ -3,21 +3,8 @@
 This module only re-exports; each op lives in its family module under ``zerograd/ops``.
 """
 
-from zerograd.ops import (
-    activation,
-    arithmetic,
-    attention,
-    conv,
-    elementwise,
-    indexing,
-    linalg,
-    loss,
-    normalization,
-    pooling,
-    random,
-    reduction,
-    shape,
-)
+import importlib
+
 from zerograd.ops.activation import *  # noqa: F403
 from zerograd.ops.arithmetic import *  # noqa: F403
 from zerograd.ops.attention import *  # noqa: F403
@@ -32,7 +19,10 @@ from zerograd.ops.random import *  # noqa: F403
 from zerograd.ops.reduction import *  # noqa: F403
 from zerograd.ops.shape import *  # noqa: F403
 
-_FAMILIES = (activation, arithmetic, attention, conv, elementwise, indexing, linalg, loss,
-             normalization, pooling, random, reduction, shape)
+# Function names such as ``pooling`` shadow their family module's name here, so the
+# families are looked up by module path.
+_FAMILY_NAMES = ("activation", "arithmetic", "attention", "conv", "elementwise", "indexing",
+                 "linalg", "loss", "normalization", "pooling", "random", "reduction", "shape")
+_FAMILIES = tuple(importlib.import_module(f"zerograd.ops.{name}") for name in _FAMILY_NAMES)
 
 __all__ = sorted({name for family in _FAMILIES for name in family.__all__})

@@ -72,7 +72,7 @@ def test_dot_graph_has_nodes_labels_and_edges():
     text = get_dot_graph(y, verbose=True)
     assert text.startswith("digraph g {") and text.endswith("}")
     assert f'{id(x)} [label="x: (2, 3) float32", color=orange' in text
-    assert f"{id(y.creator)} [label=\"Mul\"" in text
+    assert f"{id(y.creator)} [label=\"MulConstant\"" in text
     exp_f = y.creator.inputs[0].creator
     assert f"{id(x)} -> {id(exp_f)}" in text
     assert f"{id(y.creator)} -> {id(y)}" in text

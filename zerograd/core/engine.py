@@ -12,7 +12,7 @@ import heapq
 from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.core.broadcast import sum_to
-from zerograd.core.function import as_array
+from zerograd.core.function import _new_variable, as_array
 from zerograd.core.variable import Variable
 from zerograd.errors import GraphError
 
@@ -87,7 +87,7 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                     total = grad.data + gx.data
                     if total.ndim == 0:
                         total = as_array(total)  # NumPy returns a scalar for 0-d + 0-d
-                    x.grad = Variable(total, requires_grad=False)
+                    x.grad = _new_variable(total, None, 0, False)
                 creator = x.creator
                 if creator is not None and creator not in seen:
                     seen.add(creator)

@@ -2,6 +2,11 @@
 
 Broadcasting is allowed everywhere; backward returns gradients in the broadcast shape and
 the engine sums them back to each input's shape.
+
+A Python (or NumPy) scalar operand does not become a graph input: the op keeps it as a
+constant (``AddConstant``, ``MulConstant``, ...). NumPy 2 treats a Python scalar as *weak*,
+so ``float32 Variable * 2.0`` stays float32, and one-input ops are cheaper to run and to
+differentiate.
 """
 
 from __future__ import annotations
@@ -11,10 +16,22 @@ import numpy as np
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError
-from zerograd.ops._operands import scalar_operand
 
 __all__ = ["add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow",
            "Add", "Sub", "Mul", "Div", "Neg", "Pow"]
+
+_PY_SCALARS = (int, float, complex)
+
+
+def _as_scalar(x):
+    """``x`` as a Python scalar if it is a Python or NumPy scalar, else None."""
+    if type(x) is float or type(x) is int:
+        return x
+    if isinstance(x, np.generic):
+        return x.item()  # weak like a Python scalar: float32 * np.sqrt(2) stays float32
+    if isinstance(x, _PY_SCALARS) and not isinstance(x, bool):
+        return x
+    return None
 
 
 class Add(Function):
@@ -73,6 +90,72 @@ class Neg(Function):
         return -gy
 
 
+class AddConstant(Function):
+    """y = x + c for a scalar constant c."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x + self.c
+
+    def backward(self, gy):
+        return gy
+
+
+class MulConstant(Function):
+    """y = x * c for a scalar constant c."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x * self.c
+
+    def backward(self, gy):
+        return gy * self.c
+
+
+class RSubConstant(Function):
+    """y = c - x for a scalar constant c."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return self.c - x
+
+    def backward(self, gy):
+        return -gy
+
+
+class DivConstant(Function):
+    """y = x / c for a scalar constant c."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x / self.c
+
+    def backward(self, gy):
+        return gy / self.c
+
+
+class RDivConstant(Function):
+    """y = c / x for a scalar constant c; dy/dx = -c / x^2 = -y / x."""
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return self.c / x
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return -gy * self.output / x
+
+
 class Pow(Function):
     """y = x ** c for a constant exponent c (a scalar or an array that is not a Variable)."""
 
@@ -85,37 +168,57 @@ class Pow(Function):
     def backward(self, gy):
         (x,) = self.inputs
         c = self.c
-        return c * x ** (c - 1) * gy
+        if isinstance(c, _PY_SCALARS) and c == 2:
+            return gy * x * 2
+        return gy * (x ** (c - 1) * c)
 
 
 def add(x0, x1) -> Variable:
     """x0 + x1 with NumPy broadcasting. Either side may be a Variable, array or scalar."""
-    return Add()(x0, scalar_operand(x1, x0))
+    c = _as_scalar(x1)
+    if c is not None:
+        return AddConstant(c)(x0)
+    return Add()(x0, x1)
 
 
 def sub(x0, x1) -> Variable:
     """x0 - x1 with broadcasting."""
-    return Sub()(x0, scalar_operand(x1, x0))
+    c = _as_scalar(x1)
+    if c is not None:
+        return AddConstant(-c)(x0)
+    return Sub()(x0, x1)
 
 
 def rsub(x0, x1) -> Variable:
     """x1 - x0 (the reflected form, for ``scalar - Variable``)."""
-    return Sub()(scalar_operand(x1, x0), x0)
+    c = _as_scalar(x1)
+    if c is not None:
+        return RSubConstant(c)(x0)
+    return Sub()(x1, x0)
 
 
 def mul(x0, x1) -> Variable:
     """x0 * x1 (elementwise) with broadcasting."""
-    return Mul()(x0, scalar_operand(x1, x0))
+    c = _as_scalar(x1)
+    if c is not None:
+        return MulConstant(c)(x0)
+    return Mul()(x0, x1)
 
 
 def div(x0, x1) -> Variable:
     """x0 / x1 (true division) with broadcasting."""
-    return Div()(x0, scalar_operand(x1, x0))
+    c = _as_scalar(x1)
+    if c is not None:
+        return DivConstant(c)(x0)
+    return Div()(x0, x1)
 
 
 def rdiv(x0, x1) -> Variable:
     """x1 / x0 (the reflected form, for ``scalar / Variable``)."""
-    return Div()(scalar_operand(x1, x0), x0)
+    c = _as_scalar(x1)
+    if c is not None:
+        return RDivConstant(c)(x0)
+    return Div()(x1, x0)
 
 
 def neg(x) -> Variable:
@@ -134,6 +237,5 @@ def pow(x, c) -> Variable:
             f"shape {c.shape} and dtype {c.dtype} (base: {getattr(x, 'shape', ())}); use "
             f"F.power(x, y) to differentiate with respect to the exponent"
         )
-    if isinstance(c, np.generic):
-        c = c.item()  # weak, like a Python scalar: float32 ** np.float64(2) stays float32
-    return Pow(c)(x)
+    scalar = _as_scalar(c)
+    return Pow(c if scalar is None else scalar)(x)
