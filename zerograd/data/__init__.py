@@ -1,0 +1,21 @@
+"""``zerograd.data``: datasets, transforms, loaders and safe downloads.
+
+DeZero's module names re-export from here: ``zerograd.datasets``, ``zerograd.dataloaders``,
+``zerograd.transforms``. Pillow, scikit-learn and matplotlib are imported only by the parts
+that need them.
+"""
+
+from zerograd.data import transforms
+from zerograd.data.dataset import ArrayDataset, Dataset, Subset, TensorDataset
+from zerograd.data.digits import Digits
+from zerograd.data.download import DownloadError, cache_dir, get_file
+from zerograd.data.loader import DataLoader, SeqDataLoader
+from zerograd.data.mnist import MNIST, IDXFormatError, read_idx
+from zerograd.data.sincurve import SinCurve
+from zerograd.data.spiral import Spiral, get_spiral
+
+__all__ = [
+    "ArrayDataset", "DataLoader", "Dataset", "Digits", "DownloadError", "IDXFormatError",
+    "MNIST", "SeqDataLoader", "SinCurve", "Spiral", "Subset", "TensorDataset", "cache_dir",
+    "get_file", "get_spiral", "read_idx", "transforms",
+]

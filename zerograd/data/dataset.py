@@ -1,0 +1,173 @@
+"""Dataset base class (DeZero's protocol) and datasets over arrays the user already has.
+
+A dataset holds ``data`` and ``label`` (``label`` may be ``None``), filled by ``prepare()``.
+``dataset[i]`` with an integer is one example ``(transform(x), target_transform(t))``, or
+``(x, None)`` without labels, as in DeZero. ``dataset[indices]`` with a slice, a list or an
+integer array is a whole batch: the arrays are indexed once and the transforms applied to the
+batch (see ``zerograd.data.transforms.apply_batch``); this is what the ``DataLoader`` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from zerograd.data.transforms import Identity, apply_batch
+from zerograd.errors import DTypeError, ShapeError
+
+
+def _is_integer_index(index) -> bool:
+    return isinstance(index, (int, np.integer)) and not isinstance(index, bool)
+
+
+def _batch_index(index, owner: str):
+    """A slice or an integer/boolean index array from what the user passed."""
+    if isinstance(index, slice):
+        return index
+    index = np.asarray(index)
+    if index.dtype == bool or np.issubdtype(index.dtype, np.integer):
+        return index
+    if index.size == 0:
+        return index.astype(np.intp)
+    raise DTypeError(f"{owner}: an index must be an int, a slice or an array of ints, got "
+                     f"{index.dtype} {index.shape}")
+
+
+class Dataset:
+    """Base class: subclasses fill ``self.data`` (and ``self.label``) in ``prepare()``.
+
+    ``transform`` maps one input example, ``target_transform`` one label; ``None`` means the
+    identity. Both also receive whole batches when the dataset is indexed with many indices
+    (transforms from ``zerograd.transforms`` handle both; any other callable is called once
+    per example).
+    """
+
+    def __init__(self, train: bool = True, transform: Callable | None = None,
+                 target_transform: Callable | None = None):
+        self.train = train
+        self.transform = transform if transform is not None else Identity()
+        self.target_transform = target_transform if target_transform is not None else Identity()
+        self.data = None
+        self.label = None
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Load or generate ``self.data`` and ``self.label``; the base class has none."""
+
+    @property
+    def supports_batch_index(self) -> bool:
+        """True when ``self[indices]`` fetches a batch with one fancy index of the arrays."""
+        arrays = (self.data,) if self.label is None else (self.data, self.label)
+        return (type(self).__getitem__ is Dataset.__getitem__
+                and all(hasattr(a, "shape") for a in arrays))
+
+    def __getitem__(self, index):
+        if _is_integer_index(index):
+            x = self.transform(self.data[index])
+            if self.label is None:
+                return x, None
+            return x, self.target_transform(self.label[index])
+        if np.isscalar(index):
+            raise DTypeError(f"{type(self).__name__}: an index must be an int, a slice or an "
+                             f"array of ints, got {type(index).__name__} {index!r}")
+        index = _batch_index(index, type(self).__name__)
+        x = apply_batch(self.transform, _take(self.data, index))
+        if self.label is None:
+            return x, None
+        return x, apply_batch(self.target_transform, _take(self.label, index))
+
+    def __len__(self) -> int:
+        if self.data is None:
+            raise TypeError(f"{type(self).__name__} has no data: prepare() did not set it")
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        data = getattr(self.data, "shape", None)
+        label = getattr(self.label, "shape", None)
+        return f"{type(self).__name__}(train={self.train}, data={data}, label={label})"
+
+
+def _take(array, index):
+    if hasattr(array, "shape"):
+        return array[index]
+    # A list (or other sequence): index it example by example.
+    positions = range(len(array))[index] if isinstance(index, slice) else index
+    if np.asarray(positions).dtype == np.bool_:
+        positions = np.flatnonzero(positions)
+    return np.array([array[int(i)] for i in positions])
+
+
+class ArrayDataset(Dataset):
+    """A dataset over arrays: ``ArrayDataset(x, t)`` gives ``(x[i], t[i])``.
+
+    ``data``: ``(N, ...)``; ``label``: ``(N, ...)`` or ``None``. Variables are unwrapped to
+    their arrays. ``TensorDataset`` is the same class under PyTorch's name.
+    """
+
+    def __init__(self, data, label=None, transform: Callable | None = None,
+                 target_transform: Callable | None = None, train: bool = True):
+        self._arrays = (_unwrap(data), None if label is None else _unwrap(label))
+        data, label = self._arrays
+        if label is not None and len(data) != len(label):
+            raise ShapeError(f"{type(self).__name__}: data has {len(data)} examples "
+                             f"({data.dtype} {data.shape}) but label has {len(label)} "
+                             f"({label.dtype} {label.shape}); expected the same number")
+        super().__init__(train=train, transform=transform, target_transform=target_transform)
+
+    def prepare(self) -> None:
+        self.data, self.label = self._arrays
+
+
+TensorDataset = ArrayDataset
+
+
+def _unwrap(array):
+    array = getattr(array, "data", array) if not isinstance(array, np.ndarray) else array
+    if not hasattr(array, "shape"):
+        array = np.asarray(array)
+    if array.ndim == 0:
+        raise ShapeError(f"ArrayDataset: expected arrays with examples along axis 0, got a "
+                         f"0-d {array.dtype} array")
+    return array
+
+
+class Subset:
+    """The examples of ``dataset`` at ``indices``, in that order (e.g. a train/test split).
+
+    Batch indexing passes through to the dataset with one fancy index when it supports it.
+    """
+
+    def __init__(self, dataset, indices: Sequence[int] | np.ndarray):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.intp)
+        if self.indices.ndim != 1:
+            raise ShapeError(f"Subset: indices must be 1-D, got shape {self.indices.shape}")
+        n = len(dataset)
+        if len(self.indices) and (self.indices.min() < -n or self.indices.max() >= n):
+            raise IndexError(f"Subset: indices must lie in [-{n}, {n}) for a dataset of "
+                             f"{n} examples")
+
+    @property
+    def supports_batch_index(self) -> bool:
+        return getattr(self.dataset, "supports_batch_index", False)
+
+    def __getitem__(self, index):
+        if _is_integer_index(index):
+            return self.dataset[int(self.indices[index])]
+        positions = self.indices[_batch_index(index, "Subset")]
+        if self.supports_batch_index:
+            return self.dataset[positions]
+        batch = [self.dataset[int(i)] for i in positions]
+        x = np.array([example[0] for example in batch])
+        t = np.array([example[1] for example in batch])
+        return x, t
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"Subset({self.dataset!r}, {len(self)} examples)"
+
+
+__all__ = ["ArrayDataset", "Dataset", "Subset", "TensorDataset"]

@@ -1,0 +1,184 @@
+"""Mini-batch loaders: ``DataLoader`` (DeZero's protocol, batched fetching) and ``SeqDataLoader``.
+
+Random numbers follow DeZero: ``np.random.permutation(len(dataset))`` from NumPy's global
+random state at construction and at the end of every epoch, so a script seeded with
+``np.random.seed`` sees the same batches as on DeZero. ``rng=`` gives the loader its own
+generator instead.
+
+Iteration. ``next(loader)`` / ``loader.next()`` advance the loader's own cursor exactly as in
+DeZero. ``iter(loader)`` (a ``for`` loop) returns a *fresh epoch iterator* with its own cursor
+over the loader's current order; when it is exhausted the loader reshuffles, as DeZero does at
+the end of an epoch. Run one loop after another and the batches are DeZero's; nest two loops
+over the same loader and each walks its own epoch instead of silently sharing one cursor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from zerograd.backend import as_cupy
+
+
+def _make_rng(rng):
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return rng
+    if isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"DataLoader: rng must be None, an int seed, a np.random.Generator or a "
+                    f"np.random.RandomState, got {type(rng).__name__}")
+
+
+class DataLoader:
+    """Iterates over ``dataset`` in mini-batches of ``batch_size``: yields ``(x, t)`` arrays.
+
+    ``max_iter = ceil(len / batch_size)`` batches per epoch (the last may be short), or
+    ``len // batch_size`` with ``drop_last=True``. ``shuffle`` draws a new order every epoch.
+    A dataset that exposes its arrays (``supports_batch_index``) is fetched with one fancy
+    index per batch and transformed as a batch; any other ``dataset[i]`` sequence is fetched
+    example by example and stacked. ``t`` is ``None`` for a dataset without labels. With
+    ``gpu=True`` the batches are CuPy arrays.
+    """
+
+    def __init__(self, dataset, batch_size: int, shuffle: bool = True, gpu: bool = False,
+                 drop_last: bool = False, rng=None):
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"{type(self).__name__}: batch_size must be a positive int, "
+                             f"got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.gpu = gpu
+        self.drop_last = drop_last
+        self.rng = _make_rng(rng)
+        self.data_size = len(dataset)
+        if drop_last:
+            self.max_iter = self.data_size // self.batch_size
+        else:
+            self.max_iter = math.ceil(self.data_size / self.batch_size)
+        self.reset()
+
+    # -- DeZero's protocol ---------------------------------------------------------------------
+    def reset(self) -> None:
+        """Rewinds to the first batch and, when shuffling, draws a new order."""
+        self.iteration = 0
+        if self.shuffle:
+            permutation = (self.rng or np.random).permutation
+            self.index = permutation(self.data_size)
+        else:
+            self.index = np.arange(self.data_size)
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            self.reset()
+            raise StopIteration
+        batch = self._fetch(self._batch_index(self.iteration, self.index))
+        self.iteration += 1
+        return batch
+
+    def next(self):
+        return self.__next__()
+
+    def __iter__(self):
+        return _EpochIterator(self)
+
+    def __len__(self) -> int:
+        return self.max_iter
+
+    def to_cpu(self) -> None:
+        self.gpu = False
+
+    def to_gpu(self) -> None:
+        self.gpu = True
+
+    # -- state, for checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The current order, cursor and (if the loader has its own) generator state."""
+        state = {"index": self.index.copy(), "iteration": self.iteration}
+        if isinstance(self.rng, np.random.Generator):
+            state["rng"] = self.rng.bit_generator.state
+        elif isinstance(self.rng, np.random.RandomState):
+            state["rng"] = self.rng.get_state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        index = np.asarray(state["index"])
+        if index.shape != (self.data_size,):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved order has "
+                             f"shape {index.shape}, expected ({self.data_size},)")
+        self.index = index
+        self.iteration = int(state["iteration"])
+        if "rng" in state and isinstance(self.rng, np.random.Generator):
+            self.rng.bit_generator.state = state["rng"]
+        elif "rng" in state and isinstance(self.rng, np.random.RandomState):
+            self.rng.set_state(state["rng"])
+
+    # -- fetching --------------------------------------------------------------------------------
+    def _batch_index(self, iteration: int, index: np.ndarray) -> np.ndarray:
+        start = iteration * self.batch_size
+        return index[start:start + self.batch_size]
+
+    def _fetch(self, batch_index: np.ndarray):
+        if getattr(self.dataset, "supports_batch_index", False):
+            x, t = self.dataset[batch_index]
+        else:
+            batch = [self.dataset[int(i)] for i in batch_index]
+            x = np.array([example[0] for example in batch])
+            labels = [example[1] for example in batch]
+            t = None if all(label is None for label in labels) else np.array(labels)
+        if self.gpu:
+            x = as_cupy(x)
+            t = None if t is None else as_cupy(t)
+        return x, t
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(dataset={self.dataset!r}, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}, max_iter={self.max_iter})")
+
+
+class _EpochIterator:
+    """One pass over a loader's current order, with its own cursor (see the module doc)."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+        self.index = loader.index
+        self.iteration = 0
+        self.max_iter = loader.max_iter
+        self._finished = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.iteration >= self.max_iter:
+            if not self._finished:
+                self._finished = True
+                self.loader.reset()
+            raise StopIteration
+        batch = self.loader._fetch(self.loader._batch_index(self.iteration, self.index))
+        self.iteration += 1
+        # Mirrors the cursor for code that reads loader.iteration inside a for loop.
+        self.loader.iteration = self.iteration
+        return batch
+
+    def __len__(self) -> int:
+        return self.max_iter - self.iteration
+
+
+class SeqDataLoader(DataLoader):
+    """Batches of ``batch_size`` parallel streams over a sequence, for truncated BPTT.
+
+    No shuffling. With ``jump = len // batch_size``, row ``i`` of batch ``k`` is example
+    ``(i * jump + k) % len``, so each row walks its own stretch of the sequence (DeZero's rule).
+    """
+
+    def __init__(self, dataset, batch_size: int, gpu: bool = False):
+        super().__init__(dataset=dataset, batch_size=batch_size, shuffle=False, gpu=gpu)
+
+    def _batch_index(self, iteration: int, index: np.ndarray) -> np.ndarray:
+        jump = self.data_size // self.batch_size
+        return (np.arange(self.batch_size) * jump + iteration) % self.data_size
+
+
+__all__ = ["DataLoader", "SeqDataLoader"]

@@ -1,0 +1,180 @@
+"""MNIST from its standard IDX files (gzip-compressed or not), and an IDX reader.
+
+The files are looked up in ``root`` (a directory the user gives) or the cache directory
+(``$ZEROGRAD_DATA/mnist`` or ``~/.zerograd/mnist``), and downloaded only when
+``download=True``. Every file is checked: magic number, declared sizes against the bytes
+actually present, image size 28x28, as many labels as images. A truncated or corrupt file
+raises ``IDXFormatError`` naming it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+from zerograd.data.dataset import Dataset
+from zerograd.data.download import cache_dir, get_file
+from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat
+from zerograd.errors import ZerogradError
+
+# IDX type codes (third byte of the magic number) -> big-endian dtypes.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
+
+
+class IDXFormatError(ZerogradError, ValueError):
+    """An IDX file is truncated, corrupt or not the kind of file expected."""
+
+
+def _read_bytes(path: str) -> bytearray:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    try:
+        opener = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as f:
+            return bytearray(f.read())
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise IDXFormatError(f"{path}: corrupt or truncated gzip file ({error}); delete it and "
+                             f"fetch it again") from error
+
+
+def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
+    """The array stored in an IDX file (gzip or raw), in native byte order and writable.
+
+    Raises ``IDXFormatError`` naming the file when the magic number is not an IDX one (or not
+    ``expected_magic``), or the payload is shorter or longer than the header declares.
+    """
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise IDXFormatError(f"{path}: {len(raw)} bytes, too short for an IDX header "
+                             f"(truncated file?)")
+    magic = int.from_bytes(raw[:4], "big")
+    type_code, ndim = raw[2], raw[3]
+    if raw[0] != 0 or raw[1] != 0 or type_code not in _IDX_DTYPES or ndim == 0:
+        raise IDXFormatError(f"{path}: bad magic number {magic:#010x}; not an IDX file")
+    if expected_magic is not None and magic != expected_magic:
+        raise IDXFormatError(f"{path}: magic number {magic}, expected {expected_magic} "
+                             f"(is it the right file?)")
+    header_bytes = 4 + 4 * ndim
+    if len(raw) < header_bytes:
+        raise IDXFormatError(f"{path}: truncated header ({len(raw)} bytes, expected "
+                             f"{header_bytes} for {ndim} dimensions)")
+    shape = tuple(int(n) for n in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[type_code])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    present = len(raw) - header_bytes
+    if present != expected:
+        problem = "truncated" if present < expected else "has trailing bytes"
+        raise IDXFormatError(f"{path}: {problem}: the header declares shape {shape} "
+                             f"({expected} bytes of {dtype.name}) but {present} bytes follow")
+    array = np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+# DeZero's default: flatten to (784,), float32 in [0, 1]. Stateless, so one instance serves all.
+DEFAULT_TRANSFORM = Compose([Flatten(), ToFloat(), Normalize(0.0, 255.0)])
+
+
+class MNIST(Dataset):
+    """MNIST: ``data`` uint8 ``(N, 1, 28, 28)``, ``label`` int64 ``(N,)``.
+
+    The default transform (DeZero's) flattens each image to ``(784,)`` float32 in [0, 1].
+    Files are read from ``root`` (default: ``cache_dir()/mnist``); ``images_file`` and
+    ``labels_file`` name the two files explicitly instead. ``download=True`` fetches missing
+    standard files from ``mirrors`` into the directory.
+    """
+
+    mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+               "https://storage.googleapis.com/cvdf-datasets/mnist/")
+    files = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    # Checksums of the gzip files we can vouch for; the IDX checks cover the others.
+    sha256 = {
+        "t10k-images-idx3-ubyte.gz":
+            "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b",
+        "t10k-labels-idx1-ubyte.gz":
+            "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
+    }
+
+    def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
+                 target_transform: Callable | None = None, root: str | os.PathLike | None = None,
+                 download: bool = False, images_file: str | os.PathLike | None = None,
+                 labels_file: str | os.PathLike | None = None):
+        self.root = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
+        self.download = download
+        self.images_file = images_file
+        self.labels_file = labels_file
+        super().__init__(train, transform, target_transform)
+
+    def _locate(self) -> tuple[str, str]:
+        if (self.images_file is None) != (self.labels_file is None):
+            raise ValueError("MNIST: give both images_file= and labels_file=, or neither")
+        if self.images_file is not None:
+            paths = (os.fspath(self.images_file), os.fspath(self.labels_file))
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"MNIST: no such file: {path}")
+            return paths
+        split = "train" if self.train else "test"
+        found, missing = [], []
+        for stem in self.files[self.train]:
+            candidates = [os.path.join(self.root, stem + ext) for ext in (".gz", "")]
+            path = next((p for p in candidates if os.path.isfile(p)), None)
+            if path is None and self.download:
+                path = self._fetch(stem + ".gz")
+            if path is None:
+                missing.append(f"{stem}.gz (or {stem})")
+            found.append(path)
+        if missing:
+            raise FileNotFoundError(
+                f"MNIST: the {split} split is not in {self.root}: missing {', '.join(missing)}. "
+                f"Pass root= a directory holding the IDX files, images_file=/labels_file=, or "
+                f"download=True to fetch them from {self.mirrors[0]}")
+        return found[0], found[1]
+
+    def _fetch(self, file_name: str) -> str:
+        errors = []
+        for mirror in self.mirrors:
+            try:
+                return get_file(mirror + file_name, directory=self.root,
+                                sha256=self.sha256.get(file_name))
+            except OSError as error:
+                errors.append(f"{mirror}: {error}")
+        raise OSError(f"MNIST: could not download {file_name}:\n  " + "\n  ".join(errors))
+
+    def prepare(self) -> None:
+        images_path, labels_path = self._locate()
+        images = read_idx(images_path, IMAGES_MAGIC)
+        labels = read_idx(labels_path, LABELS_MAGIC)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise IDXFormatError(f"{images_path}: images of shape {images.shape[1:]}, "
+                                 f"expected (28, 28)")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise IDXFormatError(f"{labels_path}: {labels.shape} labels for {len(images)} images "
+                                 f"in {images_path}; expected one label per image")
+        self.data = images.reshape(-1, 1, 28, 28)
+        self.label = labels.astype(np.int64)
+
+    def show(self, row: int = 10, col: int = 10) -> None:
+        """Shows ``row x col`` random images (matplotlib; the draw uses the global RNG)."""
+        import matplotlib.pyplot as plt
+
+        H, W = 28, 28
+        picks = np.random.randint(0, len(self.data) - 1, size=row * col)
+        tiles = self.data[picks].reshape(row, col, H, W)
+        img = tiles.transpose(0, 2, 1, 3).reshape(row * H, col * W)
+        plt.imshow(img, cmap="gray", interpolation="nearest")
+        plt.axis("off")
+        plt.show()
+
+    @staticmethod
+    def labels() -> dict[int, str]:
+        return {i: str(i) for i in range(10)}
+
+
+__all__ = ["IDXFormatError", "MNIST", "read_idx"]
