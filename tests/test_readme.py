@@ -20,5 +20,6 @@ def test_readme_examples_print_their_comments():
         with contextlib.redirect_stdout(out):
             exec(compile(code, str(README), "exec"), {})
         printed = out.getvalue().splitlines()
-        promised = [m.group(1).strip() for m in re.finditer(r"print\([^\n]*?\)[ \t]+# ([^\n]*)", code)]
+        pattern = r"print\([^\n]*?\)[ \t]+# ([^\n]*)"
+        promised = [m.group(1).strip() for m in re.finditer(pattern, code)]
         assert printed[: len(promised)] == promised
