@@ -1,0 +1,33 @@
+"""Specs for the attention family (zerograd/ops/attention.py)."""
+
+import numpy as np
+
+import zerograd.functions as F
+from tests.ops.harness import OpSpec
+
+CAUSAL = np.tril(np.ones((3, 4), dtype=bool))
+ADDITIVE = np.where(np.tril(np.ones((3, 4), dtype=bool), 1), 0.0, -np.inf)
+
+
+def np_attention(q, k, v, mask=None, scale=None):
+    scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2) * scale
+    if mask is not None and mask.dtype == bool:
+        scores = np.where(mask, scores, -np.inf)
+    elif mask is not None:
+        scores = scores + mask
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(scores)
+    return (e / e.sum(axis=-1, keepdims=True)) @ v
+
+
+SPECS = [
+    OpSpec("scaled_dot_product_attention", F.scaled_dot_product_attention, np_attention,
+           shapes=[((3, 2), (4, 2), (4, 5)), ((2, 3, 2), (2, 4, 2), (2, 4, 3)),
+                   ((2, 1, 3, 2), (3, 4, 2), (4, 2))]),
+    OpSpec("attention_boolean_mask", F.scaled_dot_product_attention, np_attention,
+           kwargs={"mask": CAUSAL}, shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[]),
+    OpSpec("attention_additive_mask_scale", F.scaled_dot_product_attention, np_attention,
+           kwargs={"mask": ADDITIVE, "scale": 0.3},
+           shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[]),
+]
