@@ -1,0 +1,201 @@
+"""Weight initialisers, shared by every layer.
+
+An initialiser is a callable ``init(shape, dtype=np.float32, fan_in=None, fan_out=None)``
+returning a NumPy array of that shape and dtype. The factories below build them::
+
+    L.Linear(100, initializer=init.he_normal())
+    L.Linear(100, initializer="xavier_uniform")       # by name, default settings
+
+Fans: a layer passes ``fan_in``/``fan_out`` when it knows them; otherwise they follow from
+the shape by :func:`compute_fans` (2-D ``(in, out)``: zerograd's Linear layout; N-D
+``(out, in, *kernel)``: the convolution layout).
+
+Random draws come from NumPy's global random state (``np.random.seed`` reproduces them, in the
+same order as DeZero) unless an ``rng`` (``np.random.Generator``) is given. Scaling happens in
+the target dtype, so a float32 weight stays float32 (DeZero's became float64 under NumPy 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "Initializer", "compute_fans", "get_initializer",
+    "normal", "uniform", "lecun_normal", "xavier_normal", "xavier_uniform", "glorot_normal",
+    "glorot_uniform", "he_normal", "he_uniform", "kaiming_normal", "kaiming_uniform",
+    "zeros", "ones", "constant", "dezero_default",
+]
+
+Initializer = Callable[..., np.ndarray]
+
+
+def compute_fans(shape: tuple) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight: (in, out) for 2-D, (in * k, out * k) for (out, in, *k)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _fans(shape, fan_in, fan_out) -> tuple[int, int]:
+    default_in, default_out = compute_fans(shape)
+    return (default_in if fan_in is None else int(fan_in),
+            default_out if fan_out is None else int(fan_out))
+
+
+def _standard_normal(shape, rng) -> np.ndarray:
+    # np.random.randn(*shape) is DeZero's draw; keep that exact call for the global state.
+    if rng is None:
+        return np.random.randn(*shape)
+    return rng.standard_normal(shape)
+
+
+def _uniform(low, high, shape, rng) -> np.ndarray:
+    if rng is None:
+        return np.random.uniform(low, high, size=shape)
+    return rng.uniform(low, high, size=shape)
+
+
+def _scaled_normal(shape, dtype, std: float, mean: float, rng) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    # Cast first, then scale by a scalar of the same dtype: float32 stays float32 and equals
+    # DeZero's float32 result (randn(...).astype(float32) * float32(std)) bit for bit.
+    w = _standard_normal(shape, rng).astype(dtype)
+    w *= dtype.type(std)
+    if mean != 0.0:
+        w += dtype.type(mean)
+    return w
+
+
+def normal(std: float = 1.0, mean: float = 0.0, rng=None) -> Initializer:
+    """Draw from N(mean, std^2)."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return _scaled_normal(tuple(shape), dtype, std, mean, rng)
+    init.__name__ = f"normal(std={std}, mean={mean})"
+    return init
+
+
+def uniform(scale: float = 0.05, low: float | None = None, high: float | None = None,
+            rng=None) -> Initializer:
+    """Draw from U(low, high); by default U(-scale, scale)."""
+    low = -scale if low is None else low
+    high = scale if high is None else high
+
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return _uniform(low, high, tuple(shape), rng).astype(dtype)
+    init.__name__ = f"uniform(low={low}, high={high})"
+    return init
+
+
+def lecun_normal(scale: float = 1.0, rng=None) -> Initializer:
+    """N(0, scale / fan_in): randn * sqrt(scale / fan_in). DeZero's default for Linear/Conv."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, _ = _fans(shape, fan_in, fan_out)
+        return _scaled_normal(tuple(shape), dtype, math.sqrt(scale / fan_in), 0.0, rng)
+    init.__name__ = "lecun_normal"
+    return init
+
+
+def dezero_default(rng=None) -> Initializer:
+    """DeZero's Linear/Conv weights: ``randn(*shape) * sqrt(1 / fan_in)`` (lecun_normal)."""
+    return lecun_normal(1.0, rng)
+
+
+def xavier_normal(gain: float = 1.0, rng=None) -> Initializer:
+    """Glorot & Bengio (2010): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, fan_out = _fans(shape, fan_in, fan_out)
+        std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+        return _scaled_normal(tuple(shape), dtype, std, 0.0, rng)
+    init.__name__ = "xavier_normal"
+    return init
+
+
+def xavier_uniform(gain: float = 1.0, rng=None) -> Initializer:
+    """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, fan_out = _fans(shape, fan_in, fan_out)
+        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+        return _uniform(-bound, bound, tuple(shape), rng).astype(dtype)
+    init.__name__ = "xavier_uniform"
+    return init
+
+
+def he_normal(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
+    """He et al. (2015): N(0, std^2), std = gain / sqrt(fan_in) (gain sqrt(2) suits ReLU)."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, _ = _fans(shape, fan_in, fan_out)
+        return _scaled_normal(tuple(shape), dtype, gain / math.sqrt(fan_in), 0.0, rng)
+    init.__name__ = "he_normal"
+    return init
+
+
+def he_uniform(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
+    """He et al. (2015): U(-a, a), a = gain * sqrt(3 / fan_in)."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, _ = _fans(shape, fan_in, fan_out)
+        bound = gain * math.sqrt(3.0 / fan_in)
+        return _uniform(-bound, bound, tuple(shape), rng).astype(dtype)
+    init.__name__ = "he_uniform"
+    return init
+
+
+def constant(value: float) -> Initializer:
+    """Every element equal to ``value``."""
+    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return np.full(tuple(shape), value, dtype=dtype)
+    init.__name__ = f"constant({value})"
+    return init
+
+
+def zeros() -> Initializer:
+    return constant(0.0)
+
+
+def ones() -> Initializer:
+    return constant(1.0)
+
+
+glorot_normal = xavier_normal
+glorot_uniform = xavier_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform
+
+_BY_NAME = {
+    "normal": normal, "uniform": uniform, "lecun_normal": lecun_normal,
+    "dezero": dezero_default, "dezero_default": dezero_default,
+    "xavier_normal": xavier_normal, "xavier_uniform": xavier_uniform,
+    "glorot_normal": xavier_normal, "glorot_uniform": xavier_uniform,
+    "he_normal": he_normal, "he_uniform": he_uniform,
+    "kaiming_normal": he_normal, "kaiming_uniform": he_uniform,
+    "zeros": zeros, "ones": ones,
+}
+
+
+def get_initializer(spec, default: Initializer | None = None) -> Initializer:
+    """An initialiser from ``spec``: None (``default``), a name such as "he_normal", a
+    callable initialiser, or a number (a constant)."""
+    if spec is None:
+        if default is None:
+            raise ValueError("get_initializer: no initialiser given and no default")
+        return default
+    if isinstance(spec, str):
+        try:
+            return _BY_NAME[spec.lower()]()
+        except KeyError:
+            raise ValueError(f"unknown initialiser {spec!r}; choose one of "
+                             f"{', '.join(sorted(_BY_NAME))}") from None
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return constant(float(spec))
+    if callable(spec):
+        return spec
+    raise TypeError(f"an initialiser must be None, a name, a number or a callable "
+                    f"(shape, dtype, fan_in, fan_out) -> array; got {type(spec).__name__}")

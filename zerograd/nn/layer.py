@@ -1,0 +1,403 @@
+"""``Layer``: the base class of everything that owns parameters.
+
+A Layer keeps two ordered registries, filled by attribute assignment:
+
+- ``_params``: names of attributes holding a :class:`Parameter` or a sub-``Layer`` (DeZero's
+  name; an insertion-ordered dict used as an ordered set, so ``params()`` yields parameters in
+  definition order in every process, whatever ``PYTHONHASHSEED`` is);
+- ``_buffers``: names of attributes holding arrays that are state but not trained (batch
+  norm's running statistics): saved and loaded with the weights, never given to an optimizer.
+
+Rebinding a registered name to something else (``self.b = None``) unregisters it.
+
+Training mode: ``layer.training`` (set recursively by ``train()`` / ``eval()``) is the layer's
+own flag; ``Config.train`` (``test_mode()``) is the global one. Layers that behave differently
+in training (Dropout, BatchNorm) do their training behaviour only when *both* are true, so
+``model.eval()`` and ``with test_mode():`` each switch a model to inference.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+
+import numpy as np
+
+from zerograd._config import no_grad, test_mode
+from zerograd.backend import as_cupy, as_numpy, get_array_module
+from zerograd.core.variable import Parameter, Variable, is_array
+from zerograd.errors import ShapeError, ZerogradError
+from zerograd.serialization import load_npz, save_npz
+
+__all__ = ["Layer", "StateDictError"]
+
+
+class StateDictError(ZerogradError, KeyError):
+    """Saved weights and a model disagree on their keys (missing or unexpected entries)."""
+
+    def __str__(self) -> str:  # KeyError would print the message inside quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class _StrongRef:
+    """Stands in for a weakref to an object that cannot be weakly referenced (an int)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __call__(self):
+        return self.obj
+
+
+def _ref(obj):
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return _StrongRef(obj)
+
+
+# Callbacks told about every Layer call while summary() runs (empty otherwise: one check).
+_call_observers: list = []
+
+
+class Layer:
+    """Base class of layers and models. Subclasses define ``forward(*inputs)``.
+
+    Assign Parameters, sub-layers and buffers as attributes in ``__init__`` (after
+    ``super().__init__()``); calling the layer runs ``forward`` and keeps weak references to
+    the inputs and outputs in ``self.inputs`` / ``self.outputs``, as DeZero does.
+    """
+
+    def __init__(self) -> None:
+        set_attribute = object.__setattr__
+        set_attribute(self, "_params", {})
+        set_attribute(self, "_buffers", {})
+        set_attribute(self, "training", True)
+
+    # -- registries ------------------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        try:
+            params = self.__dict__["_params"]
+            buffers = self.__dict__["_buffers"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__}: Layer.__init__() has not run; call "
+                f"super().__init__() at the start of {type(self).__name__}.__init__ before "
+                f"assigning attributes (here {name!r})"
+            ) from None
+        if isinstance(value, (Parameter, Layer)):
+            buffers.pop(name, None)
+            params[name] = None
+        elif name in buffers:
+            if value is not None and not is_array(value):
+                raise TypeError(
+                    f"{type(self).__name__}: buffer {name!r} must hold an ndarray or None, got "
+                    f"{type(value).__name__}; `del self.{name}` first to reuse the name"
+                )
+        elif name in params:
+            del params[name]
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__["_params"].pop(name, None)
+        self.__dict__["_buffers"].pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, value=None) -> None:
+        """Register attribute ``name`` as a buffer holding ``value`` (an ndarray or None).
+
+        Buffers are saved/loaded by ``save_weights``/``state_dict`` and moved by
+        ``to_gpu``/``to_cpu``, but ``params()`` never yields them. Assign a new array to the
+        attribute later to update it (``self.avg_mean = xp.zeros(C)``).
+        """
+        if value is not None and not is_array(value):
+            raise TypeError(f"{type(self).__name__}.register_buffer({name!r}): value must be an "
+                            f"ndarray or None, got {type(value).__name__}")
+        self.__dict__["_params"].pop(name, None)
+        self.__dict__["_buffers"][name] = None
+        object.__setattr__(self, name, value)
+
+    # -- calling -----------------------------------------------------------------------------
+    def __call__(self, *inputs):
+        outputs = self.forward(*inputs)
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        # Plain dict writes: these are not registered members and this is the hot path.
+        self.__dict__["inputs"] = [_ref(x) for x in inputs]
+        self.__dict__["outputs"] = [_ref(y) for y in outputs]
+        if _call_observers:
+            for observer in _call_observers:
+                observer(self, outputs)
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    # -- traversal ---------------------------------------------------------------------------
+    def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """(path, layer) for this layer (path ``prefix``) and every sub-layer, depth first."""
+        yield prefix, self
+        for name in self._params:
+            obj = self.__dict__[name]
+            if isinstance(obj, Layer):
+                yield from obj.named_layers(f"{prefix}/{name}" if prefix else name)
+
+    def layers(self) -> Iterator[Layer]:
+        """Every sub-layer, depth first, in definition order (not this layer itself)."""
+        for path, layer in self.named_layers():
+            if path:
+                yield layer
+
+    def _named_members(self, prefix: str, with_buffers: bool, seen: set | None):
+        for name in self._params:
+            obj = self.__dict__[name]
+            key = f"{prefix}/{name}" if prefix else name
+            if isinstance(obj, Layer):
+                yield from obj._named_members(key, with_buffers, seen)
+            elif seen is None or obj not in seen:
+                if seen is not None:
+                    seen.add(obj)
+                yield key, obj
+        if with_buffers:
+            for name in self._buffers:
+                yield (f"{prefix}/{name}" if prefix else name), self.__dict__[name]
+
+    def named_params(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """('l0/W', W), ... for every Parameter, in definition order, each Parameter once."""
+        return self._named_members(prefix, False, set())
+
+    def params(self) -> Iterator[Parameter]:
+        """Every Parameter of this layer and its sub-layers, in definition order, each once."""
+        for _, param in self._named_members("", False, set()):
+            yield param
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, object]]:
+        """('bn/avg_mean', array), ... for every buffer (arrays or None), in order."""
+        for path, layer in self.named_layers(prefix):
+            for name in layer._buffers:
+                yield (f"{path}/{name}" if path else name), layer.__dict__[name]
+
+    def buffers(self) -> Iterator:
+        for _, value in self.named_buffers():
+            yield value
+
+    def _flatten_params(self, params_dict: dict, parent_key: str = "") -> None:
+        """DeZero's helper: fill ``params_dict`` with {'l0/W': Parameter, ...}."""
+        for key, param in self._named_members(parent_key, False, None):
+            params_dict[key] = param
+
+    def cleargrads(self) -> None:
+        """Reset the gradient of every parameter to None."""
+        for param in self.params():
+            param.cleargrad()
+
+    zero_grad = cleargrads
+
+    # -- modes and devices -------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Layer:
+        """Set ``training`` on this layer and every sub-layer; returns self."""
+        for _, layer in self.named_layers():
+            object.__setattr__(layer, "training", bool(mode))
+        return self
+
+    def eval(self) -> Layer:
+        """``train(False)``: Dropout/BatchNorm behave as at inference. Returns self."""
+        return self.train(False)
+
+    def _move(self, convert) -> None:
+        for _, layer in self.named_layers():
+            for name in layer._params:
+                obj = layer.__dict__[name]
+                if isinstance(obj, Parameter) and obj.data is not None:
+                    obj.data = convert(obj.data)
+            for name in layer._buffers:
+                value = layer.__dict__[name]
+                if value is not None:
+                    object.__setattr__(layer, name, convert(value))
+
+    def to_cpu(self) -> Layer:
+        """Move every parameter and buffer to NumPy; returns self."""
+        self._move(as_numpy)
+        return self
+
+    def to_gpu(self) -> Layer:
+        """Move every parameter and buffer to CuPy (needs CuPy and a GPU); returns self."""
+        self._move(as_cupy)
+        return self
+
+    # -- state -------------------------------------------------------------------------------
+    def _state_entries(self, prefix: str = "") -> list[tuple[str, Layer, str, str]]:
+        """(key, owning layer, attribute, 'param' | 'buffer') for every saved entry, in
+        definition order (a sub-layer's entries where the sub-layer was defined)."""
+        entries = []
+        for name in self._params:
+            obj = self.__dict__[name]
+            key = f"{prefix}/{name}" if prefix else name
+            if isinstance(obj, Layer):
+                entries.extend(obj._state_entries(key))
+            else:
+                entries.append((key, self, name, "param"))
+        for name in self._buffers:
+            entries.append((f"{prefix}/{name}" if prefix else name, self, name, "buffer"))
+        return entries
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{'l0/W': array, ..., 'bn/avg_mean': array}: NumPy copies of parameters and buffers.
+
+        Raises ValueError naming the entries that are still uninitialised (lazy sizes that
+        no forward pass has fixed yet). The model itself is not moved or changed.
+        """
+        state = {}
+        missing = []
+        for key, layer, name, _ in self._state_entries():
+            value = layer.__dict__[name]
+            data = value.data if isinstance(value, Variable) else value
+            if data is None:
+                missing.append(key)
+                continue
+            state[key] = np.array(as_numpy(data), copy=True)
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}: cannot save, entries not initialised yet: "
+                f"{', '.join(missing)} (lazy sizes are inferred at the first call: run one "
+                "forward pass, e.g. model(x), or give the input size, e.g. in_size=..., first)"
+            )
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True, source: str = "state") -> None:
+        """Copy arrays from ``state`` (key -> array) into the parameters and buffers.
+
+        ``strict=True`` requires the keys to match exactly; ``strict=False`` loads the keys
+        both sides have. A shape mismatch is always an error. Nothing is changed unless every
+        check passes. Arrays are converted to each parameter's dtype and device (an
+        uninitialised lazy parameter takes the stored array as it is).
+        """
+        entries = self._state_entries()
+        model_keys = [key for key, *_ in entries]
+        missing = [key for key in model_keys if key not in state]
+        model_key_set = set(model_keys)
+        unexpected = [key for key in state if key not in model_key_set]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys (in the model, not in {source}): {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys (in {source}, not in the model): {unexpected}")
+            raise StateDictError(
+                f"{type(self).__name__}.load: {'; '.join(parts)}. Pass strict=False to load "
+                "only the keys both have"
+            )
+        updates = []
+        for key, layer, name, kind in entries:
+            if key not in state:
+                continue
+            new = state[key]
+            current = layer.__dict__[name]
+            data = current.data if kind == "param" else current
+            if data is not None:
+                if tuple(new.shape) != tuple(data.shape):
+                    raise ShapeError(
+                        f"{type(self).__name__}.load: {key!r} has shape {tuple(new.shape)} in "
+                        f"{source} but {tuple(data.shape)} in the model ({data.dtype})"
+                    )
+                xp = get_array_module(data)
+                new = xp.array(as_numpy(new) if xp is not np else new, dtype=data.dtype)
+            else:
+                new = np.array(new, copy=True)
+            updates.append((layer, name, kind, new))
+        for layer, name, kind, new in updates:
+            if kind == "param":
+                layer.__dict__[name].data = new
+            else:
+                object.__setattr__(layer, name, new)
+
+    def save_weights(self, path: str | os.PathLike) -> str:
+        """Save parameters and buffers to a compressed .npz with keys like 'l0/W'.
+
+        DeZero's format (``.npz`` is appended if missing). The file is written atomically
+        (temporary file + rename). The model stays on its device. Returns the path written.
+        """
+        return save_npz(path, self.state_dict(), compressed=True)
+
+    def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
+        """Load weights saved by ``save_weights`` (or by DeZero); see ``load_state_dict``."""
+        arrays = load_npz(path)
+        self.load_state_dict(arrays, strict=strict, source=repr(os.fspath(path)))
+
+    # -- description -------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The text inside ``Name(...)`` in the repr; layers override it with their settings."""
+        return ""
+
+    def _repr_children(self) -> list[tuple[str, object]]:
+        return [(name, self.__dict__[name]) for name in self._params
+                if isinstance(self.__dict__[name], Layer)]
+
+    def __repr__(self) -> str:
+        children = self._repr_children()
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not children:
+            return head + ")"
+        lines = [head]
+        for name, child in children:
+            text = repr(child) if isinstance(child, Layer) else _callable_name(child)
+            lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
+    def num_params(self) -> int:
+        """Number of scalar parameters (uninitialised lazy parameters count 0)."""
+        return sum(p.data.size for p in self.params() if p.data is not None)
+
+    def summary(self, *inputs, dtype=np.float32) -> str:
+        """A table of every layer's output shape and parameter count, from one forward pass.
+
+        ``inputs`` are the arrays/Variables to run, or one shape tuple (a zero array of that
+        shape and ``dtype`` is used). The pass runs under ``no_grad()`` and ``test_mode()``,
+        so nothing is recorded and dropout draws no random numbers; lazy parameters get
+        initialised by it (drawing from the random state as a first call would).
+        """
+        if len(inputs) == 1 and isinstance(inputs[0], tuple):
+            inputs = (np.zeros(inputs[0], dtype=dtype),)
+        calls: list[tuple[Layer, tuple]] = []
+
+        def record(layer, outputs):
+            calls.append((layer, tuple(tuple(y.shape) for y in outputs if hasattr(y, "shape"))))
+
+        paths = {id(layer): path or type(self).__name__ for path, layer in self.named_layers()}
+        _call_observers.append(record)
+        try:
+            with no_grad(), test_mode():
+                self(*inputs)
+        finally:
+            _call_observers.remove(record)
+
+        rows = [("layer", "type", "output shape", "params")]
+        for layer, shapes in calls:
+            if id(layer) not in paths:
+                continue
+            own = sum(layer.__dict__[n].data.size for n in layer._params
+                      if isinstance(layer.__dict__[n], Parameter)
+                      and layer.__dict__[n].data is not None)
+            shape_text = ", ".join(str(s) for s in shapes)
+            rows.append((paths[id(layer)], type(layer).__name__, shape_text, f"{own:,}"))
+        order = {path: i for i, path in enumerate(paths.values())}
+        # Inner layers finish first; list the rows in definition (tree) order instead.
+        rows = [rows[0]] + sorted(rows[1:], key=lambda r: order.get(r[0], len(order)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rule = "-" * (sum(widths) + 6)
+        lines = []
+        for i, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w)
+                                   for j, (cell, w) in enumerate(zip(row, widths))))
+            if i == 0:
+                lines.append(rule)
+        lines.append(rule)
+        lines.append(f"total parameters: {self.num_params():,}")
+        return "\n".join(lines)
+
+
+def _callable_name(obj) -> str:
+    return getattr(obj, "__name__", None) or type(obj).__name__
