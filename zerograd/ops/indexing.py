@@ -1,4 +1,10 @@
-"""Indexing: get_item (``x[slices]``) and its gradient, a scatter-add."""
+"""Indexing: get_item (``x[slices]``), gather, take, scatter_add, one_hot, embed_id.
+
+Reading with an index is a gather; its gradient is a scatter-add (repeated indices add up).
+The scatter-add runs on flat positions with one ``np.add.at`` over a 1-D array, which NumPy
+executes far faster than ``np.add.at`` with a row index into a 2-D array; when no index
+repeats, a plain assignment does it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,27 @@ import numpy as np
 from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
+from zerograd.errors import DTypeError, ShapeError
 
-__all__ = ["get_item", "GetItem", "GetItemGrad"]
+__all__ = ["get_item", "gather", "take", "scatter_add", "one_hot", "embed_id",
+           "GetItem", "GetItemGrad", "Gather", "GatherGrad", "ScatterAdd"]
+
+
+# -- index helpers ---------------------------------------------------------------------------
+def _data(x):
+    """The array behind a Variable; anything else unchanged."""
+    return x.data if isinstance(x, Variable) else x
+
+
+def _normalize_index(slices):
+    """Variables become their arrays and lists of ints become arrays (NumPy's meaning)."""
+    if isinstance(slices, tuple):
+        return tuple(_normalize_index(s) for s in slices)
+    if isinstance(slices, Variable):
+        return slices.data
+    if isinstance(slices, list):
+        return np.asarray(slices)
+    return slices
 
 
 def _is_basic_index(slices) -> bool:
@@ -18,6 +43,120 @@ def _is_basic_index(slices) -> bool:
                for s in items)
 
 
+def _is_int_array(a) -> bool:
+    return hasattr(a, "dtype") and hasattr(a, "shape") and a.dtype.kind in "iu"
+
+
+def _single_int_array_axis(slices):
+    """The axis k if ``slices`` is (:, ..., :, ids, :, ...) with one integer array, else None.
+
+    That is the pattern of embeddings and row picks, which the fast scatter handles.
+    """
+    items = slices if isinstance(slices, tuple) else (slices,)
+    axis = None
+    for position, s in enumerate(items):
+        if _is_int_array(s):
+            if axis is not None:
+                return None
+            axis = position
+        elif s is Ellipsis and axis is not None and position == len(items) - 1:
+            continue  # a trailing Ellipsis only stands for full slices
+        elif not (isinstance(s, slice) and s == slice(None)):
+            return None
+    return axis
+
+
+def check_index_range(op: str, indices, size: int, axis: int, allow_negative: bool) -> None:
+    """Raise IndexError naming ``op``, the index range found and the valid range."""
+    if indices.size == 0:
+        return
+    low, high = int(indices.min()), int(indices.max())
+    lowest = -size if allow_negative else 0
+    if low < lowest or high >= size:
+        valid = f"{lowest}..{size - 1}" if size else "none (the axis is empty)"
+        raise IndexError(
+            f"{op}: indices range over [{low}, {high}] but axis {axis} has size {size}; "
+            f"valid indices are {valid}")
+
+
+def _check_int_dtype(op: str, indices, what: str = "indices") -> None:
+    if not _is_int_array(indices):
+        raise DTypeError(f"{op}: {what} must be an integer array, got "
+                         f"{getattr(indices, 'dtype', type(indices).__name__)} "
+                         f"{getattr(indices, 'shape', '')}")
+
+
+def _flat_positions(shape: tuple, indices, axis: int):
+    """Flat positions in a C-ordered ``shape`` array of the elements that ``indices`` picks
+    along ``axis`` (take_along_axis order): coordinate d != axis is the index's own position.
+    """
+    xp = get_array_module(indices)
+    ndim = len(shape)
+    strides = [1] * ndim
+    for d in range(ndim - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    n = shape[axis]
+    positions = xp.where(indices < 0, indices + n, indices).astype(np.int64) * strides[axis]
+    for d in range(ndim):
+        if d != axis and indices.shape[d] > 1:
+            coord_shape = [1] * ndim
+            coord_shape[d] = indices.shape[d]
+            positions = positions + (xp.arange(indices.shape[d]) * strides[d]).reshape(coord_shape)
+    return positions
+
+
+def _scatter_add_flat(size: int, positions, values):
+    """A 1-D array of ``size`` zeros with ``values`` added at ``positions`` (same shape)."""
+    xp = get_array_module(values)
+    out = xp.zeros(size, dtype=values.dtype)
+    positions = positions.reshape(-1)
+    values = values.reshape(-1)
+    if xp is np:
+        np.add.at(out, positions, values)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(out, positions, values)
+    return out
+
+
+def _scatter_rows(shape: tuple, axis: int, ids, gy):
+    """zeros(shape) with slices of gy added at ``ids`` along ``axis`` (ids: any shape).
+
+    gy: shape[:axis] + ids.shape + shape[axis + 1:]. When no id repeats this is one
+    assignment; otherwise one 1-D add.at over flat positions.
+    """
+    xp = get_array_module(gy)
+    n = shape[axis]
+    lead = int(np.prod(shape[:axis], dtype=np.int64))
+    trail = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    ids = ids.reshape(-1)
+    ids = xp.where(ids < 0, ids + n, ids) if ids.size and ids.min() < 0 else ids
+    gy3 = gy.reshape(lead, ids.size, trail)
+    if ids.size <= 1 or int(xp.bincount(ids, minlength=n).max()) <= 1:
+        gx = xp.zeros((lead, n, trail), dtype=gy.dtype)
+        gx[:, ids, :] = gy3
+        return gx.reshape(shape)
+    positions = (xp.arange(lead).reshape(lead, 1, 1) * n + ids.reshape(1, -1, 1)) * trail
+    positions = positions + xp.arange(trail).reshape(1, 1, trail)
+    return _scatter_add_flat(lead * n * trail, positions, gy3).reshape(shape)
+
+
+def _describe_index_error(x, slices, error: IndexError) -> str:
+    """Message for an out-of-range index: the op, x, and each integer array's range."""
+    items = slices if isinstance(slices, tuple) else (slices,)
+    parts = []
+    plain = all(s is not None and s is not Ellipsis for s in items)
+    for position, s in enumerate(items):
+        if _is_int_array(s) and s.size:
+            where = f"axis {position} (size {x.shape[position]})" if (
+                plain and position < x.ndim) else f"index position {position}"
+            parts.append(f"integer index at {where} ranges over [{int(s.min())}, {int(s.max())}]")
+    detail = "; ".join(parts) if parts else str(error)
+    return f"get_item: {detail} (x: {x.dtype} {x.shape}); NumPy says: {error}"
+
+
+# -- Functions -------------------------------------------------------------------------------
 class GetItem(Function):
     """y = x[slices] (basic or advanced NumPy indexing)."""
 
@@ -25,7 +164,10 @@ class GetItem(Function):
         self.slices = slices
 
     def forward(self, x):
-        return x[self.slices]
+        try:
+            return x[self.slices]
+        except IndexError as e:
+            raise IndexError(_describe_index_error(x, self.slices, e)) from e
 
     def backward(self, gy):
         (x,) = self.inputs
@@ -33,7 +175,11 @@ class GetItem(Function):
 
 
 class GetItemGrad(Function):
-    """gx = zeros(in_shape) with gy added at ``slices`` (repeated indices accumulate)."""
+    """gx = zeros(in_shape) with gy added at ``slices`` (repeated indices accumulate).
+
+    Basic indices assign; one integer array among full slices (embeddings, row picks) goes
+    through the fast scatter; any other advanced index falls back to ``np.add.at``.
+    """
 
     def __init__(self, slices, in_shape: tuple) -> None:
         self.slices = slices
@@ -41,6 +187,11 @@ class GetItemGrad(Function):
 
     def forward(self, gy):
         xp = get_array_module(gy)
+        if not _is_basic_index(self.slices):
+            axis = _single_int_array_axis(self.slices)
+            if axis is not None:
+                items = self.slices if isinstance(self.slices, tuple) else (self.slices,)
+                return _scatter_rows(self.in_shape, axis, items[axis], gy)
         gx = xp.zeros(self.in_shape, dtype=gy.dtype)
         if _is_basic_index(self.slices):
             gx[self.slices] = gy
@@ -56,8 +207,191 @@ class GetItemGrad(Function):
         return get_item(ggx, self.slices)
 
 
+class Gather(Function):
+    """y = take_along_axis(x, indices, axis); the gradient scatters back (adding repeats)."""
+
+    def __init__(self, indices, axis: int) -> None:
+        self.indices = indices
+        self.axis = axis
+
+    def forward(self, x):
+        if x.ndim != self.indices.ndim:
+            raise ShapeError(f"gather: indices must have as many dimensions as x, got x "
+                             f"{x.dtype} {x.shape} and indices {self.indices.dtype} "
+                             f"{self.indices.shape}")
+        check_index_range("gather", self.indices, x.shape[self.axis], self.axis,
+                          allow_negative=True)
+        self.x_shape = x.shape
+        return get_array_module(x).take_along_axis(x, self.indices, axis=self.axis)
+
+    def backward(self, gy):
+        return GatherGrad(self.indices, self.axis, self.x_shape[self.axis])(gy)
+
+
+class GatherGrad(Function):
+    """The adjoint of gather: gy (the gathered shape) added into zeros at ``indices``.
+
+    The result has gy's shape with ``axis`` of length ``length``; where x was broadcast, the
+    engine sums it back to x's shape.
+    """
+
+    def __init__(self, indices, axis: int, length: int) -> None:
+        self.indices = indices
+        self.axis = axis
+        self.length = length
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        shape = list(gy.shape)
+        shape[self.axis] = self.length
+        indices = xp.broadcast_to(self.indices, gy.shape)
+        positions = _flat_positions(tuple(shape), indices, self.axis)
+        return _scatter_add_flat(int(np.prod(shape, dtype=np.int64)), positions,
+                                 gy).reshape(shape)
+
+    def backward(self, ggx):
+        return Gather(self.indices, self.axis)(ggx)
+
+
+class ScatterAdd(Function):
+    """y = x with ``updates`` added at ``indices`` along ``axis`` (repeats accumulate).
+
+    y[..., indices[i, j, ...], ...] += updates[i, j, ...] (the index replaces coordinate
+    ``axis``). dy/dx = identity; d/d(updates) gathers gy at the same positions.
+    """
+
+    def __init__(self, indices, axis: int) -> None:
+        self.indices = indices
+        self.axis = axis
+
+    def forward(self, x, updates):
+        indices, axis = self.indices, self.axis
+        if updates.shape != indices.shape or indices.ndim != x.ndim:
+            raise ShapeError(
+                f"scatter_add: updates ({updates.dtype} {updates.shape}) must have the shape of "
+                f"indices ({indices.dtype} {indices.shape}), with as many dimensions as x "
+                f"({x.dtype} {x.shape})")
+        for d in range(x.ndim):
+            if d != axis and indices.shape[d] > x.shape[d]:
+                raise ShapeError(
+                    f"scatter_add: indices {indices.shape} exceed x {x.shape} on axis {d}; "
+                    f"every axis but axis {axis} must be at most x's length")
+        check_index_range("scatter_add", indices, x.shape[axis], axis, allow_negative=True)
+        self.positions = _flat_positions(x.shape, indices, axis)
+        out = x.astype(np.result_type(x, updates), copy=True)
+        flat = out.reshape(-1)  # a view: ``out`` is a fresh C-contiguous copy
+        if get_array_module(x) is np:
+            np.add.at(flat, self.positions.reshape(-1), updates.reshape(-1))
+        else:
+            import cupyx
+
+            cupyx.scatter_add(flat, self.positions.reshape(-1), updates.reshape(-1))
+        return out
+
+    def backward(self, gy):
+        from zerograd.ops.shape import reshape
+
+        gx = gy if self.needs_grad(0) else None
+        gu = get_item(reshape(gy, (-1,)), self.positions) if self.needs_grad(1) else None
+        return gx, gu
+
+
+# -- public functions ------------------------------------------------------------------------
 def get_item(x, slices) -> Variable:
-    """``x[slices]``; the gradient scatters back (adding where an index repeats)."""
-    if isinstance(slices, Variable):
-        slices = slices.data
-    return GetItem(slices)(x)
+    """``x[slices]`` with NumPy's basic or advanced indexing; the gradient scatters back.
+
+    Repeated indices accumulate their gradients. An integer array on one axis (embedding
+    lookups, row picks) takes a fast scatter path. Out-of-range indices raise an IndexError
+    that names the op, the index range and the axis size.
+    """
+    return GetItem(_normalize_index(slices))(x)
+
+
+def gather(x, indices, axis: int) -> Variable:
+    """y[..., i, ...] = x[..., indices[..., i, ...], ...] along ``axis`` (take_along_axis).
+
+    x: (..., n, ...), indices: integer array with x's ndim (other axes broadcast against x)
+    -> indices' shape. Values in [-n, n). Repeated indices accumulate gradient.
+    """
+    indices = _data(indices)
+    _check_int_dtype("gather", indices)
+    xv = _data(x)
+    axis = int(axis)
+    if not -xv.ndim <= axis < xv.ndim:
+        raise ShapeError(f"gather: axis {axis} is out of range for x of shape {xv.shape}")
+    return Gather(indices, axis % xv.ndim)(x)
+
+
+def take(x, indices, axis: int | None = None) -> Variable:
+    """Elements (axis None: of the flattened x) or slices along ``axis`` at ``indices``.
+
+    NumPy's ``take``: x (a..., n, b...), indices (i...) -> (a..., i..., b...). Values in
+    [-n, n); repeated indices accumulate gradient.
+    """
+    from zerograd.ops.shape import reshape
+
+    indices = _data(indices)
+    if np.isscalar(indices):
+        indices = np.asarray(indices)
+    _check_int_dtype("take", indices)
+    xv = _data(x)
+    if axis is None:
+        check_index_range("take", indices, xv.size, 0, allow_negative=True)
+        return get_item(reshape(x, (-1,)), indices)
+    axis = int(axis)
+    if not -xv.ndim <= axis < xv.ndim:
+        raise ShapeError(f"take: axis {axis} is out of range for x of shape {xv.shape}")
+    axis %= xv.ndim
+    check_index_range("take", indices, xv.shape[axis], axis, allow_negative=True)
+    return get_item(x, (slice(None),) * axis + (indices,))
+
+
+def scatter_add(x, indices, updates, axis: int) -> Variable:
+    """x with ``updates`` added at ``indices`` along ``axis``; repeated indices accumulate.
+
+    x: (..., n, ...); indices: integer array with x's ndim, at most x's length on the other
+    axes; updates: indices' shape -> x's shape. Differentiable in x and in updates.
+    """
+    indices = _data(indices)
+    _check_int_dtype("scatter_add", indices)
+    xv = _data(x)
+    axis = int(axis)
+    if not -xv.ndim <= axis < xv.ndim:
+        raise ShapeError(f"scatter_add: axis {axis} is out of range for x of shape {xv.shape}")
+    return ScatterAdd(indices, axis % xv.ndim)(x, updates)
+
+
+def one_hot(indices, num_classes: int, dtype=np.float32):
+    """One-hot rows: indices (any shape, ints in [0, num_classes)) -> indices.shape + (C,).
+
+    Not differentiable: returns a plain array of ``dtype`` (float32 by default).
+    """
+    indices = _data(indices)
+    if np.isscalar(indices):
+        indices = np.asarray(indices)
+    _check_int_dtype("one_hot", indices)
+    num_classes = int(num_classes)
+    if num_classes <= 0:
+        raise ValueError(f"one_hot: num_classes must be positive, got {num_classes}")
+    check_index_range("one_hot", indices, num_classes, indices.ndim, allow_negative=False)
+    xp = get_array_module(indices)
+    out = xp.zeros((indices.size, num_classes), dtype=dtype)
+    out[xp.arange(indices.size), indices.reshape(-1)] = 1
+    return out.reshape(indices.shape + (num_classes,))
+
+
+def embed_id(x, W) -> Variable:
+    """Embedding lookup ``W[x]``: x integer ids of any shape in [0, V), W (V, D) -> x.shape + (D,).
+
+    The gradient adds the output gradients of repeated ids into W's rows (a fast scatter).
+    """
+    ids = _data(x)
+    if np.isscalar(ids):
+        ids = np.asarray(ids)
+    _check_int_dtype("embed_id", ids, what="ids x")
+    table = _data(W)
+    if table.ndim != 2:
+        raise ShapeError(f"embed_id: W must be a (vocabulary, dim) matrix, got {table.dtype} "
+                         f"{table.shape}")
+    check_index_range("embed_id", ids, table.shape[0], 0, allow_negative=False)
+    return get_item(W, ids)

@@ -1,15 +1,43 @@
-"""Shape ops: reshape, transpose, broadcast_to, sum_to. They move data, never change it."""
+"""Shape ops: they move, copy or pad data, never change its values.
+
+reshape, transpose, broadcast_to, sum_to, expand_dims/unsqueeze, squeeze, flatten,
+concat/concatenate, stack, split, swapaxes, moveaxis, repeat, tile, pad, flip, roll.
+Ops that only rearrange axes are built on reshape and transpose; the others are Functions
+whose backward is their adjoint (split <-> concat, repeat <-> segment sum, pad <-> slice).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from zerograd.backend import get_array_module
 from zerograd.core.broadcast import BroadcastTo, SumTo, broadcast_to, sum_to
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
+from zerograd.errors import ShapeError, describe
+from zerograd.ops.indexing import get_item
+from zerograd.ops.reduction import sum as sum_
 
-__all__ = ["reshape", "transpose", "broadcast_to", "sum_to",
-           "Reshape", "Transpose", "BroadcastTo", "SumTo"]
+__all__ = ["reshape", "transpose", "broadcast_to", "sum_to", "expand_dims", "unsqueeze",
+           "squeeze", "flatten", "concat", "concatenate", "stack", "split", "swapaxes",
+           "moveaxis", "repeat", "tile", "pad", "flip", "roll",
+           "Reshape", "Transpose", "BroadcastTo", "SumTo", "Concat", "Stack", "Split", "Repeat",
+           "RepeatSum", "Tile", "Pad", "Flip", "Roll"]
+
+
+def _normalize_axis(op: str, axis, ndim: int, shape: tuple) -> int:
+    """One axis in [-ndim, ndim) as a non-negative int, or a ShapeError naming ``op``."""
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{op}: axis {axis} is out of range for an input of shape {shape} "
+                         f"(valid: {-ndim} to {ndim - 1})")
+    return axis % ndim
+
+
+def _axes_tuple(axis) -> tuple:
+    return tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
 
 
 class Reshape(Function):
@@ -43,6 +71,217 @@ class Transpose(Function):
         return transpose(gy, inverse)
 
 
+class Concat(Function):
+    """y = concatenate(xs, axis); the gradient is split back into the inputs' pieces."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        _check_same_shapes_except("concat", xs, self.axis)
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return get_array_module(xs[0]).concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        if len(self.sizes) == 1:
+            return gy
+        return tuple(Split(_offsets(self.sizes), self.axis)(gy))
+
+
+class Split(Function):
+    """ys = split(x, indices, axis) (views); the gradient concatenates, zeros for unused ys."""
+
+    def __init__(self, indices: list, axis: int) -> None:
+        self.indices = indices
+        self.axis = axis
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return tuple(xp.split(x, self.indices, axis=self.axis))
+
+    def backward(self, *gys):
+        (x,) = self.inputs
+        xp = get_array_module(x.data)
+        dtype = next(gy.dtype for gy in gys if gy is not None)
+        bounds = [0, *self.indices, x.shape[self.axis]]
+        pieces = []
+        for k, gy in enumerate(gys):
+            if gy is None:  # an output nobody used: its gradient is zero
+                shape = list(x.shape)
+                shape[self.axis] = bounds[k + 1] - bounds[k]
+                gy = xp.zeros(shape, dtype=dtype)
+            pieces.append(gy)
+        return Concat(self.axis)(*pieces)
+
+
+class Stack(Function):
+    """y = stack(xs, axis): a new axis at ``axis``; the gradient is unstacked."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs):
+        shapes = {x.shape for x in xs}
+        if len(shapes) > 1:
+            raise ShapeError(f"stack: every input must have the same shape, got {describe(xs)}")
+        return get_array_module(xs[0]).stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        x_shape = self.inputs[0].shape
+        if len(self.inputs) == 1:
+            return reshape(gy, x_shape)
+        pieces = Split(list(range(1, len(self.inputs))), self.axis)(gy)
+        return tuple(reshape(p, x_shape) for p in pieces)
+
+
+class Repeat(Function):
+    """y = repeat(x, repeats, axis): each slice along ``axis`` repeated ``repeats`` times."""
+
+    def __init__(self, repeats, axis: int) -> None:
+        self.repeats = repeats
+        self.axis = axis
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return get_array_module(x).repeat(x, self.repeats, axis=self.axis)
+
+    def backward(self, gy):
+        return RepeatSum(self.repeats, self.axis, self.x_shape[self.axis])(gy)
+
+
+class RepeatSum(Function):
+    """The adjoint of repeat: sums each run of repeated slices back into one slice."""
+
+    def __init__(self, repeats, axis: int, length: int) -> None:
+        self.repeats = repeats
+        self.axis = axis
+        self.length = length
+
+    def forward(self, gy):
+        xp = get_array_module(gy)
+        axis = self.axis
+        if isinstance(self.repeats, int):
+            runs = gy.shape[:axis] + (self.length, self.repeats) + gy.shape[axis + 1:]
+            return gy.reshape(runs).sum(axis=axis + 1)
+        repeats = xp.asarray(self.repeats)
+        starts = xp.concatenate([xp.zeros(1, dtype=repeats.dtype), xp.cumsum(repeats)[:-1]])
+        # reduceat needs start indices inside the array and sums one element for an empty
+        # run: pad one zero slice at the end and zero the empty runs afterwards.
+        pad_shape = list(gy.shape)
+        pad_shape[axis] = 1
+        padded = xp.concatenate([gy, xp.zeros(pad_shape, dtype=gy.dtype)], axis=axis)
+        sums = xp.add.reduceat(padded, starts, axis=axis)
+        if (repeats == 0).any():
+            index = [slice(None)] * gy.ndim
+            index[axis] = repeats == 0
+            sums[tuple(index)] = 0
+        return sums
+
+    def backward(self, ggx):
+        return Repeat(self.repeats, self.axis)(ggx)
+
+
+class Tile(Function):
+    """y = tile(x, reps); the gradient sums the tiles back onto x."""
+
+    def __init__(self, reps: tuple) -> None:
+        self.reps = reps
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return get_array_module(x).tile(x, self.reps)
+
+    def backward(self, gy):
+        ndim = max(len(self.reps), len(self.x_shape))
+        reps = (1,) * (ndim - len(self.reps)) + self.reps
+        shape = (1,) * (ndim - len(self.x_shape)) + self.x_shape
+        # y viewed as (r0, s0, r1, s1, ...): summing the r axes adds the tiles up.
+        interleaved = tuple(n for pair in zip(reps, shape) for n in pair)
+        tiles = sum_(reshape(gy, interleaved), axis=tuple(range(0, 2 * ndim, 2)))
+        return reshape(tiles, self.x_shape)
+
+
+class Pad(Function):
+    """y = pad(x, pad_width) with a constant; the gradient is the un-padded slice of gy."""
+
+    def __init__(self, pad_width: tuple, constant_values) -> None:
+        self.pad_width = pad_width
+        self.constant_values = constant_values
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return xp.pad(x, self.pad_width, mode="constant", constant_values=self.constant_values)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        inner = tuple(slice(before, before + n) for (before, _), n in zip(self.pad_width, x.shape))
+        return get_item(gy, inner)
+
+
+class Flip(Function):
+    """y = flip(x, axis) (None: every axis); its own adjoint."""
+
+    def __init__(self, axis) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        return get_array_module(x).flip(x, self.axis)
+
+    def backward(self, gy):
+        return Flip(self.axis)(gy)
+
+
+class Roll(Function):
+    """y = roll(x, shift, axis); the gradient rolls back by -shift."""
+
+    def __init__(self, shift, axis) -> None:
+        self.shift = shift
+        self.axis = axis
+
+    def forward(self, x):
+        return get_array_module(x).roll(x, self.shift, axis=self.axis)
+
+    def backward(self, gy):
+        if isinstance(self.shift, tuple):
+            back = tuple(-s for s in self.shift)
+        else:
+            back = -self.shift
+        return Roll(back, self.axis)(gy)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _offsets(sizes: Sequence[int]) -> list[int]:
+    """Split points of pieces of the given sizes: [s0, s0 + s1, ...] (without the total)."""
+    points, total = [], 0
+    for n in sizes[:-1]:
+        total += n
+        points.append(total)
+    return points
+
+
+def _check_same_shapes_except(op: str, xs, axis: int) -> None:
+    ndims = {x.ndim for x in xs}
+    if len(ndims) > 1:
+        raise ShapeError(f"{op}: every input must have the same number of dimensions, got "
+                         f"{describe(xs)}")
+    for x in xs[1:]:
+        for a in range(x.ndim):
+            if a != axis and x.shape[a] != xs[0].shape[a]:
+                raise ShapeError(
+                    f"{op}: inputs must match on every axis except axis {axis}, got "
+                    f"{describe(xs)} (axis {a} differs)")
+
+
+def _sequence_of_inputs(op: str, xs) -> list:
+    if isinstance(xs, (Variable, np.ndarray)) or not isinstance(xs, Sequence):
+        raise ShapeError(f"{op}: expected a list or tuple of Variables/arrays, got "
+                         f"{type(xs).__name__}")
+    if len(xs) == 0:
+        raise ShapeError(f"{op}: needs at least one input, got an empty sequence")
+    return list(xs)
+
+
+# -- public functions ------------------------------------------------------------------------
 def reshape(x, shape) -> Variable:
     """x with a new shape (one entry may be -1). Returns x itself if the shape is unchanged."""
     if isinstance(shape, (int, np.integer)):
@@ -58,6 +297,199 @@ def transpose(x, axes=None) -> Variable:
     if axes is not None:
         axes = tuple(int(a) for a in axes)
     return Transpose(axes)(x)
+
+
+def expand_dims(x, axis) -> Variable:
+    """x with a size-1 axis inserted at ``axis`` (an int or a tuple, positions in the result).
+
+    x: (d0, ..., dn) -> e.g. axis=1: (d0, 1, d1, ..., dn). A reshape, so the gradient is one.
+    """
+    axes = _axes_tuple(axis)
+    ndim = x.ndim + len(axes)
+    positions = {_normalize_axis("expand_dims", a, ndim, x.shape) for a in axes}
+    if len(positions) != len(axes):
+        raise ShapeError(f"expand_dims: repeated axis in {axis!r} (x: {x.shape})")
+    rest = iter(x.shape)
+    return reshape(x, tuple(1 if a in positions else next(rest) for a in range(ndim)))
+
+
+unsqueeze = expand_dims
+
+
+def squeeze(x, axis=None) -> Variable:
+    """x without size-1 axes: all of them (axis None) or the given ones (each must be 1)."""
+    if axis is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    axes = {_normalize_axis("squeeze", a, x.ndim, x.shape) for a in _axes_tuple(axis)}
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ShapeError(f"squeeze: axis {a} of x {x.shape} has size {x.shape[a]}; only "
+                             "size-1 axes can be squeezed")
+    return reshape(x, tuple(n for a, n in enumerate(x.shape) if a not in axes))
+
+
+def flatten(x) -> Variable:
+    """x as a matrix that keeps the batch axis: (N, d1, ..., dn) -> (N, d1 * ... * dn).
+
+    DeZero's flatten; use ``reshape(x, (-1,))`` for a fully flat vector.
+    """
+    if x.ndim == 0:
+        raise ShapeError(f"flatten: x must have a batch axis (at least 1-D), got shape {x.shape}")
+    return reshape(x, (x.shape[0], -1))
+
+
+def concat(xs, axis: int = 0) -> Variable:
+    """Join Variables/arrays along an existing ``axis``.
+
+    xs: shapes equal except on ``axis`` -> that axis is the sum of their lengths. The gradient
+    is split back into one piece per input.
+    """
+    xs = _sequence_of_inputs("concat", xs)
+    if xs[0].ndim == 0:
+        raise ShapeError(f"concat: zero-dimensional inputs cannot be concatenated "
+                         f"({describe(xs)}); use stack")
+    axis = _normalize_axis("concat", axis, xs[0].ndim, xs[0].shape)
+    return Concat(axis)(*xs)
+
+
+concatenate = concat
+
+
+def stack(xs, axis: int = 0) -> Variable:
+    """Join same-shaped Variables/arrays along a new ``axis``: n x (d...) -> (..., n, ...)."""
+    xs = _sequence_of_inputs("stack", xs)
+    axis = _normalize_axis("stack", axis, xs[0].ndim + 1, xs[0].shape)
+    return Stack(axis)(*xs)
+
+
+def split(x, indices_or_sections, axis: int = 0) -> list[Variable]:
+    """Split x along ``axis`` into a list of Variables (NumPy's ``split``).
+
+    An int n cuts x into n equal pieces (the axis length must divide by n); a sequence of
+    indices gives the cut points. Unused pieces contribute zero gradient.
+    """
+    axis = _normalize_axis("split", axis, x.ndim, x.shape)
+    length = x.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0 or length % sections:
+            raise ShapeError(f"split: axis {axis} of x {x.shape} has length {length}, which "
+                             f"cannot be split into {sections} equal pieces")
+        step = length // sections
+        indices = [step * k for k in range(1, sections)]
+    else:
+        indices = [int(i) for i in indices_or_sections]
+    pieces = Split(indices, axis)(x)
+    return pieces if isinstance(pieces, list) else [pieces]
+
+
+def swapaxes(x, axis1: int, axis2: int) -> Variable:
+    """x with axes ``axis1`` and ``axis2`` exchanged."""
+    a = _normalize_axis("swapaxes", axis1, x.ndim, x.shape)
+    b = _normalize_axis("swapaxes", axis2, x.ndim, x.shape)
+    order = list(range(x.ndim))
+    order[a], order[b] = order[b], order[a]
+    return transpose(x, order)
+
+
+def moveaxis(x, source, destination) -> Variable:
+    """x with axes moved from ``source`` to ``destination`` (ints or equal-length tuples)."""
+    source = [_normalize_axis("moveaxis", a, x.ndim, x.shape) for a in _axes_tuple(source)]
+    destination = [_normalize_axis("moveaxis", a, x.ndim, x.shape)
+                   for a in _axes_tuple(destination)]
+    if len(source) != len(destination) or len(set(source)) != len(source):
+        raise ShapeError(f"moveaxis: source {source} and destination {destination} must be "
+                         f"distinct axes of equal count (x: {x.shape})")
+    order = [a for a in range(x.ndim) if a not in source]
+    for dest, src in sorted(zip(destination, source)):
+        order.insert(dest, src)
+    return transpose(x, order)
+
+
+def repeat(x, repeats, axis: int | None = None) -> Variable:
+    """Repeat each element (axis None: of the flattened x) or each slice along ``axis``.
+
+    repeats: an int, or one non-negative int per slice. x: (.., n, ..) -> (.., sum(repeats), ..).
+    The gradient sums each run of copies.
+    """
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    axis = _normalize_axis("repeat", axis, x.ndim, x.shape)
+    counts = np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
+        raise ShapeError(f"repeat: repeats must be a non-negative int or a 1-D sequence of them, "
+                         f"got {repeats!r}")
+    if counts.size == 1:
+        repeats = int(counts.reshape(()))
+    elif counts.size != x.shape[axis]:
+        raise ShapeError(f"repeat: {counts.size} repeat counts for axis {axis} of length "
+                         f"{x.shape[axis]} (x: {x.shape})")
+    else:
+        repeats = counts
+    return Repeat(repeats, axis)(x)
+
+
+def tile(x, reps) -> Variable:
+    """x repeated as a whole ``reps`` times along each axis (NumPy's ``tile``).
+
+    reps: an int or a tuple; shapes are aligned on the right, as in NumPy.
+    """
+    reps = tuple(int(r) for r in _axes_tuple(reps))
+    if any(r < 0 for r in reps):
+        raise ShapeError(f"tile: reps must be non-negative, got {reps} (x: {x.shape})")
+    return Tile(reps)(x)
+
+
+_INDEX_MAP_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+
+def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
+    """Pad x with ``pad_width`` = int | (before, after) | ((before, after), ...) per axis.
+
+    mode 'constant' fills with ``constant_values``; 'edge', 'reflect', 'symmetric' and
+    'wrap' copy elements of x (NumPy's modes), so their gradient adds the copies back.
+    x: (d0, ...) -> (d0 + before0 + after0, ...).
+    """
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    except ValueError as e:
+        raise ShapeError(f"pad: pad_width {pad_width!r} does not fit x of shape {x.shape}; "
+                         "expected an int, (before, after) or one pair per axis") from e
+    if (widths < 0).any():
+        raise ShapeError(f"pad: pad_width must be non-negative, got {pad_width!r}")
+    widths = tuple((int(b), int(a)) for b, a in widths)
+    if mode == "constant":
+        return Pad(widths, constant_values)(x)
+    if mode not in _INDEX_MAP_MODES:
+        raise ValueError(f"pad: mode {mode!r} is not supported; use 'constant' or one of "
+                         f"{_INDEX_MAP_MODES}")
+    # Pad an array of flat indices with the same mode: it says which element of x each
+    # output element copies, so the op is a gather (and its gradient a scatter-add).
+    source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)
+    xp = get_array_module(x)
+    return get_item(reshape(x, (-1,)), xp.asarray(source))
+
+
+def flip(x, axis=None) -> Variable:
+    """x reversed along ``axis`` (None: every axis; an int or a tuple)."""
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Flip(axis)(x)
+
+
+def roll(x, shift, axis=None) -> Variable:
+    """Elements shifted by ``shift`` along ``axis``, wrapping around (NumPy's ``roll``).
+
+    axis None rolls the flattened x and restores its shape.
+    """
+    if isinstance(shift, (tuple, list)):
+        shift = tuple(int(s) for s in shift)
+    else:
+        shift = int(shift)
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Roll(shift, axis)(x)
 
 
 # Re-exported so that the shape family is complete in one place.

@@ -3,6 +3,15 @@ import numpy as np
 import zerograd.functions as F
 from tests.ops.harness import OpSpec
 
+
+def _concat3(a, b, c, axis=0):
+    return np.concatenate([a, b, c], axis=axis)
+
+
+def _stack3(a, b, c, axis=0):
+    return np.stack([a, b, c], axis=axis)
+
+
 SPECS = [
     OpSpec("reshape", F.reshape, np.reshape, kwargs={"shape": (3, 2)}, double_backward=False),
     OpSpec("reshape_infer", F.reshape, np.reshape, kwargs={"shape": (-1,)},
@@ -17,4 +26,96 @@ SPECS = [
            kwargs={"shape": (2, 1)}, shapes=[((4, 2, 3),)], double_backward=False),
     OpSpec("broadcast_square", lambda x: F.broadcast_to(x, (3, 2)) ** 2,
            lambda x: np.broadcast_to(x, (3, 2)) ** 2, shapes=[((2,),)], covers=[]),
+    # expand_dims / squeeze / flatten
+    OpSpec("expand_dims", F.expand_dims, np.expand_dims, kwargs={"axis": 1},
+           shapes=[((2, 3),), ((4,),)], double_backward=False, covers=["expand_dims", "unsqueeze"]),
+    OpSpec("expand_dims_scalar", F.expand_dims, np.expand_dims, kwargs={"axis": 0},
+           shapes=[((),)], double_backward=False, covers=[]),
+    OpSpec("expand_dims_tuple", F.unsqueeze, np.expand_dims, kwargs={"axis": (0, -1)},
+           shapes=[((2, 3),)], double_backward=False, covers=[]),
+    OpSpec("squeeze", F.squeeze, np.squeeze, shapes=[((2, 1, 3, 1),), ((1,),)],
+           double_backward=False),
+    OpSpec("squeeze_axis", F.squeeze, np.squeeze, kwargs={"axis": -1}, shapes=[((2, 1, 3, 1),)],
+           double_backward=False, covers=[]),
+    OpSpec("flatten", F.flatten, lambda x: x.reshape(x.shape[0], -1),
+           shapes=[((2, 3, 4),), ((3,),), ((2, 3),)], double_backward=False),
+    # concat / stack / split
+    OpSpec("concat", lambda a, b, c: F.concat([a, b, c], axis=1), lambda a, b, c:
+           _concat3(a, b, c, axis=1), shapes=[((2, 1), (2, 3), (2, 2)), ((2, 1, 4), (2, 2, 4),
+                                                                          (2, 3, 4))],
+           double_backward=False, covers=["concat", "concatenate"]),
+    OpSpec("concatenate_axis0", lambda a, b, c: F.concatenate((a, b, c)), _concat3,
+           shapes=[((1, 3), (2, 3), (4, 3)), ((2,), (3,), (1,))], double_backward=False,
+           covers=[]),
+    OpSpec("concat_squared", lambda a, b, c: F.concat([a, b, c], axis=-1) ** 2,
+           lambda a, b, c: _concat3(a, b, c, axis=-1) ** 2, shapes=[((2, 1), (2, 2), (2, 1))],
+           covers=[]),
+    OpSpec("stack", lambda a, b, c: F.stack([a, b, c]), _stack3,
+           shapes=[((2, 3), (2, 3), (2, 3)), ((), (), ())], double_backward=False),
+    OpSpec("stack_last_axis", lambda a, b, c: F.stack([a, b, c], axis=-1),
+           lambda a, b, c: _stack3(a, b, c, axis=-1), shapes=[((2, 3), (2, 3), (2, 3))],
+           double_backward=False, covers=[]),
+    OpSpec("stack_squared", lambda a, b, c: F.stack([a, b, c], axis=1) ** 2,
+           lambda a, b, c: _stack3(a, b, c, axis=1) ** 2, shapes=[((2,), (2,), (2,))],
+           covers=[]),
+    OpSpec("split", lambda x: F.split(x, 3, axis=1), lambda x: np.split(x, 3, axis=1),
+           shapes=[((2, 6),), ((2, 3, 4),)], double_backward=False),
+    OpSpec("split_indices", lambda x: F.split(x, [1, 3]), lambda x: np.split(x, [1, 3]),
+           shapes=[((5, 2),)], double_backward=False, covers=[]),
+    OpSpec("split_one_piece_used", lambda x: F.split(x, [1, 3])[1],
+           lambda x: np.split(x, [1, 3])[1], shapes=[((5, 2),)], double_backward=False,
+           covers=[]),
+    OpSpec("split_squared", lambda x: [p ** 2 for p in F.split(x, 2, axis=-1)],
+           lambda x: [p ** 2 for p in np.split(x, 2, axis=-1)], shapes=[((3, 4),)], covers=[]),
+    # axis moves
+    OpSpec("swapaxes", F.swapaxes, np.swapaxes, kwargs={"axis1": 0, "axis2": -1},
+           shapes=[((2, 3, 4),)], double_backward=False),
+    OpSpec("moveaxis", F.moveaxis, np.moveaxis, kwargs={"source": 0, "destination": -1},
+           shapes=[((2, 3, 4),)], double_backward=False),
+    OpSpec("moveaxis_tuple", F.moveaxis, np.moveaxis,
+           kwargs={"source": (0, 1), "destination": (2, 0)}, shapes=[((2, 3, 4),)],
+           double_backward=False, covers=[]),
+    # repeat / tile
+    OpSpec("repeat", F.repeat, np.repeat, kwargs={"repeats": 2}, shapes=[((2, 3),), ((),)],
+           double_backward=False),
+    OpSpec("repeat_axis", F.repeat, np.repeat, kwargs={"repeats": 3, "axis": 1},
+           shapes=[((2, 3, 2),)], double_backward=False, covers=[]),
+    OpSpec("repeat_counts", F.repeat, np.repeat, kwargs={"repeats": [2, 0, 1, 3], "axis": -1},
+           shapes=[((2, 4),)], double_backward=False, covers=[]),
+    OpSpec("repeat_counts_trailing_zero", F.repeat, np.repeat,
+           kwargs={"repeats": [1, 2, 0], "axis": 0}, shapes=[((3, 2),)], double_backward=False,
+           covers=[]),
+    OpSpec("repeat_squared", lambda x: F.repeat(x, [1, 2], axis=0) ** 2,
+           lambda x: np.repeat(x, [1, 2], axis=0) ** 2, shapes=[((2, 2),)], covers=[]),
+    OpSpec("tile", F.tile, np.tile, kwargs={"reps": (2, 3)}, shapes=[((2, 3),), ((3,),),
+                                                                     ((2, 1, 2),)],
+           double_backward=False),
+    OpSpec("tile_int", F.tile, np.tile, kwargs={"reps": 2}, shapes=[((2, 3),)],
+           double_backward=False, covers=[]),
+    OpSpec("tile_squared", lambda x: F.tile(x, (2, 1)) ** 2, lambda x: np.tile(x, (2, 1)) ** 2,
+           shapes=[((2, 2),)], covers=[]),
+    # pad
+    OpSpec("pad", F.pad, np.pad, kwargs={"pad_width": ((1, 2), (0, 1))}, shapes=[((2, 3),)],
+           double_backward=False),
+    OpSpec("pad_constant_value", F.pad, np.pad, kwargs={"pad_width": 1, "constant_values": 3.5},
+           shapes=[((2, 3, 2),)], double_backward=False, covers=[]),
+    OpSpec("pad_reflect", F.pad, np.pad, kwargs={"pad_width": ((2, 1), (1, 2)),
+                                                 "mode": "reflect"},
+           shapes=[((3, 4),)], double_backward=False, covers=[]),
+    OpSpec("pad_edge", F.pad, np.pad, kwargs={"pad_width": (1, 2), "mode": "edge"},
+           shapes=[((3, 2),)], double_backward=False, covers=[]),
+    OpSpec("pad_wrap", F.pad, np.pad, kwargs={"pad_width": 2, "mode": "wrap"},
+           shapes=[((3,),)], double_backward=False, covers=[]),
+    OpSpec("pad_symmetric_squared", lambda x: F.pad(x, 1, mode="symmetric") ** 2,
+           lambda x: np.pad(x, 1, mode="symmetric") ** 2, shapes=[((2, 3),)], covers=[]),
+    # flip / roll
+    OpSpec("flip", F.flip, np.flip, shapes=[((2, 3),), ((),)], double_backward=False),
+    OpSpec("flip_axis", F.flip, np.flip, kwargs={"axis": (0, 2)}, shapes=[((2, 3, 4),)],
+           double_backward=False, covers=[]),
+    OpSpec("roll", F.roll, np.roll, kwargs={"shift": 2}, shapes=[((2, 3),)],
+           double_backward=False),
+    OpSpec("roll_axes", F.roll, np.roll, kwargs={"shift": (1, -2), "axis": (0, 2)},
+           shapes=[((2, 3, 4),)], double_backward=False, covers=[]),
+    OpSpec("roll_squared", lambda x: F.roll(x, -1, axis=1) ** 2,
+           lambda x: np.roll(x, -1, axis=1) ** 2, shapes=[((2, 3),)], covers=[]),
 ]
