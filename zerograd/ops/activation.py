@@ -1,5 +1,491 @@
-"""Activations: sigmoid, relu and friends, softmax, log_softmax."""
+"""Activations (sigmoid, relu and friends, gelu, ...) and the softmax family.
+
+Unary activations map x of any shape to the same shape. The softmax family normalises over
+``axis`` (default 1, DeZero's) and keeps the shape (``logsumexp`` reduces it).
+
+Many activations here come in pairs: ``Act`` (forward on arrays, backward ``gy * ActGrad(x)``)
+and ``ActGrad``, whose forward computes f'(x) in a few array passes and whose backward gives
+f''(x) with zerograd ops. First-order backward then costs two nodes, while
+``create_graph=True`` still yields derivatives of any order.
+
+Kink conventions: relu'(0) = 0; leaky_relu'(0) = slope; elu'(0) = alpha (selu: scale*alpha);
+hard_sigmoid'(+-3) = 0. Masks are applied by multiplication, not ``np.where``, which is several
+times slower on unsorted masks.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+
+import numpy as np
+
+from zerograd.backend.array_utils import logsumexp as logsumexp_array
+from zerograd.backend.array_utils import reshape_sum_backward
+from zerograd.core.function import Function
+from zerograd.core.variable import Variable
+from zerograd.ops.elementwise import erfc_array, exp, minimum, tanh
+from zerograd.ops.reduction import sum as sum_
+
+__all__ = ["sigmoid", "sigmoid_simple", "relu", "leaky_relu", "softplus", "gelu", "elu", "selu",
+           "silu", "swish", "mish", "hard_sigmoid",
+           "softmax", "softmax_simple", "log_softmax", "logsumexp",
+           "Sigmoid", "ReLU", "LeakyReLU", "Softplus", "GELU", "GELUGrad", "GELUTanh",
+           "GELUTanhGrad", "ELU", "ELUGrad", "SELU", "SiLU", "SiLUGrad", "Mish", "MishGrad",
+           "HardSigmoid", "Softmax", "LogSoftmax", "LogSumExp"]
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_TANH_CUBIC = 0.044715
+# SELU's constants (Klambauer et al., 2017), the fixed point of unit mean and variance.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _sigmoid_array(x):
+    """1 / (1 + e^-x) as e^min(x,0) / (1 + e^-|x|): no overflow, full relative accuracy.
+
+    (DeZero's tanh(x/2)/2 + 1/2 is also overflow-free but rounds sigmoid(-40) to 0.)
+    """
+    shape = x.shape
+    x = x.reshape(-1)  # in-place ufuncs need arrays; on 0-d input they would get scalars
+    numerator = np.minimum(x, 0)
+    np.exp(numerator, out=numerator)
+    denominator = np.abs(x)
+    np.negative(denominator, out=denominator)
+    np.exp(denominator, out=denominator)
+    denominator += 1
+    numerator /= denominator
+    return numerator.reshape(shape)
+
+
+def _softplus_array(x):
+    """log(1 + e^x) as max(x, 0) + log1p(e^-|x|): no overflow, accurate for x << 0."""
+    shape = x.shape
+    x = x.reshape(-1)
+    tail = np.abs(x)
+    np.negative(tail, out=tail)
+    np.exp(tail, out=tail)
+    np.log1p(tail, out=tail)
+    tail += np.maximum(x, 0)
+    return tail.reshape(shape)
+
+
+def _positive_mask(x, dtype):
+    return (x > 0).astype(dtype)
+
+
+# -- sigmoid, relu and the rectifier family ------------------------------------------------
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)), computed stably; dy/dx = y (1 - y) (keeps its output)."""
+
+    def forward(self, x):
+        return _sigmoid_array(x)
+
+    def backward(self, gy):
+        y = self.output
+        return gy * y * (1 - y)
+
+
+class ReLU(Function):
+    """y = max(x, 0); dy/dx = 1 for x > 0, else 0 (relu'(0) = 0). Keeps its output."""
+
+    def forward(self, x):
+        return np.maximum(x, 0)
+
+    def backward(self, gy):
+        return gy * (self.output.data > 0)
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, slope * x otherwise; dy/dx = 1 or slope (slope at x = 0)."""
+
+    def __init__(self, slope: float) -> None:
+        self.slope = slope
+
+    def forward(self, x):
+        if 0 <= self.slope <= 1:
+            return np.maximum(x, x * self.slope)
+        return x * self._factor(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * self._factor(x.data)
+
+    def _factor(self, x):
+        """1 where x > 0, slope elsewhere (as an array of x's float dtype)."""
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        return _positive_mask(x, dtype) * (1 - self.slope) + self.slope
+
+
+class Softplus(Function):
+    """y = log(1 + exp(x)), computed stably; dy/dx = sigmoid(x)."""
+
+    def forward(self, x):
+        return _softplus_array(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * sigmoid(x)
+
+
+class ELU(Function):
+    """y = scale * (x if x > 0 else alpha (e^x - 1)); dy/dx = scale or scale*alpha*e^x."""
+
+    def __init__(self, alpha: float = 1.0, scale: float = 1.0) -> None:
+        self.alpha = alpha
+        self.scale = scale
+
+    def forward(self, x):
+        # The clamp keeps expm1 from overflowing for x >> 0.
+        y = np.expm1(np.minimum(x, 0)) * self.alpha + np.maximum(x, 0)
+        return y * self.scale if self.scale != 1.0 else y
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * ELUGrad(self.alpha, self.scale)(x)
+
+
+class ELUGrad(Function):
+    """y = ELU'(x) = scale for x > 0, scale * alpha * e^x for x <= 0."""
+
+    def __init__(self, alpha: float, scale: float) -> None:
+        self.alpha = alpha
+        self.scale = scale
+
+    def forward(self, x):
+        # alpha e^min(x,0) + [x > 0] (1 - alpha): alpha e^x below 0, exactly 1 above.
+        y = np.exp(np.minimum(x, 0)) * self.alpha
+        y = y + _positive_mask(x, y.dtype) * (1 - self.alpha)
+        return y * self.scale if self.scale != 1.0 else y
+
+    def backward(self, ggx):
+        (x,) = self.inputs
+        # d/dx ELU'(x) = scale * alpha * e^x below 0, 0 above.
+        below = ~(x.data > 0)
+        return ggx * exp(minimum(x, 0.0)) * below * (self.alpha * self.scale)
+
+
+class SELU(ELU):
+    """y = scale * elu(x, alpha) with SELU's fixed alpha and scale."""
+
+    def __init__(self) -> None:
+        super().__init__(_SELU_ALPHA, _SELU_SCALE)
+
+
+class HardSigmoid(Function):
+    """y = clip(x / 6 + 1/2, 0, 1) (PyTorch's); dy/dx = 1/6 on -3 < x < 3, else 0."""
+
+    def forward(self, x):
+        return np.clip(x * (1 / 6) + 0.5, 0, 1)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        inside = np.abs(x.data) < 3
+        return gy * inside * (1 / 6)
+
+
+# -- smooth gated activations: gelu, silu, mish --------------------------------------------
+class GELU(Function):
+    """y = x Phi(x) = x/2 (1 + erf(x / sqrt 2)) (exact, erf-based); dy/dx = Phi + x phi."""
+
+    def forward(self, x):
+        return x * (0.5 * erfc_array(x * -_INV_SQRT2))
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * GELUGrad()(x)
+
+
+class GELUGrad(Function):
+    """y = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi); dy/dx = phi(x) (2 - x^2)."""
+
+    def forward(self, x):
+        return erfc_array(x * -_INV_SQRT2) * 0.5 + x * np.exp(x * x * -0.5) * _INV_SQRT_2PI
+
+    def backward(self, ggx):
+        (x,) = self.inputs
+        x2 = x * x
+        return ggx * exp(x2 * -0.5) * (2 - x2) * _INV_SQRT_2PI
+
+
+class GELUTanh(Function):
+    """y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (the tanh approximation)."""
+
+    def forward(self, x):
+        return x * (0.5 * (1 + np.tanh(_gelu_tanh_inner(x))))
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * GELUTanhGrad()(x)
+
+
+def _gelu_tanh_inner(x):
+    """g(x) = sqrt(2/pi) (x + 0.044715 x^3) (arrays or Variables)."""
+    return (x * x * _GELU_TANH_CUBIC + 1) * x * _SQRT_2_OVER_PI
+
+
+class GELUTanhGrad(Function):
+    """y = (1 + T)/2 + x/2 (1 - T^2) g'(x) with T = tanh(g(x)); its derivative in backward."""
+
+    def forward(self, x):
+        t = np.tanh(_gelu_tanh_inner(x))
+        slope = (x * x * (3 * _GELU_TANH_CUBIC) + 1) * _SQRT_2_OVER_PI  # g'(x)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * slope
+
+    def backward(self, ggx):
+        (x,) = self.inputs
+        # f'' = (1 - T^2) [g' + x/2 (g'' - 2 T g'^2)], g'' = 6 * 0.044715 * sqrt(2/pi) x.
+        t = tanh(_gelu_tanh_inner(x))
+        slope = (x * x * (3 * _GELU_TANH_CUBIC) + 1) * _SQRT_2_OVER_PI
+        curvature = x * (6 * _GELU_TANH_CUBIC * _SQRT_2_OVER_PI)
+        return ggx * (1 - t * t) * (slope + x * 0.5 * (curvature - 2 * t * slope * slope))
+
+
+class SiLU(Function):
+    """y = x sigmoid(x); dy/dx = s (1 + x (1 - s)) with s = sigmoid(x)."""
+
+    def forward(self, x):
+        return x * _sigmoid_array(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * SiLUGrad()(x)
+
+
+class SiLUGrad(Function):
+    """y = s (1 + x (1 - s)), s = sigmoid(x); dy/dx = s (1 - s) (2 + x (1 - 2 s))."""
+
+    def forward(self, x):
+        s = _sigmoid_array(x)
+        return s * (1 + x * (1 - s))
+
+    def backward(self, ggx):
+        (x,) = self.inputs
+        s = sigmoid(x)
+        return ggx * s * (1 - s) * (2 + x * (1 - 2 * s))
+
+
+class Mish(Function):
+    """y = x tanh(softplus(x)); dy/dx = T + x (1 - T^2) sigmoid(x), T = tanh(softplus(x))."""
+
+    def forward(self, x):
+        return x * np.tanh(_softplus_array(x))
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * MishGrad()(x)
+
+
+class MishGrad(Function):
+    """y = T + x D with T = tanh(softplus(x)), D = (1 - T^2) sigmoid(x)."""
+
+    def forward(self, x):
+        t = np.tanh(_softplus_array(x))
+        return t + x * (1 - t * t) * _sigmoid_array(x)
+
+    def backward(self, ggx):
+        (x,) = self.inputs
+        # T' = D, D' = D (1 - s - 2 T s), so y' = 2 D + x D (1 - s - 2 T s).
+        s = sigmoid(x)
+        t = tanh(softplus(x))
+        d = (1 - t * t) * s
+        return ggx * d * (2 + x * (1 - s - 2 * t * s))
+
+
+# -- the softmax family -----------------------------------------------------------------------
+class Softmax(Function):
+    """y = exp(x - max) / sum(exp(x - max)) over ``axis``; gx = y gy - y sum(y gy)."""
+
+    def __init__(self, axis=1) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        shift = x.max(axis=self.axis, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0)  # a row of -inf stays finite
+        y = x - shift
+        np.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        return y
+
+    def backward(self, gy):
+        y = self.output
+        gx = y * gy
+        return gx - y * sum_(gx, axis=self.axis, keepdims=True)
+
+
+class LogSoftmax(Function):
+    """y = x - logsumexp(x) over ``axis``; gx = gy - exp(y) sum(gy)."""
+
+    def __init__(self, axis=1) -> None:
+        self.axis = axis
+
+    def forward(self, x):
+        return x - logsumexp_array(x, self.axis)
+
+    def backward(self, gy):
+        y = self.output
+        return gy - exp(y) * sum_(gy, axis=self.axis, keepdims=True)
+
+
+class LogSumExp(Function):
+    """y = log(sum(exp(x), axis)) computed with the max shift; dy/dx = softmax(x)."""
+
+    def __init__(self, axis=1, keepdims: bool = False) -> None:
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        y = logsumexp_array(x, self.axis)
+        if not self.keepdims:
+            y = y.reshape(_reduced_shape(x.shape, self.axis))
+        return y
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        y = reshape_sum_backward(self.output, self.x_shape, self.axis, self.keepdims)
+        gy = reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
+        return gy * exp(x - y)
+
+
+def _reduced_shape(shape: tuple, axis) -> tuple:
+    ndim = len(shape)
+    if axis is None:
+        return ()
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    axes = {a % ndim for a in axes} if ndim else set()
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _axis(axis):
+    if isinstance(axis, list):
+        return tuple(axis)
+    return axis
+
+
+# -- the functions -----------------------------------------------------------------------------
+def sigmoid(x) -> Variable:
+    """1 / (1 + exp(-x)), elementwise, stable for any |x| (no overflow, no nan).
+
+    Computed as e^min(x,0) / (1 + e^-|x|), which keeps full relative accuracy for x << 0.
+    dy/dx = y (1 - y). x: any shape -> same shape.
+    """
+    return Sigmoid()(x)
+
+
+def sigmoid_simple(x) -> Variable:
+    """DeZero's sigmoid composed of nodes: 1 / (1 + exp(-x)).
+
+    exp(-x) overflows to inf for x < -88 (float32) / -709 (float64); the value is then 0
+    (correct) but NumPy warns. Prefer :func:`sigmoid`.
+    """
+    return 1 / (exp(-x) + 1)
+
+
+def relu(x) -> Variable:
+    """max(x, 0), elementwise; dy/dx = [x > 0], so relu'(0) = 0. x: any shape -> same."""
+    return ReLU()(x)
+
+
+def leaky_relu(x, slope: float = 0.2) -> Variable:
+    """x for x > 0, slope * x otherwise (DeZero's default slope 0.2).
+
+    dy/dx = 1 for x > 0, slope for x <= 0 (slope at the kink). x: any shape -> same.
+    """
+    return LeakyReLU(float(slope))(x)
+
+
+def softplus(x) -> Variable:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for any |x|.
+
+    dy/dx = sigmoid(x). x: any shape -> same shape.
+    """
+    return Softplus()(x)
+
+
+def gelu(x, approximate: str = "none") -> Variable:
+    """Gaussian error linear unit, x Phi(x), Phi the standard normal CDF.
+
+    approximate='none' (default, PyTorch's): the exact x/2 (1 + erf(x / sqrt 2)), evaluated
+    as x/2 erfc(-x / sqrt 2) so that the tail x << 0 keeps its relative accuracy.
+    approximate='tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    dy/dx = Phi(x) + x phi(x) (exact form). x: any shape -> same shape.
+    """
+    if approximate == "none":
+        return GELU()(x)
+    if approximate == "tanh":
+        return GELUTanh()(x)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def elu(x, alpha: float = 1.0) -> Variable:
+    """x for x > 0, alpha (exp(x) - 1) otherwise.
+
+    dy/dx = 1 for x > 0, alpha exp(x) for x <= 0 (alpha at the kink). x: any shape -> same.
+    """
+    return ELU(float(alpha))(x)
+
+
+def selu(x) -> Variable:
+    """scale * elu(x, alpha) with alpha = 1.6732632..., scale = 1.0507009... (self-normalising).
+
+    dy/dx = scale for x > 0, scale alpha exp(x) for x <= 0. x: any shape -> same shape.
+    """
+    return SELU()(x)
+
+
+def silu(x) -> Variable:
+    """x sigmoid(x) (also called swish); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)."""
+    return SiLU()(x)
+
+
+swish = silu
+
+
+def mish(x) -> Variable:
+    """x tanh(softplus(x)), stable for any |x|. x: any shape -> same shape."""
+    return Mish()(x)
+
+
+def hard_sigmoid(x) -> Variable:
+    """clip(x / 6 + 1/2, 0, 1) (PyTorch's hardsigmoid, not Chainer's 0.2x + 0.5).
+
+    dy/dx = 1/6 for -3 < x < 3, 0 otherwise (0 at the kinks +-3). x: any shape -> same.
+    """
+    return HardSigmoid()(x)
+
+
+def softmax(x, axis=1) -> Variable:
+    """exp(x) / sum(exp(x)) over ``axis`` (int or tuple; DeZero's default 1), max-shifted.
+
+    Stable for any magnitude; dy/dx as a vector-Jacobian product: gx = y (gy - sum(y gy)).
+    x: any shape -> same shape.
+    """
+    return Softmax(_axis(axis))(x)
+
+
+def softmax_simple(x, axis=1) -> Variable:
+    """DeZero's softmax composed of nodes, exp(x) / sum(exp(x), axis), without the max shift.
+
+    Overflows (nan) once exp(x) does, e.g. x = 1000; prefer :func:`softmax`.
+    """
+    y = exp(x)
+    return y / sum_(y, axis=_axis(axis), keepdims=True)
+
+
+def log_softmax(x, axis=1) -> Variable:
+    """x - logsumexp(x, axis): log-probabilities, stable for any magnitude.
+
+    gx = gy - softmax(x) sum(gy). x: any shape -> same shape.
+    """
+    return LogSoftmax(_axis(axis))(x)
+
+
+def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
+    """log(sum(exp(x), axis)), computed as m + log(sum(exp(x - m))) with m the max.
+
+    axis: int, tuple or None (all elements); default 1 as the rest of the softmax family.
+    x: shape S -> S without ``axis`` (kept as size 1 with keepdims). dy/dx = softmax(x).
+    """
+    return LogSumExp(_axis(axis), keepdims)(x)

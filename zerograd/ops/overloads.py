@@ -6,7 +6,12 @@ The methods are installed here, after the ops exist, because ``core`` must not i
 
 from __future__ import annotations
 
-from zerograd.core.variable import Variable
+import operator
+
+import numpy as np
+
+from zerograd.backend import get_array_module
+from zerograd.core.variable import Variable, is_array
 from zerograd.ops import arithmetic, indexing, linalg, reduction
 from zerograd.ops import shape as shape_ops
 
@@ -49,6 +54,32 @@ def _rpow(self, base) -> Variable:
     return _power(scalar_operand(base, self), self)
 
 
+def _comparison(compare):
+    """A comparison operator on Variables: a plain boolean ndarray, never a Variable.
+
+    The other side may be a Variable, an array or a scalar; anything else gives
+    NotImplemented, so ``x == None`` or ``x == "a"`` is False (identity), as for any object.
+    """
+
+    def method(self, other):
+        if isinstance(other, Variable):
+            other = other.data
+        elif not (is_array(other) or isinstance(other, (int, float, bool, np.generic))):
+            return NotImplemented
+        result = compare(self.data, other)
+        return get_array_module(self.data).asarray(result)  # 0-d inputs: an array, not np.bool_
+
+    method.__name__ = f"__{compare.__name__}__"
+    method.__doc__ = f"Elementwise ``{compare.__name__}`` as a boolean ndarray (no graph)."
+    return method
+
+
+def _abs(self) -> Variable:
+    from zerograd.ops.elementwise import abs as abs_
+
+    return abs_(self)
+
+
 # Set by the operator library when it provides a differentiable-exponent power.
 _power = None
 
@@ -82,3 +113,13 @@ def setup_variable() -> None:
     V.transpose = _transpose
     V.T = property(lambda self: shape_ops.transpose(self))
     V.sum = _sum
+    V.__abs__ = _abs
+    V.__lt__ = _comparison(operator.lt)
+    V.__le__ = _comparison(operator.le)
+    V.__gt__ = _comparison(operator.gt)
+    V.__ge__ = _comparison(operator.ge)
+    V.__eq__ = _comparison(operator.eq)
+    V.__ne__ = _comparison(operator.ne)
+    # Defining __eq__ must not make Variables unhashable: graphs, optimizers and user code
+    # keep them in sets and dicts, by identity.
+    V.__hash__ = object.__hash__
