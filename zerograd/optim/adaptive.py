@@ -1,0 +1,147 @@
+"""Optimizers with per-coordinate step sizes: AdaGrad, AdaDelta, RMSprop, Adam, AdamW.
+
+All state arrays have the parameter's dtype; every scalar is a Python float, so float32
+parameters are updated in float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+from zerograd.backend import get_array_module
+from zerograd.core.variable import Parameter
+from zerograd.optim.optimizer import Optimizer
+
+__all__ = ["AdaGrad", "AdaDelta", "RMSprop", "Adam", "AdamW"]
+
+
+class AdaGrad(Optimizer):
+    """Duchi et al. (2011): h <- h + g^2;  w <- w - lr * g / (sqrt(h) + eps)."""
+
+    hyperparams = ("lr", "eps")
+
+    def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr = float(lr)
+        self.eps = float(eps)
+
+    def update_one(self, param: Parameter) -> None:
+        xp = get_array_module(param.data)
+        h = self._state_for(param, ("h",))["h"]
+        grad = param.grad.data
+        h += grad * grad
+        param.data -= self.lr * grad / (xp.sqrt(h) + self.eps)
+
+
+class AdaDelta(Optimizer):
+    """Zeiler (2012), no learning rate:
+
+    msg <- rho msg + (1 - rho) g^2;  dx = sqrt((msdx + eps) / (msg + eps)) g;
+    msdx <- rho msdx + (1 - rho) dx^2;  w <- w - dx.
+    """
+
+    hyperparams = ("rho", "eps")
+    lr_attribute = None
+
+    def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.rho = float(rho)
+        self.eps = float(eps)
+
+    def update_one(self, param: Parameter) -> None:
+        xp = get_array_module(param.data)
+        state = self._state_for(param, ("msg", "msdx"))
+        msg, msdx = state["msg"], state["msdx"]
+        rho, eps = self.rho, self.eps
+        grad = param.grad.data
+        msg *= rho
+        msg += (1 - rho) * grad * grad
+        dx = xp.sqrt((msdx + eps) / (msg + eps)) * grad
+        msdx *= rho
+        msdx += (1 - rho) * dx * dx
+        param.data -= dx
+
+
+class RMSprop(Optimizer):
+    """Tieleman & Hinton (2012): ms <- alpha ms + (1 - alpha) g^2;
+    w <- w - lr * g / (sqrt(ms) + eps)."""
+
+    hyperparams = ("lr", "alpha", "eps")
+
+    def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr = float(lr)
+        self.alpha = float(alpha)
+        self.eps = float(eps)
+
+    def update_one(self, param: Parameter) -> None:
+        xp = get_array_module(param.data)
+        ms = self._state_for(param, ("ms",))["ms"]
+        grad = param.grad.data
+        ms *= self.alpha
+        ms += (1 - self.alpha) * grad * grad
+        param.data -= self.lr * grad / (xp.sqrt(ms) + self.eps)
+
+
+class Adam(Optimizer):
+    """Kingma & Ba (2015), in DeZero's form. With t the step count (from 1):
+
+    m <- m + (1 - beta1)(g - m);  v <- v + (1 - beta2)(g^2 - v);
+    w <- w - lr_t * m / (sqrt(v) + eps),  lr_t = alpha sqrt(1 - beta2^t) / (1 - beta1^t).
+
+    ``lr`` is lr_t: the step size of the latest step, and before the first step that of
+    step 1 (DeZero divided by zero there). A scheduler scales ``alpha``.
+    """
+
+    hyperparams = ("alpha", "beta1", "beta2", "eps")
+    counters = ("t",)
+    lr_attribute = "alpha"
+
+    def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8) -> None:
+        super().__init__()
+        self.t = 0
+        self.alpha = float(alpha)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+
+    def update(self) -> None:
+        self.t += 1
+        super().update()
+
+    @property
+    def lr(self) -> float:
+        t = max(self.t, 1)
+        fix1 = 1.0 - math.pow(self.beta1, t)
+        fix2 = 1.0 - math.pow(self.beta2, t)
+        return self.alpha * math.sqrt(fix2) / fix1
+
+    def update_one(self, param: Parameter) -> None:
+        xp = get_array_module(param.data)
+        state = self._state_for(param, ("m", "v"))
+        m, v = state["m"], state["v"]
+        grad = param.grad.data
+        m += (1 - self.beta1) * (grad - m)
+        v += (1 - self.beta2) * (grad * grad - v)
+        param.data -= self.lr * m / (xp.sqrt(v) + self.eps)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019):
+
+    w <- w * (1 - alpha * weight_decay), then the Adam step above. The decay does not pass
+    through the gradient moments, unlike L2 regularisation (the WeightDecay hook).
+    """
+
+    hyperparams = ("alpha", "beta1", "beta2", "eps", "weight_decay")
+
+    def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(alpha, beta1, beta2, eps)
+        self.weight_decay = float(weight_decay)
+
+    def update_one(self, param: Parameter) -> None:
+        if self.weight_decay:
+            param.data *= 1.0 - self.alpha * self.weight_decay
+        super().update_one(param)

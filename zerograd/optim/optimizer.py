@@ -1,0 +1,269 @@
+"""``Optimizer``: the base class that applies an update rule to a model's parameters.
+
+Protocol (DeZero's): ``optimizer.setup(model)`` returns the optimizer; after
+``loss.backward()``, ``optimizer.update()`` collects the parameters that have a gradient, runs
+every hook on that list (weight decay, gradient clipping, freezing), then calls
+``update_one(param)`` for each parameter that still has a gradient.
+
+Per-parameter state (momentum buffers, Adam's moments) lives in ``self.state``, a
+:class:`ParameterMap` keyed by the Parameter object itself (by identity, weakly): a
+parameter's state dies with it, and a new model never inherits a dead model's state (DeZero
+keyed it by ``id()``, which a new object may reuse).
+
+Rules every update rule follows: it changes ``param.data`` in place (so float32 stays float32)
+and never writes into ``param.grad.data`` (the engine may hand one gradient array to two
+parameters, as for ``y = W + b`` with equal shapes).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from zerograd.backend import as_numpy, get_array_module
+from zerograd.core.variable import Parameter, Variable
+from zerograd.errors import ShapeError
+
+__all__ = ["Optimizer", "ParameterMap"]
+
+
+class _IdentityRef(weakref.ref):
+    """A weak reference that compares by the identity of its referent.
+
+    ``weakref.ref`` compares live referents with ``==``, which for a Variable is the
+    elementwise comparison; so ``WeakKeyDictionary`` cannot hold Parameters.
+    """
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, obj, callback=None) -> None:
+        super().__init__(obj, callback)
+        self._hash = object.__hash__(obj)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _IdentityRef):
+            return NotImplemented
+        obj = self()
+        return obj is not None and obj is other()
+
+
+class ParameterMap:
+    """A dict from Parameters (by identity) to values that drops a parameter's entry as soon
+    as the parameter is garbage collected (so it neither leaks nor is inherited)."""
+
+    def __init__(self) -> None:
+        self._data: dict = {}
+        self_ref = weakref.ref(self)
+
+        def remove(key, self_ref=self_ref) -> None:
+            owner = self_ref()
+            if owner is not None:
+                owner._data.pop(key, None)
+
+        self._remove = remove
+
+    def __getitem__(self, param):
+        return self._data[_IdentityRef(param)]
+
+    def get(self, param, default=None):
+        return self._data.get(_IdentityRef(param), default)
+
+    def __setitem__(self, param, value) -> None:
+        self._data[_IdentityRef(param, self._remove)] = value
+
+    def __delitem__(self, param) -> None:
+        del self._data[_IdentityRef(param)]
+
+    def __contains__(self, param) -> bool:
+        return _IdentityRef(param) in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def items(self) -> Iterator[tuple[Parameter, object]]:
+        for key, value in list(self._data.items()):
+            param = key()
+            if param is not None:
+                yield param, value
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class Optimizer:
+    """Base class. Subclasses define ``update_one(param)`` and list their settings.
+
+    Class attributes a subclass sets:
+
+    - ``hyperparams``: names of the scalar settings saved by ``state_dict`` (``("lr",)``);
+    - ``counters``: names of integer step counters saved with them (Adam's ``t``);
+    - ``lr_attribute``: the setting a learning-rate scheduler scales (``"lr"``; ``"alpha"``
+      for Adam; None when the rule has no learning rate, as AdaDelta).
+    """
+
+    hyperparams: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()
+    lr_attribute: str | None = "lr"
+
+    def __init__(self) -> None:
+        self.target = None
+        self.hooks: list[Callable] = []
+        self.state = ParameterMap()
+
+    def setup(self, target) -> Optimizer:
+        """Optimise ``target``: a Layer/Model, a Parameter, or an iterable of Parameters."""
+        if isinstance(target, Variable) and not isinstance(target, Parameter):
+            raise TypeError(f"{type(self).__name__}.setup: got a Variable; wrap trainable data "
+                            "in a Parameter (or a Layer) so the optimizer can own it")
+        if not (isinstance(target, Parameter) or hasattr(target, "params")):
+            target = list(target)
+            for p in target:
+                if not isinstance(p, Parameter):
+                    raise TypeError(f"{type(self).__name__}.setup: expected a Layer, a Parameter "
+                                    f"or Parameters, got an iterable holding {type(p).__name__}")
+        self.target = target
+        return self
+
+    def target_params(self) -> Iterator[Parameter]:
+        """The parameters of the target, in its definition order."""
+        target = self.target
+        if target is None:
+            raise RuntimeError(f"{type(self).__name__}: call setup(model) before update()")
+        if isinstance(target, Parameter):
+            yield target
+        elif hasattr(target, "params"):
+            yield from target.params()
+        else:
+            yield from target
+
+    def add_hook(self, f: Callable) -> None:
+        """Call ``f(params)`` on the list of parameters with gradients before each update."""
+        self.hooks.append(f)
+
+    def update(self) -> None:
+        """One optimisation step for every parameter that has a gradient."""
+        params = [p for p in self.target_params() if p.grad is not None]
+        for hook in self.hooks:
+            hook(params)
+        # Hooks may drop gradients (FreezeParam): look again after running them.
+        for param in params:
+            if param.grad is not None:
+                self.update_one(param)
+
+    def update_one(self, param: Parameter) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
+
+    def cleargrads(self) -> None:
+        """Set every target parameter's gradient to None (``model.cleargrads()``)."""
+        for p in self.target_params():
+            p.cleargrad()
+
+    zero_grad = cleargrads
+
+    # -- per-parameter state -----------------------------------------------------------------
+    def _state_for(self, param: Parameter, names: tuple[str, ...]) -> dict:
+        """The state arrays of ``param`` (zeros like its data at first use)."""
+        state = self.state.get(param)
+        if state is None:
+            xp = get_array_module(param.data)
+            state = {name: xp.zeros_like(param.data) for name in names}
+            self.state[param] = state
+        return state
+
+    # -- learning rate -----------------------------------------------------------------------
+    def get_lr(self) -> float:
+        """The base learning rate a scheduler controls (``lr``, or ``alpha`` for Adam)."""
+        if self.lr_attribute is None:
+            raise TypeError(f"{type(self).__name__} has no learning rate to schedule")
+        return float(getattr(self, self.lr_attribute))
+
+    def set_lr(self, value: float) -> None:
+        if self.lr_attribute is None:
+            raise TypeError(f"{type(self).__name__} has no learning rate to schedule")
+        setattr(self, self.lr_attribute, float(value))
+
+    # -- saving and loading ------------------------------------------------------------------
+    def _scalar_state(self) -> dict:
+        return {name: getattr(self, name) for name in self.hyperparams}
+
+    def state_dict(self) -> dict:
+        """The optimizer's state as arrays and JSON-able scalars.
+
+        ``{"type": "Adam", "hyperparams": {...}, "params": [{"name": "l0/W", "shape": [...],
+        "state": {"m": array, "v": array}}, ...]}`` with one entry per target parameter, in
+        the target's order (``state`` empty for parameters never updated). Arrays are NumPy
+        copies. Save it with ``zerograd.serialization.save_state``.
+        """
+        names = self._param_names()
+        entries = []
+        for name, param in zip(names, self.target_params()):
+            state = self.state.get(param, {})
+            entries.append({
+                "name": name,
+                "shape": None if param.data is None else list(param.data.shape),
+                "state": {k: np.array(as_numpy(v), copy=True) for k, v in state.items()},
+            })
+        return {"type": type(self).__name__, "hyperparams": self._scalar_state(),
+                "counters": {name: int(getattr(self, name)) for name in self.counters},
+                "params": entries}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned, mapping entries to parameters by order.
+
+        The optimizer type, the number of parameters, their names (when both sides have
+        them) and the state shapes must match; nothing changes unless all checks pass.
+        """
+        kind = state.get("type")
+        if kind != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state was saved by "
+                             f"{kind}, not {type(self).__name__}")
+        params = list(self.target_params())
+        entries = state["params"]
+        if len(entries) != len(params):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state has "
+                             f"{len(entries)} parameters, the target has {len(params)}")
+        names = self._param_names()
+        new_state = []
+        for i, (entry, param, name) in enumerate(zip(entries, params, names)):
+            saved_name = entry.get("name")
+            if saved_name and name and saved_name != name:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {i} is "
+                                 f"{name!r} in the target but {saved_name!r} in the state")
+            arrays = {}
+            for key, value in entry["state"].items():
+                if param.data is None or tuple(value.shape) != tuple(param.data.shape):
+                    shape = None if param.data is None else tuple(param.data.shape)
+                    raise ShapeError(
+                        f"{type(self).__name__}.load_state_dict: state {key!r} of parameter "
+                        f"{name or i!r} has shape {tuple(value.shape)}, the parameter {shape}"
+                    )
+                xp = get_array_module(param.data)
+                arrays[key] = xp.array(value, dtype=param.data.dtype)
+            new_state.append((param, arrays))
+        for name, value in state.get("hyperparams", {}).items():
+            if name in self.hyperparams:
+                setattr(self, name, value)
+        for name, value in state.get("counters", {}).items():
+            if name in self.counters:
+                setattr(self, name, int(value))
+        self.state = ParameterMap()
+        for param, arrays in new_state:
+            if arrays:
+                self.state[param] = arrays
+
+    def _param_names(self) -> list[str]:
+        target = self.target
+        if target is not None and hasattr(target, "named_params"):
+            return [name for name, _ in target.named_params()]
+        return ["" for _ in self.target_params()]
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in self._scalar_state().items())
+        return f"{type(self).__name__}({settings})"

@@ -1,0 +1,47 @@
+"""Plain and momentum stochastic gradient descent."""
+
+from __future__ import annotations
+
+from zerograd.core.variable import Parameter
+from zerograd.optim.optimizer import Optimizer
+
+__all__ = ["SGD", "MomentumSGD"]
+
+
+class SGD(Optimizer):
+    """w <- w - lr * g."""
+
+    hyperparams = ("lr",)
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.lr = float(lr)
+
+    def update_one(self, param: Parameter) -> None:
+        param.data -= self.lr * param.grad.data
+
+
+class MomentumSGD(Optimizer):
+    """Momentum (DeZero's form): v <- momentum * v - lr * g;  w <- w + v.
+
+    ``nesterov=True`` takes the Nesterov step in the same variables (Sutskever et al. 2013,
+    as PyTorch writes it): v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g.
+    """
+
+    hyperparams = ("lr", "momentum", "nesterov")
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False) -> None:
+        super().__init__()
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def update_one(self, param: Parameter) -> None:
+        v = self._state_for(param, ("v",))["v"]
+        step = self.lr * param.grad.data
+        v *= self.momentum
+        v -= step
+        if self.nesterov:
+            param.data += self.momentum * v - step
+        else:
+            param.data += v
