@@ -1,0 +1,155 @@
+"""Peak memory of a forward+backward pass (issue 5): zerograd vs PyTorch vs DeZero.
+
+    python benchmarks/bench_memory.py
+
+Workload: a 20-layer MLP of width 2048 (Linear + ReLU, float32), batch 256, loss = sum of
+the output; we report how far the process's peak resident memory rises above its level with
+the model and the input already built, for one forward+backward pass and for a forward
+pass under no_grad (inference). Each framework runs in its own subprocess; the kernel's
+peak-RSS counter is reset (/proc/self/clear_refs) just before the measured pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPTH, WIDTH, BATCH = 20, 2048, 256
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _measure(run) -> float:
+    """MiB by which the peak resident set rises above the current one while ``run()`` runs."""
+    import gc
+
+    gc.collect()
+    _reset_peak()
+    before = _rss_kib("VmRSS")
+    run()
+    return (_rss_kib("VmHWM") - before) / 1024
+
+
+def worker(framework: str, mode: str) -> float:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x_data = rng.standard_normal((BATCH, WIDTH)).astype(np.float32)
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+        layers = []
+        for _ in range(DEPTH):
+            layers += [torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU()]
+        model = torch.nn.Sequential(*layers)
+        x = torch.from_numpy(x_data)
+
+        def run():
+            if mode == "no_grad":
+                with torch.no_grad():
+                    model(x).sum()
+            else:
+                model(x).sum().backward()
+
+        return _measure(run)
+
+    if framework == "dezero":
+        sys.path.insert(0, str(ROOT))
+        from benchmarks._common import load_dezero
+
+        dz = load_dezero()
+        import dezero.functions as F
+        import dezero.layers as L
+
+        def make():
+            class MLP(dz.Model):
+                def __init__(self):
+                    super().__init__()
+                    self.fcs = []
+                    for i in range(DEPTH):
+                        fc = L.Linear(WIDTH, in_size=WIDTH)
+                        setattr(self, f"l{i}", fc)
+                        self.fcs.append(fc)
+
+                def forward(self, h):
+                    for fc in self.fcs:
+                        h = F.relu(fc(h))
+                    return h
+
+            return MLP()
+
+        model = make()
+
+        def run():
+            if mode == "no_grad":
+                with dz.no_grad():
+                    F.sum(model(x_data))
+            else:
+                F.sum(model(x_data)).backward()
+
+        return _measure(run)
+
+    import zerograd
+    import zerograd.functions as F
+    import zerograd.layers as L
+    from zerograd.models import Sequential
+
+    layers = []
+    for _ in range(DEPTH):
+        layers += [L.Linear(WIDTH, in_size=WIDTH), F.relu]
+    model = Sequential(*layers)
+
+    def run():
+        if mode == "no_grad":
+            with zerograd.no_grad():
+                F.sum(model(x_data))
+        else:
+            F.sum(model(x_data)).backward()
+
+    return _measure(run)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2], sys.argv[3])))
+        return
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._common import load_dezero, load_torch
+
+    frameworks = ["zerograd"]
+    if load_torch() is not None:
+        frameworks.append("torch")
+    if load_dezero() is not None:
+        frameworks.append("dezero")
+    print(f"peak memory above model+input, {DEPTH} x Linear({WIDTH})+ReLU, batch {BATCH}, "
+          f"float32 (param grads alone: {DEPTH * WIDTH * (WIDTH + 1) * 4 / 2**20:.0f} MiB)")
+    results = {}
+    for mode in ("train", "no_grad"):
+        for name in frameworks:
+            out = subprocess.run([sys.executable, __file__, "--worker", name, mode],
+                                 capture_output=True, text=True, check=True)
+            results[(name, mode)] = json.loads(out.stdout.strip().splitlines()[-1])
+    for mode, label in (("train", "forward+backward"), ("no_grad", "forward under no_grad")):
+        cells = "  ".join(f"{n} {results[(n, mode)]:7.1f} MiB" for n in frameworks)
+        ratio = ""
+        if "torch" in frameworks:
+            share = results[("zerograd", mode)] / results[("torch", mode)]
+            ratio = f"   zerograd/torch {share:.2f}"
+        print(f"{label:<24} {cells}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
