@@ -301,9 +301,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        shift = x.max(axis=self.axis, keepdims=True)
-        shift = np.where(np.isfinite(shift), shift, 0)  # a row of -inf stays finite
-        y = x - shift
+        y = x - _finite_max(x, self.axis)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
         return y
@@ -321,7 +319,11 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        return x - logsumexp_array(x, self.axis)
+        # (x - max) - log(sum(exp(x - max))): subtracting logsumexp(x) from x instead would
+        # round both to the spacing of x's magnitude (1e-3 at 1e4 in float32).
+        y = x - _finite_max(x, self.axis)
+        y -= np.log(np.exp(y).sum(axis=self.axis, keepdims=True))
+        return y
 
     def backward(self, gy):
         y = self.output
@@ -337,16 +339,24 @@ class LogSumExp(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        y = logsumexp_array(x, self.axis)
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for all -inf input
+            y = logsumexp_array(x, self.axis)
         if not self.keepdims:
             y = y.reshape(_reduced_shape(x.shape, self.axis))
         return y
 
     def backward(self, gy):
         (x,) = self.inputs
-        y = reshape_sum_backward(self.output, self.x_shape, self.axis, self.keepdims)
         gy = reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
-        return gy * exp(x - y)
+        # softmax(x) afresh rather than exp(x - y): y is rounded to the spacing of its
+        # magnitude (1e-3 at 1e4 in float32), and exp would carry that error into the grad.
+        return gy * softmax(x, self.axis)
+
+
+def _finite_max(x, axis):
+    """max over ``axis`` (keepdims), 0 where it is not finite (a row of -inf stays finite)."""
+    shift = x.max(axis=axis, keepdims=True)
+    return np.where(np.isfinite(shift), shift, 0)
 
 
 def _reduced_shape(shape: tuple, axis) -> tuple:
