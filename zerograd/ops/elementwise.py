@@ -135,7 +135,8 @@ class Abs(Function):
 class Power(Function):
     """y = x0 ** x1 with both sides differentiable.
 
-    dy/dx0 = x1 * x0 ** (x1 - 1) (0 where x1 == 0); dy/dx1 = y * log(x0) (0 where x0 == 0).
+    dy/dx0 = x1 * x0 ** (x1 - 1) (0 where x1 == 0, even at x0 == 0);
+    dy/dx1 = y * log(x0) (0 where x0 == 0).
     """
 
     def forward(self, x0, x1):
@@ -145,12 +146,12 @@ class Power(Function):
         x0, x1 = self.inputs
         gx0 = gx1 = None
         if self.needs_grad(0):
-            slope = x1 * power(x0, x1 - 1)
-            zero_exponent = x1.data == 0
-            if zero_exponent.any():
-                # x ** 0 is constant; without the mask 0 * 0 ** -1 would give nan at x0 == 0.
-                slope = where(zero_exponent, 0.0, slope)
-            gx0 = gy * slope
+            exponent = x1 - 1
+            zero_to_zero = (x1.data == 0) & (x0.data == 0)
+            if zero_to_zero.any():
+                # d/dx x^0 = 0 at x = 0 too: 0 * 0^0 there, not 0 * 0^-1 = 0 * inf = nan.
+                exponent = where(zero_to_zero, 0.0, exponent)
+            gx0 = gy * x1 * power(x0, exponent)
         if self.needs_grad(1):
             base = x0
             zero_base = x0.data == 0
