@@ -83,6 +83,7 @@ def get_file(url: str, file_name: str | None = None, *, directory: str | os.Path
         if sha256 is not None and digest.hexdigest() != sha256.lower():
             raise DownloadError(f"get_file: {url} downloaded with SHA-256 {digest.hexdigest()}, "
                                 f"expected {sha256}; the file was discarded")
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; a cache file is for every user
         os.replace(tmp_path, path)
     except BaseException as error:
         if os.path.exists(tmp_path):
