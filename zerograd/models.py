@@ -70,10 +70,9 @@ class MLP(Model):
     """
 
     def __init__(self, fc_output_sizes: Sequence[int],
-                 activation: Callable[[Variable], Variable] | None = None) -> None:
+                 activation: Callable[[Variable], Variable] = F.sigmoid) -> None:
         super().__init__()
-        # None means F.sigmoid (DeZero's default), looked up when the model is built.
-        self.activation = F.sigmoid if activation is None else activation
+        self.activation = activation
         self.layers = []
         for i, out_size in enumerate(fc_output_sizes):
             layer = Linear(out_size)

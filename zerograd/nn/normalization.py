@@ -47,7 +47,8 @@ class LayerNorm(Layer):
                 f"LayerNorm: input {x.dtype} {tuple(x.shape)} must end with the normalized "
                 f"shape {self.normalized_shape}"
             )
-        return F.layer_norm(x, self.gamma, self.beta, eps=self.eps)
+        return F.layer_norm(x, self.gamma, self.beta, eps=self.eps,
+                            normalized_shape=self.normalized_shape)
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
