@@ -131,3 +131,12 @@ def test_load_state_rejects_plain_npz(tmp_path):
     S.save_npz(tmp_path / "w.npz", {"W": np.ones(2)})
     with pytest.raises(S.CorruptFileError, match="not written by save_state"):
         S.load_state(tmp_path / "w.npz")
+
+
+def test_state_keys_that_contain_slashes_do_not_collide(tmp_path):
+    state = {"model": {"l0/W": np.ones(2), "l0": {"W": np.zeros(2)}}, "__tree__": np.ones(1)}
+    S.save_state(tmp_path / "s.npz", state)
+    loaded = S.load_state(tmp_path / "s.npz")
+    np.testing.assert_array_equal(loaded["model"]["l0/W"], np.ones(2))
+    np.testing.assert_array_equal(loaded["model"]["l0"]["W"], np.zeros(2))
+    np.testing.assert_array_equal(loaded["__tree__"], np.ones(1))

@@ -172,6 +172,8 @@ def _split_tree(tree: Any, arrays: dict, prefix: str) -> Any:
         return tree
     if hasattr(tree, "shape") and hasattr(tree, "dtype"):
         key = prefix or "array"
+        if key in arrays or key == _TREE_KEY:  # 'a/b' as one key and as a nested path
+            key = f"{key}#{len(arrays)}"
         arrays[key] = as_numpy(tree)
         return {_ARRAY_TAG: key}
     raise TypeError(f"save_state: cannot store {type(tree).__name__} at {prefix!r}; use arrays, "
@@ -200,8 +202,6 @@ def save_state(path: str | os.PathLike, state: Any, compressed: bool = True) -> 
     """
     arrays: dict[str, np.ndarray] = {}
     skeleton = _split_tree(state, arrays, "")
-    if _TREE_KEY in arrays:
-        raise ValueError(f"save_state: the key {_TREE_KEY!r} is reserved")
     arrays[_TREE_KEY] = np.array(json.dumps(skeleton, default=_json_default))
     return save_npz(path, arrays, compressed=compressed)
 
