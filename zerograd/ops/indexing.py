@@ -130,7 +130,7 @@ def _scatter_rows(shape: tuple, axis: int, ids, gy):
     n = shape[axis]
     lead = int(np.prod(shape[:axis], dtype=np.int64))
     trail = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    ids = ids.reshape(-1)
+    ids = ids.reshape(-1).astype(np.intp, copy=False)  # bincount refuses uint64
     ids = xp.where(ids < 0, ids + n, ids) if ids.size and ids.min() < 0 else ids
     gy3 = gy.reshape(lead, ids.size, trail)
     if ids.size <= 1 or int(xp.bincount(ids, minlength=n).max()) <= 1:
