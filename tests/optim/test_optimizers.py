@@ -306,11 +306,8 @@ def _train(optimizer, model, steps, start=0):
         optimizer.update()
 
 
-@pytest.mark.parametrize("make", [lambda: O.MomentumSGD(lr=0.1, nesterov=True),
-                                  lambda: O.AdaDelta(), lambda: O.RMSprop(),
-                                  lambda: O.AdamW(alpha=0.01), lambda: O.AdaGrad(0.1)],
-                         ids=["nesterov", "adadelta", "rmsprop", "adamw", "adagrad"])
-def test_state_dict_round_trip_resumes_identically(tmp_path, make):
+@pytest.mark.parametrize("name, make, reference", CASES, ids=[c[0] for c in CASES])
+def test_state_dict_round_trip_resumes_identically(tmp_path, name, make, reference):
     def model():
         np.random.seed(3)
         net = L.Layer()
