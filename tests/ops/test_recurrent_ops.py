@@ -1,0 +1,321 @@
+"""The fused recurrent ops (zerograd/ops/recurrent.py): specs through the op harness, fused vs
+composed gradients, the sequence ops vs the cell ops, PyTorch's cells, errors, stability."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import zerograd.functions as F
+from tests.ops.harness import (
+    OpSpec,
+    check_double_backward,
+    check_dtype_and_grad_shapes,
+    check_forward,
+    check_grad,
+)
+from zerograd import Variable
+from zerograd.errors import GraphError, ShapeError
+from zerograd.ops import recurrent as R
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def np_lstm_cell(x, h, c, Wx, Wh, b):
+    f, i, o, u = np.split(x @ Wx + h @ Wh + b, 4, axis=1)
+    c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(u)
+    return _sigmoid(o) * np.tanh(c_new), c_new
+
+
+def np_gru_cell(x, h, Wx, Wh, bx, bh):
+    xr, xz, xn = np.split(x @ Wx + bx, 3, axis=1)
+    hr, hz, hn = np.split(h @ Wh + bh, 3, axis=1)
+    r, z = _sigmoid(xr + hr), _sigmoid(xz + hz)
+    n = np.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+def np_rnn_cell(x, h, Wx, Wh, b):
+    return np.tanh(x @ Wx + h @ Wh + b)
+
+
+def _order(T, reverse):
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def np_lstm_sequence(xw, h, c, Wh, reverse=False):
+    ys = [None] * xw.shape[1]
+    for t in _order(xw.shape[1], reverse):
+        f, i, o, u = np.split(xw[:, t] + h @ Wh, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(u)
+        ys[t] = h = _sigmoid(o) * np.tanh(c)
+    return np.stack(ys, axis=1), h, c
+
+
+def np_gru_sequence(xw, h, Wh, bh, reverse=False):
+    ys = [None] * xw.shape[1]
+    H = h.shape[1]
+    for t in _order(xw.shape[1], reverse):
+        # x Wx + bx is xw[:, t]: feed it through np_gru_cell with an identity input weight.
+        gx = xw[:, t]
+        ys[t] = h = np_gru_cell(gx, h, np.eye(3 * H), Wh, np.zeros(3 * H), bh)
+    return np.stack(ys, axis=1), h
+
+
+def np_rnn_sequence(xw, h, Wh, reverse=False):
+    ys = [None] * xw.shape[1]
+    for t in _order(xw.shape[1], reverse):
+        ys[t] = h = np.tanh(xw[:, t] + h @ Wh)
+    return np.stack(ys, axis=1), h
+
+
+def _small(scale):
+    """Inputs drawn from N(0, scale^2): gates stay away from saturation, gradients are O(1)."""
+    def make(rng, shapes, dtype):
+        return [(rng.standard_normal(s) * scale).astype(dtype) for s in shapes]
+    return make
+
+
+N, D, H, T = 2, 3, 4, 3
+SPECS = [
+    OpSpec("lstm_cell", R.lstm_cell, np_lstm_cell,
+           shapes=[((N, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,)),
+                   ((1, 1), (1, 2), (1, 2), (1, 8), (2, 8), (8,))],
+           make_inputs=_small(0.7)),
+    OpSpec("gru_cell", R.gru_cell, np_gru_cell,
+           shapes=[((N, D), (N, H), (D, 3 * H), (H, 3 * H), (3 * H,), (3 * H,))],
+           make_inputs=_small(0.7)),
+    OpSpec("rnn_cell", R.rnn_cell, np_rnn_cell,
+           shapes=[((N, D), (N, H), (D, H), (H, H), (H,))], make_inputs=_small(0.7)),
+    OpSpec("lstm_sequence", R.lstm_sequence, np_lstm_sequence,
+           shapes=[((N, T, 4 * H), (N, H), (N, H), (H, 4 * H))], make_inputs=_small(0.7),
+           double_backward=False),
+    OpSpec("lstm_sequence_reverse", R.lstm_sequence, np_lstm_sequence, kwargs={"reverse": True},
+           shapes=[((N, T, 4 * H), (N, H), (N, H), (H, 4 * H))], make_inputs=_small(0.7),
+           double_backward=False),
+    OpSpec("gru_sequence", R.gru_sequence, np_gru_sequence,
+           shapes=[((N, T, 3 * H), (N, H), (H, 3 * H), (3 * H,))], make_inputs=_small(0.7),
+           double_backward=False),
+    OpSpec("gru_sequence_reverse", R.gru_sequence, np_gru_sequence, kwargs={"reverse": True},
+           shapes=[((N, T, 3 * H), (N, H), (H, 3 * H), (3 * H,))], make_inputs=_small(0.7),
+           double_backward=False),
+    OpSpec("rnn_sequence", R.rnn_sequence, np_rnn_sequence,
+           shapes=[((N, T, H), (N, H), (H, H))], make_inputs=_small(0.7),
+           double_backward=False),
+    OpSpec("rnn_sequence_reverse", R.rnn_sequence, np_rnn_sequence, kwargs={"reverse": True},
+           shapes=[((N, T, H), (N, H), (H, H))], make_inputs=_small(0.7),
+           double_backward=False),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_forward_matches_numpy(spec):
+    check_forward(spec)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_grad_matches_central_differences(spec):
+    check_grad(spec)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.double_backward], ids=str)
+def test_second_derivative(spec):
+    check_double_backward(spec)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_float32_stays_float32_and_grads_fit_inputs(spec):
+    check_dtype_and_grad_shapes(spec)
+
+
+# -- fused vs composed ----------------------------------------------------------------------
+def composed_lstm_cell(x, h, c, Wx, Wh, b):
+    """The same step from the op library (about fifteen graph nodes)."""
+    f, i, o, u = F.split(F.matmul(x, Wx) + F.matmul(h, Wh) + b, 4, axis=1)
+    c_new = F.sigmoid(f) * c + F.sigmoid(i) * F.tanh(u)
+    return F.sigmoid(o) * F.tanh(c_new), c_new
+
+
+def composed_gru_cell(x, h, Wx, Wh, bx, bh):
+    xr, xz, xn = F.split(F.matmul(x, Wx) + bx, 3, axis=1)
+    hr, hz, hn = F.split(F.matmul(h, Wh) + bh, 3, axis=1)
+    r, z = F.sigmoid(xr + hr), F.sigmoid(xz + hz)
+    n = F.tanh(xn + r * hn)
+    return (1 - z) * n + z * h
+
+
+def composed_rnn_cell(x, h, Wx, Wh, b):
+    return F.tanh(F.matmul(x, Wx) + F.matmul(h, Wh) + b)
+
+
+CELLS = [
+    (R.lstm_cell, composed_lstm_cell, [(N, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,)]),
+    (R.gru_cell, composed_gru_cell, [(N, D), (N, H), (D, 3 * H), (H, 3 * H), (3 * H,), (3 * H,)]),
+    (R.rnn_cell, composed_rnn_cell, [(N, D), (N, H), (D, H), (H, H), (H,)]),
+]
+
+
+def _grads(fn, arrays, weights, create_graph=False):
+    xs = [Variable(a.copy()) for a in arrays]
+    ys = fn(*xs)
+    ys = list(ys) if isinstance(ys, (list, tuple)) else [ys]
+    total = sum((y * w).sum() for y, w in zip(ys, weights))
+    total.backward(create_graph=create_graph)
+    return xs, ys
+
+
+@pytest.mark.parametrize("fused, composed, shapes", CELLS, ids=["lstm", "gru", "rnn"])
+def test_fused_cell_grads_equal_composed_to_second_order(fused, composed, shapes):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) * 0.8 for s in shapes]
+    n_out = 2 if fused is R.lstm_cell else 1
+    weights = [rng.standard_normal((N, H)) for _ in range(n_out)]
+    xs_f, ys_f = _grads(fused, arrays, weights, create_graph=True)
+    xs_c, ys_c = _grads(composed, arrays, weights, create_graph=True)
+    for yf, yc in zip(ys_f, ys_c):
+        np.testing.assert_allclose(yf.data, yc.data, rtol=1e-12, atol=1e-12)
+    for a, b in zip(xs_f, xs_c):
+        np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=1e-10, atol=1e-12)
+    # Second order: d/dinputs of sum(grad * v) for a fixed random v, both ways.
+    vs = [rng.standard_normal(s) for s in shapes]
+    results = []
+    for xs in (xs_f, xs_c):
+        g_total = sum((x.grad * v).sum() for x, v in zip(xs, vs))
+        for x in xs:
+            x.cleargrad()
+        g_total.backward()
+        results.append([x.grad.data for x in xs])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_lstm_cell_with_only_c_used_and_only_h_used():
+    rng = np.random.default_rng(1)
+    shapes = CELLS[0][2]
+    arrays = [rng.standard_normal(s) * 0.8 for s in shapes]
+    for pick in (0, 1):
+        xs_f = [Variable(a) for a in arrays]
+        xs_c = [Variable(a) for a in arrays]
+        R.lstm_cell(*xs_f)[pick].sum().backward()
+        composed_lstm_cell(*xs_c)[pick].sum().backward()
+        for a, b in zip(xs_f, xs_c):
+            np.testing.assert_allclose(a.grad.data, b.grad.data, rtol=1e-10, atol=1e-12)
+
+
+def test_lstm_sequence_equals_a_loop_of_cells_values_and_grads():
+    rng = np.random.default_rng(2)
+    Tn = 5
+    x = rng.standard_normal((N, Tn, D))
+    Wx, Wh = rng.standard_normal((D, 4 * H)) * 0.5, rng.standard_normal((H, 4 * H)) * 0.5
+    b, h0, c0 = rng.standard_normal(4 * H), rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    gy = rng.standard_normal((N, Tn, H))
+
+    params = [Variable(a) for a in (Wx, Wh, b, h0, c0)]
+    y, hT, cT = R.lstm_sequence(F.matmul(Variable(x), params[0]) + params[2], params[3],
+                                params[4], params[1])
+    ((y * gy).sum() + hT.sum() * 2 + cT.sum()).backward()
+
+    loop = [Variable(a) for a in (Wx, Wh, b, h0, c0)]
+    h, c = loop[3], loop[4]
+    total = 0
+    for t in range(Tn):
+        h, c = R.lstm_cell(x[:, t], h, c, loop[0], loop[1], loop[2])
+        np.testing.assert_allclose(y.data[:, t], h.data, rtol=1e-12)
+        total = total + (h * gy[:, t]).sum()
+    (total + h.sum() * 2 + c.sum()).backward()
+    for a, b_ in zip(params, loop):
+        np.testing.assert_allclose(a.grad.data, b_.grad.data, rtol=1e-10, atol=1e-12)
+
+
+def test_sequence_ops_refuse_create_graph_with_a_clear_error():
+    rng = np.random.default_rng(3)
+    xw = Variable(rng.standard_normal((1, 2, 4)))
+    Wh = Variable(rng.standard_normal((1, 4)))
+    y, _, _ = R.lstm_sequence(xw, None, None, Wh)
+    with pytest.raises(GraphError, match="fused=False"):
+        y.sum().backward(create_graph=True)
+
+
+def test_a_zero_length_sequence_returns_the_initial_state():
+    h0 = np.ones((2, 3), np.float32)
+    y, h = R.rnn_sequence(np.zeros((2, 0, 3), np.float32), h0, np.eye(3, dtype=np.float32))
+    assert y.shape == (2, 0, 3)
+    np.testing.assert_array_equal(h.data, h0)
+
+
+# -- against PyTorch ------------------------------------------------------------------------
+def _torch_lstm_cell_weights(cell):
+    """PyTorch's LSTMCell weights as zerograd's (Wx, Wh, b): gate rows (i, f, g, o) become
+    columns (f, i, o, u)."""
+    def reorder(w):
+        i, f, g, o = np.split(w.detach().numpy().astype(np.float64), 4, axis=0)
+        return np.concatenate([f, i, o, g], axis=0)
+    Wx = reorder(cell.weight_ih).T
+    Wh = reorder(cell.weight_hh).T
+    b = reorder(cell.bias_ih) + reorder(cell.bias_hh)
+    return Wx, Wh, b
+
+
+def test_lstm_cell_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cell = torch.nn.LSTMCell(3, 5).double()
+    x, h, c = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64), \
+        torch.randn(4, 5, dtype=torch.float64)
+    h_t, c_t = cell(x, (h, c))
+    Wx, Wh, b = _torch_lstm_cell_weights(cell)
+    h_z, c_z = R.lstm_cell(x.numpy(), h.numpy(), c.numpy(), Wx, Wh, b)
+    np.testing.assert_allclose(h_z.data, h_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c_z.data, c_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_gru_cell_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    cell = torch.nn.GRUCell(3, 5).double()
+    x, h = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    expected = cell(x, h).detach().numpy()
+    got = R.gru_cell(x.numpy(), h.numpy(), cell.weight_ih.detach().numpy().T,
+                     cell.weight_hh.detach().numpy().T, cell.bias_ih.detach().numpy(),
+                     cell.bias_hh.detach().numpy())
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12, atol=1e-14)
+
+
+# -- stability, dtypes, errors ---------------------------------------------------------------
+def test_large_pre_activations_saturate_without_overflow_or_nan():
+    x = np.array([[1e4], [-1e4]], np.float32)
+    Wx = np.full((1, 8), 1.0, np.float32)
+    Wh = np.zeros((2, 8), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h, c = R.lstm_cell(Variable(x), None, None, Variable(Wx), Variable(Wh))
+        (h.sum() + c.sum()).backward()
+    # Row 0: every gate open, u = 1: c = 1, h = tanh(1). Row 1: every gate shut: h = c = 0.
+    np.testing.assert_allclose(c.data, [[1, 1], [0, 0]], atol=1e-6)
+    np.testing.assert_allclose(h.data, [[np.tanh(1)] * 2, [0, 0]], atol=1e-6)
+    assert h.dtype == np.float32 and c.dtype == np.float32
+
+
+def test_first_step_without_state_equals_zero_state():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    Wx = rng.standard_normal((3, 8)).astype(np.float32)
+    Wh = rng.standard_normal((2, 8)).astype(np.float32)
+    zero = np.zeros((2, 2), np.float32)
+    a = R.lstm_cell(x, None, None, Wx, Wh)
+    b = R.lstm_cell(x, zero, zero, Wx, Wh, np.zeros(8, np.float32))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u.data, v.data)
+        assert u.dtype == np.float32
+
+
+def test_shape_errors_name_the_op_and_the_shapes():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(ShapeError, match=r"lstm_cell: got .*\(3, 8\).*expected"):
+        R.lstm_cell(x, None, None, np.zeros((3, 8), np.float32), np.zeros((3, 8), np.float32))
+    with pytest.raises(ShapeError, match="rnn_cell"):
+        R.rnn_cell(x, None, np.zeros((4, 2), np.float32), np.zeros((2, 2), np.float32))
+    with pytest.raises(ShapeError, match="gru_sequence"):
+        R.gru_sequence(np.zeros((2, 3, 5), np.float32), None, np.zeros((2, 6), np.float32))

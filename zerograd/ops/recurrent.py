@@ -1,0 +1,622 @@
+"""Recurrent cells as fused ops: one graph node per time step, or one per whole sequence.
+
+A recurrent network at batch 1 is all Python overhead: DeZero's LSTM step is about twenty ops
+(eight Linear layers, four activations, the cell update). Here one op computes every gate from
+one matrix product per side and returns the new state, and its backward is a handful of NumPy
+calls on raw arrays.
+
+Cell ops (one time step, differentiable to any order):
+
+- ``lstm_cell(x, h, c, Wx, Wh, b) -> (h_new, c_new)``, gates in the order (f, i, o, u);
+- ``gru_cell(x, h, Wx, Wh, bx, bh) -> h_new``, gates (r, z, n), PyTorch's formulation;
+- ``rnn_cell(x, h, Wx, Wh, b) -> h_new``, Elman with tanh.
+
+Their first-order backward works on raw arrays (fast). When the backward itself is recorded
+(``backward(create_graph=True)``) they recompute the step with zerograd ops and write the same
+formulas on Variables, so second and higher derivatives are exact.
+
+Sequence ops (a whole (N, T, .) batch in one node; first-order only):
+
+- ``lstm_sequence(xw, h0, c0, Wh) -> (y, h_T, c_T)``;
+- ``gru_sequence(xw, h0, Wh, bh) -> (y, h_T)``;
+- ``rnn_sequence(xw, h0, Wh) -> (y, h_T)``;
+
+where ``xw = x @ Wx + b`` is the input projection of every step, computed beforehand by one
+batched matrix product. The loop over time runs inside forward and (reversed) inside
+backward. Their backward raises ``GraphError`` under ``create_graph=True``: for higher-order
+gradients run the cell ops step by step (the layers' ``fused=False``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zerograd._config import _state
+from zerograd.backend import get_array_module
+from zerograd.core.function import Function, _new_variable
+from zerograd.core.variable import Variable
+from zerograd.errors import DTypeError, GraphError, ShapeError, describe
+from zerograd.ops.activation import sigmoid
+from zerograd.ops.elementwise import tanh
+from zerograd.ops.linalg import matmul
+from zerograd.ops.shape import concat, split
+
+__all__ = ["lstm_cell", "gru_cell", "rnn_cell", "lstm_sequence", "gru_sequence",
+           "rnn_sequence", "LSTMCell", "GRUCell", "RNNCell", "LSTMSequence", "GRUSequence",
+           "RNNSequence"]
+
+
+# -- raw-array kernels shared by the cell and the sequence ops ------------------------------
+def _sigmoid_(a):
+    """sigmoid(a) in place as tanh(a / 2) / 2 + 1/2: overflow-free, three ufunc calls."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def _const(a) -> Variable:
+    """A raw gradient array as a Variable without a creator (first-order backward)."""
+    return _new_variable(a, None, 0, False)
+
+
+def _data(v):
+    return None if v is None else v.data
+
+
+def _lstm_step(gates, c_prev):
+    """Activate ``gates`` (N, 4H pre-activations, overwritten) and update the cell.
+
+    Returns (h, c, tanh(c)); ``gates`` then holds the activations f, i, o, u.
+    """
+    H = gates.shape[1] // 4
+    _sigmoid_(gates[:, :3 * H])
+    u = gates[:, 3 * H:]
+    np.tanh(u, out=u)
+    c = gates[:, :H] * c_prev
+    c += gates[:, H:2 * H] * u
+    tanh_c = np.tanh(c)
+    return gates[:, 2 * H:3 * H] * tanh_c, c, tanh_c
+
+
+def _lstm_step_grad(act, c_prev, tanh_c, gh, gc):
+    """Pre-activation gradients (N, 4H) and dL/dc_prev of one LSTM step.
+
+    act: the activations (f, i, o, u); gh, gc: dL/dh, dL/dc of the step's outputs (either may
+    be None, meaning zero).
+    """
+    H = act.shape[1] // 4
+    f, i, o, u = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    d = np.empty_like(act)
+    if gh is not None:
+        np.multiply(gh, tanh_c, out=d[:, 2 * H:3 * H])  # dL/do
+        gct = tanh_c * tanh_c
+        np.subtract(1, gct, out=gct)
+        gct *= o
+        gct *= gh
+        if gc is not None:
+            gct += gc
+    else:
+        d[:, 2 * H:3 * H] = 0
+        gct = gc
+    np.multiply(gct, c_prev, out=d[:, :H])  # dL/df
+    np.multiply(gct, u, out=d[:, H:2 * H])  # dL/di
+    np.multiply(gct, i, out=d[:, 3 * H:])  # dL/du
+    # Through the activations: sigmoid' = s (1 - s), tanh' = 1 - u^2.
+    s = act[:, :3 * H]
+    slope = 1 - s
+    slope *= s
+    d[:, :3 * H] *= slope
+    d[:, 3 * H:] *= 1 - u * u
+    return d, gct * f
+
+
+def _gru_step(gx, hw, h_prev):
+    """One GRU step from gx = x Wx + bx and hw = h Wh + bh (both (N, 3H), gates r, z, n).
+
+    Returns (h, rz, n) where rz holds the activations r, z and n the candidate.
+    """
+    H = h_prev.shape[1]
+    rz = gx[:, :2 * H] + hw[:, :2 * H]
+    _sigmoid_(rz)
+    n = rz[:, :H] * hw[:, 2 * H:]
+    n += gx[:, 2 * H:]
+    np.tanh(n, out=n)
+    h = h_prev - n
+    h *= rz[:, H:]
+    h += n
+    return h, rz, n
+
+
+def _gru_step_grad(rz, n, hn, h_prev, g):
+    """(dL/dgx, dL/dhw, the direct part of dL/dh_prev) of one GRU step; hn = (h Wh + bh)_n."""
+    H = n.shape[1]
+    r, z = rz[:, :H], rz[:, H:]
+    N = g.shape[0]
+    dgx = np.empty((N, 3 * H), dtype=g.dtype)
+    dhw = np.empty((N, 3 * H), dtype=g.dtype)
+    dn = 1 - z
+    dn *= g
+    dn *= 1 - n * n  # through tanh: the candidate's pre-activation gradient
+    dgx[:, 2 * H:] = dn
+    np.multiply(dn, r, out=dhw[:, 2 * H:])
+    dr = dn * hn
+    dr *= r * (1 - r)
+    dgx[:, :H] = dr
+    dz = h_prev - n
+    dz *= g
+    dz *= z * (1 - z)
+    dgx[:, H:2 * H] = dz
+    dhw[:, :2 * H] = dgx[:, :2 * H]
+    return dgx, dhw, g * z
+
+
+# -- checks ------------------------------------------------------------------------------
+def _check(op: str, gates: int, x, h, Wx, Wh, biases=(), c=None, projected: bool = False):
+    """Shapes and dtypes of a cell's inputs, with a message naming everything."""
+    H = Wh.shape[0] if Wh.ndim == 2 else -1
+    G = gates * H
+    ok = (Wh.ndim == 2 and Wh.shape[1] == G and h.ndim == 2 and h.shape[1] == H
+          and all(b.shape == (G,) for b in biases))
+    if projected:
+        ok = ok and x.ndim == 3 and x.shape[2] == G and h.shape[0] == x.shape[0]
+    else:
+        ok = (ok and x.ndim == 2 and Wx.ndim == 2 and Wx.shape == (x.shape[1], G)
+              and h.shape[0] == x.shape[0])
+    if c is not None:
+        ok = ok and c.shape == h.shape
+    arrays = [a for a in (x, h, c, Wx, Wh, *biases) if a is not None]
+    if not ok:
+        expected = ("xw (N, T, {G}), h (N, H)" if projected else "x (N, D), h (N, H)")
+        expected = expected.format(G="G*H")
+        raise ShapeError(
+            f"{op}: got {describe(arrays)}; expected {expected}"
+            f"{', c (N, H)' if c is not None else ''}"
+            f"{'' if projected else ', Wx (D, G*H)'}, Wh (H, G*H), biases (G*H,) "
+            f"with G = {gates} gates"
+        )
+    for a in arrays:
+        if a.dtype.kind != "f":
+            raise DTypeError(f"{op}: inputs must be floating point, got {describe(arrays)}")
+
+
+# -- LSTM ----------------------------------------------------------------------------------
+class LSTMCell(Function):
+    """One LSTM step, all gates from one product per side (Hochreiter & Schmidhuber, 1997).
+
+    a = x Wx + h Wh + b, split into (f, i, o, u); f, i, o = sigmoid(.), u = tanh(.);
+    c' = f * c + i * u;  h' = o * tanh(c').
+    """
+
+    def forward(self, x, h, c, Wx, Wh, b):
+        _check("lstm_cell", 4, x, h, Wx, Wh, (b,), c=c)
+        gates = x @ Wx
+        gates += h @ Wh
+        gates += b
+        h_new, c_new, self.tanh_c = _lstm_step(gates, c)
+        self.act = gates
+        return h_new, c_new
+
+    def backward(self, gh, gc):
+        if _state.enable_backprop:
+            return self._backward_graph(gh, gc)
+        x, h, c, Wx, Wh, b = self.inputs
+        d, gc_prev = _lstm_step_grad(self.act, c.data, self.tanh_c, _data(gh), _data(gc))
+        return (
+            _const(d @ Wx.data.T) if x.requires_grad else None,
+            _const(d @ Wh.data.T) if h.requires_grad else None,
+            _const(gc_prev) if c.requires_grad else None,
+            _const(x.data.T @ d) if Wx.requires_grad else None,
+            _const(h.data.T @ d) if Wh.requires_grad else None,
+            _const(d.sum(axis=0)) if b.requires_grad else None,
+        )
+
+    def _backward_graph(self, gh, gc):
+        """The same gradients written with zerograd ops (for create_graph=True)."""
+        x, h, c, Wx, Wh, b = self.inputs
+        f, i, o, u = split(matmul(x, Wx) + matmul(h, Wh) + b, 4, axis=1)
+        f, i, o, u = sigmoid(f), sigmoid(i), sigmoid(o), tanh(u)
+        tanh_c = tanh(f * c + i * u)
+        gct = 0
+        go = None
+        if gh is not None:
+            go = gh * tanh_c
+            gct = gh * o * (1 - tanh_c * tanh_c)
+        if gc is not None:
+            gct = gct + gc
+        if go is None:
+            go = o * 0.0
+        d = concat([gct * c * f * (1 - f), gct * u * i * (1 - i), go * o * (1 - o),
+                    gct * i * (1 - u * u)], axis=1)
+        return (
+            matmul(d, Wx.T) if x.requires_grad else None,
+            matmul(d, Wh.T) if h.requires_grad else None,
+            gct * f if c.requires_grad else None,
+            matmul(x.T, d) if Wx.requires_grad else None,
+            matmul(h.T, d) if Wh.requires_grad else None,
+            d.sum(axis=0) if b.requires_grad else None,
+        )
+
+
+def _zeros_state(x, H: int, dtype) -> np.ndarray:
+    xp = get_array_module(x)
+    return xp.zeros((x.shape[0], H), dtype=dtype)
+
+
+def lstm_cell(x, h, c, Wx, Wh, b=None) -> tuple[Variable, Variable]:
+    """One LSTM step: returns (h', c').
+
+    a = x Wx + h Wh + b = [a_f, a_i, a_o, a_u];  f, i, o = sigmoid(a_f, a_i, a_o),
+    u = tanh(a_u);  c' = f * c + i * u;  h' = o * tanh(c').
+
+    x: (N, D), h and c: (N, H) (None means zeros, DeZero's first step), Wx: (D, 4H),
+    Wh: (H, 4H), b: (4H,) or None -> h', c': (N, H). Differentiable to any order.
+    """
+    H = Wh.shape[0]
+    dtype = Wh.dtype
+    if h is None:
+        h = _zeros_state(x, H, dtype)
+    if c is None:
+        c = _zeros_state(x, H, dtype)
+    if b is None:
+        b = get_array_module(Wh).zeros(4 * H, dtype=dtype)
+    return tuple(LSTMCell()(x, h, c, Wx, Wh, b))
+
+
+# -- GRU -----------------------------------------------------------------------------------
+class GRUCell(Function):
+    """One GRU step in PyTorch's formulation (Cho et al., 2014; reset applied after Wh).
+
+    gx = x Wx + bx, gh = h Wh + bh, each split into (r, z, n) parts;
+    r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z), n = tanh(gx_n + r * gh_n);
+    h' = (1 - z) * n + z * h.
+    """
+
+    def forward(self, x, h, Wx, Wh, bx, bh):
+        _check("gru_cell", 3, x, h, Wx, Wh, (bx, bh))
+        gx = x @ Wx
+        gx += bx
+        hw = h @ Wh
+        hw += bh
+        h_new, self.rz, self.n = _gru_step(gx, hw, h)
+        self.hn = hw[:, 2 * h.shape[1]:]
+        return h_new
+
+    def backward(self, g):
+        if _state.enable_backprop:
+            return self._backward_graph(g)
+        x, h, Wx, Wh, bx, bh = self.inputs
+        dgx, dhw, gh_direct = _gru_step_grad(self.rz, self.n, self.hn, h.data, g.data)
+        gh = None
+        if h.requires_grad:
+            gh = dhw @ Wh.data.T
+            gh += gh_direct
+        return (
+            _const(dgx @ Wx.data.T) if x.requires_grad else None,
+            _const(gh) if gh is not None else None,
+            _const(x.data.T @ dgx) if Wx.requires_grad else None,
+            _const(h.data.T @ dhw) if Wh.requires_grad else None,
+            _const(dgx.sum(axis=0)) if bx.requires_grad else None,
+            _const(dhw.sum(axis=0)) if bh.requires_grad else None,
+        )
+
+    def _backward_graph(self, g):
+        x, h, Wx, Wh, bx, bh = self.inputs
+        xr, xz, xn = split(matmul(x, Wx) + bx, 3, axis=1)
+        hr, hz, hn = split(matmul(h, Wh) + bh, 3, axis=1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = tanh(xn + r * hn)
+        dn = g * (1 - z) * (1 - n * n)
+        dr = dn * hn * r * (1 - r)
+        dz = g * (h - n) * z * (1 - z)
+        dgx = concat([dr, dz, dn], axis=1)
+        dhw = concat([dr, dz, dn * r], axis=1)
+        return (
+            matmul(dgx, Wx.T) if x.requires_grad else None,
+            matmul(dhw, Wh.T) + g * z if h.requires_grad else None,
+            matmul(x.T, dgx) if Wx.requires_grad else None,
+            matmul(h.T, dhw) if Wh.requires_grad else None,
+            dgx.sum(axis=0) if bx.requires_grad else None,
+            dhw.sum(axis=0) if bh.requires_grad else None,
+        )
+
+
+def gru_cell(x, h, Wx, Wh, bx=None, bh=None) -> Variable:
+    """One GRU step (PyTorch's equations, gate order r, z, n): returns h'.
+
+    r = sigmoid(x Wx_r + bx_r + h Wh_r + bh_r), z likewise,
+    n = tanh(x Wx_n + bx_n + r * (h Wh_n + bh_n)), h' = (1 - z) * n + z * h.
+
+    x: (N, D), h: (N, H) or None (zeros), Wx: (D, 3H), Wh: (H, 3H), bx, bh: (3H,) or None
+    -> h': (N, H). Differentiable to any order.
+    """
+    H = Wh.shape[0]
+    dtype = Wh.dtype
+    xp = get_array_module(Wh)
+    if h is None:
+        h = _zeros_state(x, H, dtype)
+    bx = xp.zeros(3 * H, dtype=dtype) if bx is None else bx
+    bh = xp.zeros(3 * H, dtype=dtype) if bh is None else bh
+    return GRUCell()(x, h, Wx, Wh, bx, bh)
+
+
+# -- Elman RNN -------------------------------------------------------------------------------
+class RNNCell(Function):
+    """One Elman step: h' = tanh(x Wx + h Wh + b); dh'/da = 1 - h'^2 (keeps its output)."""
+
+    def forward(self, x, h, Wx, Wh, b):
+        _check("rnn_cell", 1, x, h, Wx, Wh, (b,))
+        a = x @ Wx
+        a += h @ Wh
+        a += b
+        return np.tanh(a, out=a)
+
+    def backward(self, g):
+        x, h, Wx, Wh, b = self.inputs
+        if _state.enable_backprop:
+            y = self.output
+            d = g * (1 - y * y)
+            return (
+                matmul(d, Wx.T) if x.requires_grad else None,
+                matmul(d, Wh.T) if h.requires_grad else None,
+                matmul(x.T, d) if Wx.requires_grad else None,
+                matmul(h.T, d) if Wh.requires_grad else None,
+                d.sum(axis=0) if b.requires_grad else None,
+            )
+        y = self.output.data
+        d = y * y
+        np.subtract(1, d, out=d)
+        d *= g.data
+        return (
+            _const(d @ Wx.data.T) if x.requires_grad else None,
+            _const(d @ Wh.data.T) if h.requires_grad else None,
+            _const(x.data.T @ d) if Wx.requires_grad else None,
+            _const(h.data.T @ d) if Wh.requires_grad else None,
+            _const(d.sum(axis=0)) if b.requires_grad else None,
+        )
+
+
+def rnn_cell(x, h, Wx, Wh, b=None) -> Variable:
+    """One Elman RNN step: h' = tanh(x Wx + h Wh + b).
+
+    x: (N, D), h: (N, H) or None (zeros: DeZero's first step tanh(x Wx + b)), Wx: (D, H),
+    Wh: (H, H), b: (H,) or None -> h': (N, H). Differentiable to any order.
+    """
+    H = Wh.shape[0]
+    if h is None:
+        h = _zeros_state(x, H, Wh.dtype)
+    if b is None:
+        b = get_array_module(Wh).zeros(H, dtype=Wh.dtype)
+    return RNNCell()(x, h, Wx, Wh, b)
+
+
+# -- whole sequences -----------------------------------------------------------------------
+def _time_order(T: int, reverse: bool) -> range:
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def _first_order_only(op: str):
+    return GraphError(
+        f"{op}: the fused sequence op has first-order gradients only, and this backward is "
+        "being recorded (create_graph=True). Build the layer with fused=False, which runs the "
+        "cell ops step by step and supports higher-order gradients"
+    )
+
+
+class LSTMSequence(Function):
+    """The LSTM recurrence over every step of a batch, from precomputed input projections.
+
+    xw: (N, T, 4H) = x Wx + b, h0, c0: (N, H), Wh: (H, 4H) -> y (N, T, H), h_T, c_T (N, H).
+    ``reverse=True`` runs from the last step to the first (y stays in input order).
+    """
+
+    def __init__(self, reverse: bool = False) -> None:
+        self.reverse = reverse
+
+    def forward(self, xw, h0, c0, Wh):
+        _check("lstm_sequence", 4, xw, h0, None, Wh, c=c0, projected=True)
+        T = xw.shape[1]
+        self.steps = steps = [None] * T
+        hs = [None] * T
+        h, c = h0, c0
+        for t in _time_order(T, self.reverse):
+            gates = h @ Wh
+            gates += xw[:, t]
+            h_new, c_new, tanh_c = _lstm_step(gates, c)
+            steps[t] = (gates, c, tanh_c, h)  # activations, c_prev, tanh(c), h_prev
+            hs[t] = h = h_new
+            c = c_new
+        xp = get_array_module(xw)
+        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, h0.shape[1]), h0.dtype)
+        return y, h, c
+
+    def backward(self, gy, gh_last, gc_last):
+        if _state.enable_backprop:
+            raise _first_order_only("lstm_sequence")
+        xw, h0, c0, Wh = self.inputs
+        Wh_T = Wh.data.T
+        gy, gh, gc = _data(gy), _data(gh_last), _data(gc_last)
+        T = xw.shape[1]
+        xp = get_array_module(xw.data)
+        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
+        h_prevs = xp.empty(h0.shape[:1] + (T,) + h0.shape[1:], dtype=Wh.dtype)
+        for t in reversed(_time_order(T, self.reverse)):
+            act, c_prev, tanh_c, h_prev = self.steps[t]
+            if gy is not None:
+                gh = gy[:, t] if gh is None else gh + gy[:, t]
+            d, gc = _lstm_step_grad(act, c_prev, tanh_c, gh, gc)
+            dxw[:, t] = d
+            h_prevs[:, t] = h_prev
+            gh = d @ Wh_T
+        gWh = None
+        if Wh.requires_grad:
+            H = Wh.shape[0]
+            gWh = h_prevs.reshape(-1, H).T @ dxw.reshape(-1, 4 * H)
+        zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
+        return (
+            _const(dxw) if xw.requires_grad else None,
+            _const(zeros if gh is None else gh) if h0.requires_grad else None,
+            _const(zeros if gc is None else gc) if c0.requires_grad else None,
+            _const(gWh) if gWh is not None else None,
+        )
+
+
+def _state_or_zeros(s, xw, H: int, dtype):
+    if s is not None:
+        return s
+    xp = get_array_module(xw)
+    return xp.zeros((xw.shape[0], H), dtype=dtype)
+
+
+def lstm_sequence(xw, h0, c0, Wh, reverse: bool = False):
+    """Run an LSTM over T steps in one op: returns (y, h_T, c_T).
+
+    xw: (N, T, 4H), the input projections x_t Wx + b of every step (gates f, i, o, u);
+    h0, c0: (N, H) or None (zeros); Wh: (H, 4H) -> y: (N, T, H) (h_t for each t, in input
+    order), h_T, c_T: (N, H) the state after the last step processed (t = 0 if reverse).
+    First-order gradients only (see the module docstring).
+    """
+    H = Wh.shape[0]
+    h0 = _state_or_zeros(h0, xw, H, Wh.dtype)
+    c0 = _state_or_zeros(c0, xw, H, Wh.dtype)
+    return tuple(LSTMSequence(reverse)(xw, h0, c0, Wh))
+
+
+class GRUSequence(Function):
+    """The GRU recurrence over a batch: xw (N, T, 3H) = x Wx + bx, h0 (N, H), Wh (H, 3H),
+    bh (3H,) -> y (N, T, H), h_T (N, H)."""
+
+    def __init__(self, reverse: bool = False) -> None:
+        self.reverse = reverse
+
+    def forward(self, xw, h0, Wh, bh):
+        _check("gru_sequence", 3, xw, h0, None, Wh, (bh,), projected=True)
+        T = xw.shape[1]
+        self.steps = steps = [None] * T
+        hs = [None] * T
+        h = h0
+        H = h0.shape[1]
+        for t in _time_order(T, self.reverse):
+            hw = h @ Wh
+            hw += bh
+            h_new, rz, n = _gru_step(xw[:, t], hw, h)
+            steps[t] = (rz, n, hw[:, 2 * H:], h)
+            hs[t] = h = h_new
+        xp = get_array_module(xw)
+        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, H), h0.dtype)
+        return y, h
+
+    def backward(self, gy, gh_last):
+        if _state.enable_backprop:
+            raise _first_order_only("gru_sequence")
+        xw, h0, Wh, bh = self.inputs
+        Wh_T = Wh.data.T
+        gy, gh = _data(gy), _data(gh_last)
+        T = xw.shape[1]
+        H = Wh.shape[0]
+        xp = get_array_module(xw.data)
+        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
+        dhw_all = xp.empty(xw.shape, dtype=Wh.dtype)
+        h_prevs = xp.empty(h0.shape[:1] + (T,) + h0.shape[1:], dtype=Wh.dtype)
+        for t in reversed(_time_order(T, self.reverse)):
+            rz, n, hn, h_prev = self.steps[t]
+            if gy is not None:
+                gh = gy[:, t] if gh is None else gh + gy[:, t]
+            if gh is None:
+                gh = xp.zeros(h0.shape, dtype=Wh.dtype)
+            dgx, dhw, gh_direct = _gru_step_grad(rz, n, hn, h_prev, gh)
+            dxw[:, t] = dgx
+            dhw_all[:, t] = dhw
+            h_prevs[:, t] = h_prev
+            gh = dhw @ Wh_T
+            gh += gh_direct
+        dhw_flat = dhw_all.reshape(-1, 3 * H)
+        zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
+        return (
+            _const(dxw) if xw.requires_grad else None,
+            _const(zeros if gh is None else gh) if h0.requires_grad else None,
+            _const(h_prevs.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
+            _const(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
+        )
+
+
+def gru_sequence(xw, h0, Wh, bh=None, reverse: bool = False):
+    """Run a GRU over T steps in one op: returns (y, h_T).
+
+    xw: (N, T, 3H) = x_t Wx + bx for every step (gates r, z, n); h0: (N, H) or None; Wh:
+    (H, 3H); bh: (3H,) or None -> y: (N, T, H), h_T: (N, H). First-order gradients only.
+    """
+    H = Wh.shape[0]
+    h0 = _state_or_zeros(h0, xw, H, Wh.dtype)
+    if bh is None:
+        bh = get_array_module(Wh).zeros(3 * H, dtype=Wh.dtype)
+    return tuple(GRUSequence(reverse)(xw, h0, Wh, bh))
+
+
+class RNNSequence(Function):
+    """The Elman recurrence over a batch: xw (N, T, H) = x Wx + b, h0 (N, H), Wh (H, H)
+    -> y (N, T, H), h_T (N, H)."""
+
+    def __init__(self, reverse: bool = False) -> None:
+        self.reverse = reverse
+
+    def forward(self, xw, h0, Wh):
+        _check("rnn_sequence", 1, xw, h0, None, Wh, projected=True)
+        T = xw.shape[1]
+        self.h_prevs = h_prevs = [None] * T
+        hs = [None] * T
+        h = h0
+        for t in _time_order(T, self.reverse):
+            a = h @ Wh
+            a += xw[:, t]
+            h_prevs[t] = h
+            hs[t] = h = np.tanh(a, out=a)
+        xp = get_array_module(xw)
+        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, h0.shape[1]), h0.dtype)
+        self.y = y
+        return y, h
+
+    def backward(self, gy, gh_last):
+        if _state.enable_backprop:
+            raise _first_order_only("rnn_sequence")
+        xw, h0, Wh = self.inputs
+        Wh_T = Wh.data.T
+        gy, gh = _data(gy), _data(gh_last)
+        T = xw.shape[1]
+        H = Wh.shape[0]
+        xp = get_array_module(xw.data)
+        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
+        for t in reversed(_time_order(T, self.reverse)):
+            if gy is not None:
+                gh = gy[:, t] if gh is None else gh + gy[:, t]
+            y = self.y[:, t]
+            d = y * y
+            np.subtract(1, d, out=d)
+            if gh is None:
+                d[...] = 0
+            else:
+                d *= gh
+            dxw[:, t] = d
+            gh = d @ Wh_T
+        gWh = None
+        if Wh.requires_grad:
+            h_prevs = xp.stack(self.h_prevs, axis=1) if T else xp.zeros((h0.shape[0], 0, H))
+            gWh = h_prevs.reshape(-1, H).T @ dxw.reshape(-1, H)
+        zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
+        return (
+            _const(dxw) if xw.requires_grad else None,
+            _const(zeros if gh is None else gh) if h0.requires_grad else None,
+            _const(gWh) if gWh is not None else None,
+        )
+
+
+def rnn_sequence(xw, h0, Wh, reverse: bool = False):
+    """Run an Elman RNN over T steps in one op: returns (y, h_T).
+
+    xw: (N, T, H) = x_t Wx + b for every step; h0: (N, H) or None; Wh: (H, H) -> y: (N, T, H),
+    h_T: (N, H). First-order gradients only.
+    """
+    h0 = _state_or_zeros(h0, xw, Wh.shape[0], Wh.dtype)
+    return tuple(RNNSequence(reverse)(xw, h0, Wh))
+
