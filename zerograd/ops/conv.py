@@ -1,5 +1,473 @@
-"""Convolution: im2col/col2im, conv1d, conv2d, deconv2d."""
+"""Convolution: im2col/col2im, conv2d, deconv2d (transposed convolution), conv1d.
+
+Layouts (NCHW, as DeZero): x is (N, C, H, W); a convolution weight W is
+(OC, C / groups, KH, KW); a transposed-convolution weight is (C, OC / groups, KH, KW).
+
+How it is fast: the patches of x are a strided *view* (no copy) of shape
+(N, C, KH, KW, OH, OW); one reshape copies them into (N, groups, C/g*KH*KW, OH*OW) and one
+batched matrix product with W yields y directly in NCHW order. The transposed direction
+multiplies by W's transpose and scatters the patches back with a loop over the KH*KW kernel
+offsets only (each step is one strided add over the whole batch).
+
+Gradients are written with differentiable ops (``gx`` is a transposed convolution, ``gW`` is
+:class:`Conv2DGradW`, whose backward is again conv2d/deconv2d), so derivatives of any order
+work (DeZero's third-order gradient fails, its bug 6).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import numpy as np
+
+from zerograd.backend import get_array_module
+from zerograd.backend.array_utils import get_conv_outsize, pair
+from zerograd.core.function import Function
+from zerograd.core.variable import Variable
+from zerograd.errors import DTypeError, ShapeError, describe
+from zerograd.ops.linalg import matmul
+from zerograd.ops.reduction import sum as sum_
+from zerograd.ops.shape import reshape, transpose
+
+__all__ = ["im2col", "col2im", "conv2d", "conv2d_simple", "deconv2d", "conv1d",
+           "Im2col", "Col2im", "Conv2d", "Deconv2d", "Conv2DGradW"]
+
+
+# -- array level --------------------------------------------------------------------------
+def pad_image(x, pad_h: tuple[int, int], pad_w: tuple[int, int], value: float = 0.0):
+    """x (N, C, H, W) with ``pad_h`` = (top, bottom) rows and ``pad_w`` = (left, right)
+    columns of ``value`` around each image; ``x`` itself when there is nothing to add."""
+    if pad_h == (0, 0) and pad_w == (0, 0):
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    shape = (N, C, H + pad_h[0] + pad_h[1], W + pad_w[0] + pad_w[1])
+    # zeros() is a lazily zeroed allocation: cheaper than full() for the common case.
+    out = xp.zeros(shape, dtype=x.dtype) if value == 0 else xp.full(shape, value, dtype=x.dtype)
+    out[:, :, pad_h[0]:pad_h[0] + H, pad_w[0]:pad_w[0] + W] = x
+    return out
+
+
+def window_view(x_padded, kernel: tuple[int, int], out_hw: tuple[int, int],
+                stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)):
+    """Read-only strided view (N, C, KH, KW, OH, OW) of a padded batch, without copying:
+    ``view[n, c, i, j, y, x] = x_padded[n, c, y*SH + i*DH, x*SW + j*DW]``."""
+    xp = get_array_module(x_padded)
+    N, C = x_padded.shape[:2]
+    s_n, s_c, s_h, s_w = x_padded.strides
+    shape = (N, C, kernel[0], kernel[1], out_hw[0], out_hw[1])
+    strides = (s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1])
+    if xp is np:
+        return np.lib.stride_tricks.as_strided(x_padded, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x_padded, shape, strides)
+
+
+def scatter_windows(col, padded_hw: tuple[int, int], stride: tuple[int, int],
+                    dilation: tuple[int, int] = (1, 1)):
+    """The adjoint of :func:`window_view`: a zero padded batch (N, C, HP, WP) with every
+    patch of ``col`` (N, C, KH, KW, OH, OW) added back where it was read from.
+
+    One strided add per kernel offset (KH*KW of them), each over the whole batch."""
+    xp = get_array_module(col)
+    N, C, KH, KW, OH, OW = col.shape
+    sh, sw = stride
+    dh, dw = dilation
+    img = xp.zeros((N, C, padded_hw[0], padded_hw[1]), dtype=col.dtype)
+    for i in range(KH):
+        top = i * dh
+        rows = slice(top, top + sh * (OH - 1) + 1, sh)
+        for j in range(KW):
+            left = j * dw
+            img[:, :, rows, left:left + sw * (OW - 1) + 1:sw] += col[:, :, i, j]
+    return img
+
+
+def crop_image(img, pad_h: int, pad_w: int, hw: tuple[int, int]):
+    """The (H, W) interior of a padded batch, as a contiguous array."""
+    xp = get_array_module(img)
+    if img.shape[2:] == tuple(hw):
+        return img
+    return xp.ascontiguousarray(img[:, :, pad_h:pad_h + hw[0], pad_w:pad_w + hw[1]])
+
+
+def _out_hw(op: str, hw, kernel, stride, pad, dilation) -> tuple[int, int]:
+    out = tuple(get_conv_outsize(hw[a], kernel[a], stride[a], pad[a], dilation[a])
+                for a in range(2))
+    if out[0] < 1 or out[1] < 1:
+        raise ShapeError(
+            f"{op}: a {kernel[0]}x{kernel[1]} kernel (dilation {dilation}) does not fit an "
+            f"{hw[0]}x{hw[1]} input with pad {pad} and stride {stride}: output would be "
+            f"{out[0]}x{out[1]}"
+        )
+    return out
+
+
+def im2col_array(img, kernel_size, stride, pad, to_matrix: bool = True, dilation=1):
+    """Image patches of ``img`` (N, C, H, W) as a new array.
+
+    Returns (N, C, KH, KW, OH, OW), or with ``to_matrix`` the (N*OH*OW, C*KH*KW) matrix
+    whose rows are the patches (DeZero's layout). Zero padding.
+    """
+    kernel, stride, pad, dilation = pair(kernel_size), pair(stride), pair(pad), pair(dilation)
+    if img.ndim != 4:
+        raise ShapeError(f"im2col: img must be 4-D (N, C, H, W), got {describe([img])}")
+    N, C, H, W = img.shape
+    OH, OW = _out_hw("im2col", (H, W), kernel, stride, pad, dilation)
+    padded = pad_image(img, (pad[0], pad[0]), (pad[1], pad[1]))
+    col = window_view(padded, kernel, (OH, OW), stride, dilation)
+    if to_matrix:
+        # copy() lays the transposed view out contiguously; the reshape is then free.
+        return col.transpose(0, 4, 5, 1, 2, 3).copy().reshape(N * OH * OW, -1)
+    return col.copy()
+
+
+def col2im_array(col, img_shape, kernel_size, stride, pad, to_matrix: bool = True,
+                 dilation=1):
+    """Sum the patches ``col`` back into an image of ``img_shape`` (N, C, H, W): the
+    adjoint of :func:`im2col_array` (overlapping patches add up).
+
+    col: (N, C, KH, KW, OH, OW), or the (N*OH*OW, C*KH*KW) matrix when ``to_matrix``.
+    """
+    kernel, stride, pad, dilation = pair(kernel_size), pair(stride), pair(pad), pair(dilation)
+    N, C, H, W = img_shape
+    OH, OW = _out_hw("col2im", (H, W), kernel, stride, pad, dilation)
+    expected = ((N * OH * OW, C * kernel[0] * kernel[1]) if to_matrix
+                else (N, C, kernel[0], kernel[1], OH, OW))
+    if tuple(col.shape) != expected:
+        raise ShapeError(f"col2im: col has shape {tuple(col.shape)}; for img_shape "
+                         f"{tuple(img_shape)} and kernel {kernel} expected {expected}")
+    if to_matrix:
+        col = col.reshape(N, OH, OW, C, kernel[0], kernel[1]).transpose(0, 3, 4, 5, 1, 2)
+    padded = scatter_windows(col, (H + 2 * pad[0], W + 2 * pad[1]), stride, dilation)
+    return crop_image(padded, pad[0], pad[1], (H, W))
+
+
+# -- the three array kernels of a convolution ----------------------------------------------
+class _Geometry:
+    """stride, pad, dilation (pairs) and groups of a convolution."""
+
+    def __init__(self, stride, pad, dilation, groups) -> None:
+        self.stride = pair(stride)
+        self.pad = pair(pad)
+        self.dilation = pair(dilation)
+        if not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"groups must be a positive int, got {groups!r}")
+        self.groups = int(groups)
+        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.pad) < 0:
+            raise ValueError(f"stride {self.stride} and dilation {self.dilation} must be >= 1 "
+                             f"and pad {self.pad} >= 0")
+
+    def patches(self, x, kernel, out_hw):
+        """(N, groups, C/g*KH*KW, OH*OW): the patches of x, one copy from a strided view."""
+        ph, pw = self.pad
+        view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
+                           self.dilation)
+        N, C = x.shape[:2]
+        g = self.groups
+        return view.reshape(N, g, C // g * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+
+
+def _conv_forward(x, W, geo: _Geometry, out_hw):
+    """y (N, OC, OH, OW) = the cross-correlation of x (N, C, H, W) with W (OC, C/g, KH, KW)."""
+    N = x.shape[0]
+    OC, Cg, KH, KW = W.shape
+    g = geo.groups
+    col = geo.patches(x, (KH, KW), out_hw)
+    # (g, OC/g, Cg*KH*KW) @ (N, g, Cg*KH*KW, P): one batched product, NCHW result order.
+    y = xp_matmul(W.reshape(g, OC // g, Cg * KH * KW), col)
+    return y.reshape(N, OC, out_hw[0], out_hw[1])
+
+
+def _conv_transpose(y, W, geo: _Geometry, in_hw):
+    """The adjoint of ``_conv_forward`` in x: y (N, OC, OH, OW) -> x-shaped (N, C, H, W)."""
+    N, _, OH, OW = y.shape
+    OC, Cg, KH, KW = W.shape
+    g = geo.groups
+    wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
+    col = xp_matmul(wt, y.reshape(N, g, OC // g, OH * OW))
+    col = col.reshape(N, Cg * g, KH, KW, OH, OW)
+    ph, pw = geo.pad
+    padded = scatter_windows(col, (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), geo.stride,
+                             geo.dilation)
+    return crop_image(padded, ph, pw, in_hw)
+
+
+def _conv_grad_weight(x, gy, geo: _Geometry, kernel):
+    """gW (OC, C/g, KH, KW) = sum over n and output pixels of gy times the patch of x."""
+    N, OC, OH, OW = gy.shape
+    g = geo.groups
+    col = geo.patches(x, kernel, (OH, OW))
+    gy = gy.reshape(N, g, OC // g, OH * OW)
+    gW = xp_matmul(gy, col.transpose(0, 1, 3, 2)).sum(axis=0)
+    return gW.reshape(OC, x.shape[1] // g, kernel[0], kernel[1])
+
+
+def xp_matmul(a, b):
+    """``a @ b`` with the arrays' own module (NumPy or CuPy)."""
+    return get_array_module(b).matmul(a, b)
+
+
+# -- validation ----------------------------------------------------------------------------
+def _check_float(op: str, **arrays) -> None:
+    for name, a in arrays.items():
+        if a is not None and a.dtype.kind != "f":
+            raise DTypeError(f"{op}: {name} must be a floating-point array, got "
+                             f"{describe([a])} (inputs: "
+                             f"{describe([v for v in arrays.values() if v is not None])})")
+
+
+def _check_conv_inputs(op: str, x, W, b, groups: int, transposed: bool) -> None:
+    _check_float(op, x=x, W=W, b=b)
+    if x.ndim != 4 or W.ndim != 4:
+        raise ShapeError(f"{op}: x must be 4-D (N, C, H, W) and W 4-D, got x {describe([x])} "
+                         f"and W {describe([W])}")
+    C = x.shape[1]
+    if transposed:
+        out_channels = W.shape[1] * groups
+        if W.shape[0] != C or C % groups:
+            raise ShapeError(
+                f"{op}: W has shape {W.shape}, x has shape {x.shape} with groups={groups}; "
+                f"W must be (C, OC/groups, KH, KW) with C = x.shape[1] = {C} divisible by "
+                f"groups")
+    else:
+        out_channels = W.shape[0]
+        if W.shape[1] * groups != C or out_channels % groups:
+            raise ShapeError(
+                f"{op}: W has shape {W.shape}, x has shape {x.shape} with groups={groups}; "
+                f"W must be (OC, C/groups, KH, KW) with C = x.shape[1] = {C} and OC both "
+                f"divisible by groups")
+    if b is not None and b.shape != (out_channels,):
+        raise ShapeError(f"{op}: b has shape {b.shape}; expected ({out_channels},), one bias "
+                         f"per output channel (x {x.shape}, W {W.shape})")
+
+
+def _add_bias(y, b):
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1).astype(y.dtype, copy=False)
+    return y
+
+
+# -- differentiable ops --------------------------------------------------------------------
+class Conv2d(Function):
+    """y = conv2d(x, W) + b. x (N, C, H, W), W (OC, C/g, KH, KW), b (OC,) -> (N, OC, OH, OW).
+
+    Backward: gx = deconv2d(gy, W) (skipped when x is a constant, e.g. the input batch),
+    gW = Conv2DGradW(x, gy), gb = gy.sum((0, 2, 3)); all differentiable.
+    """
+
+    def __init__(self, stride=1, pad=0, dilation=1, groups=1) -> None:
+        geo = _Geometry(stride, pad, dilation, groups)
+        self.geometry = geo
+        self.stride, self.pad, self.dilation, self.groups = (geo.stride, geo.pad, geo.dilation,
+                                                             geo.groups)
+
+    def forward(self, x, W, b=None):
+        _check_conv_inputs("conv2d", x, W, b, self.groups, transposed=False)
+        out_hw = _out_hw("conv2d", x.shape[2:], W.shape[2:], self.stride, self.pad,
+                         self.dilation)
+        return _add_bias(_conv_forward(x, W, self.geometry, out_hw), b)
+
+    def backward(self, gy):
+        x, W = self.inputs[:2]
+        gx = gW = None
+        if self.needs_grad(0):
+            gx = Deconv2d(self.stride, self.pad, x.shape[2:], self.dilation, self.groups)(gy, W)
+        if self.needs_grad(1):
+            gW = Conv2DGradW(self)(x, gy)
+        if len(self.inputs) == 2:
+            return gx, gW
+        gb = sum_(gy, axis=(0, 2, 3)) if self.needs_grad(2) else None
+        return gx, gW, gb
+
+
+class Deconv2d(Function):
+    """Transposed convolution (the gradient of conv2d in x), plus bias.
+
+    x (N, C, H, W), W (C, OC/g, KH, KW), b (OC,) -> (N, OC, OH, OW) with
+    OH = SH*(H-1) + DH*(KH-1) + 1 - 2*PH unless ``outsize`` picks a larger one (up to
+    SH - 1 more, the rows a strided convolution would drop).
+    """
+
+    def __init__(self, stride=1, pad=0, outsize=None, dilation=1, groups=1) -> None:
+        geo = _Geometry(stride, pad, dilation, groups)
+        self.geometry = geo
+        self.stride, self.pad, self.dilation, self.groups = (geo.stride, geo.pad, geo.dilation,
+                                                             geo.groups)
+        self.outsize = None if outsize is None else pair(outsize)
+
+    def _out_hw(self, in_hw, kernel) -> tuple[int, int]:
+        base = tuple(self.stride[a] * (in_hw[a] - 1) + self.dilation[a] * (kernel[a] - 1) + 1
+                     - 2 * self.pad[a] for a in range(2))
+        if self.outsize is None:
+            out = base
+        else:
+            out = self.outsize
+            for a in range(2):
+                if not base[a] <= out[a] < base[a] + self.stride[a]:
+                    raise ShapeError(
+                        f"deconv2d: outsize {out} does not fit input {tuple(in_hw)}, kernel "
+                        f"{tuple(kernel)}, stride {self.stride}, pad {self.pad}: each size must "
+                        f"lie in [{base[a]}, {base[a] + self.stride[a] - 1}]")
+        if min(out) < 1:
+            raise ShapeError(f"deconv2d: output size {out} is empty (input {tuple(in_hw)}, "
+                             f"kernel {tuple(kernel)}, stride {self.stride}, pad {self.pad})")
+        return out
+
+    def forward(self, x, W, b=None):
+        _check_conv_inputs("deconv2d", x, W, b, self.groups, transposed=True)
+        out_hw = self._out_hw(x.shape[2:], W.shape[2:])
+        return _add_bias(_conv_transpose(x, W, self.geometry, out_hw), b)
+
+    def backward(self, gy):
+        x, W = self.inputs[:2]
+        gx = gW = None
+        if self.needs_grad(0):
+            gx = Conv2d(self.stride, self.pad, self.dilation, self.groups)(gy, W)
+        if self.needs_grad(1):
+            # deconv2d(x, W) is conv2d's transpose with gy in the role of the image.
+            gW = Conv2DGradW(self)(gy, x)
+        if len(self.inputs) == 2:
+            return gx, gW
+        gb = sum_(gy, axis=(0, 2, 3)) if self.needs_grad(2) else None
+        return gx, gW, gb
+
+
+class Conv2DGradW(Function):
+    """gW = the weight gradient of a convolution: inputs (x, gy) -> W's shape.
+
+    ``gW[o, c, i, j] = sum_{n, y, x} gy[n, o, y, x] * xpad[n, c, y*SH + i*DH, x*SW + j*DW]``
+    (per group). ``conv`` is the Conv2d or Deconv2d whose weight this is. It is bilinear, so
+    its backward is a deconv2d (for x) and a conv2d (for gy): differentiable to any order.
+    """
+
+    def __init__(self, conv) -> None:
+        W = conv.inputs[1]
+        self.kernel = tuple(W.shape[2:])
+        self.geometry = conv.geometry
+        self.stride, self.pad, self.dilation, self.groups = (conv.stride, conv.pad,
+                                                             conv.dilation, conv.groups)
+
+    def forward(self, x, gy):
+        return _conv_grad_weight(x, gy, self.geometry, self.kernel)
+
+    def backward(self, ggW):
+        x, gy = self.inputs
+        gx = ggy = None
+        if self.needs_grad(0):
+            gx = Deconv2d(self.stride, self.pad, x.shape[2:], self.dilation,
+                          self.groups)(gy, ggW)
+        if self.needs_grad(1):
+            ggy = Conv2d(self.stride, self.pad, self.dilation, self.groups)(x, ggW)
+        return gx, ggy
+
+
+class Im2col(Function):
+    """y = the patches of x (N, C, H, W); see :func:`im2col_array`. Backward: col2im."""
+
+    def __init__(self, kernel_size, stride, pad, to_matrix: bool, dilation=1) -> None:
+        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+        self.to_matrix, self.dilation = to_matrix, dilation
+
+    def forward(self, x):
+        self.input_shape = x.shape
+        return im2col_array(x, self.kernel_size, self.stride, self.pad, self.to_matrix,
+                            self.dilation)
+
+    def backward(self, gy):
+        return col2im(gy, self.input_shape, self.kernel_size, self.stride, self.pad,
+                      self.to_matrix, dilation=self.dilation)
+
+
+class Col2im(Function):
+    """y = the patches x summed back into an image of ``input_shape``. Backward: im2col."""
+
+    def __init__(self, input_shape, kernel_size, stride, pad, to_matrix: bool,
+                 dilation=1) -> None:
+        self.input_shape = tuple(input_shape)
+        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+        self.to_matrix, self.dilation = to_matrix, dilation
+
+    def forward(self, x):
+        return col2im_array(x, self.input_shape, self.kernel_size, self.stride, self.pad,
+                            self.to_matrix, self.dilation)
+
+    def backward(self, gy):
+        return im2col(gy, self.kernel_size, self.stride, self.pad, self.to_matrix,
+                      dilation=self.dilation)
+
+
+# -- public functions ----------------------------------------------------------------------
+def im2col(x, kernel_size, stride=1, pad=0, to_matrix: bool = True, *, dilation=1) -> Variable:
+    """Image patches: x (N, C, H, W) -> (N, C, KH, KW, OH, OW), or the (N*OH*OW, C*KH*KW)
+    matrix when ``to_matrix``; ``col[n, c, i, j, y, x] = xpad[n, c, y*S + i*D, x*S + j*D]``
+    with zero padding. The gradient is :func:`col2im`."""
+    return Im2col(kernel_size, stride, pad, to_matrix, dilation)(x)
+
+
+def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix: bool = True, *,
+           dilation=1) -> Variable:
+    """The adjoint of :func:`im2col`: patches (N, C, KH, KW, OH, OW) or (N*OH*OW, C*KH*KW)
+    summed back into an image of ``input_shape`` (N, C, H, W)."""
+    return Col2im(input_shape, kernel_size, stride, pad, to_matrix, dilation)(x)
+
+
+def conv2d(x, W, b=None, stride=1, pad=0, *, dilation=1, groups=1) -> Variable:
+    """2-D convolution (cross-correlation, as every DL framework), NCHW.
+
+    ``y[n, o, y, x] = b[o] + sum_{c, i, j} W[o, c, i, j] * xpad[n, g*C/g + c, y*SH + i*DH,
+    x*SW + j*DW]`` where g is o's group. x (N, C, H, W), W (OC, C/groups, KH, KW),
+    b (OC,) or None -> (N, OC, OH, OW), OH = (H + 2PH - DH*(KH-1) - 1) // SH + 1.
+    stride, pad, dilation: int or pair.
+    """
+    f = Conv2d(stride, pad, dilation, groups)
+    return f(x, W) if b is None else f(x, W, b)
+
+
+def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None, *, dilation=1,
+             groups=1) -> Variable:
+    """Transposed convolution (the gradient of conv2d with respect to its input), NCHW.
+
+    x (N, C, H, W), W (C, OC/groups, KH, KW) (PyTorch's conv_transpose2d layout), b (OC,) or
+    None -> (N, OC, OH, OW) with OH = SH*(H-1) + DH*(KH-1) + 1 - 2PH, or ``outsize`` (OH, OW)
+    (at most SH-1 larger; resolves the size a strided conv2d maps onto H).
+    """
+    f = Deconv2d(stride, pad, outsize, dilation, groups)
+    return f(x, W) if b is None else f(x, W, b)
+
+
+def conv2d_simple(x, W, b=None, stride=1, pad=0) -> Variable:
+    """conv2d composed of differentiable nodes, as in DeZero's book (step 57):
+    ``im2col(x)`` (N*OH*OW, C*KH*KW) @ ``W.reshape(OC, -1).T`` + b, reshaped to NCHW.
+    Same values and shapes as :func:`conv2d`; slower and heavier (kept for teaching)."""
+    N, C, H, Wd = x.shape
+    OC, _, KH, KW = W.shape
+    stride_p, pad_p = pair(stride), pair(pad)
+    OH, OW = _out_hw("conv2d_simple", (H, Wd), (KH, KW), stride_p, pad_p, (1, 1))
+    col = im2col(x, (KH, KW), stride, pad, to_matrix=True)
+    t = matmul(col, transpose(reshape(W, (OC, -1))))
+    if b is not None:
+        t = t + b
+    return transpose(reshape(t, (N, OH, OW, OC)), (0, 3, 1, 2))
+
+
+def _one(op: str, name: str, value) -> int:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    if not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{op}: {name} must be an int, got {value!r}")
+    return int(value)
+
+
+def conv1d(x, W, b=None, stride=1, pad=0, dilation=1, groups=1) -> Variable:
+    """1-D convolution (cross-correlation): x (N, C, L), W (OC, C/groups, K), b (OC,) or
+    None -> (N, OC, OL), OL = (L + 2P - D*(K-1) - 1) // S + 1. Runs as a conv2d of height 1."""
+    if x.ndim != 3 or W.ndim != 3:
+        raise ShapeError(f"conv1d: x must be 3-D (N, C, L) and W 3-D (OC, C/groups, K), got "
+                         f"x {describe([x])} and W {describe([W])}")
+    s, p, d = (_one("conv1d", "stride", stride), _one("conv1d", "pad", pad),
+               _one("conv1d", "dilation", dilation))
+    N, C, L = x.shape
+    OC, Cg, K = W.shape
+    y = conv2d(reshape(x, (N, C, 1, L)), reshape(W, (OC, Cg, 1, K)), b, (1, s), (0, p),
+               dilation=(1, d), groups=groups)
+    return reshape(y, (N, OC, y.shape[3]))

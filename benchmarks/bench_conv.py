@@ -1,0 +1,151 @@
+"""Convolution and pooling benchmarks, zerograd vs PyTorch (and DeZero when installed).
+
+    python benchmarks/bench_conv.py            # about 30 seconds
+    python benchmarks/bench_conv.py --quick    # fewer rounds
+
+Workloads (float32, NCHW; milliseconds per forward+backward step, median of the rounds,
+each round timing every framework in turn so that the machine's drift cancels in ratios):
+- conv2d, first layer: x 64x3x32x32 (a constant input batch: no gx), W 64x3x3x3, b, pad 1;
+  backward from a fixed gy gives gW and gb.
+- conv2d, hidden layer: the same with x requiring a gradient too (adds gx).
+- conv2d 3x3, 64->64 channels on 32x16x16 with x requiring a gradient.
+- max pooling 2x2 stride 2 on 64x64x32x32 (x requires a gradient).
+- average pooling 3x3 stride 1 pad 1 on 64x16x32x32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import zerograd
+import zerograd.functions as ZF
+from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed
+
+
+def _conv_step(name, torch, dezero, x, W, b, gy, x_grad: bool, pad: int):
+    """A callable running one conv2d forward+backward in framework ``name``."""
+    if name == "zerograd":
+        xv = zerograd.Variable(x) if x_grad else x
+        Wv, bv, gyv = zerograd.Variable(W), zerograd.Variable(b), zerograd.Variable(gy)
+
+        def step():
+            y = ZF.conv2d(xv, Wv, bv, stride=1, pad=pad)
+            y.grad = gyv
+            y.backward()
+            Wv.cleargrad()
+            bv.cleargrad()
+            if x_grad:
+                xv.cleargrad()
+        return step
+    if name == "dezero":
+        import dezero.functions as DF
+
+        # DeZero computes gx for every input; a non-Variable x is a constant in neither.
+        xv, Wv, bv = dezero.Variable(x), dezero.Variable(W), dezero.Variable(b)
+        gyv = dezero.Variable(gy)
+
+        def step():
+            y = DF.conv2d(xv, Wv, bv, stride=1, pad=pad)
+            y.grad = gyv
+            y.backward()
+            for v in (xv, Wv, bv):
+                v.cleargrad()
+        return step
+    xt = torch.from_numpy(x).requires_grad_(x_grad)
+    Wt = torch.from_numpy(W).requires_grad_()
+    bt = torch.from_numpy(b).requires_grad_()
+    gyt = torch.from_numpy(gy)
+
+    def step():
+        y = torch.nn.functional.conv2d(xt, Wt, bt, stride=1, padding=pad)
+        y.backward(gyt)
+        for t in (xt, Wt, bt):
+            t.grad = None
+    return step
+
+
+def _pool_step(name, torch, dezero, x, kernel, stride, pad, kind: str):
+    """One max/average pooling forward+backward (x requires a gradient)."""
+    if name == "zerograd":
+        xv = zerograd.Variable(x)
+        fn = ZF.pooling if kind == "max" else ZF.average_pooling
+
+        def step():
+            y = fn(xv, kernel, stride, pad)
+            y.backward()
+            xv.cleargrad()
+        return step
+    if name == "dezero":
+        import dezero.functions as DF
+
+        xv = dezero.Variable(x)
+        fn = DF.pooling if kind == "max" else DF.average_pooling
+
+        def step():
+            y = fn(xv, kernel, stride, pad)
+            y.backward()
+            xv.cleargrad()
+        return step
+    xt = torch.from_numpy(x).requires_grad_()
+    fn = torch.nn.functional.max_pool2d if kind == "max" else torch.nn.functional.avg_pool2d
+
+    def step():
+        y = fn(xt, kernel, stride, pad)
+        y.backward(torch.ones_like(y))
+        xt.grad = None
+    return step
+
+
+def _repeat(step, iters: int):
+    def run() -> float:
+        return timed(lambda: [step() for _ in range(iters)]) / iters
+    return run
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--no-dezero", action="store_true", help="skip DeZero")
+    args = parser.parse_args(argv)
+    torch = load_torch()
+    dezero = None if args.no_dezero else load_dezero()
+    rounds = 3 if args.quick else 7
+    rng = np.random.default_rng(0)
+    names = ["zerograd"] + (["torch"] if torch else []) + (["dezero"] if dezero else [])
+    print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
+          + (", dezero 0.0.13" if dezero else "") + f"; {rounds} rounds, median ms per step")
+
+    def conv_case(label, N, C, HW, OC, x_grad, iters):
+        x = rng.standard_normal((N, C, HW, HW)).astype(np.float32)
+        W = (rng.standard_normal((OC, C, 3, 3)) * 0.1).astype(np.float32)
+        b = rng.standard_normal(OC).astype(np.float32)
+        gy = rng.standard_normal((N, OC, HW, HW)).astype(np.float32)
+        steps = {n: _repeat(_conv_step(n, torch, dezero, x, W, b, gy, x_grad, 1), iters)
+                 for n in names}
+        for step in steps.values():  # warm up caches and allocators
+            step()
+        print_row(label, interleaved(steps, rounds), unit="ms", scale=1e3)
+
+    def pool_case(label, shape, kernel, stride, pad, kind, iters):
+        x = rng.standard_normal(shape).astype(np.float32)
+        steps = {n: _repeat(_pool_step(n, torch, dezero, x, kernel, stride, pad, kind), iters)
+                 for n in names}
+        for step in steps.values():
+            step()
+        print_row(label, interleaved(steps, rounds), unit="ms", scale=1e3)
+
+    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x const)", 64, 3, 32, 64, False, 5)
+    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x grad)", 64, 3, 32, 64, True, 5)
+    conv_case("conv2d 32x64x16x16, 64 3x3, pad 1 (x grad)", 32, 64, 16, 64, True, 3)
+    pool_case("max pool 2x2/2 on 64x64x32x32", (64, 64, 32, 32), 2, 2, 0, "max", 5)
+    pool_case("avg pool 3x3/1 pad 1 on 64x16x32x32", (64, 16, 32, 32), 3, 1, 1, "avg", 5)
+
+
+if __name__ == "__main__":
+    main()
