@@ -94,7 +94,7 @@ def _target_like(t: Variable, x: Variable):
     return _float_like(t.data.reshape(x.shape), x.data)
 
 
-def _reduce(op: str, elementwise: Variable, reduction: str, count: int | None = None) -> Variable:
+def _reduce(elementwise: Variable, reduction: str, count: int | None = None) -> Variable:
     """Apply a PyTorch ``reduction`` to per-element losses; 'mean' divides by ``count``."""
     if reduction == "none":
         return elementwise
@@ -227,20 +227,25 @@ class SoftmaxCrossEntropy(Function):
         _check_labels("softmax_cross_entropy", t, n_classes)
         xp = get_array_module(x)
         self.t = t
-        self.log_z = logsumexp_array(x, axis=1)  # (N, 1): all backward needs besides x
-        picked = x[xp.arange(n), t] - self.log_z[:, 0]
+        # Keep exp(x - max) and its row sums: backward's softmax is then one multiplication
+        # (the memory PyTorch spends on its saved log-softmax, too).
+        row_max = x.max(axis=1, keepdims=True)
+        self.exp_shifted = np.exp(x - row_max)
+        self.row_sum = self.exp_shifted.sum(axis=1, keepdims=True)
+        log_z = row_max[:, 0] + np.log(self.row_sum[:, 0])
+        picked = x[xp.arange(n), t] - log_z
         return -picked.sum() / x.dtype.type(n)
 
     def backward(self, gy):
         x = self.inputs[0]
         n = len(self.t)
         if not Config.enable_backprop:
-            # First order only: reuse the forward's log-sum-exp, stay on raw arrays.
+            # First order only: raw arrays, softmax from the forward's saved exponentials.
             xp = get_array_module(x.data)
-            p = np.exp(x.data - self.log_z)
-            p[xp.arange(n), self.t] -= 1
-            p *= gy.data * x.dtype.type(1.0 / n)
-            return Variable(p, requires_grad=False), None
+            scale = gy.data * x.dtype.type(1.0 / n)
+            gx = self.exp_shifted * (scale / self.row_sum)
+            gx[xp.arange(n), self.t] -= scale
+            return Variable(gx, requires_grad=False), None
         # create_graph: the same formula as a graph, so that it can be differentiated again.
         p_minus_onehot = _SubtractAtLabels(self.t)(_softmax(x, axis=1))
         return p_minus_onehot * (gy * (1.0 / n)), None
@@ -466,7 +471,7 @@ def nll_loss(log_probs, t, ignore_index: int = -100, reduction: str = "mean") ->
     losses, n_kept = _per_label_nll("nll_loss", log_probs, t_data, ignore_index)
     if unbatched and reduction == "none":
         losses = reshape(losses, ())
-    return _reduce("nll_loss", losses, reduction, n_kept)
+    return _reduce(losses, reduction, n_kept)
 
 
 def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
@@ -501,7 +506,7 @@ def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
         losses = losses * (1.0 - label_smoothing) + smooth * label_smoothing
     if unbatched and reduction == "none":
         losses = reshape(losses, ())
-    return _reduce("cross_entropy", losses, reduction, n_kept)
+    return _reduce(losses, reduction, n_kept)
 
 
 def _soft_cross_entropy(x: Variable, t, label_smoothing: float, reduction: str) -> Variable:
@@ -513,7 +518,7 @@ def _soft_cross_entropy(x: Variable, t, label_smoothing: float, reduction: str) 
     if label_smoothing > 0:
         t = t * (1.0 - label_smoothing) + label_smoothing / n_classes
     losses = -sum_(_log_softmax(x, axis=axis) * t, axis=axis)
-    return _reduce("cross_entropy", losses, reduction)
+    return _reduce(losses, reduction)
 
 
 # -- regression losses -------------------------------------------------------------------
