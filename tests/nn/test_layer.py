@@ -286,3 +286,18 @@ def test_dezero_reads_our_files_and_we_read_dezero_files(tmp_path):
     ours.load_weights(tmp_path / "theirs.npz")
     np.testing.assert_array_equal(ours.W.data, np.full((2, 3), 0.5, np.float32))
     assert ours.W.data.dtype == np.float32
+
+
+def test_pickle_and_deepcopy_after_a_call():
+    import copy
+    import pickle
+
+    layer = Affine()
+    layer(Variable(np.ones(3, np.float32)))
+    for clone in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert not hasattr(clone, "inputs")
+        assert [k for k, _ in clone.named_params()] == ["a", "c"]
+        assert clone.a is not layer.a
+        np.testing.assert_array_equal(clone.a.data, layer.a.data)
+        clone.c = None  # the registries came along and still work
+        assert [k for k, _ in clone.named_params()] == ["a"]

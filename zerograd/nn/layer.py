@@ -19,6 +19,7 @@ in training (Dropout, BatchNorm) do their training behaviour only when *both* ar
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 from collections.abc import Iterator
 
@@ -135,6 +136,14 @@ class Layer:
 
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def __getstate__(self) -> dict:
+        # The weak references to the last call's inputs/outputs cannot be pickled, and a
+        # copy of the layer has no business holding them.
+        state = self.__dict__.copy()
+        state.pop("inputs", None)
+        state.pop("outputs", None)
+        return state
 
     # -- traversal ---------------------------------------------------------------------------
     def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
@@ -362,8 +371,11 @@ class Layer:
         if len(inputs) == 1 and isinstance(inputs[0], tuple):
             inputs = (np.zeros(inputs[0], dtype=dtype),)
         calls: list[tuple[Layer, tuple]] = []
+        thread = threading.get_ident()
 
         def record(layer, outputs):
+            if threading.get_ident() != thread:  # another thread's model, not this summary
+                return
             calls.append((layer, tuple(tuple(y.shape) for y in outputs if hasattr(y, "shape"))))
 
         paths = {id(layer): path or type(self).__name__ for path, layer in self.named_layers()}
