@@ -202,6 +202,10 @@ def test_adam_lr_is_defined_before_the_first_step():
     run(adam, steps=2)
     assert adam.t == 2
     assert adam.lr == pytest.approx(0.001 * math.sqrt(1 - 0.999 ** 2) / (1 - 0.9 ** 2))
+    with pytest.raises(AttributeError, match="set alpha instead"):
+        adam.lr = 0.1
+    adam.set_lr(0.1)
+    assert adam.alpha == 0.1
 
 
 def test_weight_decay_hook_adds_rate_times_weight():

@@ -117,6 +117,11 @@ class Adam(Optimizer):
         fix2 = 1.0 - math.pow(self.beta2, t)
         return self.alpha * math.sqrt(fix2) / fix1
 
+    @lr.setter
+    def lr(self, value) -> None:
+        raise AttributeError(f"{type(self).__name__}.lr is the bias-corrected step size derived "
+                             "from alpha and t; set alpha instead (or use set_lr)")
+
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
         state = self._state_for(param, ("m", "v"))
