@@ -366,3 +366,23 @@ def test_update_skips_parameters_without_gradients():
     optimizer.update()
     np.testing.assert_array_equal(a.data, [0, 0])
     np.testing.assert_array_equal(b.data, [1, 1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [10, (1 << 15) + 7, 3 * (1 << 15)])
+def test_add_scaled_equals_the_plain_expression(dtype, size):
+    from zerograd.optim.optimizer import add_scaled
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=size).astype(dtype)
+    x = rng.normal(size=size).astype(dtype)
+    x_before = x.copy()
+    expected = w + (-0.01) * x
+    add_scaled(w, -0.01, x)
+    np.testing.assert_array_equal(w, expected)
+    np.testing.assert_array_equal(x, x_before)
+    assert w.dtype == dtype
+    strided = rng.normal(size=(2 * size,)).astype(dtype)[::2]  # non-contiguous: plain path
+    w2 = np.zeros(size, dtype)
+    add_scaled(w2, 2.0, strided)
+    np.testing.assert_array_equal(w2, 2.0 * strided)

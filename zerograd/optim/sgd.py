@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zerograd.core.variable import Parameter
-from zerograd.optim.optimizer import Optimizer
+from zerograd.optim.optimizer import Optimizer, add_scaled
 
 __all__ = ["SGD", "MomentumSGD"]
 
@@ -18,7 +18,7 @@ class SGD(Optimizer):
         self.lr = float(lr)
 
     def update_one(self, param: Parameter) -> None:
-        param.data -= self.lr * param.grad.data
+        add_scaled(param.data, -self.lr, param.grad.data)
 
 
 class MomentumSGD(Optimizer):
@@ -38,10 +38,11 @@ class MomentumSGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         v = self._state_for(param, ("v",))["v"]
-        step = self.lr * param.grad.data
+        grad = param.grad.data
         v *= self.momentum
-        v -= step
+        add_scaled(v, -self.lr, grad)
         if self.nesterov:
-            param.data += self.momentum * v - step
+            add_scaled(param.data, self.momentum, v)
+            add_scaled(param.data, -self.lr, grad)
         else:
             param.data += v
