@@ -160,27 +160,25 @@ class Layer:
             if path:
                 yield layer
 
-    def _named_members(self, prefix: str, with_buffers: bool, seen: set | None):
+    def _named_params(self, prefix: str, seen: set | None):
+        """(key, Parameter) in definition order; with a ``seen`` set, each Parameter once."""
         for name in self._params:
             obj = self.__dict__[name]
             key = f"{prefix}/{name}" if prefix else name
             if isinstance(obj, Layer):
-                yield from obj._named_members(key, with_buffers, seen)
+                yield from obj._named_params(key, seen)
             elif seen is None or obj not in seen:
                 if seen is not None:
                     seen.add(obj)
                 yield key, obj
-        if with_buffers:
-            for name in self._buffers:
-                yield (f"{prefix}/{name}" if prefix else name), self.__dict__[name]
 
     def named_params(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """('l0/W', W), ... for every Parameter, in definition order, each Parameter once."""
-        return self._named_members(prefix, False, set())
+        return self._named_params(prefix, set())
 
     def params(self) -> Iterator[Parameter]:
         """Every Parameter of this layer and its sub-layers, in definition order, each once."""
-        for _, param in self._named_members("", False, set()):
+        for _, param in self._named_params("", set()):
             yield param
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, object]]:
@@ -190,12 +188,13 @@ class Layer:
                 yield (f"{path}/{name}" if path else name), layer.__dict__[name]
 
     def buffers(self) -> Iterator:
+        """Every buffer value (arrays or None), in the order of ``named_buffers``."""
         for _, value in self.named_buffers():
             yield value
 
     def _flatten_params(self, params_dict: dict, parent_key: str = "") -> None:
         """DeZero's helper: fill ``params_dict`` with {'l0/W': Parameter, ...}."""
-        for key, param in self._named_members(parent_key, False, None):
+        for key, param in self._named_params(parent_key, None):
             params_dict[key] = param
 
     def cleargrads(self) -> None:
@@ -378,7 +377,7 @@ class Layer:
                 return
             calls.append((layer, tuple(tuple(y.shape) for y in outputs if hasattr(y, "shape"))))
 
-        paths = {id(layer): path or type(self).__name__ for path, layer in self.named_layers()}
+        paths = {layer: path or type(self).__name__ for path, layer in self.named_layers()}
         _call_observers.append(record)
         try:
             with no_grad(), test_mode():
@@ -388,13 +387,13 @@ class Layer:
 
         rows = [("layer", "type", "output shape", "params")]
         for layer, shapes in calls:
-            if id(layer) not in paths:
+            if layer not in paths:  # a layer held outside the registries (e.g. in a list)
                 continue
             own = sum(layer.__dict__[n].data.size for n in layer._params
                       if isinstance(layer.__dict__[n], Parameter)
                       and layer.__dict__[n].data is not None)
             shape_text = ", ".join(str(s) for s in shapes)
-            rows.append((paths[id(layer)], type(layer).__name__, shape_text, f"{own:,}"))
+            rows.append((paths[layer], type(layer).__name__, shape_text, f"{own:,}"))
         order = {path: i for i, path in enumerate(paths.values())}
         # Inner layers finish first; list the rows in definition (tree) order instead.
         rows = [rows[0]] + sorted(rows[1:], key=lambda r: order.get(r[0], len(order)))
