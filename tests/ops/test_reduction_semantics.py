@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 
 import zerograd.functions as F
+from tests.ops.harness import check_double_backward, check_dtype_and_grad_shapes, check_grad
+from tests.ops.specs.indexing import SPECS as INDEXING_SPECS
 from zerograd import Variable
 from zerograd.errors import ShapeError
+from zerograd.ops import indexing
 from zerograd.ops.linalg import Linear
 
 
@@ -223,6 +226,28 @@ def test_fast_row_scatter_matches_add_at(dtype):
     expected = np.zeros(x.shape, dtype)
     np.add.at(expected, (slice(None), ids % 3 - 3), gy)
     np.testing.assert_allclose(x.grad.data, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_row_scatter_without_repeats_assigns():
+    rng = np.random.default_rng(4)
+    W = Variable(rng.standard_normal((3000, 8)).astype(np.float32))
+    ids = rng.permutation(3000)[:1000].reshape(10, 100)
+    gy = rng.standard_normal((10, 100, 8)).astype(np.float32)
+    (F.embed_id(ids, W) * gy).sum().backward()
+    expected = np.zeros((3000, 8), np.float32)
+    expected[ids] = gy
+    np.testing.assert_array_equal(W.grad.data, expected)
+
+
+@pytest.mark.parametrize("spec", [s for s in INDEXING_SPECS
+                                  if s.name.startswith(("get_item", "embed_id", "take"))],
+                         ids=str)
+def test_fast_scatter_path_passes_the_indexing_specs(spec, monkeypatch):
+    """The specs' inputs are small, which take plain add.at; force the fast path on them."""
+    monkeypatch.setattr(indexing, "_SMALL_SCATTER", 0)
+    check_grad(spec)
+    check_double_backward(spec)
+    check_dtype_and_grad_shapes(spec)
 
 
 # -- linear -----------------------------------------------------------------------------------

@@ -120,6 +120,21 @@ def _scatter_add_flat(size: int, positions, values):
     return out
 
 
+def _all_distinct(ids, n: int) -> bool:
+    """Whether the non-negative ``ids`` (< n) are all different: a bincount when n is
+    comparable to the number of ids, a sort when n is much larger (no n-sized temporary)."""
+    xp = get_array_module(ids)
+    if ids.size <= 1:
+        return True
+    if n <= 8 * ids.size:
+        return int(xp.bincount(ids, minlength=n).max()) <= 1
+    ordered = xp.sort(ids)
+    return not bool((ordered[1:] == ordered[:-1]).any())
+
+
+_SMALL_SCATTER = 4096  # elements of gy below which plain np.add.at is the fastest
+
+
 def _scatter_rows(shape: tuple, axis: int, ids, gy):
     """zeros(shape) with slices of gy added at ``ids`` along ``axis`` (ids: any shape).
 
@@ -128,12 +143,17 @@ def _scatter_rows(shape: tuple, axis: int, ids, gy):
     """
     xp = get_array_module(gy)
     n = shape[axis]
+    if gy.size <= _SMALL_SCATTER and xp is np:
+        # Tiny gradients: the checks below cost more than add.at itself.
+        gx = np.zeros(shape, dtype=gy.dtype)
+        np.add.at(gx, (slice(None),) * axis + (ids,), gy)
+        return gx
     lead = int(np.prod(shape[:axis], dtype=np.int64))
     trail = int(np.prod(shape[axis + 1:], dtype=np.int64))
     ids = ids.reshape(-1).astype(np.intp, copy=False)  # bincount refuses uint64
     ids = xp.where(ids < 0, ids + n, ids) if ids.size and ids.min() < 0 else ids
     gy3 = gy.reshape(lead, ids.size, trail)
-    if ids.size <= 1 or int(xp.bincount(ids, minlength=n).max()) <= 1:
+    if _all_distinct(ids, n):
         gx = xp.zeros((lead, n, trail), dtype=gy.dtype)
         gx[:, ids, :] = gy3
         return gx.reshape(shape)
@@ -178,7 +198,8 @@ class GetItemGrad(Function):
     """gx = zeros(in_shape) with gy added at ``slices`` (repeated indices accumulate).
 
     Basic indices assign; one integer array among full slices (embeddings, row picks) goes
-    through the fast scatter; any other advanced index falls back to ``np.add.at``.
+    through the fast scatter; any other advanced index falls back to ``np.add.at`` (which
+    NumPy 2 already runs fast for a tuple of 1-D arrays such as ``x[arange(N), t]``).
     """
 
     def __init__(self, slices, in_shape: tuple) -> None:
