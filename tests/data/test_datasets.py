@@ -53,6 +53,9 @@ def test_spiral_dataset_items():
     np.testing.assert_array_equal(tb, t[[5, 0, 299]])
     xs, ts = ds[10:13]
     np.testing.assert_array_equal(xs, x[10:13])
+    x0, t0 = ds[np.array(7)]  # a 0-d array is one example, as an int is
+    assert x0.shape == (2,) and t0 == t[7]
+    assert ds[-1][1] == t[-1]
 
 
 # --- SinCurve -------------------------------------------------------------------------------

@@ -198,3 +198,41 @@ def test_seq_loader_equals_dezero(dezero):
     for (x, t), (xr, tr) in zip(ours, ref):
         np.testing.assert_array_equal(x, xr)
         np.testing.assert_array_equal(t, tr)
+
+
+def _step50_losses(Z, F, MLP, optimizers, epochs=3):
+    np.random.seed(0)
+    train_set = Z.datasets.Spiral(train=True)
+    np.random.seed(0)
+    loader = Z.DataLoader(train_set, 30)
+    model = MLP((10, 3))
+    optimizer = optimizers.SGD(1.0).setup(model)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for x, t in loader:
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+            total += float(loss.data) * len(t)
+        losses.append(total / len(train_set))
+    return losses
+
+
+def test_book_step50_prints_dezeros_losses(dezero):
+    """Same global draws in the same order (loader permutation, then lazy Linear init)."""
+    import dezero.functions
+    import dezero.models
+    import dezero.optimizers
+
+    import zerograd
+    import zerograd.functions
+    import zerograd.models
+    import zerograd.optimizers
+
+    ref = _step50_losses(dezero, dezero.functions, dezero.models.MLP, dezero.optimizers)
+    ours = _step50_losses(zerograd, zerograd.functions, zerograd.models.MLP,
+                          zerograd.optimizers)
+    # DeZero's layers compute in float64 under NumPy 2 (its bug 1); ours stay float32.
+    np.testing.assert_allclose(ours, ref, rtol=1e-6)

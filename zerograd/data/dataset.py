@@ -63,6 +63,8 @@ class Dataset:
                 and all(hasattr(a, "shape") for a in arrays))
 
     def __getitem__(self, index):
+        if isinstance(index, np.ndarray) and index.ndim == 0:
+            index = index.item()
         if _is_integer_index(index):
             x = self.transform(self.data[index])
             if self.label is None:
@@ -153,6 +155,8 @@ class Subset:
         return getattr(self.dataset, "supports_batch_index", False)
 
     def __getitem__(self, index):
+        if isinstance(index, np.ndarray) and index.ndim == 0:
+            index = index.item()
         if _is_integer_index(index):
             return self.dataset[int(self.indices[index])]
         positions = self.indices[_batch_index(index, "Subset")]
