@@ -302,3 +302,28 @@ def test_einsum_matches_torch():
     torch.einsum("bii,ij->bj", ta, tb).sum().backward()
     np.testing.assert_allclose(va.grad.data, ta.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(vb.grad.data, tb.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.torch
+def test_reduction_gradients_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.array([[3.0, 1.0, 3.0, 0.0], [2.0, 0.0, 5.0, -1.0], [4.0, 4.0, 4.0, 4.0]])
+    w = np.random.default_rng(5).standard_normal(3)
+    cases = [
+        (lambda v: F.max(v, axis=1), lambda t: torch.amax(t, dim=1)),
+        (lambda v: F.min(v, axis=1), lambda t: torch.amin(t, dim=1)),
+        (lambda v: F.prod(v, axis=1), lambda t: torch.prod(t, dim=1)),
+        (lambda v: F.std(v[:2], axis=1, ddof=1), lambda t: torch.std(t[:2], dim=1)),
+        (lambda v: F.var(v, axis=1), lambda t: torch.var(t, dim=1, correction=0)),
+        (lambda v: F.norm(v, axis=1), lambda t: torch.linalg.vector_norm(t, dim=1)),
+        (lambda v: F.cumsum(v, axis=1)[:, 1], lambda t: torch.cumsum(t, dim=1)[:, 1]),
+    ]
+    for ours, theirs in cases:
+        v = Variable(x.copy())
+        y = ours(v)
+        (y * w[: y.shape[0]]).sum().backward()
+        t = torch.tensor(x, requires_grad=True)
+        ty = theirs(t)
+        (ty * torch.tensor(w[: ty.shape[0]])).sum().backward()
+        np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-12, atol=1e-12)
