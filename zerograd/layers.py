@@ -2,12 +2,18 @@
 
 from zerograd.core.variable import Parameter
 from zerograd.nn import init
+from zerograd.nn.batchnorm import BatchNorm, GroupNorm
+from zerograd.nn.conv import Conv1d, Conv2d, Deconv2d
 from zerograd.nn.dropout import Dropout
 from zerograd.nn.embedding import Embedding, EmbedID
 from zerograd.nn.flatten import Flatten
 from zerograd.nn.layer import Layer
 from zerograd.nn.linear import Linear
 from zerograd.nn.normalization import LayerNorm
+from zerograd.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
-__all__ = ["Dropout", "EmbedID", "Embedding", "Flatten", "Layer", "LayerNorm", "Linear",
-           "Parameter", "init"]
+__all__ = [
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Deconv2d", "Dropout",
+    "EmbedID", "Embedding", "Flatten", "GroupNorm", "Layer", "LayerNorm", "Linear", "MaxPool2d",
+    "Parameter", "init",
+]

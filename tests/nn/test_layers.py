@@ -122,6 +122,6 @@ def test_flatten_keeps_the_batch_axis():
 
 def test_layers_module_exports_dezero_names():
     for name in ("Layer", "Linear", "Dropout", "Embedding", "EmbedID", "LayerNorm", "Flatten",
-                 "Parameter"):
+                 "Parameter", "Conv2d", "Deconv2d", "BatchNorm"):
         assert hasattr(L, name)
     assert F is not None
