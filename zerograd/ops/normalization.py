@@ -215,20 +215,17 @@ class BatchNorm(Function):
         self.avg_var += (1 - self.decay) * unbiased * var.ravel()
 
     def backward(self, gy):
+        if not Config.enable_backprop:
+            return self._backward_arrays(gy.data)
+        # create_graph: statistics and xhat as a graph of x, for exact second derivatives.
         x, gamma, _ = self.inputs
-        if Config.enable_backprop:
-            # create_graph: statistics and xhat as a graph of x, for exact second derivatives.
-            if self.batch_stats:
-                xhat, inv_std = _standardize_graph(x, self.axes, self.eps)
-            else:
-                xhat, inv_std = (x - self.mu) * self.inv_std, self.inv_std
-            g = reshape(gamma, self.param_shape)
+        if self.batch_stats:
+            xhat, inv_std = _standardize_graph(x, self.axes, self.eps)
         else:
-            xhat, inv_std = (x.data - self.mu) * self.inv_std, self.inv_std
-            g, gy = gamma.data.reshape(self.param_shape), gy.data
+            xhat, inv_std = (x - self.mu) * self.inv_std, self.inv_std
         gx = ggamma = gbeta = None
         if self.needs_grad(0):
-            gxhat = gy * g
+            gxhat = gy * reshape(gamma, self.param_shape)
             if self.batch_stats:
                 gx = _standardize_backward(gxhat, xhat, inv_std, self.axes)
             else:
@@ -237,9 +234,32 @@ class BatchNorm(Function):
             ggamma = (gy * xhat).sum(axis=self.axes)
         if self.needs_grad(2):
             gbeta = gy.sum(axis=self.axes)
-        if not Config.enable_backprop:
-            gx, ggamma, gbeta = (None if a is None else _constant(a) for a in (gx, ggamma, gbeta))
         return gx, ggamma, gbeta
+
+    def _backward_arrays(self, gy):
+        """First-order backward on raw arrays, with as few passes over x as the math allows:
+        with dxhat = gamma gy, mean(dxhat) = gamma gbeta / m and mean(dxhat xhat) =
+        gamma ggamma / m, so gx = gamma inv_std (gy - (gbeta + xhat ggamma) / m)."""
+        x, gamma, _ = self.inputs
+        xhat = (x.data - self.mu) * self.inv_std
+        gbeta = gy.sum(axis=self.axes)
+        ggamma = (gy * xhat).sum(axis=self.axes)
+        gx = None
+        if self.needs_grad(0):
+            shape = self.param_shape
+            scale = gamma.data.reshape(shape) * self.inv_std
+            if self.batch_stats:
+                inv_m = 1.0 / (x.size // x.shape[1])
+                gx = xhat
+                gx *= ggamma.reshape(shape) * inv_m
+                gx += gbeta.reshape(shape) * inv_m
+                np.subtract(gy, gx, out=gx)
+                gx *= scale
+            else:
+                gx = gy * scale
+        return (None if gx is None else _constant(gx),
+                _constant(ggamma) if self.needs_grad(1) else None,
+                _constant(gbeta) if self.needs_grad(2) else None)
 
 
 def batch_norm(x, gamma, beta, mean, var, decay: float = 0.9, eps: float = 2e-5) -> Variable:
