@@ -151,3 +151,32 @@ def test_kink_conventions_match_torch():
         t = torch.tensor(values, requires_grad=True)
         theirs(t).sum().backward()
         np.testing.assert_allclose(grad_at(ours, values), t.grad.numpy(), rtol=1e-7)
+
+
+# -- bad input: errors that name the op, the shapes and what was expected -------------------
+def test_errors_name_the_op_and_the_shapes():
+    from zerograd.errors import ShapeError
+
+    x = Variable(np.ones((2, 3)))
+    with pytest.raises(ShapeError, match=r"Maximum.*\(2, 3\).*\(4,\)"):
+        F.maximum(x, np.ones(4))
+    with pytest.raises(ShapeError, match=r"Power.*\(2, 3\).*\(4,\)"):
+        F.power(x, Variable(np.ones(4)))
+    with pytest.raises(ShapeError, match=r"where: condition \(2,\), x \(3,\) and y \(\)"):
+        F.where(np.ones(2, bool), Variable(np.ones(3)), 0.0)
+    with pytest.raises(ShapeError, match=r"Softmax: axis 2 is out of bounds.*\(2, 3\)"):
+        F.softmax(x, axis=2)
+    with pytest.raises(ShapeError, match=r"LogSumExp"):
+        F.logsumexp(Variable(np.ones(3)), axis=1)
+    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh'"):
+        F.gelu(x, approximate="fast")
+    with pytest.raises(TypeError, match="Sqrt: input 0 is a str"):
+        F.sqrt("abc")
+
+
+def test_integer_inputs_compute_in_float64():
+    x = np.array([[1, 2, 3]])
+    for fn in (F.sigmoid, F.softplus, F.gelu, F.silu, F.mish, F.elu, F.softmax, F.log_softmax,
+               F.logsumexp, F.erf, F.erfc):
+        assert fn(x).dtype == np.float64, fn.__name__
+    np.testing.assert_allclose(F.softmax(x).data, F.softmax(x.astype(float)).data)

@@ -49,7 +49,7 @@ def _sigmoid_array(x):
     (DeZero's tanh(x/2)/2 + 1/2 is also overflow-free but rounds sigmoid(-40) to 0.)
     """
     shape = x.shape
-    x = x.reshape(-1)  # in-place ufuncs need arrays; on 0-d input they would get scalars
+    x = _float_vector(x)  # in-place ufuncs need arrays; on 0-d input they would get scalars
     numerator = np.minimum(x, 0)
     np.exp(numerator, out=numerator)
     denominator = np.abs(x)
@@ -63,7 +63,7 @@ def _sigmoid_array(x):
 def _softplus_array(x):
     """log(1 + e^x) as max(x, 0) + log1p(e^-|x|): no overflow, accurate for x << 0."""
     shape = x.shape
-    x = x.reshape(-1)
+    x = _float_vector(x)
     tail = np.abs(x)
     np.negative(tail, out=tail)
     np.exp(tail, out=tail)
@@ -72,13 +72,24 @@ def _softplus_array(x):
     return tail.reshape(shape)
 
 
+def _float_vector(x):
+    """x as a 1-d float array (integers compute in float64), a view when possible."""
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    return x.reshape(-1)
+
+
+def _as_float(x):
+    return x if x.dtype.kind == "f" else x.astype(np.float64)
+
+
 def _on_flat_view(forward):
     """Run a unary ``forward`` on a 1-d view of x and reshape back: the in-place ufuncs
     (``out=``) that save temporaries need arrays, and NumPy gives scalars for 0-d input."""
 
     @functools.wraps(forward)
     def wrapper(self, x):
-        return forward(self, x.reshape(-1)).reshape(x.shape)
+        return forward(self, _float_vector(x)).reshape(x.shape)
 
     return wrapper
 
@@ -382,6 +393,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        x = _as_float(x)
         y = x - _finite_max(x, self.axis)
         np.exp(y, out=y)
         y /= y.sum(axis=self.axis, keepdims=True)
@@ -402,6 +414,7 @@ class LogSoftmax(Function):
     def forward(self, x):
         # (x - max) - log(sum(exp(x - max))): subtracting logsumexp(x) from x instead would
         # round both to the spacing of x's magnitude (1e-3 at 1e4 in float32).
+        x = _as_float(x)
         y = x - _finite_max(x, self.axis)
         y -= np.log(np.exp(y).sum(axis=self.axis, keepdims=True))
         return y
@@ -421,7 +434,7 @@ class LogSumExp(Function):
     def forward(self, x):
         self.x_shape = x.shape
         with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for all -inf input
-            y = logsumexp_array(x, self.axis)
+            y = logsumexp_array(_as_float(x), self.axis)
         if not self.keepdims:
             y = y.reshape(_reduced_shape(x.shape, self.axis))
         return y

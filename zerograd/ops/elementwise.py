@@ -19,7 +19,7 @@ import numpy as np
 from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable, is_array
-from zerograd.errors import DTypeError
+from zerograd.errors import DTypeError, ShapeError
 from zerograd.ops import overloads
 from zerograd.ops._operands import scalar_operand
 
@@ -594,6 +594,14 @@ def where(condition, x, y) -> Variable:
             f"{condition.shape}; compare first, e.g. where(x > 0, ...)"
         )
     x, y = _binary_operands(x, y)
+    shapes = [condition.shape, getattr(x, "shape", ()), getattr(y, "shape", ())]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError(
+            f"where: condition {shapes[0]}, x {shapes[1]} and y {shapes[2]} do not broadcast "
+            "together; they must broadcast to one shape"
+        ) from None
     return Where(condition)(x, y)
 
 
