@@ -301,3 +301,28 @@ def test_pickle_and_deepcopy_after_a_call():
         np.testing.assert_array_equal(clone.a.data, layer.a.data)
         clone.c = None  # the registries came along and still work
         assert [k for k, _ in clone.named_params()] == ["a"]
+
+
+def test_batchnorm_running_statistics_are_saved_but_never_optimised(tmp_path):
+    import zerograd.functions as F
+    import zerograd.optimizers as O
+    from zerograd.models import Sequential
+
+    np.random.seed(0)
+    model = Sequential(L.Linear(4, in_size=3), L.BatchNorm())
+    x = np.random.rand(8, 3).astype(np.float32)
+    loss = F.sum(model(x) * model(x))
+    assert [k for k, _ in model.named_params()] == ["l0/W", "l0/b", "l1/gamma", "l1/beta"]
+    optimizer = O.Adam().setup(model)
+    model.cleargrads()
+    loss.backward()
+    mean_before = model.l1.avg_mean.copy()
+    optimizer.update()
+    np.testing.assert_array_equal(model.l1.avg_mean, mean_before)
+    assert all(p is not model.l1.avg_mean for p, _ in optimizer.state.items())
+
+    model.save_weights(tmp_path / "bn.npz")
+    other = Sequential(L.Linear(4, in_size=3), L.BatchNorm())
+    other.load_weights(tmp_path / "bn.npz")  # lazy buffers take the saved statistics
+    np.testing.assert_array_equal(other.l1.avg_mean, model.l1.avg_mean)
+    np.testing.assert_array_equal(other.l1.avg_var, model.l1.avg_var)
