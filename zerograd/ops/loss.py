@@ -496,6 +496,10 @@ def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
     if target_is_prob:
         return _soft_cross_entropy(x, t, label_smoothing, reduction)
     x, t_data, unbatched = _as_batched("cross_entropy", x, t)
+    if (x.ndim == 2 and reduction == "mean" and label_smoothing == 0 and t_data.ndim == 1
+            and len(t_data) == len(x) and not (t_data == ignore_index).any()):
+        _check_labels("cross_entropy", t_data, x.shape[1])  # errors name this op
+        return SoftmaxCrossEntropy()(x, t_data)  # the common case: one fused node
     n_classes = x.shape[1]
     log_p = _log_softmax(x, axis=1)
     losses, n_kept = _per_label_nll("cross_entropy", log_p, t_data, ignore_index)
