@@ -93,8 +93,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys, dataset):
     assert run_main(["train", "--out", split, "--epochs", "2", *common], capsys)[0] == 0
     assert metrics(split)["epochs_done"] == 2
     status, stdout, _ = run_main(["train", "--out", split, "--resume", "--epochs", "4",
-                                  "--no-progress"], capsys)
+                                  "--no-progress", "--lr", "0.5"], capsys)
     assert status == 0 and "resuming" in stdout
+    assert "note: ignoring lr=0.5: --resume continues with the run's lr=None" in stdout
     assert metrics(split)["epochs_done"] == 4 and len(metrics(split)["history"]) == 4
     _assert_same_run(full, split)
 

@@ -422,16 +422,30 @@ def plot_curves(history: list, path: str) -> str | None:
     return path
 
 
+def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
+    default = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(given, f.name)
+        if f.name != "epochs" and value != getattr(default, f.name) \
+                and value != getattr(saved, f.name):
+            log(f"note: ignoring {f.name}={value!r}: --resume continues with the run's "
+                f"{f.name}={getattr(saved, f.name)!r}")
+
+
 def train(config: TrainConfig | None, out: str, resume: bool = False, progress: bool = True,
           epochs: int | None = None, log: Callable[[str], None] = print) -> Run:
     """Trains a run (or resumes the one in ``out``) and writes its outputs into ``out``.
 
-    When resuming, ``config`` is ignored: the checkpoint's settings are used, with the total
-    number of epochs raised to ``epochs`` when given. Returns the Run.
+    When resuming, the checkpoint's settings are used (a note names any setting of ``config``
+    that differs from the default and from the run's), with the total number of epochs set
+    to ``epochs`` when given. Returns the Run.
     """
     state = None
     if resume:
-        state, config = load_checkpoint(out)
+        state, saved = load_checkpoint(out)
+        if config is not None:
+            _note_ignored_settings(config, saved, log)
+        config = saved
     elif config is None:
         raise ValueError("train: give a TrainConfig, or resume=True")
     if epochs is not None:
