@@ -326,3 +326,18 @@ def test_batchnorm_running_statistics_are_saved_but_never_optimised(tmp_path):
     other.load_weights(tmp_path / "bn.npz")  # lazy buffers take the saved statistics
     np.testing.assert_array_equal(other.l1.avg_mean, model.l1.avg_mean)
     np.testing.assert_array_equal(other.l1.avg_var, model.l1.avg_var)
+
+
+def test_saving_never_moves_the_model(tmp_path, monkeypatch):
+    net = Net()
+    arrays = [p.data for p in net.params()]
+
+    def forbidden(self):
+        raise AssertionError("save_weights must not move the model")
+
+    monkeypatch.setattr(L.Layer, "to_cpu", forbidden)
+    monkeypatch.setattr(L.Layer, "to_gpu", forbidden)
+    net.save_weights(tmp_path / "w.npz")
+    net.load_weights(tmp_path / "w.npz")
+    assert all(p.data is not a for p, a in zip(net.params(), arrays))  # new arrays loaded
+    assert all(p.data.dtype == np.float32 for p in net.params())

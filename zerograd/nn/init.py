@@ -157,10 +157,12 @@ def constant(value: float) -> Initializer:
 
 
 def zeros() -> Initializer:
+    """Every element 0 (biases, batch norm's beta)."""
     return constant(0.0)
 
 
 def ones() -> Initializer:
+    """Every element 1 (batch norm's and layer norm's gamma)."""
     return constant(1.0)
 
 
