@@ -1,0 +1,160 @@
+"""LSTM benchmark (issue 5): the book's step-60 training loop, zerograd vs PyTorch vs DeZero.
+
+    python benchmarks/bench_lstm.py            # 1,000 steps x 7 interleaved rounds (~15 s)
+    python benchmarks/bench_lstm.py --quick    # 300 steps x 3 rounds
+
+Workload (identical for the three frameworks): LSTM(hidden 100) + Linear(1) on the SinCurve
+training sequence (float32), batch 1, one time step per iteration, the mean squared error of
+each step added to a running loss, and every 30 steps (truncated BPTT) clear the gradients,
+backward, cut the graph behind the state (``unchain_backward`` / ``detach``) and take an Adam
+step. Each framework runs ``--steps`` iterations per round; the table shows the median time
+of a round and the ratio to PyTorch from the same run. The input sequence is prepared once
+(no data loader in the timed loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import zerograd.functions as ZF
+from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed
+from zerograd.data import SinCurve
+from zerograd.models import Model
+from zerograd.nn.linear import Linear
+from zerograd.nn.rnn import LSTM
+from zerograd.optim import Adam
+
+HIDDEN = 100
+BPTT = 30
+
+
+def sequence(steps: int):
+    """(inputs, targets): ``steps`` pairs of (1, 1) float32 arrays, cycling through SinCurve."""
+    np.random.seed(0)
+    data = SinCurve(train=True)
+    xs = data.data.astype(np.float32)
+    ts = data.label.astype(np.float32)
+    index = np.arange(steps) % len(xs)
+    return [xs[i:i + 1] for i in index], [ts[i:i + 1] for i in index]
+
+
+def zerograd_loop(xs, ts):
+    class BetterRNN(Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = LSTM(HIDDEN)
+            self.fc = Linear(1)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x))
+
+    model = BetterRNN()
+    optimizer = Adam().setup(model)
+
+    def run():
+        model.rnn.reset_state()
+        loss, count = 0, 0
+        for x, t in zip(xs, ts):
+            loss += ZF.mean_squared_error(model(x), t)
+            count += 1
+            if count % BPTT == 0:
+                model.cleargrads()
+                loss.backward()
+                loss.unchain_backward()
+                optimizer.update()
+                loss = 0
+
+    run()  # warm up (and initialise the lazy weights)
+    return lambda: timed(run)
+
+
+def dezero_loop(dezero, xs, ts):
+    import dezero.functions as DF
+    import dezero.layers as DL
+
+    class BetterRNN(dezero.Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = DL.LSTM(HIDDEN)
+            self.fc = DL.Linear(1)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x))
+
+    model = BetterRNN()
+    optimizer = dezero.optimizers.Adam().setup(model)
+
+    def run():
+        model.rnn.reset_state()
+        loss, count = 0, 0
+        for x, t in zip(xs, ts):
+            loss += DF.mean_squared_error(model(x), t)
+            count += 1
+            if count % BPTT == 0:
+                model.cleargrads()
+                loss.backward()
+                loss.unchain_backward()
+                optimizer.update()
+                loss = 0
+
+    run()
+    return lambda: timed(run)
+
+
+def torch_loop(torch, xs, ts):
+    xs = [torch.from_numpy(x) for x in xs]
+    ts = [torch.from_numpy(t) for t in ts]
+    cell = torch.nn.LSTMCell(1, HIDDEN)
+    fc = torch.nn.Linear(HIDDEN, 1)
+    params = list(cell.parameters()) + list(fc.parameters())
+    optimizer = torch.optim.Adam(params, lr=0.001)
+    mse = torch.nn.functional.mse_loss
+
+    def run():
+        state = None
+        loss, count = 0, 0
+        for x, t in zip(xs, ts):
+            state = cell(x, state)
+            loss = loss + mse(fc(state[0]), t)
+            count += 1
+            if count % BPTT == 0:
+                optimizer.zero_grad()
+                loss.backward()
+                state = (state[0].detach(), state[1].detach())
+                optimizer.step()
+                loss = 0
+
+    run()
+    return lambda: timed(run)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 steps, 3 rounds")
+    parser.add_argument("--steps", type=int, default=None, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args(argv)
+    steps = args.steps or (300 if args.quick else 1000)
+    rounds = args.rounds or (3 if args.quick else 7)
+    torch, dezero = load_torch(), load_dezero()
+    if torch is not None:
+        torch.set_num_threads(1)  # batch 1: threads only add synchronisation
+    xs, ts = sequence(steps)
+    work = {"zerograd": zerograd_loop(xs, ts)}
+    if torch is not None:
+        work["torch"] = torch_loop(torch, xs, ts)
+    if dezero is not None:
+        work["dezero"] = dezero_loop(dezero, xs, ts)
+    print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds")
+    results = interleaved(work, rounds)
+    print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
+
+
+if __name__ == "__main__":
+    main()
