@@ -341,3 +341,19 @@ def test_cosine_similarity_by_hand_and_zero_vectors():
 def test_cosine_similarity_shape_error():
     with pytest.raises(ShapeError, match="cosine_similarity"):
         F.cosine_similarity(np.ones((2, 3)), np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", [
+    lambda x: F.softmax_cross_entropy(x, np.array([0, 2])),
+    lambda x: F.softmax_cross_entropy_simple(x, np.array([0, 2])),
+    lambda x: F.cross_entropy(x, np.array([0, 2]), label_smoothing=0.1, reduction="sum"),
+    lambda x: F.sigmoid_cross_entropy(x, np.array([[0, 1, 1], [1, 0, 0]])),
+], ids=["softmax_cross_entropy", "softmax_cross_entropy_simple", "cross_entropy",
+        "sigmoid_cross_entropy"])
+def test_every_cross_entropy_is_finite_at_logits_of_magnitude_1e4(loss, dtype):
+    x = Variable(np.array([[1e4, -1e4, 0.0], [-1e4, 3.0, 1e4]], dtype=dtype))
+    y = loss(x)
+    y.backward()
+    assert np.isfinite(y.data) and y.dtype == dtype
+    assert np.isfinite(x.grad.data).all() and x.grad.dtype == dtype
