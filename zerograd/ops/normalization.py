@@ -180,7 +180,8 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         if x.ndim < 2:
-            raise ShapeError(f"batch_norm: x must be (N, C) or (N, C, H, W), got {x.shape}")
+            raise ShapeError(
+                f"batch_norm: x must be (N, C) or (N, C, H, W), got {x.dtype} {x.shape}")
         _check_float("batch_norm", x)
         c = x.shape[1]
         for name, a in (("gamma", gamma), ("beta", beta), ("mean", self.avg_mean),
