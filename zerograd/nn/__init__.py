@@ -13,9 +13,11 @@ from zerograd.nn.layer import Layer, StateDictError
 from zerograd.nn.linear import Linear
 from zerograd.nn.normalization import LayerNorm
 from zerograd.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from zerograd.nn.rnn import GRU, LSTM, RNN, GRUSeq, LSTMSeq, RNNSeq
 
 __all__ = [
-    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d", "Deconv2d", "Dropout",
-    "EmbedID", "Embedding", "Flatten", "GroupNorm", "Layer", "LayerNorm", "Linear", "MaxPool2d",
+    "GRU", "LSTM", "RNN", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
+    "Deconv2d", "Dropout", "EmbedID", "Embedding", "Flatten", "GRUSeq", "GroupNorm", "LSTMSeq",
+    "Layer", "LayerNorm", "Linear", "MaxPool2d", "RNNSeq",
     "StateDictError", "init",
 ]
