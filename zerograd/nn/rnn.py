@@ -291,6 +291,10 @@ class _Seq(Layer):
         return self._stacked_final(0)
 
     # -- running ----------------------------------------------------------------------------
+    def __call__(self, x, state=None) -> Variable:
+        # Layer.__call__ takes positional inputs only; this accepts state=... by keyword.
+        return super().__call__(x, state)
+
     def forward(self, x, state=None) -> Variable:
         """x: (N, T, D) -> y: (N, T, num_directions * hidden_size) (the last layer's h_t).
 
