@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from zerograd.data.transforms import Identity, apply_batch
-from zerograd.errors import DTypeError, ShapeError
+from zerograd.errors import DTypeError, ShapeError, ZerogradError
+
+
+class DataFormatError(ZerogradError, ValueError):
+    """A data file is truncated, corrupt or not the kind of file expected (names the file)."""
 
 
 def _is_integer_index(index) -> bool:
@@ -174,4 +178,4 @@ class Subset:
         return f"Subset({self.dataset!r}, {len(self)} examples)"
 
 
-__all__ = ["ArrayDataset", "Dataset", "Subset", "TensorDataset"]
+__all__ = ["ArrayDataset", "DataFormatError", "Dataset", "Subset", "TensorDataset"]

@@ -16,17 +16,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from zerograd.data.dataset import Dataset
+from zerograd.data.dataset import DataFormatError, Dataset
 from zerograd.data.download import cache_dir, get_file
 from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat
-from zerograd.errors import ZerogradError
 
 # IDX type codes (third byte of the magic number) -> big-endian dtypes.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
 
-class IDXFormatError(ZerogradError, ValueError):
+class IDXFormatError(DataFormatError):
     """An IDX file is truncated, corrupt or not the kind of file expected."""
 
 
