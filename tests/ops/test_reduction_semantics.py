@@ -327,3 +327,22 @@ def test_reduction_gradients_match_torch():
         (ty * torch.tensor(w[: ty.shape[0]])).sum().backward()
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_inputs():
+    base = np.arange(1.0, 7.0).reshape(3, 2)
+    x = base.T  # (2, 3), Fortran-ordered
+    y = F.scatter_add(x, np.array([[0], [1]]), np.ones((2, 1)), axis=1)
+    np.testing.assert_array_equal(y.data, np.array([[2, 3, 5], [2, 5, 6]]))
+    np.testing.assert_array_equal(F.gather(x, np.array([[2], [0]]), axis=1).data, [[5], [2]])
+    v = Variable(x)
+    F.prod(v, axis=1).backward()
+    np.testing.assert_allclose(v.grad.data, np.prod(x, axis=1, keepdims=True) / x)
+    v = Variable(np.ascontiguousarray(np.broadcast_to(np.arange(3.0), (4000, 3))).T)
+    (F.get_item(v, (slice(None), np.arange(4000) % 7)) * 2.0).sum().backward()
+    expected = np.zeros((3, 4000))
+    expected[:, :7] = 2.0 * np.bincount(np.arange(4000) % 7)
+    np.testing.assert_array_equal(v.grad.data, expected)
+    v = Variable(x)
+    F.pad(v, 1, mode="edge").backward()
+    np.testing.assert_array_equal(v.grad.data, [[4, 2, 4], [4, 2, 4]])

@@ -299,8 +299,10 @@ class ScatterAdd(Function):
                     f"every axis but axis {axis} must be at most x's length")
         check_index_range("scatter_add", indices, x.shape[axis], axis, allow_negative=True)
         self.positions = _flat_positions(x.shape, indices, axis)
-        out = x.astype(np.result_type(x, updates), copy=True)
-        flat = out.reshape(-1)  # a view: ``out`` is a fresh C-contiguous copy
+        # A C-ordered copy (astype keeps a transposed x's layout by default), so that the flat
+        # view below is a view and the positions, computed in C order, address it.
+        out = x.astype(np.result_type(x, updates), order="C", copy=True)
+        flat = out.reshape(-1)
         if get_array_module(x) is np:
             np.add.at(flat, self.positions.reshape(-1), updates.reshape(-1))
         else:
