@@ -172,8 +172,9 @@ def _describe_index_error(x, slices, error: IndexError) -> str:
             where = f"axis {position} (size {x.shape[position]})" if (
                 plain and position < x.ndim) else f"index position {position}"
             parts.append(f"integer index at {where} ranges over [{int(s.min())}, {int(s.max())}]")
-    detail = "; ".join(parts) if parts else str(error)
-    return f"get_item: {detail} (x: {x.dtype} {x.shape}); NumPy says: {error}"
+    if not parts:
+        return f"get_item: {error} (x: {x.dtype} {x.shape})"
+    return f"get_item: {'; '.join(parts)} (x: {x.dtype} {x.shape}); NumPy says: {error}"
 
 
 # -- Functions -------------------------------------------------------------------------------
