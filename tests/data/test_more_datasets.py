@@ -157,3 +157,26 @@ def test_cache_npz_roundtrip(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded[1], label)
     assert save_cache_npz(data, label, url, train=True) is None  # already cached
     assert load_cache_npz(url, train=False) == (None, None)
+
+
+def test_show_draws_a_grid(tmp_path, monkeypatch):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gca().images[-1]))
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(cifar_records(5, [10])[0].tobytes())
+    CIFAR10(train=False, root=tmp_path).show(row=2, col=3)
+    assert shown[-1].get_array().shape == (64, 96, 3)
+    from zerograd.datasets import MNIST
+
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (4, 28, 28))
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(header + bytes(4 * 28 * 28))
+    labels = bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes(4)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    MNIST(train=False, root=tmp_path).show(row=3, col=2)
+    assert shown[-1].get_array().shape == (84, 56)
+    plt.close("all")
