@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.backend.array_utils import get_conv_outsize, pair
+from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError, describe
 from zerograd.ops.linalg import matmul
-from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import reshape, transpose
 
 __all__ = ["im2col", "col2im", "conv2d", "conv2d_simple", "deconv2d", "conv1d",
-           "Im2col", "Col2im", "Conv2d", "Deconv2d", "Conv2DGradW"]
+           "Im2col", "Col2im", "Conv2d", "Deconv2d", "Conv2DGradW", "BiasGrad"]
 
 
 # -- array level --------------------------------------------------------------------------
@@ -155,25 +156,47 @@ class _Geometry:
             raise ValueError(f"stride {self.stride} and dilation {self.dilation} must be >= 1 "
                              f"and pad {self.pad} >= 0")
 
-    def patches(self, x, kernel, out_hw):
-        """(N, groups, C/g*KH*KW, OH*OW): the patches of x, one copy from a strided view."""
+    def patches(self, x, kernel, out_hw, ones_row: bool = False):
+        """(N, groups, C/g*KH*KW [+ 1], OH*OW): the patches of x, copied once from a strided
+        view. With ``ones_row`` each group gets a last row of ones, so that a bias can ride
+        along in the matrix product instead of costing a pass over the output."""
         ph, pw = self.pad
         view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
                            self.dilation)
         N, C = x.shape[:2]
         g = self.groups
-        return view.reshape(N, g, C // g * kernel[0] * kernel[1], out_hw[0] * out_hw[1])
+        rows = C // g * kernel[0] * kernel[1]
+        P = out_hw[0] * out_hw[1]
+        if not ones_row:
+            return view.reshape(N, g, rows, P)
+        xp = get_array_module(x)
+        col = xp.empty((N, g, rows + 1, P), dtype=x.dtype)
+        # The first ``rows`` rows, seen as (N, g, C/g, KH, KW, OH, OW), take the view as is.
+        col[:, :, :rows].reshape(N, g, C // g, *kernel, *out_hw)[...] = view.reshape(
+            N, g, C // g, *kernel, *out_hw)
+        col[:, :, rows] = 1
+        return col
 
 
-def _conv_forward(x, W, geo: _Geometry, out_hw):
-    """y (N, OC, OH, OW) = the cross-correlation of x (N, C, H, W) with W (OC, C/g, KH, KW)."""
+# Patches up to this size are kept from forward for the weight gradient (saving one im2col);
+# larger ones are recomputed, so that activations stay O(input) for big images.
+PATCH_CACHE_BYTES = 16 * 2**20
+
+
+def _conv_forward(x, W, b, geo: _Geometry, out_hw):
+    """y (N, OC, OH, OW) = the cross-correlation of x (N, C, H, W) with W (OC, C/g, KH, KW),
+    plus b (OC,) if given; also returns the patch matrix used."""
     N = x.shape[0]
     OC, Cg, KH, KW = W.shape
     g = geo.groups
-    col = geo.patches(x, (KH, KW), out_hw)
+    col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None)
+    Wm = W.reshape(g, OC // g, Cg * KH * KW)
+    if b is not None:
+        xp = get_array_module(W)
+        Wm = xp.concatenate([Wm, b.reshape(g, OC // g, 1).astype(W.dtype, copy=False)], axis=2)
     # (g, OC/g, Cg*KH*KW) @ (N, g, Cg*KH*KW, P): one batched product, NCHW result order.
-    y = xp_matmul(W.reshape(g, OC // g, Cg * KH * KW), col)
-    return y.reshape(N, OC, out_hw[0], out_hw[1])
+    y = xp_matmul(Wm, col)
+    return y.reshape(N, OC, out_hw[0], out_hw[1]), col
 
 
 def _conv_transpose(y, W, geo: _Geometry, in_hw):
@@ -190,14 +213,19 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     return crop_image(padded, ph, pw, in_hw)
 
 
-def _conv_grad_weight(x, gy, geo: _Geometry, kernel):
-    """gW (OC, C/g, KH, KW) = sum over n and output pixels of gy times the patch of x."""
+def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
+    """gW (OC, C/g, KH, KW) = sum over n and output pixels of gy times the patch of x.
+    ``col``: x's patches from forward, if kept (a trailing ones row is ignored)."""
     N, OC, OH, OW = gy.shape
     g = geo.groups
-    col = geo.patches(x, kernel, (OH, OW))
+    Cg = x.shape[1] // g
+    rows = Cg * kernel[0] * kernel[1]
+    if col is None:
+        col = geo.patches(x, kernel, (OH, OW))
     gy = gy.reshape(N, g, OC // g, OH * OW)
-    gW = xp_matmul(gy, col.transpose(0, 1, 3, 2)).sum(axis=0)
-    return gW.reshape(OC, x.shape[1] // g, kernel[0], kernel[1])
+    # N products (OC/g, P) @ (P, rows) and a sum: gy keeps its NCHW layout (no transpose).
+    gW = xp_matmul(gy, col[:, :, :rows].transpose(0, 1, 3, 2)).sum(axis=0)
+    return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
 def xp_matmul(a, b):
@@ -245,6 +273,21 @@ def _add_bias(y, b):
     return y
 
 
+class BiasGrad(Function):
+    """gb = gy summed over the batch and the pixels: (N, OC, H, W) -> (OC,).
+    A matrix-vector product with ones (faster than ndarray.sum over three axes)."""
+
+    def forward(self, gy):
+        self.gy_shape = gy.shape
+        N, OC = gy.shape[:2]
+        xp = get_array_module(gy)
+        ones = xp.ones(gy.shape[2] * gy.shape[3], dtype=gy.dtype)
+        return xp_matmul(gy.reshape(N * OC, -1), ones).reshape(N, OC).sum(axis=0)
+
+    def backward(self, ggb):
+        return broadcast_to(reshape(ggb, (1, -1, 1, 1)), self.gy_shape)
+
+
 # -- differentiable ops --------------------------------------------------------------------
 class Conv2d(Function):
     """y = conv2d(x, W) + b. x (N, C, H, W), W (OC, C/g, KH, KW), b (OC,) -> (N, OC, OH, OW).
@@ -263,7 +306,10 @@ class Conv2d(Function):
         _check_conv_inputs("conv2d", x, W, b, self.groups, transposed=False)
         out_hw = _out_hw("conv2d", x.shape[2:], W.shape[2:], self.stride, self.pad,
                          self.dilation)
-        return _add_bias(_conv_forward(x, W, self.geometry, out_hw), b)
+        y, col = _conv_forward(x, W, b, self.geometry, out_hw)
+        if _state.enable_backprop and col.nbytes <= PATCH_CACHE_BYTES:
+            self.patches = (x, col)  # Conv2DGradW reuses them if x is still this array
+        return y
 
     def backward(self, gy):
         x, W = self.inputs[:2]
@@ -272,9 +318,10 @@ class Conv2d(Function):
             gx = Deconv2d(self.stride, self.pad, x.shape[2:], self.dilation, self.groups)(gy, W)
         if self.needs_grad(1):
             gW = Conv2DGradW(self)(x, gy)
+        self.patches = None  # used once; a second backward recomputes them
         if len(self.inputs) == 2:
             return gx, gW
-        gb = sum_(gy, axis=(0, 2, 3)) if self.needs_grad(2) else None
+        gb = BiasGrad()(gy) if self.needs_grad(2) else None
         return gx, gW, gb
 
 
@@ -326,7 +373,7 @@ class Deconv2d(Function):
             gW = Conv2DGradW(self)(gy, x)
         if len(self.inputs) == 2:
             return gx, gW
-        gb = sum_(gy, axis=(0, 2, 3)) if self.needs_grad(2) else None
+        gb = BiasGrad()(gy) if self.needs_grad(2) else None
         return gx, gW, gb
 
 
@@ -341,12 +388,17 @@ class Conv2DGradW(Function):
     def __init__(self, conv) -> None:
         W = conv.inputs[1]
         self.kernel = tuple(W.shape[2:])
+        self.cached_patches = getattr(conv, "patches", None)
         self.geometry = conv.geometry
         self.stride, self.pad, self.dilation, self.groups = (conv.stride, conv.pad,
                                                              conv.dilation, conv.groups)
 
     def forward(self, x, gy):
-        return _conv_grad_weight(x, gy, self.geometry, self.kernel)
+        col = None
+        if self.cached_patches is not None and self.cached_patches[0] is x:
+            col = self.cached_patches[1]
+        self.cached_patches = None
+        return _conv_grad_weight(x, gy, self.geometry, self.kernel, col)
 
     def backward(self, ggW):
         x, gy = self.inputs
