@@ -230,3 +230,45 @@ def test_against_torch_float64():
         np.testing.assert_allclose(ours(Variable(rows)).data, theirs(torch.tensor(rows), 1),
                                    rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def nth_derivative(fn, x0, n):
+    x = Variable(np.array(x0))
+    y = fn(x)
+    for _ in range(n):
+        x.cleargrad()
+        y.backward(create_graph=True)
+        y = x.grad
+    return float(y.data)
+
+
+def test_third_derivatives_through_the_fused_gradient_nodes():
+    """Tanh/Sigmoid/Softmax/LogSoftmax backward are single fused nodes; their own backward
+    must still give every higher order."""
+    x0 = 0.7
+    t, s = math.tanh(x0), 1 / (1 + math.exp(-x0))
+    assert nth_derivative(F.tanh, x0, 3) == pytest.approx(-2 * (1 - t * t) * (1 - 3 * t * t))
+    assert nth_derivative(F.sigmoid, x0, 3) == pytest.approx(s * (1 - s) * (1 - 6 * s + 6 * s * s))
+    xv = np.array([[0.3, -0.2, 0.9]])
+    w = np.array([[0.5, -1.0, 2.0]])
+    for fn in (F.softmax, F.log_softmax, F.logsumexp):
+        def second(xa):
+            x = Variable(xa)
+            y = fn(x)
+            (y * w if y.shape == w.shape else y).sum().backward(create_graph=True)
+            g = x.grad
+            x.cleargrad()
+            (g * g).sum().backward(create_graph=True)
+            return x.grad, x
+
+        g2, x = second(xv)
+        x.cleargrad()
+        (g2 * g2).sum().backward()
+        numeric = np.zeros(3)
+        for k in range(3):
+            e = np.zeros((1, 3))
+            e[0, k] = 1e-6
+            plus = (second(xv + e)[0].data ** 2).sum()
+            minus = (second(xv - e)[0].data ** 2).sum()
+            numeric[k] = (plus - minus) / 2e-6
+        np.testing.assert_allclose(x.grad.data[0], numeric, rtol=1e-5, atol=1e-8)

@@ -32,7 +32,8 @@ __all__ = ["sigmoid", "sigmoid_simple", "relu", "leaky_relu", "softplus", "gelu"
            "softmax", "softmax_simple", "log_softmax", "logsumexp",
            "Sigmoid", "ReLU", "LeakyReLU", "Softplus", "GELU", "GELUGrad", "GELUTanh",
            "GELUTanhGrad", "ELU", "ELUGrad", "SELU", "SiLU", "SiLUGrad", "Mish", "MishGrad",
-           "HardSigmoid", "Softmax", "LogSoftmax", "LogSumExp"]
+           "HardSigmoid", "Softmax", "LogSoftmax", "LogSumExp",
+           "SigmoidGrad", "SoftmaxGrad", "LogSoftmaxGrad"]
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -106,8 +107,26 @@ class Sigmoid(Function):
         return _sigmoid_array(x)
 
     def backward(self, gy):
-        y = self.output
-        return gy * y * (1 - y)
+        return SigmoidGrad()(self.output, gy)
+
+
+class SigmoidGrad(Function):
+    """gx = gy y (1 - y) from sigmoid's output y, in one node (LSTM gates call it a lot).
+
+    d/dy = gy (1 - 2y); d/dgy = y (1 - y) (another SigmoidGrad): differentiable to any order.
+    """
+
+    def forward(self, y, gy):
+        gx = 1 - y
+        gx *= y
+        gx *= gy
+        return gx
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        g_y = ggx * gy * (1 - y * 2) if self.needs_grad(0) else None
+        g_gy = SigmoidGrad()(y, ggx) if self.needs_grad(1) else None
+        return g_y, g_gy
 
 
 class ReLU(Function):
@@ -400,9 +419,33 @@ class Softmax(Function):
         return y
 
     def backward(self, gy):
-        y = self.output
+        return SoftmaxGrad(self.axis)(self.output, gy)
+
+
+class SoftmaxGrad(Function):
+    """gx = y (gy - sum(y gy)) over ``axis``, from softmax's output y, in one node.
+
+    With s = sum(y gy) and upstream u: d/dy = u (gy - s) - gy sum(u y); d/dgy = y (u - sum(u y))
+    (another SoftmaxGrad), so every order is differentiable.
+    """
+
+    def __init__(self, axis) -> None:
+        self.axis = axis
+
+    def forward(self, y, gy):
         gx = y * gy
-        return gx - y * sum_(gx, axis=self.axis, keepdims=True)
+        gx -= y * gx.sum(axis=self.axis, keepdims=True)
+        return gx
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        g_y = g_gy = None
+        if self.needs_grad(0):
+            s = sum_(y * gy, axis=self.axis, keepdims=True)
+            g_y = ggx * (gy - s) - gy * sum_(ggx * y, axis=self.axis, keepdims=True)
+        if self.needs_grad(1):
+            g_gy = SoftmaxGrad(self.axis)(y, ggx)
+        return g_y, g_gy
 
 
 class LogSoftmax(Function):
@@ -420,8 +463,33 @@ class LogSoftmax(Function):
         return y
 
     def backward(self, gy):
-        y = self.output
-        return gy - exp(y) * sum_(gy, axis=self.axis, keepdims=True)
+        return LogSoftmaxGrad(self.axis)(self.output, gy)
+
+
+class LogSoftmaxGrad(Function):
+    """gx = gy - exp(y) sum(gy) over ``axis``, from log_softmax's output y, in one node.
+
+    With p = exp(y), S = sum(gy) and upstream u: d/dy = -u p S; d/dgy = u - sum(u p).
+    """
+
+    def __init__(self, axis) -> None:
+        self.axis = axis
+
+    def forward(self, y, gy):
+        gx = np.exp(y)
+        gx *= -gy.sum(axis=self.axis, keepdims=True)
+        gx += gy
+        return gx
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        p = exp(y)
+        g_y = g_gy = None
+        if self.needs_grad(0):
+            g_y = -ggx * p * sum_(gy, axis=self.axis, keepdims=True)
+        if self.needs_grad(1):
+            g_gy = ggx - sum_(ggx * p, axis=self.axis, keepdims=True)
+        return g_y, g_gy
 
 
 class LogSumExp(Function):
