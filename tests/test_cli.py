@@ -271,3 +271,16 @@ def test_python_dash_m_and_help(tmp_path):
     result = subprocess.run([sys.executable, "-m", "zerograd", "train", "--help"],
                             capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 0 and "--resume" in result.stdout and "digits" in result.stdout
+
+
+def test_corrupt_files_are_reported_without_traceback(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run_main(["train", "--out", out, "--epochs", "1", *FAST], capsys)[0] == 0
+    with open(os.path.join(out, cli.CHECKPOINT), "r+b") as f:
+        f.truncate(100)
+    status, _, stderr = run_main(["train", "--out", out, "--resume"], capsys)
+    assert status == 2 and "checkpoint.npz" in stderr and "truncated" in stderr
+    # Weights of another architecture: the mismatched entry is named.
+    status, _, stderr = run_main(["eval", "--weights", os.path.join(out, cli.WEIGHTS),
+                                  "--hidden", "7"], capsys)
+    assert status == 2 and "l0/b" in stderr and "(7,) in the model" in stderr

@@ -35,6 +35,7 @@ import zerograd
 from zerograd import functions as F
 from zerograd import random_state
 from zerograd.data.loader import DataLoader
+from zerograd.errors import ZerogradError
 
 CHECKPOINT, WEIGHTS, OPTIMIZER, METRICS, CURVES = (
     "checkpoint.npz", "weights.npz", "optimizer.npz", "metrics.json", "curves.png")
@@ -596,7 +597,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides = {"dataset": args.dataset, "model": args.model, "hidden": args.hidden,
                          "data_dir": args.data_dir}
             evaluate_weights(args.weights, overrides, split=args.split)
-    except CLIError as error:
+    except (CLIError, ZerogradError) as error:
+        # ZerogradError: corrupt data or checkpoint files, weights that do not fit the model.
         print(f"zerograd: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
