@@ -99,9 +99,9 @@ def register_model(name: str, needs_images: bool = False, description: str = "")
 @register_dataset("digits", DataSpec("classification", 10, (1, 8, 8)),
                   "scikit-learn's 8x8 digits (1,438 train / 359 test), no network needed")
 def _digits(data_dir, as_images):
-    from zerograd.data.digits import Digits
+    from zerograd.data.digits import DEFAULT_TRANSFORM, Digits
 
-    transform = None if as_images else Digits.__init__.__defaults__[1]
+    transform = None if as_images else DEFAULT_TRANSFORM
     return Digits(train=True, transform=transform), Digits(train=False, transform=transform)
 
 
