@@ -272,3 +272,36 @@ def test_third_derivatives_through_the_fused_gradient_nodes():
             minus = (second(xv - e)[0].data ** 2).sum()
             numeric[k] = (plus - minus) / 2e-6
         np.testing.assert_allclose(x.grad.data[0], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_matches_dezero_where_dezero_is_right(monkeypatch):
+    """DeZero's names, signatures and defaults are the API: same values and gradients."""
+    monkeypatch.setattr(np, "int", int, raising=False)  # dezero 0.0.13 needs it at import
+    dezero = pytest.importorskip("dezero")
+    import dezero.functions as DF
+
+    x = np.random.default_rng(0).uniform(-5, 5, size=(4, 3))
+    cases = [
+        (F.sigmoid, DF.sigmoid), (F.sigmoid_simple, DF.sigmoid_simple), (F.relu, DF.relu),
+        (F.leaky_relu, DF.leaky_relu), (lambda v: F.leaky_relu(v, 0.1),
+                                        lambda v: DF.leaky_relu(v, 0.1)),
+        (F.softmax, DF.softmax), (F.softmax_simple, DF.softmax_simple),
+        (F.log_softmax, DF.log_softmax), (lambda v: F.softmax(v, axis=0),
+                                          lambda v: DF.softmax(v, axis=0)),
+        (lambda v: F.clip(v, -1.0, 2.0), lambda v: DF.clip(v, -1.0, 2.0)),
+        (F.tanh, DF.tanh), (F.exp, DF.exp), (F.sin, DF.sin), (F.cos, DF.cos),
+    ]
+    w = np.random.default_rng(1).standard_normal(x.shape)
+    for ours, theirs in cases:
+        v, d = Variable(x.copy()), dezero.Variable(x.copy())
+        y, yd = ours(v), theirs(d)
+        np.testing.assert_allclose(y.data, yd.data, rtol=1e-12, atol=1e-15)
+        (y * w).sum().backward()
+        (yd * w).sum().backward()
+        np.testing.assert_allclose(v.grad.data, d.grad.data, rtol=1e-10, atol=1e-14)
+    # DeZero's class signatures work unchanged.
+    v = Variable(x.copy())
+    np.testing.assert_allclose(F.Clip(-1.0, 2.0)(v).data, np.clip(x, -1.0, 2.0))
+    np.testing.assert_allclose(F.Softmax(axis=0)(v).data, DF.Softmax(axis=0)(x).data)
+    np.testing.assert_allclose(F.LeakyReLU(0.3)(v).data, DF.LeakyReLU(0.3)(x).data)
+    np.testing.assert_allclose(F.LogSoftmax(axis=1)(v).data, DF.LogSoftmax(axis=1)(x).data)
