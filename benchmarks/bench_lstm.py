@@ -145,13 +145,24 @@ def main(argv=None) -> None:
     torch, dezero = load_torch(), load_dezero()
     if torch is not None:
         torch.set_num_threads(1)  # batch 1: threads only add synchronisation
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set in this process
+            pass
+    try:  # one BLAS thread for NumPy too, as for torch: batch-1 products are tiny
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+        blas = "1 BLAS thread (threadpoolctl)"
+    except ImportError:
+        blas = "default BLAS threads (threadpoolctl not installed)"
     xs, ts = sequence(steps)
     work = {"zerograd": zerograd_loop(xs, ts)}
     if torch is not None:
         work["torch"] = torch_loop(torch, xs, ts)
     if dezero is not None:
         work["dezero"] = dezero_loop(dezero, xs, ts)
-    print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds")
+    print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds; NumPy: {blas}")
     results = interleaved(work, rounds)
     print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
 
