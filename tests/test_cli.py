@@ -284,3 +284,47 @@ def test_corrupt_files_are_reported_without_traceback(tmp_path, capsys):
     status, _, stderr = run_main(["eval", "--weights", os.path.join(out, cli.WEIGHTS),
                                   "--hidden", "7"], capsys)
     assert status == 2 and "l0/b" in stderr and "(7,) in the model" in stderr
+
+
+def test_mnist_download_flag_with_fake_network(tmp_path, capsys, monkeypatch):
+    import gzip
+    import io
+
+    from zerograd.data import download as download_module
+
+    rng = np.random.default_rng(0)
+
+    def idx(array):
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+        return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+    files = {}
+    for prefix, n in (("train", 64), ("t10k", 32)):
+        files[f"{prefix}-images-idx3-ubyte.gz"] = idx(rng.integers(0, 256, (n, 28, 28)))
+        files[f"{prefix}-labels-idx1-ubyte.gz"] = idx(rng.integers(0, 10, n))
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(download_module, "urlopen",
+                        lambda url, timeout: Response(files[url.rsplit("/", 1)[1]]))
+    data_dir = str(tmp_path / "mnist")
+    args = ["train", "--dataset", "mnist", "--data-dir", data_dir, "--epochs", "1",
+            "--out", str(tmp_path / "run"), "--no-progress"]
+    status, _, stderr = run_main(args, capsys)
+    assert status == 2 and "download=True" in stderr  # nothing is fetched unless asked
+    # The fake test files do not match the real ones' checksums: refused, nothing kept.
+    status, _, stderr = run_main(args + ["--download"], capsys)
+    assert status == 2 and "expected 167310007f03" in stderr
+    assert not [n for n in os.listdir(data_dir) if n.startswith("t10k")]
+    from zerograd.data.mnist import MNIST
+
+    monkeypatch.setattr(MNIST, "sha256", {})
+    status, stdout, stderr = run_main(args + ["--download"], capsys)
+    assert status == 0, stderr
+    assert "64 train / 32 test" in stdout
+    assert sorted(os.listdir(data_dir)) == sorted(files)

@@ -60,8 +60,17 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class DataRequest:
+    """What the command line asks of a dataset builder."""
+
+    data_dir: str | None = None  # where the dataset's files are (None: its default place)
+    as_images: bool = False  # (N, C, H, W) examples for image models, else flat vectors
+    download: bool = False  # fetch missing files (only datasets that have files)
+
+
+@dataclass(frozen=True)
 class DatasetEntry:
-    build: Callable[[str | None, bool], tuple]  # (data_dir, as_images) -> (train, test)
+    build: Callable[[DataRequest], tuple]  # request -> (train, test)
     spec: DataSpec
     description: str
 
@@ -78,7 +87,7 @@ MODELS: dict[str, ModelEntry] = {}
 
 
 def register_dataset(name: str, spec: DataSpec, description: str = ""):
-    """Decorator: ``build(data_dir, as_images) -> (train_dataset, test_dataset)``."""
+    """Decorator: ``build(request: DataRequest) -> (train_dataset, test_dataset)``."""
     def decorate(build):
         DATASETS[name] = DatasetEntry(build, spec, description or build.__doc__ or "")
         return build
@@ -98,28 +107,28 @@ def register_model(name: str, needs_images: bool = False, description: str = "")
 
 @register_dataset("digits", DataSpec("classification", 10, (1, 8, 8)),
                   "scikit-learn's 8x8 digits (1,438 train / 359 test), no network needed")
-def _digits(data_dir, as_images):
+def _digits(request: DataRequest):
     from zerograd.data.digits import DEFAULT_TRANSFORM, Digits
 
-    transform = None if as_images else DEFAULT_TRANSFORM
+    transform = None if request.as_images else DEFAULT_TRANSFORM
     return Digits(train=True, transform=transform), Digits(train=False, transform=transform)
 
 
 @register_dataset("mnist", DataSpec("classification", 10, (1, 28, 28)),
                   "MNIST from IDX files in --data-dir (default: the cache directory)")
-def _mnist(data_dir, as_images):
+def _mnist(request: DataRequest):
     from zerograd.data.mnist import MNIST
     from zerograd.data.transforms import Compose, Normalize, ToFloat
 
-    kwargs = {"root": data_dir}
-    if as_images:
+    kwargs = {"root": request.data_dir, "download": request.download}
+    if request.as_images:
         kwargs["transform"] = Compose([ToFloat(), Normalize(0.0, 255.0)])
     return MNIST(train=True, **kwargs), MNIST(train=False, **kwargs)
 
 
 @register_dataset("spiral", DataSpec("classification", 3, None),
                   "the book's 3-class 2-D spiral (300 train / 300 test points)")
-def _spiral(data_dir, as_images):
+def _spiral(request: DataRequest):
     from zerograd.data.spiral import Spiral
 
     return Spiral(train=True), Spiral(train=False)
@@ -127,7 +136,7 @@ def _spiral(data_dir, as_images):
 
 @register_dataset("sincurve", DataSpec("regression", 1, None),
                   "next value of a noisy sine wave (regression; test on the cosine)")
-def _sincurve(data_dir, as_images):
+def _sincurve(request: DataRequest):
     from zerograd.data.sincurve import SinCurve
 
     return SinCurve(train=True), SinCurve(train=False)
@@ -199,6 +208,7 @@ class TrainConfig:
     seed: int = 0
     hidden: tuple[int, ...] = (100,)
     data_dir: str | None = None
+    download: bool = False
 
     def check(self) -> TrainConfig:
         if self.dataset not in DATASETS:
@@ -248,8 +258,9 @@ def build_data(config: TrainConfig):
     entry = DATASETS[config.dataset]
     as_images = MODELS[config.model].needs_images
     try:
-        train_set, test_set = entry.build(config.data_dir, as_images)
-    except (FileNotFoundError, ImportError) as error:
+        train_set, test_set = entry.build(DataRequest(config.data_dir, as_images,
+                                                      config.download))
+    except (FileNotFoundError, ImportError, OSError) as error:
         raise CLIError(str(error)) from error
     return entry.spec, train_set, test_set
 
@@ -536,6 +547,8 @@ def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
                         help="hidden layer sizes, comma-separated (default: 100)")
     parser.add_argument("--data-dir", default=None,
                         help="directory holding the dataset's files (mnist)")
+    parser.add_argument("--download", action="store_true", default=None,
+                        help="download the dataset's missing files (mnist; needs the network)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -587,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = TrainConfig(dataset=args.dataset, model=args.model,
                                  batch_size=args.batch_size, optimizer=args.optimizer,
                                  lr=args.lr, seed=args.seed, hidden=args.hidden,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir, download=bool(args.download))
             if args.resume and args.out is None:
                 raise CLIError("--resume needs --out, the directory of the run to continue")
             out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}")
@@ -595,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   epochs=args.epochs)
         else:
             overrides = {"dataset": args.dataset, "model": args.model, "hidden": args.hidden,
-                         "data_dir": args.data_dir}
+                         "data_dir": args.data_dir, "download": args.download}
             evaluate_weights(args.weights, overrides, split=args.split)
     except (CLIError, ZerogradError) as error:
         # ZerogradError: corrupt data or checkpoint files, weights that do not fit the model.
@@ -609,7 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
-    "CLIError", "DATASETS", "DataSpec", "MODELS", "OPTIMIZERS", "Run", "TrainConfig",
+    "CLIError", "DATASETS", "DataRequest", "DataSpec", "MODELS", "OPTIMIZERS", "Run", "TrainConfig",
     "build_parser", "build_run", "evaluate", "evaluate_weights", "main", "register_dataset",
     "register_model", "train",
 ]
