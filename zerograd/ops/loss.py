@@ -22,11 +22,11 @@ import numpy as np
 
 from zerograd._config import Config
 from zerograd.backend import get_array_module
-from zerograd.backend.array_utils import logsumexp as logsumexp_array
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
-from zerograd.ops.elementwise import exp, log, tanh
+from zerograd.ops.activation import log_softmax, sigmoid, softmax
+from zerograd.ops.elementwise import clip, exp, log
 from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import reshape
 
@@ -113,50 +113,6 @@ def _reduce_array(values, reduction: str, count: int | None = None):
         return total
     count = values.size if count is None else count
     return total / values.dtype.type(max(count, 1))
-
-
-# -- private softmax pieces (differentiable to any order) --------------------------------
-class _LogSumExp(Function):
-    """y = log(sum(exp(x), axis, keepdims=True)), max-shifted; dy/dx = softmax(x)."""
-
-    def __init__(self, axis: int) -> None:
-        self.axis = axis
-
-    def forward(self, x):
-        return logsumexp_array(x, axis=self.axis)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * exp(x - self.output)
-
-
-def _log_softmax(x, axis: int = 1) -> Variable:
-    """log(softmax(x)) = x - logsumexp(x) as a graph (any-order derivatives, stable)."""
-    return x - _LogSumExp(axis)(x)
-
-
-def _softmax(x, axis: int = 1) -> Variable:
-    """softmax(x) = exp(x - logsumexp(x)) as a graph (any-order derivatives, stable)."""
-    return exp(_log_softmax(x, axis))
-
-
-def _sigmoid(x) -> Variable:
-    """sigmoid(x) = (1 + tanh(x / 2)) / 2: never overflows, any-order derivatives."""
-    return tanh(x * 0.5) * 0.5 + 0.5
-
-
-class _Clip(Function):
-    """y = clip(x, low, high); dy/dx = 1 inside [low, high], else 0 (used until F.clip exists)."""
-
-    def __init__(self, low: float, high: float) -> None:
-        self.low, self.high = low, high
-
-    def forward(self, x):
-        return np.clip(x, x.dtype.type(self.low), x.dtype.type(self.high))
-
-    def backward(self, gy):
-        x = self.inputs[0].data
-        return gy * ((x >= self.low) & (x <= self.high))
 
 
 class _SubtractAtLabels(Function):
@@ -247,7 +203,7 @@ class SoftmaxCrossEntropy(Function):
             gx[xp.arange(n), self.t] -= scale
             return Variable(gx, requires_grad=False), None
         # create_graph: the same formula as a graph, so that it can be differentiated again.
-        p_minus_onehot = _SubtractAtLabels(self.t)(_softmax(x, axis=1))
+        p_minus_onehot = _SubtractAtLabels(self.t)(softmax(x, axis=1))
         return p_minus_onehot * (gy * (1.0 / n)), None
 
 
@@ -266,14 +222,10 @@ def softmax_cross_entropy_simple(x, t) -> Variable:
     x: (N, C), t: (N,) integer labels -> (). Kept for compatibility; prefer
     ``softmax_cross_entropy`` (one node, no clipping needed).
     """
-    from zerograd import functions as F  # softmax and clip live in other families
-
     x = as_variable(x)
     t_data = t.data if isinstance(t, Variable) else np.asarray(t)
     n = _batch_size("softmax_cross_entropy_simple", x)
     _check_labels("softmax_cross_entropy_simple", t_data.ravel(), x.shape[1])
-    softmax = getattr(F, "softmax", None) or _softmax
-    clip = getattr(F, "clip", None) or (lambda v, low, high: _Clip(low, high)(v))
     p = clip(softmax(x), 1e-15, 1.0)
     log_p = log(p)
     xp = get_array_module(x.data)
@@ -297,7 +249,7 @@ class SigmoidCrossEntropy(Function):
     def backward(self, gy):
         x, t = self.inputs
         scale = gy * (1.0 / self.batch)
-        gx = (_sigmoid(x) - _target_like(t, x)) * scale
+        gx = (sigmoid(x) - _target_like(t, x)) * scale
         gt = None
         if self.needs_grad(1):
             gt = reshape(-x * scale, t.shape)
@@ -501,7 +453,7 @@ def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
         _check_labels("cross_entropy", t_data, x.shape[1])  # errors name this op
         return SoftmaxCrossEntropy()(x, t_data)  # the common case: one fused node
     n_classes = x.shape[1]
-    log_p = _log_softmax(x, axis=1)
+    log_p = log_softmax(x, axis=1)
     losses, n_kept = _per_label_nll("cross_entropy", log_p, t_data, ignore_index)
     if label_smoothing > 0:
         smooth = -sum_(log_p, axis=1) * (1.0 / n_classes)
@@ -521,7 +473,7 @@ def _soft_cross_entropy(x: Variable, t, label_smoothing: float, reduction: str) 
     n_classes = x.shape[axis]
     if label_smoothing > 0:
         t = t * (1.0 - label_smoothing) + label_smoothing / n_classes
-    losses = -sum_(_log_softmax(x, axis=axis) * t, axis=axis)
+    losses = -sum_(log_softmax(x, axis=axis) * t, axis=axis)
     return _reduce(losses, reduction)
 
 
