@@ -103,6 +103,16 @@ def test_deconv2d_outsize_only_appends_rows_and_columns():
     np.testing.assert_allclose(large[:, :, :5, :5], small, rtol=1e-12)
 
 
+def test_conv2d_output_is_a_channel_major_view_that_behaves_like_any_array():
+    """y is laid out (OC, N, H, W) in memory (one matrix product for the whole batch)."""
+    x, W = randn(2, 3, 4, 5), randn(4, 3, 3, 3)
+    y = F.conv2d(x, W, pad=1)
+    assert y.data.transpose(1, 0, 2, 3).flags.c_contiguous
+    expected = F.conv2d(x, W, pad=1).data.copy()
+    np.testing.assert_array_equal(F.reshape(y, (2, -1)).data, expected.reshape(2, -1))
+    np.testing.assert_array_equal((y * 2).data, expected * 2)
+
+
 # -- im2col / col2im ---------------------------------------------------------------------------
 def test_im2col_shapes_follow_dezero():
     x = randn(2, 3, 7, 6)

@@ -41,6 +41,8 @@ CONV_CASES = [  # x shape, W shape, stride, pad, dilation, groups
     ((1, 4, 10, 9), (6, 2, 3, 3), 2, 2, 2, 2),
     ((2, 6, 7, 7), (6, 1, 3, 3), 1, 1, 1, 6),  # depthwise
     ((3, 2, 5, 6), (3, 2, 1, 1), 3, 0, 1, 1),
+    ((2, 3, 5, 5), (4, 3, 1, 2), 1, (1, 2), 1, 1),  # pad > kernel reach: gx by scatter-add
+    ((2, 2, 6, 6), (2, 2, 3, 3), 1, 2, 2, 1),  # stride 1: gx as a flipped convolution
 ]
 
 

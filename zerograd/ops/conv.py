@@ -157,25 +157,25 @@ class _Geometry:
                              f"and pad {self.pad} >= 0")
 
     def patches(self, x, kernel, out_hw, ones_row: bool = False):
-        """(N, groups, C/g*KH*KW [+ 1], OH*OW): the patches of x, copied once from a strided
-        view. With ``ones_row`` each group gets a last row of ones, so that a bias can ride
-        along in the matrix product instead of costing a pass over the output."""
+        """(groups, C/g*KH*KW [+ 1], N*OH*OW): the patch matrix of x, copied once from a
+        strided view, rows (c, i, j) and columns (n, y, x). With ``ones_row`` each group gets
+        a last row of ones, so that a bias rides along in the product instead of costing a
+        pass over the output."""
         ph, pw = self.pad
         view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
                            self.dilation)
         N, C = x.shape[:2]
-        g = self.groups
-        rows = C // g * kernel[0] * kernel[1]
-        P = out_hw[0] * out_hw[1]
-        if not ones_row:
-            return view.reshape(N, g, rows, P)
+        g, Cg = self.groups, C // self.groups
+        rows = Cg * kernel[0] * kernel[1]
         xp = get_array_module(x)
-        col = xp.empty((N, g, rows + 1, P), dtype=x.dtype)
-        # The first ``rows`` rows, seen as (N, g, C/g, KH, KW, OH, OW), take the view as is.
-        col[:, :, :rows].reshape(N, g, C // g, *kernel, *out_hw)[...] = view.reshape(
-            N, g, C // g, *kernel, *out_hw)
-        col[:, :, rows] = 1
-        return col
+        col = xp.empty((g, rows + ones_row, N, out_hw[0] * out_hw[1]), dtype=x.dtype)
+        # The first ``rows`` rows seen as (g, Cg, KH, KW, N, OH, OW) (a view: only axes are
+        # split) take the window view with the batch axis moved behind the kernel axes.
+        target = col[:, :rows].reshape(g, Cg, *kernel, N, *out_hw)
+        target[...] = view.reshape(N, g, Cg, *kernel, *out_hw).transpose(1, 2, 3, 4, 0, 5, 6)
+        if ones_row:
+            col[:, rows] = 1
+        return col.reshape(g, rows + ones_row, -1)
 
 
 # Patches up to this size are kept from forward for the weight gradient (saving one im2col);
@@ -183,9 +183,22 @@ class _Geometry:
 PATCH_CACHE_BYTES = 16 * 2**20
 
 
+def channel_major(a, groups: int = 1):
+    """a (N, C, H, W) as the (groups, C/groups, N*H*W) matrix stack; free when ``a`` is
+    already laid out channel-major (as conv2d's outputs and the gradients flowing into
+    them are), one copy otherwise."""
+    N, C = a.shape[:2]
+    return a.transpose(1, 0, 2, 3).reshape(groups, C // groups, -1)
+
+
 def _conv_forward(x, W, b, geo: _Geometry, out_hw):
     """y (N, OC, OH, OW) = the cross-correlation of x (N, C, H, W) with W (OC, C/g, KH, KW),
-    plus b (OC,) if given; also returns the patch matrix used."""
+    plus b (OC,) if given; also returns the patch matrix used.
+
+    One matrix product per group, (OC/g, K) @ (K, N*OH*OW): large enough for BLAS to run
+    at full speed and to need one thread synchronisation, not one per image. Its result
+    is laid out (OC, N, OH, OW); y is returned as the (N, OC, OH, OW) *view* of it, which
+    elementwise ops preserve, so that the gradient arrives channel-major too."""
     N = x.shape[0]
     OC, Cg, KH, KW = W.shape
     g = geo.groups
@@ -194,37 +207,44 @@ def _conv_forward(x, W, b, geo: _Geometry, out_hw):
     if b is not None:
         xp = get_array_module(W)
         Wm = xp.concatenate([Wm, b.reshape(g, OC // g, 1).astype(W.dtype, copy=False)], axis=2)
-    # (g, OC/g, Cg*KH*KW) @ (N, g, Cg*KH*KW, P): one batched product, NCHW result order.
-    y = xp_matmul(Wm, col)
-    return y.reshape(N, OC, out_hw[0], out_hw[1]), col
+    y = xp_matmul(Wm, col)  # (g, OC/g, N*P)
+    return y.reshape(OC, N, out_hw[0], out_hw[1]).transpose(1, 0, 2, 3), col
 
 
 def _conv_transpose(y, W, geo: _Geometry, in_hw):
     """The adjoint of ``_conv_forward`` in x: y (N, OC, OH, OW) -> x-shaped (N, C, H, W)."""
-    N, _, OH, OW = y.shape
-    OC, Cg, KH, KW = W.shape
+    N, OC, OH, OW = y.shape
+    _, Cg, KH, KW = W.shape
     g = geo.groups
+    (ph, pw), (dh, dw) = geo.pad, geo.dilation
+    full_h, full_w = dh * (KH - 1), dw * (KW - 1)
+    if geo.stride == (1, 1) and ph <= full_h and pw <= full_w:
+        # With stride 1 the transpose is itself a convolution: of y padded by D*(K-1) - P,
+        # with W flipped in space and its channel axes swapped (per group). Its patch copy
+        # and product beat the scatter-add below, whose inner loops are only OW long.
+        flipped = W.reshape(g, OC // g, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+        flipped = flipped.reshape(g * Cg, OC // g, KH, KW)
+        as_conv = _Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g)
+        return _conv_forward(y, flipped, None, as_conv, tuple(in_hw))[0]
     wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
-    col = xp_matmul(wt, y.reshape(N, g, OC // g, OH * OW))
-    col = col.reshape(N, Cg * g, KH, KW, OH, OW)
-    ph, pw = geo.pad
+    col = xp_matmul(wt, channel_major(y, g))  # (g, Cg*KH*KW, N*P)
+    col = col.reshape(g * Cg, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
     padded = scatter_windows(col, (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), geo.stride,
                              geo.dilation)
     return crop_image(padded, ph, pw, in_hw)
 
 
 def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
-    """gW (OC, C/g, KH, KW) = sum over n and output pixels of gy times the patch of x.
-    ``col``: x's patches from forward, if kept (a trailing ones row is ignored)."""
+    """gW (OC, C/g, KH, KW) = sum over n and output pixels of gy times the patch of x:
+    one product (OC/g, N*P) @ (N*P, K) per group. ``col``: x's patch matrix from forward,
+    if kept (a trailing ones row is ignored)."""
     N, OC, OH, OW = gy.shape
     g = geo.groups
     Cg = x.shape[1] // g
     rows = Cg * kernel[0] * kernel[1]
     if col is None:
         col = geo.patches(x, kernel, (OH, OW))
-    gy = gy.reshape(N, g, OC // g, OH * OW)
-    # N products (OC/g, P) @ (P, rows) and a sum: gy keeps its NCHW layout (no transpose).
-    gW = xp_matmul(gy, col[:, :, :rows].transpose(0, 1, 3, 2)).sum(axis=0)
+    gW = xp_matmul(channel_major(gy, g), col[:, :rows].transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
@@ -279,16 +299,17 @@ class BiasGrad(Function):
 
     def forward(self, gy):
         self.gy_shape = gy.shape
-        N, OC = gy.shape[:2]
+        N, OC, H, W = gy.shape
         xp = get_array_module(gy)
-        ones = xp.ones(gy.shape[2] * gy.shape[3], dtype=gy.dtype)
-        return xp_matmul(gy.reshape(N * OC, -1), ones).reshape(N, OC).sum(axis=0)
+        if gy.transpose(1, 0, 2, 3).flags.c_contiguous:  # channel-major: one product
+            return xp_matmul(channel_major(gy)[0], xp.ones(N * H * W, dtype=gy.dtype))
+        rows = xp.ascontiguousarray(gy).reshape(N * OC, H * W)
+        return xp_matmul(rows, xp.ones(H * W, dtype=gy.dtype)).reshape(N, OC).sum(axis=0)
 
     def backward(self, ggb):
         return broadcast_to(reshape(ggb, (1, -1, 1, 1)), self.gy_shape)
 
 
-# -- differentiable ops --------------------------------------------------------------------
 class Conv2d(Function):
     """y = conv2d(x, W) + b. x (N, C, H, W), W (OC, C/g, KH, KW), b (OC,) -> (N, OC, OH, OW).
 
