@@ -287,3 +287,14 @@ class TestOperators:
         y = -x ** 2
         y.backward()
         assert y.data == -9.0 and x.grad.data == -6.0
+
+
+def test_backward_through_an_intermediate_whose_data_was_freed():
+    # DeZero's linear_simple frees the product's data (t.data = None) to save memory.
+    x = Variable(np.ones((2, 3)))
+    w = Variable(np.ones((3, 4)))
+    t = F.matmul(x, w)
+    y = t + 1.0
+    t.data = None
+    F.sum(y).backward()
+    np.testing.assert_array_equal(w.grad.data, np.full((3, 4), 2.0))

@@ -73,10 +73,12 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             for x, gx in zip(inputs, gxs):  # noqa: B905 - lengths checked just above
                 if gx is None or not x.requires_grad:
                     continue
-                x_shape = x.data.shape
-                if gx.data.shape != x_shape:
-                    # Broadcasting in forward: reduce the gradient back, for every op, here.
-                    gx = sum_to(gx, x_shape)
+                x_data = x.data
+                # Broadcasting in forward: reduce the gradient back, for every op, here.
+                # (data may be None where a user freed an intermediate, as DeZero's
+                # linear_simple does; the op's gradient is then taken as it is.)
+                if x_data is not None and gx.data.shape != x_data.shape:
+                    gx = sum_to(gx, x_data.shape)
                 grad = x.grad
                 if grad is None:
                     x.grad = gx
