@@ -65,6 +65,22 @@ def _data(v):
     return None if v is None else v.data
 
 
+def _outer(a, d):
+    """a^T d for a (N, K) and d (N, G): the weight gradient of one step. For N = 1 a
+    broadcast product, several times faster than BLAS's rank-1 matrix product."""
+    if a.shape[0] == 1:
+        return np.multiply(a.T, d)
+    return a.T @ d
+
+
+def _project(x, W):
+    """x W for x (N, D): with D = 1 (one input feature, as SinCurve) a broadcast product,
+    which is several times faster than BLAS for a rank-1 matrix product."""
+    if x.shape[1] == 1:
+        return x * W
+    return x @ W
+
+
 def _lstm_step(gates, c_prev):
     """Activate ``gates`` (N, 4H pre-activations, overwritten) and update the cell.
 
@@ -191,7 +207,7 @@ class LSTMCell(Function):
 
     def forward(self, x, h, c, Wx, Wh, b):
         _check("lstm_cell", 4, x, h, Wx, Wh, (b,), c=c)
-        gates = x @ Wx
+        gates = _project(x, Wx)
         gates += h @ Wh
         gates += b
         h_new, c_new, self.tanh_c = _lstm_step(gates, c)
@@ -207,8 +223,8 @@ class LSTMCell(Function):
             _const(d @ Wx.data.T) if x.requires_grad else None,
             _const(d @ Wh.data.T) if h.requires_grad else None,
             _const(gc_prev) if c.requires_grad else None,
-            _const(x.data.T @ d) if Wx.requires_grad else None,
-            _const(h.data.T @ d) if Wh.requires_grad else None,
+            _const(_outer(x.data, d)) if Wx.requires_grad else None,
+            _const(_outer(h.data, d)) if Wh.requires_grad else None,
             _const(d.sum(axis=0)) if b.requires_grad else None,
         )
 
@@ -275,7 +291,7 @@ class GRUCell(Function):
 
     def forward(self, x, h, Wx, Wh, bx, bh):
         _check("gru_cell", 3, x, h, Wx, Wh, (bx, bh))
-        gx = x @ Wx
+        gx = _project(x, Wx)
         gx += bx
         hw = h @ Wh
         hw += bh
@@ -295,8 +311,8 @@ class GRUCell(Function):
         return (
             _const(dgx @ Wx.data.T) if x.requires_grad else None,
             _const(gh) if gh is not None else None,
-            _const(x.data.T @ dgx) if Wx.requires_grad else None,
-            _const(h.data.T @ dhw) if Wh.requires_grad else None,
+            _const(_outer(x.data, dgx)) if Wx.requires_grad else None,
+            _const(_outer(h.data, dhw)) if Wh.requires_grad else None,
             _const(dgx.sum(axis=0)) if bx.requires_grad else None,
             _const(dhw.sum(axis=0)) if bh.requires_grad else None,
         )
@@ -347,7 +363,7 @@ class RNNCell(Function):
 
     def forward(self, x, h, Wx, Wh, b):
         _check("rnn_cell", 1, x, h, Wx, Wh, (b,))
-        a = x @ Wx
+        a = _project(x, Wx)
         a += h @ Wh
         a += b
         return np.tanh(a, out=a)
@@ -371,8 +387,8 @@ class RNNCell(Function):
         return (
             _const(d @ Wx.data.T) if x.requires_grad else None,
             _const(d @ Wh.data.T) if h.requires_grad else None,
-            _const(x.data.T @ d) if Wx.requires_grad else None,
-            _const(h.data.T @ d) if Wh.requires_grad else None,
+            _const(_outer(x.data, d)) if Wx.requires_grad else None,
+            _const(_outer(h.data, d)) if Wh.requires_grad else None,
             _const(d.sum(axis=0)) if b.requires_grad else None,
         )
 
