@@ -140,3 +140,22 @@ def test_state_keys_that_contain_slashes_do_not_collide(tmp_path):
     np.testing.assert_array_equal(loaded["model"]["l0/W"], np.ones(2))
     np.testing.assert_array_equal(loaded["model"]["l0"]["W"], np.zeros(2))
     np.testing.assert_array_equal(loaded["__tree__"], np.ones(1))
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    from zerograd.serialization import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        target = tmp_path / "weights.bin"
+        with atomic_write(target) as f:
+            f.write(b"x")
+        assert target.stat().st_mode & 0o777 == 0o644
+        target.chmod(0o600)
+        with atomic_write(target) as f:
+            f.write(b"y")
+        assert target.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
+    finally:
+        os.umask(umask)

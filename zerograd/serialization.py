@@ -49,6 +49,16 @@ def npz_path(path: str | os.PathLike) -> str:
     return path if path.endswith(".npz") else path + ".npz"
 
 
+def _default_file_mode(path: str) -> int:
+    """The existing file's permissions, else 0666 less the process umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to ``path`` for writing; on success it replaces ``path``.
@@ -69,6 +79,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp_path, _default_file_mode(path))
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

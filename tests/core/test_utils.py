@@ -93,3 +93,11 @@ def test_plot_dot_graph_renders(tmp_path):
     target = tmp_path / "graph.png"
     plot_dot_graph(y, to_file=str(target))
     assert target.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dezero_download_names(monkeypatch, tmp_path):
+    import zerograd.utils as utils
+
+    monkeypatch.setenv("ZEROGRAD_DATA", str(tmp_path))
+    assert utils.cache_dir == str(tmp_path)
+    assert callable(utils.get_file)

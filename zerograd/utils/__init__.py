@@ -18,6 +18,21 @@ from zerograd.utils.gradcheck import (
 )
 from zerograd.utils.graphviz import get_dot_graph, plot_dot_graph
 
+
+def __getattr__(name: str):
+    # DeZero's download helpers, loaded on first use: ``utils.cache_dir`` (a path string,
+    # $ZEROGRAD_DATA or ~/.zerograd) and ``utils.get_file(url, file_name=None)``.
+    if name == "cache_dir":
+        from zerograd.data.download import cache_dir
+
+        return cache_dir()
+    if name == "get_file":
+        from zerograd.data.download import get_file
+
+        return get_file
+    raise AttributeError(f"module 'zerograd.utils' has no attribute {name!r}")
+
+
 __all__ = [
     "array_allclose", "array_equal", "get_conv_outsize", "get_deconv_outsize", "get_dot_graph",
     "gradient_check", "logsumexp", "max_backward_shape", "numerical_diff", "numerical_grad",
