@@ -9,7 +9,10 @@ each step added to a running loss, and every 30 steps (truncated BPTT) clear the
 backward, cut the graph behind the state (``unchain_backward`` / ``detach``) and take an Adam
 step. Each framework runs ``--steps`` iterations per round; the table shows the median time
 of a round and the ratio to PyTorch from the same run. The input sequence is prepared once
-(no data loader in the timed loop).
+(no data loader in the timed loop). NumPy and torch both use one thread.
+
+A second row times forward + backward of a whole-sequence LSTM layer (batch 32, 64 steps,
+32 inputs, 128 hidden): ``LSTMSeq`` vs ``torch.nn.LSTM``.
 """
 
 from __future__ import annotations
@@ -134,6 +137,33 @@ def torch_loop(torch, xs, ts):
     return lambda: timed(run)
 
 
+def sequence_workloads(torch, N=32, T=64, D=32, H=128):
+    """Forward + backward of one LSTM layer over a whole (N, T, D) batch: LSTMSeq (one fused
+    op) vs torch.nn.LSTM. DeZero has no sequence layer."""
+    from zerograd.nn.rnn import LSTMSeq
+
+    x = np.random.default_rng(0).standard_normal((N, T, D)).astype(np.float32)
+    ours = LSTMSeq(H, in_size=D)
+
+    def run_ours():
+        ours.cleargrads()
+        ours(x).sum().backward()
+
+    work = {"zerograd": run_ours}
+    if torch is not None:
+        theirs = torch.nn.LSTM(D, H, batch_first=True)
+        xt = torch.from_numpy(x)
+
+        def run_torch():
+            theirs.zero_grad()
+            theirs(xt)[0].sum().backward()
+
+        work["torch"] = run_torch
+    for fn in work.values():
+        fn()  # warm up
+    return {name: (lambda fn=fn: timed(fn)) for name, fn in work.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 steps, 3 rounds")
@@ -165,6 +195,8 @@ def main(argv=None) -> None:
     print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds; NumPy: {blas}")
     results = interleaved(work, rounds)
     print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
+    results = interleaved(sequence_workloads(torch), rounds * 2)
+    print_row("LSTMSeq(128) fwd+bwd, (32, 64, 32) batch", results, "ms", 1e3)
 
 
 if __name__ == "__main__":

@@ -150,8 +150,9 @@ def _gru_step_grad(rz, n, hn, h_prev, g):
     H = n.shape[1]
     r, z = rz[:, :H], rz[:, H:]
     N = g.shape[0]
-    dgx = np.empty((N, 3 * H), dtype=g.dtype)
-    dhw = np.empty((N, 3 * H), dtype=g.dtype)
+    xp = get_array_module(g)
+    dgx = xp.empty((N, 3 * H), dtype=g.dtype)
+    dhw = xp.empty((N, 3 * H), dtype=g.dtype)
     dn = 1 - z
     dn *= g
     dn *= 1 - n * n  # through tanh: the candidate's pre-activation gradient
@@ -451,7 +452,7 @@ class LSTMSequence(Function):
         if _state.enable_backprop:
             raise _first_order_only("lstm_sequence")
         xw, h0, c0, Wh = self.inputs
-        Wh_T = Wh.data.T
+        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
         gy, gh, gc = _data(gy), _data(gh_last), _data(gc_last)
         T = xw.shape[1]
         xp = get_array_module(xw.data)
@@ -527,7 +528,7 @@ class GRUSequence(Function):
         if _state.enable_backprop:
             raise _first_order_only("gru_sequence")
         xw, h0, Wh, bh = self.inputs
-        Wh_T = Wh.data.T
+        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
         gy, gh = _data(gy), _data(gh_last)
         T = xw.shape[1]
         H = Wh.shape[0]
@@ -597,7 +598,7 @@ class RNNSequence(Function):
         if _state.enable_backprop:
             raise _first_order_only("rnn_sequence")
         xw, h0, Wh = self.inputs
-        Wh_T = Wh.data.T
+        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
         gy, gh = _data(gy), _data(gh_last)
         T = xw.shape[1]
         H = Wh.shape[0]
