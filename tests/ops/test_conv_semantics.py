@@ -104,10 +104,12 @@ def test_deconv2d_outsize_only_appends_rows_and_columns():
 
 
 def test_conv2d_output_is_a_channel_major_view_that_behaves_like_any_array():
-    """y is laid out (OC, N, H, W) in memory (one matrix product for the whole batch)."""
+    """y is laid out (OC, N, H, W) in memory (one matrix product for the whole batch; with
+    stride 1 each row also carries the padded width's spare columns)."""
     x, W = randn(2, 3, 4, 5), randn(4, 3, 3, 3)
     y = F.conv2d(x, W, pad=1)
-    assert y.data.transpose(1, 0, 2, 3).flags.c_contiguous
+    assert y.data.strides[1] > y.data.strides[0] > y.data.strides[2] > y.data.strides[3]
+    assert F.conv2d(x, W, stride=2).data.transpose(1, 0, 2, 3).flags.c_contiguous
     expected = F.conv2d(x, W, pad=1).data.copy()
     np.testing.assert_array_equal(F.reshape(y, (2, -1)).data, expected.reshape(2, -1))
     np.testing.assert_array_equal((y * 2).data, expected * 2)

@@ -51,14 +51,19 @@ def window_view(x_padded, kernel: tuple[int, int], out_hw: tuple[int, int],
                 stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)):
     """Read-only strided view (N, C, KH, KW, OH, OW) of a padded batch, without copying:
     ``view[n, c, i, j, y, x] = x_padded[n, c, y*SH + i*DH, x*SW + j*DW]``."""
-    xp = get_array_module(x_padded)
     N, C = x_padded.shape[:2]
     s_n, s_c, s_h, s_w = x_padded.strides
     shape = (N, C, kernel[0], kernel[1], out_hw[0], out_hw[1])
     strides = (s_n, s_c, s_h * dilation[0], s_w * dilation[1], s_h * stride[0], s_w * stride[1])
+    return strided_view(x_padded, shape, strides)
+
+
+def strided_view(a, shape, strides):
+    """A read-only view of ``a`` with the given shape and byte strides (no copy)."""
+    xp = get_array_module(a)
     if xp is np:
-        return np.lib.stride_tricks.as_strided(x_padded, shape, strides, writeable=False)
-    return xp.lib.stride_tricks.as_strided(x_padded, shape, strides)
+        return np.lib.stride_tricks.as_strided(a, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(a, shape, strides)
 
 
 def scatter_windows(col, padded_hw: tuple[int, int], stride: tuple[int, int],
@@ -156,23 +161,46 @@ class _Geometry:
             raise ValueError(f"stride {self.stride} and dilation {self.dilation} must be >= 1 "
                              f"and pad {self.pad} >= 0")
 
+    def row_length(self, in_w: int, out_w: int) -> int:
+        """Columns per output row in the patch matrix: the padded width for stride 1 (see
+        :meth:`patches`), else the output width."""
+        return in_w + 2 * self.pad[1] if self.stride == (1, 1) else out_w
+
     def patches(self, x, kernel, out_hw, ones_row: bool = False):
-        """(groups, C/g*KH*KW [+ 1], N*OH*OW): the patch matrix of x, copied once from a
-        strided view, rows (c, i, j) and columns (n, y, x). With ``ones_row`` each group gets
-        a last row of ones, so that a bias rides along in the product instead of costing a
-        pass over the output."""
-        ph, pw = self.pad
-        view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
-                           self.dilation)
+        """(groups, C/g*KH*KW [+ 1], N*OH*L): the patch matrix of x, rows (c, i, j) and
+        columns (n, y, x), copied once from a strided view; L is :meth:`row_length`.
+
+        With stride 1, kernel offset (i, j) reads whole padded rows: for each image and
+        channel the run of OH*WP elements starting at (i*DH, j*DW) of the flattened padded
+        image. The copy then moves long contiguous runs instead of OW-long pieces; the
+        WP - OW extra columns per row are junk that the caller drops (forward) or multiplies
+        by zeros (weight gradient). With ``ones_row`` each group gets a last row of ones, so
+        that a bias rides along in the product instead of costing a pass over the output.
+        """
+        (ph, pw), (KH, KW), (OH, OW) = self.pad, kernel, out_hw
         N, C = x.shape[:2]
         g, Cg = self.groups, C // self.groups
-        rows = Cg * kernel[0] * kernel[1]
+        rows = Cg * KH * KW
         xp = get_array_module(x)
-        col = xp.empty((g, rows + ones_row, N, out_hw[0] * out_hw[1]), dtype=x.dtype)
-        # The first ``rows`` rows seen as (g, Cg, KH, KW, N, OH, OW) (a view: only axes are
-        # split) take the window view with the batch axis moved behind the kernel axes.
-        target = col[:, :rows].reshape(g, Cg, *kernel, N, *out_hw)
-        target[...] = view.reshape(N, g, Cg, *kernel, *out_hw).transpose(1, 2, 3, 4, 0, 5, 6)
+        if self.stride == (1, 1):
+            # One spare row at the bottom keeps the last offsets' runs inside each image.
+            padded = pad_image(x, (ph, ph + 1), (pw, pw))
+            run = OH * padded.shape[3]
+            s_n, s_c, s_h, s_w = padded.strides
+            dh, dw = self.dilation
+            source = strided_view(padded, (N, g, Cg, KH, KW, run),
+                                  (s_n, Cg * s_c, s_c, dh * s_h, dw * s_w, s_w))
+            col = xp.empty((g, rows + ones_row, N, run), dtype=x.dtype)
+            col[:, :rows].reshape(g, Cg, KH, KW, N, run)[...] = source.transpose(
+                1, 2, 3, 4, 0, 5)
+        else:
+            view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
+                               self.dilation)
+            col = xp.empty((g, rows + ones_row, N, OH * OW), dtype=x.dtype)
+            # The first ``rows`` rows seen as (g, Cg, KH, KW, N, OH, OW) (a view: only axes
+            # are split) take the window view with the batch axis moved behind the kernel's.
+            target = col[:, :rows].reshape(g, Cg, KH, KW, N, OH, OW)
+            target[...] = view.reshape(N, g, Cg, KH, KW, OH, OW).transpose(1, 2, 3, 4, 0, 5, 6)
         if ones_row:
             col[:, rows] = 1
         return col.reshape(g, rows + ones_row, -1)
@@ -207,8 +235,11 @@ def _conv_forward(x, W, b, geo: _Geometry, out_hw):
     if b is not None:
         xp = get_array_module(W)
         Wm = xp.concatenate([Wm, b.reshape(g, OC // g, 1).astype(W.dtype, copy=False)], axis=2)
-    y = xp_matmul(Wm, col)  # (g, OC/g, N*P)
-    return y.reshape(OC, N, out_hw[0], out_hw[1]).transpose(1, 0, 2, 3), col
+    row_length = geo.row_length(x.shape[3], out_hw[1])
+    y = xp_matmul(Wm, col).reshape(OC, N, out_hw[0], row_length)
+    if row_length != out_hw[1]:
+        y = y[..., :out_hw[1]]  # drop the junk columns of whole-row patches
+    return y.transpose(1, 0, 2, 3), col
 
 
 def _conv_transpose(y, W, geo: _Geometry, in_hw):
@@ -244,7 +275,15 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     rows = Cg * kernel[0] * kernel[1]
     if col is None:
         col = geo.patches(x, kernel, (OH, OW))
-    gW = xp_matmul(channel_major(gy, g), col[:, :rows].transpose(0, 2, 1))
+    row_length = geo.row_length(x.shape[3], OW)
+    if row_length == OW:
+        gy = channel_major(gy, g)
+    else:  # whole-row patches: zeros against their junk columns
+        xp = get_array_module(gy)
+        wide = xp.zeros((OC, N, OH, row_length), dtype=gy.dtype)
+        wide[..., :OW] = gy.transpose(1, 0, 2, 3)
+        gy = wide.reshape(g, OC // g, -1)
+    gW = xp_matmul(gy, col[:, :rows].transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
