@@ -1,7 +1,9 @@
 """Convolution and pooling benchmarks, zerograd vs PyTorch (and DeZero when installed).
 
-    python benchmarks/bench_conv.py            # about 30 seconds
-    python benchmarks/bench_conv.py --quick    # fewer rounds
+    python benchmarks/bench_conv.py                  # about 30 seconds on a quiet machine
+    python benchmarks/bench_conv.py --quick          # fewer rounds
+    python benchmarks/bench_conv.py --single-thread  # 1 BLAS / torch thread: steadier
+                                                     # figures when other jobs share the cores
 
 Workloads (float32, NCHW; milliseconds per forward+backward step, median of the rounds,
 each round timing every framework in turn so that the machine's drift cancels in ratios):
@@ -112,10 +114,18 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--no-dezero", action="store_true", help="skip DeZero")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="one thread for NumPy's BLAS (needs threadpoolctl) and for torch")
     args = parser.parse_args(argv)
     torch = load_torch()
     dezero = None if args.no_dezero else load_dezero()
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 5
+    if args.single_thread:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, "blas")
+        if torch:
+            torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     names = ["zerograd"] + (["torch"] if torch else []) + (["dezero"] if dezero else [])
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
@@ -140,11 +150,11 @@ def main(argv=None) -> None:
             step()
         print_row(label, interleaved(steps, rounds), unit="ms", scale=1e3)
 
-    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x const)", 64, 3, 32, 64, False, 5)
-    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x grad)", 64, 3, 32, 64, True, 5)
-    conv_case("conv2d 32x64x16x16, 64 3x3, pad 1 (x grad)", 32, 64, 16, 64, True, 3)
-    pool_case("max pool 2x2/2 on 64x64x32x32", (64, 64, 32, 32), 2, 2, 0, "max", 5)
-    pool_case("avg pool 3x3/1 pad 1 on 64x16x32x32", (64, 16, 32, 32), 3, 1, 1, "avg", 5)
+    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x const)", 64, 3, 32, 64, False, 4)
+    conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x grad)", 64, 3, 32, 64, True, 3)
+    conv_case("conv2d 32x64x16x16, 64 3x3, pad 1 (x grad)", 32, 64, 16, 64, True, 2)
+    pool_case("max pool 2x2/2 on 64x64x32x32", (64, 64, 32, 32), 2, 2, 0, "max", 3)
+    pool_case("avg pool 3x3/1 pad 1 on 64x16x32x32", (64, 16, 32, 32), 3, 1, 1, "avg", 3)
 
 
 if __name__ == "__main__":

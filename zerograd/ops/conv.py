@@ -249,10 +249,12 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     g = geo.groups
     (ph, pw), (dh, dw) = geo.pad, geo.dilation
     full_h, full_w = dh * (KH - 1), dw * (KW - 1)
-    if geo.stride == (1, 1) and ph <= full_h and pw <= full_w:
+    if geo.stride == (1, 1) and ph <= full_h and pw <= full_w and OC <= g * Cg:
         # With stride 1 the transpose is itself a convolution: of y padded by D*(K-1) - P,
-        # with W flipped in space and its channel axes swapped (per group). Its patch copy
-        # and product beat the scatter-add below, whose inner loops are only OW long.
+        # with W flipped in space and its channel axes swapped (per group). When y has no
+        # more channels than the result, its patch copy and product beat the scatter-add
+        # below (whose inner loops are only OW long); with more, its patch matrix is the
+        # larger one (OC*KH*KW rows against C*KH*KW) and the scatter wins.
         flipped = W.reshape(g, OC // g, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
         flipped = flipped.reshape(g * Cg, OC // g, KH, KW)
         as_conv = _Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g)
