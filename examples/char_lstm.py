@@ -5,12 +5,12 @@
     python examples/char_lstm.py --iters 100 --sample 200
 
 The text is generated here (no download): sentences drawn from a small grammar ("the old
-fox sees a red bird near the river."), about 40,000 characters over a vocabulary of 28
+fox sees a red bird near the river."), about 52,000 characters over a vocabulary of 26
 symbols. Each iteration trains on 32 random windows of 64 characters to predict every next
-character (softmax cross-entropy, Adam). The loss starts at ln(28) = 3.33 nats per character
-and falls to under 1.0 (LSTM, after the default 300 iterations; the Transformer too) as
-the model learns spelling, then grammar; the script prints the loss and a sample of
-generated text.
+character (softmax cross-entropy, Adam). The loss starts at ln(26) = 3.26 nats per character
+and, after the default 300 iterations (seed 0), ends at 0.26 for the LSTM and 0.31 for the
+Transformer, as the model learns spelling, then grammar; the script prints the loss and a
+sample of generated text.
 
 Models: ``embedding -> LSTMSeq(128) -> linear`` (zerograd.nn.rnn, one fused op per layer
 for the whole window), or ``token + position embeddings -> 2 x TransformerEncoderLayer(64,
