@@ -208,7 +208,7 @@ class _Geometry:
 
 # Patches up to this size are kept from forward for the weight gradient (saving one im2col);
 # larger ones are recomputed, so that activations stay O(input) for big images.
-PATCH_CACHE_BYTES = 16 * 2**20
+PATCH_CACHE_BYTES = 32 * 2**20
 
 
 def channel_major(a, groups: int = 1):
