@@ -1,0 +1,163 @@
+"""Small-CNN training step benchmark (issue 5): zerograd vs PyTorch vs DeZero, one run.
+
+    python benchmarks/bench_cnn.py             # about 20 seconds
+    python benchmarks/bench_cnn.py --quick     # fewer rounds
+    python benchmarks/bench_cnn.py --profile   # also: where zerograd's step spends its time
+
+Workload: the CNN conv 3x3x16 (pad 1) - relu - max pool 2 - conv 3x3x32 (pad 1) - relu -
+max pool 2 - linear 10, float32, on batches of 100 images 1x28x28 (fixed random data: the
+speed does not depend on the values); one sample is 10 SGD steps (forward, softmax
+cross-entropy, backward, update). Every round times each framework in turn, so the
+machine's drift cancels in the ratios; medians of the rounds are reported.
+
+DeZero is PyPI's 0.0.13 as it is: under NumPy 2 its layer weights are float64 (its bug 1),
+which is part of why it is slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed  # noqa: E402
+
+BATCH, STEPS = 100, 10
+
+
+def _data(n_batches: int = STEPS):
+    rng = np.random.default_rng(0)
+    x = rng.random((n_batches, BATCH, 1, 28, 28), dtype=np.float32)
+    t = rng.integers(0, 10, size=(n_batches, BATCH))
+    return x, t
+
+
+def zerograd_step():
+    import zerograd.functions as F
+    from zerograd.models import Model
+    from zerograd.nn.conv import Conv2d
+    from zerograd.nn.linear import Linear
+    from zerograd.optim import SGD
+
+    class SmallCNN(Model):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = Conv2d(16, 3, 1, 1, in_channels=1)
+            self.conv2 = Conv2d(32, 3, 1, 1, in_channels=16)
+            self.fc = Linear(10, in_size=32 * 7 * 7)
+
+        def forward(self, x):
+            x = F.pooling(F.relu(self.conv1(x)), 2, 2)
+            x = F.pooling(F.relu(self.conv2(x)), 2, 2)
+            return self.fc(F.reshape(x, (x.shape[0], -1)))
+
+    model = SmallCNN()
+    optimizer = SGD(lr=0.01).setup(model)
+    xs, ts = _data()
+
+    def run():
+        for x, t in zip(xs, ts):
+            loss = F.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+
+    run()  # warm up
+    return run
+
+
+def dezero_step(dezero):
+    import dezero.functions as DF
+    import dezero.layers as DL
+    from dezero.optimizers import SGD
+
+    class SmallCNN(dezero.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = DL.Conv2d(16, 3, 1, 1, in_channels=1)
+            self.conv2 = DL.Conv2d(32, 3, 1, 1, in_channels=16)
+            self.fc = DL.Linear(10, in_size=32 * 7 * 7)
+
+        def forward(self, x):
+            x = DF.pooling(DF.relu(self.conv1(x)), 2, 2)
+            x = DF.pooling(DF.relu(self.conv2(x)), 2, 2)
+            return self.fc(DF.reshape(x, (x.shape[0], -1)))
+
+    model = SmallCNN()
+    optimizer = SGD(lr=0.01).setup(model)
+    xs, ts = _data()
+
+    def run():
+        for x, t in zip(xs, ts):
+            loss = DF.softmax_cross_entropy(model(x), t)
+            model.cleargrads()
+            loss.backward()
+            optimizer.update()
+
+    run()
+    return run
+
+
+def torch_step(torch):
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    xs, ts = _data()
+    xs, ts = torch.from_numpy(xs), torch.from_numpy(ts)
+
+    def run():
+        for x, t in zip(xs, ts):
+            loss = nn.functional.cross_entropy(model(x), t)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    run()
+    return run
+
+
+def profile_zerograd(top: int = 18) -> None:
+    """cProfile of 10 zerograd steps: the functions where the time goes (tottime)."""
+    run = zerograd_step()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(3):
+        run()
+    profiler.disable()
+    print(f"\nzerograd, 3 x {STEPS} steps, top {top} functions by own time:")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    parser.add_argument("--profile", action="store_true", help="profile zerograd's step")
+    args = parser.parse_args(argv)
+    torch, dezero = load_torch(), load_dezero()
+    rounds = 3 if args.quick else 7
+    work = {"zerograd": zerograd_step()}
+    if torch is not None:
+        work["torch"] = torch_step(torch)
+    if dezero is not None:
+        work["dezero"] = dezero_step(dezero)
+    print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds, "
+          f"{STEPS} steps of batch {BATCH} each")
+    results = interleaved({name: (lambda run=run: timed(run)) for name, run in work.items()},
+                          rounds)
+    print_row(f"small CNN, {STEPS} SGD steps (batch {BATCH})", results, "s")
+    per_step = {name: seconds / STEPS for name, seconds in results.items()}
+    print_row("  per step", per_step, "ms", 1e3)
+    if args.profile:
+        profile_zerograd()
+
+
+if __name__ == "__main__":
+    main()
