@@ -249,22 +249,64 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     g = geo.groups
     (ph, pw), (dh, dw) = geo.pad, geo.dilation
     full_h, full_w = dh * (KH - 1), dw * (KW - 1)
-    if geo.stride == (1, 1) and ph <= full_h and pw <= full_w and OC <= g * Cg:
-        # With stride 1 the transpose is itself a convolution: of y padded by D*(K-1) - P,
-        # with W flipped in space and its channel axes swapped (per group). When y has no
-        # more channels than the result, its patch copy and product beat the scatter-add
-        # below (whose inner loops are only OW long); with more, its patch matrix is the
-        # larger one (OC*KH*KW rows against C*KH*KW) and the scatter wins.
+    C = g * Cg
+    # Three ways, picked by what they copy (measured on (N, C, H) = (64, 3, 32), (100, 16,
+    # 14), (32, 64, 16), (100, 32, 14) with 3x3 kernels):
+    stride_one = geo.stride == (1, 1)
+    if stride_one and ph <= full_h and pw <= full_w and OC <= C:
+        # 1. With stride 1 the transpose is itself a convolution: of y padded by
+        # D*(K-1) - P, with W flipped in space and its channel axes swapped (per group).
+        # Best when y has no more channels than the result (its patches are the smaller).
         flipped = W.reshape(g, OC // g, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-        flipped = flipped.reshape(g * Cg, OC // g, KH, KW)
+        flipped = flipped.reshape(C, OC // g, KH, KW)
         as_conv = _Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g)
         return _conv_forward(y, flipped, None, as_conv, tuple(in_hw))[0]
     wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
+    if stride_one and C * KH * KW >= 2 * OC:
+        # 2. W^T @ y with y widened to whole padded rows, then one long contiguous add per
+        # kernel offset: best when the result's patches (C*KH*KW rows) outweigh y's rows.
+        col = xp_matmul(wt, _gy_matrix(y, g, in_hw[1] + 2 * pw))
+        return _wide_scatter(col, N, (KH, KW), geo, in_hw)
+    # 3. W^T @ y, then a strided add per kernel offset (short inner loops, but no copy of y).
     col = xp_matmul(wt, channel_major(y, g))  # (g, Cg*KH*KW, N*P)
-    col = col.reshape(g * Cg, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
+    col = col.reshape(C, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
     padded = scatter_windows(col, (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), geo.stride,
                              geo.dilation)
     return crop_image(padded, ph, pw, in_hw)
+
+
+def _wide_scatter(col, N: int, kernel, geo: _Geometry, in_hw):
+    """The adjoint of the whole-row patches (stride 1): col (g, C/g*KH*KW, N*OH*WP), junk
+    columns zero, added back into the flattened padded images, one contiguous run of
+    OH*WP elements per kernel offset (long inner loops). Returns x-shaped (N, C, H, W), a
+    channel-major view."""
+    xp = get_array_module(col)
+    (KH, KW), (ph, pw), (dh, dw) = kernel, geo.pad, geo.dilation
+    H, W = in_hw
+    HP, WP = H + 2 * ph, W + 2 * pw
+    C = col.shape[0] * col.shape[1] // (KH * KW)
+    run = col.shape[2] // N
+    col = col.reshape(C, KH, KW, N, run)
+    flat = xp.zeros((C, N, (HP + 1) * WP), dtype=col.dtype)  # + the spare row of patches()
+    for i in range(KH):
+        for j in range(KW):
+            start = i * dh * WP + j * dw
+            flat[:, :, start:start + run] += col[:, i, j]
+    img = flat[:, :, :HP * WP].reshape(C, N, HP, WP)[:, :, ph:ph + H, pw:pw + W]
+    return img.transpose(1, 0, 2, 3)
+
+
+def _gy_matrix(gy, groups: int, row_length: int):
+    """gy (N, OC, OH, OW) as the (groups, OC/g, N*OH*row_length) matrix stack that pairs
+    with patch matrices of that row length: zeros in the junk columns of whole-row
+    patches."""
+    N, OC, OH, OW = gy.shape
+    if row_length == OW:
+        return channel_major(gy, groups)
+    xp = get_array_module(gy)
+    wide = xp.zeros((OC, N, OH, row_length), dtype=gy.dtype)
+    wide[..., :OW] = gy.transpose(1, 0, 2, 3)
+    return wide.reshape(groups, OC // groups, -1)
 
 
 def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
@@ -277,14 +319,7 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     rows = Cg * kernel[0] * kernel[1]
     if col is None:
         col = geo.patches(x, kernel, (OH, OW))
-    row_length = geo.row_length(x.shape[3], OW)
-    if row_length == OW:
-        gy = channel_major(gy, g)
-    else:  # whole-row patches: zeros against their junk columns
-        xp = get_array_module(gy)
-        wide = xp.zeros((OC, N, OH, row_length), dtype=gy.dtype)
-        wide[..., :OW] = gy.transpose(1, 0, 2, 3)
-        gy = wide.reshape(g, OC // g, -1)
+    gy = _gy_matrix(gy, g, geo.row_length(x.shape[3], OW))
     gW = xp_matmul(gy, col[:, :rows].transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
