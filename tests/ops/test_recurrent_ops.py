@@ -243,6 +243,13 @@ def test_a_zero_length_sequence_returns_the_initial_state():
     y, h = R.rnn_sequence(np.zeros((2, 0, 3), np.float32), h0, np.eye(3, dtype=np.float32))
     assert y.shape == (2, 0, 3)
     np.testing.assert_array_equal(h.data, h0)
+    h0, c0 = Variable(h0), Variable(np.full((2, 3), 2.0, np.float32))
+    y, h, c = R.lstm_sequence(np.zeros((2, 0, 12), np.float32), h0, c0,
+                              Variable(np.ones((3, 12), np.float32)))
+    (h.sum() + 3 * c.sum()).backward()
+    np.testing.assert_array_equal(c.data, c0.data)
+    np.testing.assert_array_equal(h0.grad.data, np.ones((2, 3)))
+    np.testing.assert_array_equal(c0.grad.data, np.full((2, 3), 3.0))
 
 
 # -- against PyTorch ------------------------------------------------------------------------

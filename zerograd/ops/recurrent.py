@@ -433,47 +433,96 @@ class LSTMSequence(Function):
 
     def forward(self, xw, h0, c0, Wh):
         _check("lstm_sequence", 4, xw, h0, None, Wh, c=c0, projected=True)
-        T = xw.shape[1]
-        self.steps = steps = [None] * T
-        hs = [None] * T
+        N, T, G = xw.shape
+        H = G // 4
+        xp = get_array_module(xw)
+        dtype = np.result_type(xw, h0, c0, Wh)
+        # Time-major storage: every step writes contiguous slices, and backward can work on
+        # all steps at once where the recurrence allows.
+        self.act = act = xp.empty((T, N, G), dtype=dtype)
+        self.cs = cs = xp.empty((T, N, H), dtype=dtype)
+        self.tanh_c = tanh_c = xp.empty((T, N, H), dtype=dtype)
+        self.hs = hs = xp.empty((T, N, H), dtype=dtype)
         h, c = h0, c0
         for t in _time_order(T, self.reverse):
-            gates = h @ Wh
-            gates += xw[:, t]
-            h_new, c_new, tanh_c = _lstm_step(gates, c)
-            steps[t] = (gates, c, tanh_c, h)  # activations, c_prev, tanh(c), h_prev
-            hs[t] = h = h_new
+            a = act[t]
+            np.matmul(h, Wh, out=a)
+            a += xw[:, t]
+            _sigmoid_(a[:, :3 * H])
+            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+            c_new = np.multiply(a[:, :H], c, out=cs[t])
+            c_new += a[:, H:2 * H] * a[:, 3 * H:]
+            np.tanh(c_new, out=tanh_c[t])
+            h = np.multiply(a[:, 2 * H:3 * H], tanh_c[t], out=hs[t])
             c = c_new
-        xp = get_array_module(xw)
-        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, h0.shape[1]), h0.dtype)
-        return y, h, c
+        y = hs.transpose(1, 0, 2).copy()
+        return y, (h0 if T == 0 else h.copy()), (c0 if T == 0 else c.copy())
+
+    def _previous(self, states, first):
+        """(T, N, H): the state each step started from (``first`` for the first step)."""
+        xp = get_array_module(states)
+        if self.reverse:
+            return xp.concatenate([states[1:], first[None]], axis=0)
+        return xp.concatenate([first[None], states[:-1]], axis=0)
 
     def backward(self, gy, gh_last, gc_last):
         if _state.enable_backprop:
             raise _first_order_only("lstm_sequence")
         xw, h0, c0, Wh = self.inputs
-        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
-        gy, gh, gc = _data(gy), _data(gh_last), _data(gc_last)
-        T = xw.shape[1]
         xp = get_array_module(xw.data)
-        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
-        h_prevs = xp.empty(h0.shape[:1] + (T,) + h0.shape[1:], dtype=Wh.dtype)
+        Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
+        gy, gh_rec, gc = _data(gy), _data(gh_last), _data(gc_last)
+        T, N, G = self.act.shape
+        H = G // 4
+        if T == 0:  # nothing ran: the final state is the initial one
+            zeros = xp.zeros((N, H), dtype=Wh.dtype)
+            return (_const(xp.zeros(xw.shape, dtype=Wh.dtype)),
+                    _const(zeros if gh_rec is None else gh_rec),
+                    _const(zeros if gc is None else gc),
+                    _const(xp.zeros(Wh.shape, dtype=Wh.dtype)))
+        act, tanh_c = self.act, self.tanh_c
+        # Everything that does not depend on the recurrence, for all steps at once:
+        # dL/da = [gct * c_prev, gct * u, gh * tanh(c), gct * i] * (activation slopes) and
+        # gct = gc + gh * o * (1 - tanh(c)^2).
+        slope = 1 - act[..., :3 * H]
+        slope *= act[..., :3 * H]
+        factors = xp.empty_like(act)
+        np.multiply(self._previous(self.cs, c0.data), slope[..., :H], out=factors[..., :H])
+        np.multiply(act[..., 3 * H:], slope[..., H:2 * H], out=factors[..., H:2 * H])
+        np.multiply(tanh_c, slope[..., 2 * H:], out=factors[..., 2 * H:3 * H])
+        u_slope = act[..., 3 * H:] * act[..., 3 * H:]
+        np.subtract(1, u_slope, out=u_slope)
+        np.multiply(act[..., H:2 * H], u_slope, out=factors[..., 3 * H:])
+        to_c = tanh_c * tanh_c
+        np.subtract(1, to_c, out=to_c)
+        to_c *= act[..., 2 * H:3 * H]
+        del slope, u_slope
+        d_all = xp.empty_like(act)
+        zeros = xp.zeros((N, H), dtype=act.dtype)
         for t in reversed(_time_order(T, self.reverse)):
-            act, c_prev, tanh_c, h_prev = self.steps[t]
-            if gy is not None:
-                gh = gy[:, t] if gh is None else gh + gy[:, t]
-            d, gc = _lstm_step_grad(act, c_prev, tanh_c, gh, gc)
-            dxw[:, t] = d
-            h_prevs[:, t] = h_prev
-            gh = d @ Wh_T
+            if gy is None:
+                gh = zeros if gh_rec is None else gh_rec
+            else:
+                gh = gy[:, t] if gh_rec is None else gh_rec + gy[:, t]
+            gct = gh * to_c[t]
+            if gc is not None:
+                gct += gc
+            f = factors[t]
+            d = d_all[t]
+            np.multiply(gct, f[:, :H], out=d[:, :H])
+            np.multiply(gct, f[:, H:2 * H], out=d[:, H:2 * H])
+            np.multiply(gh, f[:, 2 * H:3 * H], out=d[:, 2 * H:3 * H])
+            np.multiply(gct, f[:, 3 * H:], out=d[:, 3 * H:])
+            gc = np.multiply(gct, act[t, :, :H], out=gct)
+            gh_rec = d @ Wh_T
         gWh = None
         if Wh.requires_grad:
-            H = Wh.shape[0]
-            gWh = h_prevs.reshape(-1, H).T @ dxw.reshape(-1, 4 * H)
+            h_prev = self._previous(self.hs, h0.data)
+            gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, G)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(dxw) if xw.requires_grad else None,
-            _const(zeros if gh is None else gh) if h0.requires_grad else None,
+            _const(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            _const(zeros if gh_rec is None else gh_rec) if h0.requires_grad else None,
             _const(zeros if gc is None else gc) if c0.requires_grad else None,
             _const(gWh) if gWh is not None else None,
         )
