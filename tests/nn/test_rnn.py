@@ -289,3 +289,17 @@ def test_initial_state_shape_is_checked():
         RNNSeq(4, num_layers=2)(np.zeros((2, 3, 1), np.float32), np.zeros((1, 2, 4)))
     with pytest.raises(TypeError, match="tuple"):
         LSTMSeq(4)(np.zeros((2, 3, 1), np.float32), np.zeros((1, 2, 4)))
+
+
+def test_sequence_layer_weights_save_and_load(tmp_path):
+    np.random.seed(7)
+    x = np.random.randn(2, 4, 3).astype(np.float32)
+    a = LSTMSeq(5, num_layers=2, bidirectional=True)
+    y = a(x)
+    path = a.save_weights(tmp_path / "lstm")
+    b = LSTMSeq(5, in_size=3, num_layers=2, bidirectional=True)
+    b.load_weights(path)
+    np.testing.assert_array_equal(b(x).data, y.data)
+    keys = sorted(a.state_dict())
+    assert keys[:3] == ["l0/h2h/W", "l0/x2h/W", "l0/x2h/b"] and len(keys) == 12
+    assert "hidden_size=5" in repr(a.l0)
