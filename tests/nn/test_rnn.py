@@ -303,3 +303,44 @@ def test_sequence_layer_weights_save_and_load(tmp_path):
     keys = sorted(a.state_dict())
     assert keys[:3] == ["l0/h2h/W", "l0/x2h/W", "l0/x2h/b"] and len(keys) == 12
     assert "hidden_size=5" in repr(a.l0)
+
+
+def test_rnn_draws_and_runs_like_dezero_with_a_lazy_input_size():
+    import_dezero()
+    import dezero.layers as DL
+
+    xs = np.random.default_rng(8).standard_normal((4, 2, 3))
+    np.random.seed(9)
+    theirs = DL.RNN(5)
+    ys_theirs = [theirs(x).data for x in xs]
+    np.random.seed(9)
+    ours = RNN(5)
+    ys_ours = [ours(x).data for x in xs]
+    np.testing.assert_allclose(ours.x2h.W.data, theirs.x2h.W.data, rtol=1e-6)
+    np.testing.assert_allclose(ours.h2h.W.data, theirs.h2h.W.data, rtol=1e-6)
+    for a, b in zip(ys_ours, ys_theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, fused", [(LSTMSeq, True), (LSTMSeq, False), (GRUSeq, True),
+                                        (RNNSeq, False)])
+def test_stateful_sequence_truncated_bptt(cls, fused):
+    """Chunks of a long sequence: after unchain_backward() the second chunk's gradients are
+    those of a fresh layer given the carried state as a constant."""
+    np.random.seed(10)
+    x = np.random.randn(2, 6, 3).astype(np.float32)
+    seq = cls(4, in_size=3, stateful=True, fused=fused)
+    loss = seq(x[:, :3]).sum()
+    loss.backward()
+    loss.unchain_backward()
+    state = seq.h_n.data.copy()
+    if cls is LSTMSeq:
+        state = (state, seq.c_n.data.copy())
+    seq.cleargrads()
+    seq(x[:, 3:]).sum().backward()
+    fresh = cls(4, in_size=3, fused=fused)
+    for p, q in zip(fresh.params(), seq.params()):
+        p.data = q.data.copy()
+    fresh(x[:, 3:], state).sum().backward()
+    for p, q in zip(fresh.params(), seq.params()):
+        np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-6, atol=1e-7)

@@ -74,6 +74,15 @@ def _unchain_sibling(h, c) -> None:
         c.unchain()
 
 
+def _unchain_if_cut_behind(state) -> None:
+    """Cut a final state of a fused sequence op when ``unchain_backward()`` cut the op's
+    inputs (it reached the op through a sibling output, y). The op's first input, the input
+    projection, always has a creator unless it was cut."""
+    op = state.creator
+    if op is not None and op.inputs is not None and op.inputs[0].creator is None:
+        state.unchain()
+
+
 class _Cell(Layer):
     """Shared plumbing of the cells: lazy input size, state, checks."""
 
@@ -263,8 +272,12 @@ class _Seq(Layer):
         if state is None:
             if self.stateful and self._final is not None:
                 for final in self._final:
-                    if isinstance(final, tuple):
-                        _unchain_sibling(*final)
+                    parts = final if isinstance(final, tuple) else (final,)
+                    if self.fused:
+                        for part in parts:
+                            _unchain_if_cut_behind(part)
+                    elif len(parts) == 2:
+                        _unchain_sibling(*parts)
                 return list(self._final)
             return [None] * n_cells
         parts = state if isinstance(state, tuple) else (state,)
