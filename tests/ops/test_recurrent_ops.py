@@ -250,6 +250,13 @@ def test_a_zero_length_sequence_returns_the_initial_state():
     np.testing.assert_array_equal(c.data, c0.data)
     np.testing.assert_array_equal(h0.grad.data, np.ones((2, 3)))
     np.testing.assert_array_equal(c0.grad.data, np.full((2, 3), 3.0))
+    for _, h in (R.rnn_sequence(np.zeros((2, 0, 3), np.float32), h0,
+                               Variable(np.eye(3, dtype=np.float32))),
+                R.gru_sequence(np.zeros((2, 0, 9), np.float32), h0,
+                               Variable(np.ones((3, 9), np.float32)))):
+        h0.cleargrad()
+        (h * 2).sum().backward()
+        np.testing.assert_array_equal(h0.grad.data, np.full((2, 3), 2.0))
 
 
 # -- against PyTorch ------------------------------------------------------------------------

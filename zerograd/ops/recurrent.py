@@ -421,6 +421,17 @@ def _first_order_only(op: str):
     )
 
 
+def _previous(states, first, reverse: bool):
+    """(T, N, H) time-major: the state each step started from (``first`` for the first step
+    processed, which is t = T - 1 when ``reverse``)."""
+    xp = get_array_module(states)
+    if states.shape[0] == 0:
+        return states
+    if reverse:
+        return xp.concatenate([states[1:], first[None]], axis=0)
+    return xp.concatenate([first[None], states[:-1]], axis=0)
+
+
 class LSTMSequence(Function):
     """The LSTM recurrence over every step of a batch, from precomputed input projections.
 
@@ -458,13 +469,6 @@ class LSTMSequence(Function):
         y = hs.transpose(1, 0, 2).copy()
         return y, (h0 if T == 0 else h.copy()), (c0 if T == 0 else c.copy())
 
-    def _previous(self, states, first):
-        """(T, N, H): the state each step started from (``first`` for the first step)."""
-        xp = get_array_module(states)
-        if self.reverse:
-            return xp.concatenate([states[1:], first[None]], axis=0)
-        return xp.concatenate([first[None], states[:-1]], axis=0)
-
     def backward(self, gy, gh_last, gc_last):
         if _state.enable_backprop:
             raise _first_order_only("lstm_sequence")
@@ -487,7 +491,7 @@ class LSTMSequence(Function):
         slope = 1 - act[..., :3 * H]
         slope *= act[..., :3 * H]
         factors = xp.empty_like(act)
-        np.multiply(self._previous(self.cs, c0.data), slope[..., :H], out=factors[..., :H])
+        np.multiply(_previous(self.cs, c0.data, self.reverse), slope[..., :H], out=factors[..., :H])
         np.multiply(act[..., 3 * H:], slope[..., H:2 * H], out=factors[..., H:2 * H])
         np.multiply(tanh_c, slope[..., 2 * H:], out=factors[..., 2 * H:3 * H])
         u_slope = act[..., 3 * H:] * act[..., 3 * H:]
@@ -517,7 +521,7 @@ class LSTMSequence(Function):
             gh_rec = d @ Wh_T
         gWh = None
         if Wh.requires_grad:
-            h_prev = self._previous(self.hs, h0.data)
+            h_prev = _previous(self.hs, h0.data, self.reverse)
             gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, G)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
@@ -535,7 +539,7 @@ def _state_or_zeros(s, xw, H: int, dtype):
     return xp.zeros((xw.shape[0], H), dtype=dtype)
 
 
-def lstm_sequence(xw, h0, c0, Wh, reverse: bool = False):
+def lstm_sequence(xw, h0, c0, Wh, reverse: bool = False) -> tuple[Variable, Variable, Variable]:
     """Run an LSTM over T steps in one op: returns (y, h_T, c_T).
 
     xw: (N, T, 4H), the input projections x_t Wx + b of every step (gates f, i, o, u);
@@ -558,56 +562,75 @@ class GRUSequence(Function):
 
     def forward(self, xw, h0, Wh, bh):
         _check("gru_sequence", 3, xw, h0, None, Wh, (bh,), projected=True)
-        T = xw.shape[1]
-        self.steps = steps = [None] * T
-        hs = [None] * T
+        N, T, G = xw.shape
+        H = G // 3
+        xp = get_array_module(xw)
+        dtype = np.result_type(xw, h0, Wh, bh)
+        self.rz = rz_all = xp.empty((T, N, 2 * H), dtype=dtype)
+        self.n = n_all = xp.empty((T, N, H), dtype=dtype)
+        self.hn = hn_all = xp.empty((T, N, H), dtype=dtype)
+        self.hs = hs = xp.empty((T, N, H), dtype=dtype)
         h = h0
-        H = h0.shape[1]
         for t in _time_order(T, self.reverse):
             hw = h @ Wh
             hw += bh
-            h_new, rz, n = _gru_step(xw[:, t], hw, h)
-            steps[t] = (rz, n, hw[:, 2 * H:], h)
-            hs[t] = h = h_new
-        xp = get_array_module(xw)
-        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, H), h0.dtype)
-        return y, h
+            rz = np.add(xw[:, t, :2 * H], hw[:, :2 * H], out=rz_all[t])
+            _sigmoid_(rz)
+            hn_all[t] = hw[:, 2 * H:]
+            n = np.multiply(rz[:, :H], hw[:, 2 * H:], out=n_all[t])
+            n += xw[:, t, 2 * H:]
+            np.tanh(n, out=n)
+            h_new = np.subtract(h, n, out=hs[t])
+            h_new *= rz[:, H:]
+            h_new += n
+            h = h_new
+        return hs.transpose(1, 0, 2).copy(), (h0 if T == 0 else h.copy())
 
     def backward(self, gy, gh_last):
         if _state.enable_backprop:
             raise _first_order_only("gru_sequence")
         xw, h0, Wh, bh = self.inputs
-        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
-        gy, gh = _data(gy), _data(gh_last)
-        T = xw.shape[1]
-        H = Wh.shape[0]
         xp = get_array_module(xw.data)
-        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
-        dhw_all = xp.empty(xw.shape, dtype=Wh.dtype)
-        h_prevs = xp.empty(h0.shape[:1] + (T,) + h0.shape[1:], dtype=Wh.dtype)
+        Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
+        gy, rec = _data(gy), _data(gh_last)
+        T, N, H = self.n.shape
+        r, z, n = self.rz[..., :H], self.rz[..., H:], self.n
+        # The factors that do not depend on the recurrence, for all steps at once:
+        # dn = g (1 - z)(1 - n^2); dr = dn hn r (1 - r); dz = g (h_prev - n) z (1 - z).
+        to_n = 1 - z
+        to_n *= 1 - n * n
+        to_r = r * (1 - r)
+        to_r *= self.hn
+        to_z = _previous(self.hs, h0.data, self.reverse) - n
+        to_z *= z * (1 - z)
+        dgx_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
+        dhw_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
+        zeros = xp.zeros((N, H), dtype=self.n.dtype)
         for t in reversed(_time_order(T, self.reverse)):
-            rz, n, hn, h_prev = self.steps[t]
-            if gy is not None:
-                gh = gy[:, t] if gh is None else gh + gy[:, t]
-            if gh is None:
-                gh = xp.zeros(h0.shape, dtype=Wh.dtype)
-            dgx, dhw, gh_direct = _gru_step_grad(rz, n, hn, h_prev, gh)
-            dxw[:, t] = dgx
-            dhw_all[:, t] = dhw
-            h_prevs[:, t] = h_prev
-            gh = dhw @ Wh_T
-            gh += gh_direct
+            if gy is None:
+                g = zeros if rec is None else rec
+            else:
+                g = gy[:, t] if rec is None else rec + gy[:, t]
+            dgx, dhw = dgx_all[t], dhw_all[t]
+            dn = np.multiply(g, to_n[t], out=dgx[:, 2 * H:])
+            np.multiply(dn, to_r[t], out=dgx[:, :H])
+            np.multiply(g, to_z[t], out=dgx[:, H:2 * H])
+            dhw[:, :2 * H] = dgx[:, :2 * H]
+            np.multiply(dn, r[t], out=dhw[:, 2 * H:])
+            rec = dhw @ Wh_T
+            rec += g * z[t]
         dhw_flat = dhw_all.reshape(-1, 3 * H)
+        h_prev = _previous(self.hs, h0.data, self.reverse) if Wh.requires_grad else None
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(dxw) if xw.requires_grad else None,
-            _const(zeros if gh is None else gh) if h0.requires_grad else None,
-            _const(h_prevs.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
+            _const(dgx_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            _const(zeros if rec is None else rec) if h0.requires_grad else None,
+            _const(h_prev.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
             _const(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
         )
 
 
-def gru_sequence(xw, h0, Wh, bh=None, reverse: bool = False):
+def gru_sequence(xw, h0, Wh, bh=None, reverse: bool = False) -> tuple[Variable, Variable]:
     """Run a GRU over T steps in one op: returns (y, h_T).
 
     xw: (N, T, 3H) = x_t Wx + bx for every step (gates r, z, n); h0: (N, H) or None; Wh:
@@ -629,55 +652,47 @@ class RNNSequence(Function):
 
     def forward(self, xw, h0, Wh):
         _check("rnn_sequence", 1, xw, h0, None, Wh, projected=True)
-        T = xw.shape[1]
-        self.h_prevs = h_prevs = [None] * T
-        hs = [None] * T
+        N, T, H = xw.shape
+        xp = get_array_module(xw)
+        self.hs = hs = xp.empty((T, N, H), dtype=np.result_type(xw, h0, Wh))
         h = h0
         for t in _time_order(T, self.reverse):
-            a = h @ Wh
+            a = np.matmul(h, Wh, out=hs[t])
             a += xw[:, t]
-            h_prevs[t] = h
-            hs[t] = h = np.tanh(a, out=a)
-        xp = get_array_module(xw)
-        y = xp.stack(hs, axis=1) if T else xp.zeros((xw.shape[0], 0, h0.shape[1]), h0.dtype)
-        self.y = y
-        return y, h
+            h = np.tanh(a, out=a)
+        return hs.transpose(1, 0, 2).copy(), (h0 if T == 0 else h.copy())
 
     def backward(self, gy, gh_last):
         if _state.enable_backprop:
             raise _first_order_only("rnn_sequence")
         xw, h0, Wh = self.inputs
-        Wh_T = get_array_module(Wh.data).ascontiguousarray(Wh.data.T)  # faster products
-        gy, gh = _data(gy), _data(gh_last)
-        T = xw.shape[1]
-        H = Wh.shape[0]
         xp = get_array_module(xw.data)
-        dxw = xp.empty(xw.shape, dtype=Wh.dtype)
+        Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
+        gy, rec = _data(gy), _data(gh_last)
+        T, N, H = self.hs.shape
+        slope = self.hs * self.hs  # tanh' = 1 - y^2, for all steps at once
+        np.subtract(1, slope, out=slope)
+        d_all = xp.empty((T, N, H), dtype=self.hs.dtype)
+        zeros = xp.zeros((N, H), dtype=self.hs.dtype)
         for t in reversed(_time_order(T, self.reverse)):
-            if gy is not None:
-                gh = gy[:, t] if gh is None else gh + gy[:, t]
-            y = self.y[:, t]
-            d = y * y
-            np.subtract(1, d, out=d)
-            if gh is None:
-                d[...] = 0
+            if gy is None:
+                g = zeros if rec is None else rec
             else:
-                d *= gh
-            dxw[:, t] = d
-            gh = d @ Wh_T
+                g = gy[:, t] if rec is None else rec + gy[:, t]
+            rec = np.multiply(g, slope[t], out=d_all[t]) @ Wh_T
         gWh = None
         if Wh.requires_grad:
-            h_prevs = xp.stack(self.h_prevs, axis=1) if T else xp.zeros((h0.shape[0], 0, H))
-            gWh = h_prevs.reshape(-1, H).T @ dxw.reshape(-1, H)
+            h_prev = _previous(self.hs, h0.data, self.reverse)
+            gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, H)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(dxw) if xw.requires_grad else None,
-            _const(zeros if gh is None else gh) if h0.requires_grad else None,
+            _const(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            _const(zeros if rec is None else rec) if h0.requires_grad else None,
             _const(gWh) if gWh is not None else None,
         )
 
 
-def rnn_sequence(xw, h0, Wh, reverse: bool = False):
+def rnn_sequence(xw, h0, Wh, reverse: bool = False) -> tuple[Variable, Variable]:
     """Run an Elman RNN over T steps in one op: returns (y, h_T).
 
     xw: (N, T, H) = x_t Wx + b for every step; h0: (N, H) or None; Wh: (H, H) -> y: (N, T, H),
