@@ -319,8 +319,14 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     rows = Cg * kernel[0] * kernel[1]
     if col is None:
         col = geo.patches(x, kernel, (OH, OW))
-    gy = _gy_matrix(gy, g, geo.row_length(x.shape[3], OW))
-    gW = xp_matmul(gy, col[:, :rows].transpose(0, 2, 1))
+    col = col[:, :rows]
+    row_length = geo.row_length(x.shape[3], OW)
+    if row_length != OW and rows < OC // g:
+        # Whole-row patches with fewer rows than gy has channels: dropping their junk
+        # columns copies less than widening gy to match them.
+        col = col.reshape(g, rows, N, OH, row_length)[..., :OW].reshape(g, rows, -1)
+        row_length = OW
+    gW = xp_matmul(_gy_matrix(gy, g, row_length), col.transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
