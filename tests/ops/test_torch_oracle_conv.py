@@ -43,6 +43,7 @@ CONV_CASES = [  # x shape, W shape, stride, pad, dilation, groups
     ((3, 2, 5, 6), (3, 2, 1, 1), 3, 0, 1, 1),
     ((2, 3, 5, 5), (4, 3, 1, 2), 1, (1, 2), 1, 1),  # pad > kernel reach: gx by scatter-add
     ((2, 2, 6, 6), (2, 2, 3, 3), 1, 2, 2, 1),  # stride 1: gx as a flipped convolution
+    ((2, 1, 6, 5), (8, 1, 2, 2), 1, 1, 1, 1),  # stride 1, few input channels
 ]
 
 

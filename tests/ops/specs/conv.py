@@ -114,6 +114,9 @@ SPECS = [
     OpSpec("conv2d_gx_as_flipped_conv_groups", F.conv2d, ref_conv2d,
            kwargs={"pad": (2, 1), "dilation": (2, 1), "groups": 2},
            shapes=[((1, 4, 6, 5), (4, 2, 3, 2), (4,))], covers=[], **_TOL),
+    # Stride 1 with fewer patch rows than output channels: gW drops the junk columns.
+    OpSpec("conv2d_few_input_channels", F.conv2d, ref_conv2d, kwargs={"pad": 1},
+           shapes=[((2, 1, 5, 4), (6, 1, 2, 2), (6,))], covers=[], **_TOL),
     OpSpec("conv2d_simple", F.conv2d_simple, ref_conv2d, kwargs={"stride": 2, "pad": 1},
            shapes=[((2, 3, 5, 4), (2, 3, 3, 3), (2,)), ((1, 2, 4, 4), (3, 2, 2, 2))], **_TOL),
     OpSpec("deconv2d", F.deconv2d, ref_deconv2d, kwargs={"stride": 2, "pad": 1},
