@@ -138,6 +138,15 @@ def test_truncated_bptt_stops_at_unchain_backward():
         np.testing.assert_allclose(a, p.grad.data, rtol=1e-6, atol=1e-7)
 
 
+def test_a_new_batch_size_needs_reset_state():
+    layer = LSTM(3)
+    layer(np.zeros((2, 4), np.float32))
+    with pytest.raises(ShapeError, match=r"batch size 5.*reset_state\(\)"):
+        layer(np.zeros((5, 4), np.float32))
+    layer.reset_state()
+    assert layer(np.zeros((5, 4), np.float32)).shape == (5, 3)
+
+
 def test_cell_errors_point_to_the_sequence_layer():
     with pytest.raises(ShapeError, match="LSTMSeq"):
         LSTM(3)(np.zeros((2, 5, 4), np.float32))

@@ -15,7 +15,7 @@ from tests.ops.harness import (
     check_grad,
 )
 from zerograd import Variable
-from zerograd.errors import GraphError, ShapeError
+from zerograd.errors import DTypeError, GraphError, ShapeError
 from zerograd.ops import recurrent as R
 
 
@@ -327,9 +327,16 @@ def test_first_step_without_state_equals_zero_state():
 
 def test_shape_errors_name_the_op_and_the_shapes():
     x = np.zeros((2, 3), np.float32)
-    with pytest.raises(ShapeError, match=r"lstm_cell: got .*\(3, 8\).*expected"):
+    with pytest.raises(ShapeError, match=r"lstm_cell: got x float32 \(2, 3\), h .*Wh float32 "
+                                         r"\(3, 8\).*expected x \(N, D\)"):
         R.lstm_cell(x, None, None, np.zeros((3, 8), np.float32), np.zeros((3, 8), np.float32))
     with pytest.raises(ShapeError, match="rnn_cell"):
         R.rnn_cell(x, None, np.zeros((4, 2), np.float32), np.zeros((2, 2), np.float32))
     with pytest.raises(ShapeError, match="gru_sequence"):
         R.gru_sequence(np.zeros((2, 3, 5), np.float32), None, np.zeros((2, 6), np.float32))
+
+
+def test_integer_inputs_raise_a_dtype_error_naming_them():
+    with pytest.raises(DTypeError, match=r"rnn_cell: every input must be floating point, got "
+                                         r"x int64 \(2, 3\)"):
+        R.rnn_cell(np.zeros((2, 3), np.int64), None, np.zeros((3, 2)), np.zeros((2, 2)))

@@ -118,6 +118,18 @@ class _Cell(Layer):
         if self.h2h.W.data is None:
             _fill(self.h2h, self.hidden_size, self.gates, xp)
 
+    def _prepare(self, x):
+        """x in the layer's dtype, the weights drawn, and a batch that fits the state."""
+        x = _as_input(x, self.dtype)
+        if self.x2h.W.data is None:
+            self._lazy_init(x)
+        if self.h is not None and x.ndim == 2 and x.shape[0] != self.h.shape[0]:
+            raise ShapeError(
+                f"{type(self).__name__}: x {x.dtype} {tuple(x.shape)} has batch size "
+                f"{x.shape[0]}, the carried state {tuple(self.h.shape)} has {self.h.shape[0]}; "
+                "call reset_state() before a batch of another size")
+        return x
+
     def reset_state(self) -> None:
         """Forget the carried state: the next call starts from zeros (DeZero's first step)."""
         self.h = None
@@ -139,9 +151,7 @@ class RNN(_Cell):
     """
 
     def forward(self, x) -> Variable:
-        x = _as_input(x, self.dtype)
-        if self.x2h.W.data is None:
-            self._lazy_init(x)
+        x = self._prepare(x)
         self.h = h = R.rnn_cell(x, self.h, self.x2h.W, self.h2h.W, self.x2h.b)
         return h
 
@@ -175,9 +185,7 @@ class LSTM(_Cell):
         self.c = None if c is None else as_variable(c)
 
     def forward(self, x) -> Variable:
-        x = _as_input(x, self.dtype)
-        if self.x2h.W.data is None:
-            self._lazy_init(x)
+        x = self._prepare(x)
         _unchain_sibling(self.h, self.c)
         self.h, self.c = R.lstm_cell(x, self.h, self.c, self.x2h.W, self.h2h.W, self.x2h.b)
         return self.h
@@ -220,9 +228,7 @@ class GRU(_Cell):
     h2h_bias = True
 
     def forward(self, x) -> Variable:
-        x = _as_input(x, self.dtype)
-        if self.x2h.W.data is None:
-            self._lazy_init(x)
+        x = self._prepare(x)
         self.h = h = R.gru_cell(x, self.h, self.x2h.W, self.h2h.W, self.x2h.b, self.h2h.b)
         return h
 

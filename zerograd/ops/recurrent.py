@@ -35,7 +35,7 @@ from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.core.function import Function, _new_variable
 from zerograd.core.variable import Variable
-from zerograd.errors import DTypeError, GraphError, ShapeError, describe
+from zerograd.errors import DTypeError, GraphError, ShapeError
 from zerograd.ops.activation import sigmoid
 from zerograd.ops.elementwise import tanh
 from zerograd.ops.linalg import matmul
@@ -170,8 +170,9 @@ def _gru_step_grad(rz, n, hn, h_prev, g):
 
 
 # -- checks ------------------------------------------------------------------------------
-def _check(op: str, gates: int, x, h, Wx, Wh, biases=(), c=None, projected: bool = False):
-    """Shapes and dtypes of a cell's inputs, with a message naming everything."""
+def _check(op: str, gates: int, x, h, Wx, Wh, biases=(), c=None, projected: bool = False,
+           bias_names=("b",)):
+    """Shapes and dtypes of a cell's inputs; the message labels every input and its shape."""
     H = Wh.shape[0] if Wh.ndim == 2 else -1
     G = gates * H
     ok = (Wh.ndim == 2 and Wh.shape[1] == G and h.ndim == 2 and h.shape[1] == H
@@ -183,19 +184,22 @@ def _check(op: str, gates: int, x, h, Wx, Wh, biases=(), c=None, projected: bool
               and h.shape[0] == x.shape[0])
     if c is not None:
         ok = ok and c.shape == h.shape
-    arrays = [a for a in (x, h, c, Wx, Wh, *biases) if a is not None]
+    floats = all(a.dtype.kind == "f" for a in (x, h, c, Wx, Wh, *biases) if a is not None)
+    if ok and floats:
+        return
+    if projected:
+        named = [("xw", x, "(N, T, G*H)"), ("h0", h, "(N, H)"), ("c0", c, "(N, H)")]
+    else:
+        named = [("x", x, "(N, D)"), ("h", h, "(N, H)"), ("c", c, "(N, H)"),
+                 ("Wx", Wx, "(D, G*H)")]
+    named += [("Wh", Wh, "(H, G*H)")] + [(n, b, "(G*H,)") for n, b in zip(bias_names, biases)]
+    named = [(n, a, e) for n, a, e in named if a is not None]
+    got = ", ".join(f"{n} {a.dtype} {tuple(a.shape)}" for n, a, _ in named)
     if not ok:
-        expected = ("xw (N, T, {G}), h (N, H)" if projected else "x (N, D), h (N, H)")
-        expected = expected.format(G="G*H")
-        raise ShapeError(
-            f"{op}: got {describe(arrays)}; expected {expected}"
-            f"{', c (N, H)' if c is not None else ''}"
-            f"{'' if projected else ', Wx (D, G*H)'}, Wh (H, G*H), biases (G*H,) "
-            f"with G = {gates} gates"
-        )
-    for a in arrays:
-        if a.dtype.kind != "f":
-            raise DTypeError(f"{op}: inputs must be floating point, got {describe(arrays)}")
+        expected = ", ".join(f"{n} {e}" for n, _, e in named)
+        raise ShapeError(f"{op}: got {got}; expected {expected} with G = {gates} gate(s), "
+                         f"H the hidden size")
+    raise DTypeError(f"{op}: every input must be floating point, got {got}")
 
 
 # -- LSTM ----------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ class GRUCell(Function):
     """
 
     def forward(self, x, h, Wx, Wh, bx, bh):
-        _check("gru_cell", 3, x, h, Wx, Wh, (bx, bh))
+        _check("gru_cell", 3, x, h, Wx, Wh, (bx, bh), bias_names=("bx", "bh"))
         gx = _project(x, Wx)
         gx += bx
         hw = h @ Wh
@@ -561,7 +565,7 @@ class GRUSequence(Function):
         self.reverse = reverse
 
     def forward(self, xw, h0, Wh, bh):
-        _check("gru_sequence", 3, xw, h0, None, Wh, (bh,), projected=True)
+        _check("gru_sequence", 3, xw, h0, None, Wh, (bh,), projected=True, bias_names=("bh",))
         N, T, G = xw.shape
         H = G // 3
         xp = get_array_module(xw)
