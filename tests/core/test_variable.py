@@ -83,3 +83,16 @@ def test_variables_are_hashable_by_identity():
     a, b = Variable(np.ones(2)), Variable(np.ones(2))
     d = {a: 1, b: 2}
     assert d[a] == 1 and d[b] == 2
+
+
+def test_reduction_and_shape_methods():
+    v = Variable(np.array([[1.0, 5.0, 2.0], [4.0, 0.0, 3.0]]))
+    assert v.max().data == 5.0 and v.min().data == 0.0
+    np.testing.assert_array_equal(v.max(axis=1).data, [5.0, 4.0])
+    np.testing.assert_array_equal(v.min(axis=0, keepdims=True).data, [[1.0, 0.0, 2.0]])
+    assert v.mean().data == 2.5
+    assert v.flatten().shape == (2, 3)  # DeZero's flatten keeps the batch axis
+    assert Variable(np.ones((2, 1, 3))).squeeze().shape == (2, 3)
+    y = v.max()
+    y.backward()
+    np.testing.assert_array_equal(v.grad.data, [[0, 1, 0], [0, 0, 0]])

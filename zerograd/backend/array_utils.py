@@ -63,7 +63,11 @@ def logsumexp(x, axis=1):
     y = x - m
     xp.exp(y, out=y)
     s = y.sum(axis=axis, keepdims=True)
-    xp.log(s, out=s)
+    if xp is np:
+        with np.errstate(divide="ignore"):  # a row of -inf has log-sum-exp -inf, silently
+            np.log(s, out=s)
+    else:
+        xp.log(s, out=s)
     m += s
     return m
 

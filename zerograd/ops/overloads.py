@@ -36,6 +36,18 @@ def _sum(self, axis=None, keepdims: bool = False) -> Variable:
     return reduction.sum(self, axis, keepdims)
 
 
+def _max(self, axis=None, keepdims: bool = False) -> Variable:
+    return reduction.max(self, axis, keepdims)
+
+
+def _min(self, axis=None, keepdims: bool = False) -> Variable:
+    return reduction.min(self, axis, keepdims)
+
+
+def _mean(self, axis=None, keepdims: bool = False) -> Variable:
+    return reduction.mean(self, axis, keepdims)
+
+
 def _rmatmul(self, other) -> Variable:
     return linalg.matmul(other, self)
 
@@ -113,6 +125,11 @@ def setup_variable() -> None:
     V.transpose = _transpose
     V.T = property(lambda self: shape_ops.transpose(self))
     V.sum = _sum
+    V.max = _max  # DeZero installs F.max / F.min as methods too
+    V.min = _min
+    V.mean = _mean
+    V.flatten = lambda self: shape_ops.flatten(self)
+    V.squeeze = lambda self, axis=None: shape_ops.squeeze(self, axis)
     V.__abs__ = _abs
     V.__lt__ = _comparison(operator.lt)
     V.__le__ = _comparison(operator.le)
