@@ -451,7 +451,7 @@ class LSTMSequence(Function):
         N, T, G = xw.shape
         H = G // 4
         xp = get_array_module(xw)
-        dtype = np.result_type(xw, h0, c0, Wh)
+        dtype = np.result_type(xw.dtype, h0.dtype, c0.dtype, Wh.dtype)
         # Time-major storage: every step writes contiguous slices, and backward can work on
         # all steps at once where the recurrence allows.
         self.act = act = xp.empty((T, N, G), dtype=dtype)
@@ -461,7 +461,7 @@ class LSTMSequence(Function):
         h, c = h0, c0
         for t in _time_order(T, self.reverse):
             a = act[t]
-            np.matmul(h, Wh, out=a)
+            xp.matmul(h, Wh, out=a)
             a += xw[:, t]
             _sigmoid_(a[:, :3 * H])
             np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
@@ -569,7 +569,7 @@ class GRUSequence(Function):
         N, T, G = xw.shape
         H = G // 3
         xp = get_array_module(xw)
-        dtype = np.result_type(xw, h0, Wh, bh)
+        dtype = np.result_type(xw.dtype, h0.dtype, Wh.dtype, bh.dtype)
         self.rz = rz_all = xp.empty((T, N, 2 * H), dtype=dtype)
         self.n = n_all = xp.empty((T, N, H), dtype=dtype)
         self.hn = hn_all = xp.empty((T, N, H), dtype=dtype)
@@ -658,10 +658,10 @@ class RNNSequence(Function):
         _check("rnn_sequence", 1, xw, h0, None, Wh, projected=True)
         N, T, H = xw.shape
         xp = get_array_module(xw)
-        self.hs = hs = xp.empty((T, N, H), dtype=np.result_type(xw, h0, Wh))
+        self.hs = hs = xp.empty((T, N, H), dtype=np.result_type(xw.dtype, h0.dtype, Wh.dtype))
         h = h0
         for t in _time_order(T, self.reverse):
-            a = np.matmul(h, Wh, out=hs[t])
+            a = xp.matmul(h, Wh, out=hs[t])
             a += xw[:, t]
             h = np.tanh(a, out=a)
         return hs.transpose(1, 0, 2).copy(), (h0 if T == 0 else h.copy())
