@@ -3,11 +3,13 @@
 Layouts (NCHW, as DeZero): x is (N, C, H, W); a convolution weight W is
 (OC, C / groups, KH, KW); a transposed-convolution weight is (C, OC / groups, KH, KW).
 
-How it is fast: the patches of x are a strided *view* (no copy) of shape
-(N, C, KH, KW, OH, OW); one reshape copies them into (N, groups, C/g*KH*KW, OH*OW) and one
-batched matrix product with W yields y directly in NCHW order. The transposed direction
-multiplies by W's transpose and scatters the patches back with a loop over the KH*KW kernel
-offsets only (each step is one strided add over the whole batch).
+How it is fast: the patches of x are read through a strided *view* (no Python loop, no
+copy) and copied once into a (groups, C/g*KH*KW, N*OH*OW) matrix; one matrix product per
+group (not one per image) gives y, laid out channel-major (OC, N, OH, OW) and returned as
+its NCHW view. With stride 1 the patches are copied as whole padded rows (long contiguous
+runs; the few extra columns are dropped). The input gradient is a flipped convolution or a
+scatter-add over the KH*KW kernel offsets (one strided or contiguous add over the whole
+batch each), whichever copies less; the bias rides in the product as a row of ones.
 
 Gradients are written with differentiable ops (``gx`` is a transposed convolution, ``gW`` is
 :class:`Conv2DGradW`, whose backward is again conv2d/deconv2d), so derivatives of any order
