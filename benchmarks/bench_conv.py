@@ -2,8 +2,9 @@
 
     python benchmarks/bench_conv.py                  # about 30 seconds on a quiet machine
     python benchmarks/bench_conv.py --quick          # fewer rounds
-    python benchmarks/bench_conv.py --single-thread  # 1 BLAS / torch thread: steadier
-                                                     # figures when other jobs share the cores
+    python benchmarks/bench_conv.py --single-thread  # 1 BLAS / torch thread
+    python benchmarks/bench_conv.py --cpu-time       # 1 thread, CPU time of this thread:
+                                                     # steady when other jobs share the cores
 
 Workloads (float32, NCHW; milliseconds per forward+backward step, median of the rounds,
 each round timing every framework in turn so that the machine's drift cancels in ratios):
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +106,13 @@ def _pool_step(name, torch, dezero, x, kernel, stride, pad, kind: str):
     return step
 
 
-def _repeat(step, iters: int):
+def _repeat(step, iters: int, cpu_time: bool = False):
     def run() -> float:
+        if cpu_time:  # all work runs in this thread (1 BLAS / torch thread)
+            start = time.thread_time()
+            for _ in range(iters):
+                step()
+            return (time.thread_time() - start) / iters
         return timed(lambda: [step() for _ in range(iters)]) / iters
     return run
 
@@ -116,7 +123,10 @@ def main(argv=None) -> None:
     parser.add_argument("--no-dezero", action="store_true", help="skip DeZero")
     parser.add_argument("--single-thread", action="store_true",
                         help="one thread for NumPy's BLAS (needs threadpoolctl) and for torch")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="single thread, and measure this thread's CPU time, not wall time")
     args = parser.parse_args(argv)
+    args.single_thread = args.single_thread or args.cpu_time
     torch = load_torch()
     dezero = None if args.no_dezero else load_dezero()
     rounds = 3 if args.quick else 5
@@ -128,24 +138,27 @@ def main(argv=None) -> None:
             torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     names = ["zerograd"] + (["torch"] if torch else []) + (["dezero"] if dezero else [])
+    clock = ("CPU ms (1 thread)" if args.cpu_time
+             else "ms (1 thread)" if args.single_thread else "ms")
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
-          + (", dezero 0.0.13" if dezero else "") + f"; {rounds} rounds, median ms per step")
+          + (", dezero 0.0.13" if dezero else "") + f"; {rounds} rounds, median {clock} "
+          "per step")
 
     def conv_case(label, N, C, HW, OC, x_grad, iters):
         x = rng.standard_normal((N, C, HW, HW)).astype(np.float32)
         W = (rng.standard_normal((OC, C, 3, 3)) * 0.1).astype(np.float32)
         b = rng.standard_normal(OC).astype(np.float32)
         gy = rng.standard_normal((N, OC, HW, HW)).astype(np.float32)
-        steps = {n: _repeat(_conv_step(n, torch, dezero, x, W, b, gy, x_grad, 1), iters)
-                 for n in names}
+        steps = {n: _repeat(_conv_step(n, torch, dezero, x, W, b, gy, x_grad, 1), iters,
+                            args.cpu_time) for n in names}
         for step in steps.values():  # warm up caches and allocators
             step()
         print_row(label, interleaved(steps, rounds), unit="ms", scale=1e3)
 
     def pool_case(label, shape, kernel, stride, pad, kind, iters):
         x = rng.standard_normal(shape).astype(np.float32)
-        steps = {n: _repeat(_pool_step(n, torch, dezero, x, kernel, stride, pad, kind), iters)
-                 for n in names}
+        steps = {n: _repeat(_pool_step(n, torch, dezero, x, kernel, stride, pad, kind), iters,
+                            args.cpu_time) for n in names}
         for step in steps.values():
             step()
         print_row(label, interleaved(steps, rounds), unit="ms", scale=1e3)
