@@ -16,13 +16,15 @@ from zerograd.ops.loss import *  # noqa: F403
 from zerograd.ops.normalization import *  # noqa: F403
 from zerograd.ops.pooling import *  # noqa: F403
 from zerograd.ops.random import *  # noqa: F403
+from zerograd.ops.recurrent import *  # noqa: F403
 from zerograd.ops.reduction import *  # noqa: F403
 from zerograd.ops.shape import *  # noqa: F403
 
 # Function names such as ``pooling`` shadow their family module's name here, so the
 # families are looked up by module path.
 _FAMILY_NAMES = ("activation", "arithmetic", "attention", "conv", "elementwise", "indexing",
-                 "linalg", "loss", "normalization", "pooling", "random", "reduction", "shape")
+                 "linalg", "loss", "normalization", "pooling", "random", "recurrent", "reduction",
+                 "shape")
 _FAMILIES = tuple(importlib.import_module(f"zerograd.ops.{name}") for name in _FAMILY_NAMES)
 
 __all__ = sorted({name for family in _FAMILIES for name in family.__all__})

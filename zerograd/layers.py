@@ -2,6 +2,7 @@
 
 from zerograd.core.variable import Parameter
 from zerograd.nn import init
+from zerograd.nn.attention import MultiHeadAttention, TransformerEncoderLayer, causal_mask
 from zerograd.nn.batchnorm import BatchNorm, GroupNorm
 from zerograd.nn.conv import Conv1d, Conv2d, Deconv2d
 from zerograd.nn.dropout import Dropout
@@ -14,7 +15,8 @@ from zerograd.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from zerograd.nn.rnn import GRU, LSTM, RNN, GRUSeq, LSTMSeq, RNNSeq
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
+    "GRU", "LSTM", "RNN", "MultiHeadAttention", "TransformerEncoderLayer", "causal_mask",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
     "Deconv2d", "Dropout", "EmbedID", "Embedding", "Flatten", "GRUSeq", "GroupNorm", "LSTMSeq",
     "Layer", "LayerNorm", "Linear", "MaxPool2d", "Parameter", "RNNSeq", "init",
 ]

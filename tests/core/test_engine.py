@@ -298,3 +298,44 @@ def test_backward_through_an_intermediate_whose_data_was_freed():
     t.data = None
     F.sum(y).backward()
     np.testing.assert_array_equal(w.grad.data, np.full((3, 4), 2.0))
+
+
+def test_float64_constant_does_not_promote_float32_gradients():
+    w = Variable(np.ones((3,), dtype=np.float32))
+    target = np.array([1.0, 2.0, 3.0])  # float64, e.g. a dataset's labels
+    loss = F.sum((w * 2.0 - target) ** 2)
+    assert loss.dtype == np.float64  # the value follows NumPy's promotion...
+    loss.backward()
+    assert w.grad.dtype == np.float32  # ...but the parameter's gradient keeps its dtype
+    np.testing.assert_allclose(w.grad.data, [4.0, 0.0, -4.0])
+
+
+def test_gradient_cast_is_differentiable():
+    x = Variable(np.array([1.5], dtype=np.float32))
+    y = F.sum(x ** 3 * np.array([2.0]))
+    y.backward(create_graph=True)
+    gx = x.grad
+    assert gx.dtype == np.float32
+    x.cleargrad()
+    gx.backward()
+    assert x.grad.dtype == np.float32 and x.grad.data[0] == pytest.approx(18.0)
+
+
+def test_unchain_backward_cuts_sibling_outputs_of_multi_output_ops():
+    class Twins(Function):
+        def forward(self, x):
+            return x * 2, x * 3
+
+        def backward(self, g0, g1):
+            total = 0
+            if g0 is not None:
+                total = total + g0 * 2
+            if g1 is not None:
+                total = total + g1 * 3
+            return total
+
+    x = Variable(np.array(1.0))
+    h, c = Twins()(x * 1.0)
+    loss = h * 5.0
+    loss.unchain_backward()
+    assert c.creator is None and h.creator is None

@@ -341,3 +341,19 @@ def test_saving_never_moves_the_model(tmp_path, monkeypatch):
     net.load_weights(tmp_path / "w.npz")
     assert all(p.data is not a for p, a in zip(net.params(), arrays))  # new arrays loaded
     assert all(p.data.dtype == np.float32 for p in net.params())
+
+
+def test_call_passes_keyword_options_to_forward():
+    import numpy as np
+
+    from zerograd import Variable
+    from zerograd.nn.layer import Layer
+
+    class Scale(Layer):
+        def forward(self, x, factor=1.0):
+            return x * factor
+
+    layer = Scale()
+    x = Variable(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(layer(x, factor=3.0).data, [3.0, 6.0])
+    assert len(layer.inputs) == 1 and layer.inputs[0]() is x

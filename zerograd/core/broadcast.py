@@ -1,7 +1,8 @@
-"""The two broadcasting ops the engine itself relies on: ``sum_to`` and ``broadcast_to``.
+"""The ops the engine itself relies on to fit a gradient to its input: ``sum_to`` (and its
+gradient ``broadcast_to``) for shapes, ``cast`` for dtypes.
 
-They live in ``core`` because the engine reduces broadcast gradients with ``sum_to`` (in
-one place, for every op), and ``sum_to``'s own gradient is ``broadcast_to``.
+They live in ``core`` because the engine reduces broadcast gradients with ``sum_to`` and
+casts promoted gradients back with ``cast`` in one place, for every op.
 """
 
 from __future__ import annotations
@@ -55,3 +56,24 @@ def broadcast_to(x, shape) -> Variable:
     if x.shape == shape:
         return as_variable(x)
     return BroadcastTo(shape)(x)
+
+
+class Cast(Function):
+    """y = x.astype(dtype); the gradient is cast back to x's dtype."""
+
+    def __init__(self, dtype) -> None:
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return cast(gy, self.x_dtype)
+
+
+def cast(x, dtype) -> Variable:
+    """``x`` converted to ``dtype`` (differentiable). Identity if it already has it."""
+    if x.dtype == dtype:
+        return as_variable(x)
+    return Cast(dtype)(x)

@@ -11,7 +11,7 @@ import heapq
 
 from zerograd._config import _state
 from zerograd.backend import get_array_module
-from zerograd.core.broadcast import sum_to
+from zerograd.core.broadcast import cast, sum_to
 from zerograd.core.function import _new_variable, as_array
 from zerograd.core.variable import Variable
 from zerograd.errors import GraphError
@@ -77,8 +77,14 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                 # Broadcasting in forward: reduce the gradient back, for every op, here.
                 # (data may be None where a user freed an intermediate, as DeZero's
                 # linear_simple does; the op's gradient is then taken as it is.)
-                if x_data is not None and gx.data.shape != x_data.shape:
-                    gx = sum_to(gx, x_data.shape)
+                if x_data is not None:
+                    if gx.data.shape != x_data.shape:
+                        gx = sum_to(gx, x_data.shape)
+                    if gx.data.dtype != x_data.dtype and x_data.dtype.kind == "f":
+                        # A float32 input gets a float32 gradient even if a float64 constant
+                        # (a target, a mask) promoted the computation: otherwise every weight
+                        # gradient of a model silently becomes float64.
+                        gx = cast(gx, x_data.dtype)
                 grad = x.grad
                 if grad is None:
                     x.grad = gx

@@ -106,6 +106,12 @@ class Variable:
         seen = {id(self.creator)}
         while funcs:
             f = funcs.pop()
+            # Sibling outputs of a multi-output op (an LSTM step's c next to its h) are cut
+            # too, or a later backward through them would reach the op again.
+            for ref in f.outputs or ():
+                sibling = ref()
+                if sibling is not None and sibling is not self:
+                    sibling.unchain()
             for x in f.inputs or ():
                 if x.creator is not None:
                     if id(x.creator) not in seen:

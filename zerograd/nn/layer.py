@@ -122,8 +122,10 @@ class Layer:
         object.__setattr__(self, name, value)
 
     # -- calling -----------------------------------------------------------------------------
-    def __call__(self, *inputs):
-        outputs = self.forward(*inputs)
+    def __call__(self, *inputs, **kwargs):
+        # Keyword options (``mask=``, ``state=``) go to forward; only positional inputs are
+        # recorded in ``self.inputs``, as in DeZero.
+        outputs = self.forward(*inputs, **kwargs)
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         # Plain dict writes: these are not registered members and this is the hot path.
