@@ -18,6 +18,8 @@ work (DeZero's third-order gradient fails, its bug 6).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from zerograd._config import _state
@@ -168,7 +170,7 @@ class _Geometry:
         :meth:`patches`), else the output width."""
         return in_w + 2 * self.pad[1] if self.stride == (1, 1) else out_w
 
-    def patches(self, x, kernel, out_hw, ones_row: bool = False):
+    def patches(self, x, kernel, out_hw, ones_row: bool = False, scratch: bool = False):
         """(groups, C/g*KH*KW [+ 1], N*OH*L): the patch matrix of x, rows (c, i, j) and
         columns (n, y, x), copied once from a strided view; L is :meth:`row_length`.
 
@@ -178,31 +180,39 @@ class _Geometry:
         WP - OW extra columns per row are junk that the caller drops (forward) or multiplies
         by zeros (weight gradient). With ``ones_row`` each group gets a last row of ones, so
         that a bias rides along in the product instead of costing a pass over the output.
+        ``scratch``: the result may live in the per-thread scratch buffer (a temporary).
         """
         (ph, pw), (KH, KW), (OH, OW) = self.pad, kernel, out_hw
         N, C = x.shape[:2]
         g, Cg = self.groups, C // self.groups
         rows = Cg * KH * KW
         xp = get_array_module(x)
+        # One copy per kernel offset (KH*KW of them, each over the whole batch): NumPy moves
+        # these 4-D blocks about twice as fast as one 6-D transposing copy.
+        dh, dw = self.dilation
         if self.stride == (1, 1):
             # One spare row at the bottom keeps the last offsets' runs inside each image.
             padded = pad_image(x, (ph, ph + 1), (pw, pw))
-            run = OH * padded.shape[3]
-            s_n, s_c, s_h, s_w = padded.strides
-            dh, dw = self.dilation
-            source = strided_view(padded, (N, g, Cg, KH, KW, run),
-                                  (s_n, Cg * s_c, s_c, dh * s_h, dw * s_w, s_w))
-            col = xp.empty((g, rows + ones_row, N, run), dtype=x.dtype)
-            col[:, :rows].reshape(g, Cg, KH, KW, N, run)[...] = source.transpose(
-                1, 2, 3, 4, 0, 5)
+            WP = padded.shape[3]
+            run = OH * WP
+            flat = padded.reshape(N, g, Cg, -1)
+            col = _new_array(xp, (g, rows + ones_row, N, run), x.dtype, scratch)
+            blocks = col[:, :rows].reshape(g, Cg, KH, KW, N, run)
+            for i in range(KH):
+                for j in range(KW):
+                    start = i * dh * WP + j * dw
+                    blocks[:, :, i, j] = flat[..., start:start + run].transpose(1, 2, 0, 3)
         else:
-            view = window_view(pad_image(x, (ph, ph), (pw, pw)), kernel, out_hw, self.stride,
-                               self.dilation)
-            col = xp.empty((g, rows + ones_row, N, OH * OW), dtype=x.dtype)
-            # The first ``rows`` rows seen as (g, Cg, KH, KW, N, OH, OW) (a view: only axes
-            # are split) take the window view with the batch axis moved behind the kernel's.
-            target = col[:, :rows].reshape(g, Cg, KH, KW, N, OH, OW)
-            target[...] = view.reshape(N, g, Cg, KH, KW, OH, OW).transpose(1, 2, 3, 4, 0, 5, 6)
+            padded = pad_image(x, (ph, ph), (pw, pw))
+            padded = padded.reshape(N, g, Cg, *padded.shape[2:])
+            sh, sw = self.stride
+            col = _new_array(xp, (g, rows + ones_row, N, OH * OW), x.dtype, scratch)
+            blocks = col[:, :rows].reshape(g, Cg, KH, KW, N, OH, OW)
+            for i in range(KH):
+                for j in range(KW):
+                    window = padded[..., i * dh:i * dh + sh * (OH - 1) + 1:sh,
+                                    j * dw:j * dw + sw * (OW - 1) + 1:sw]
+                    blocks[:, :, i, j] = window.transpose(1, 2, 0, 3, 4)
         if ones_row:
             col[:, rows] = 1
         return col.reshape(g, rows + ones_row, -1)
@@ -211,6 +221,25 @@ class _Geometry:
 # Patches up to this size are kept from forward for the weight gradient (saving one im2col);
 # larger ones are recomputed, so that activations stay O(input) for big images.
 PATCH_CACHE_BYTES = 32 * 2**20
+# Temporary patch matrices up to this size reuse one buffer per thread.
+SCRATCH_BYTES = 64 * 2**20
+_scratch = threading.local()
+
+
+def _new_array(xp, shape, dtype, scratch: bool):
+    """An uninitialised array; with ``scratch`` (NumPy, at most SCRATCH_BYTES) a view of a
+    buffer this thread reuses for every temporary patch matrix. A fresh multi-megabyte
+    array costs a page fault per 4 KiB on first touch, as much as the copy that fills it;
+    the reused buffer's pages stay mapped. At most one scratch array is alive at a time:
+    each dies within the op that asked for it."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if not scratch or xp is not np or nbytes > SCRATCH_BYTES:
+        return xp.empty(shape, dtype=dtype)
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(nbytes, dtype=np.uint8)
+        _scratch.buffer = buffer
+    return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 def channel_major(a, groups: int = 1):
@@ -221,9 +250,10 @@ def channel_major(a, groups: int = 1):
     return a.transpose(1, 0, 2, 3).reshape(groups, C // groups, -1)
 
 
-def _conv_forward(x, W, b, geo: _Geometry, out_hw):
+def _conv_forward(x, W, b, geo: _Geometry, out_hw, scratch: bool = True):
     """y (N, OC, OH, OW) = the cross-correlation of x (N, C, H, W) with W (OC, C/g, KH, KW),
-    plus b (OC,) if given; also returns the patch matrix used.
+    plus b (OC,) if given; also returns the patch matrix used (in the scratch buffer if
+    ``scratch``: then it is only valid until the next patch matrix is built).
 
     One matrix product per group, (OC/g, K) @ (K, N*OH*OW): large enough for BLAS to run
     at full speed and to need one thread synchronisation, not one per image. Its result
@@ -232,7 +262,7 @@ def _conv_forward(x, W, b, geo: _Geometry, out_hw):
     N = x.shape[0]
     OC, Cg, KH, KW = W.shape
     g = geo.groups
-    col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None)
+    col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None, scratch=scratch)
     Wm = W.reshape(g, OC // g, Cg * KH * KW)
     if b is not None:
         xp = get_array_module(W)
@@ -320,7 +350,7 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     Cg = x.shape[1] // g
     rows = Cg * kernel[0] * kernel[1]
     if col is None:
-        col = geo.patches(x, kernel, (OH, OW))
+        col = geo.patches(x, kernel, (OH, OW), scratch=True)
     col = col[:, :rows]
     row_length = geo.row_length(x.shape[3], OW)
     if row_length != OW and rows < OC // g:
@@ -411,8 +441,12 @@ class Conv2d(Function):
         _check_conv_inputs("conv2d", x, W, b, self.groups, transposed=False)
         out_hw = _out_hw("conv2d", x.shape[2:], W.shape[2:], self.stride, self.pad,
                          self.dilation)
-        y, col = _conv_forward(x, W, b, self.geometry, out_hw)
-        if _state.enable_backprop and col.nbytes <= PATCH_CACHE_BYTES:
+        rows = W.shape[1] * W.shape[2] * W.shape[3] + (b is not None)
+        columns = x.shape[0] * out_hw[0] * self.geometry.row_length(x.shape[3], out_hw[1])
+        keep = (_state.enable_backprop
+                and self.groups * rows * columns * x.dtype.itemsize <= PATCH_CACHE_BYTES)
+        y, col = _conv_forward(x, W, b, self.geometry, out_hw, scratch=not keep)
+        if keep:
             self.patches = (x, col)  # Conv2DGradW reuses them if x is still this array
         return y
 
