@@ -282,6 +282,22 @@ def test_ceil_mode_output_sizes(H, K, S, P, floor_size, ceil_size):
         assert fn(x, K, S, P, ceil_mode=True).shape[2] == ceil_size
 
 
+@pytest.mark.parametrize("fn", [F.pooling, F.average_pooling])
+def test_pooling_of_channel_major_input_matches_contiguous(fn):
+    """conv2d returns channel-major views; pooling's gradient keeps that layout."""
+    data = randn(3, 4, 7, 6)
+    channel_major = np.ascontiguousarray(data.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    results = []
+    for array in (data, channel_major):
+        x = Variable(array)
+        y = fn(x, 3, 2, 1, ceil_mode=True)
+        (y * np.arange(y.size).reshape(y.shape)).sum().backward()
+        results.append((y.data, x.grad.data))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert results[1][1].strides[1] > results[1][1].strides[0]
+
+
 def test_max_pool2d_defaults_stride_to_kernel_size():
     x = randn(2, 3, 6, 6)
     np.testing.assert_array_equal(F.max_pool2d(x, 2).data, F.pooling(x, 2, 2).data)

@@ -91,11 +91,10 @@ def scatter_windows(col, padded_hw: tuple[int, int], stride: tuple[int, int],
 
 
 def crop_image(img, pad_h: int, pad_w: int, hw: tuple[int, int]):
-    """The (H, W) interior of a padded batch, as a contiguous array."""
-    xp = get_array_module(img)
+    """The (H, W) interior of a padded batch, as a compact array in img's memory order."""
     if img.shape[2:] == tuple(hw):
         return img
-    return xp.ascontiguousarray(img[:, :, pad_h:pad_h + hw[0], pad_w:pad_w + hw[1]])
+    return img[:, :, pad_h:pad_h + hw[0], pad_w:pad_w + hw[1]].copy(order="K")
 
 
 def _out_hw(op: str, hw, kernel, stride, pad, dilation) -> tuple[int, int]:

@@ -61,6 +61,16 @@ class _Windows:
         self.pad_w = (self.pad[1], end_pad[1])
         self.padded_hw = (self.in_hw[0] + sum(self.pad_h), self.in_hw[1] + sum(self.pad_w))
         self.disjoint = self.stride[0] >= self.kernel[0] and self.stride[1] >= self.kernel[1]
+        # conv2d's outputs are channel-major views; gradients laid out the same way flow
+        # back into conv2d's backward without a transposing copy.
+        self.channel_major = x.shape[0] > 1 and x.strides[1] > x.strides[0]
+
+    def zeros(self, xp, batch_channels, dtype):
+        """A zero padded batch (N, C, HP, WP), in the input's memory order."""
+        N, C = batch_channels
+        if self.channel_major:
+            return xp.zeros((C, N, *self.padded_hw), dtype=dtype).transpose(1, 0, 2, 3)
+        return xp.zeros((N, C, *self.padded_hw), dtype=dtype)
 
     def offsets(self):
         """(k, strided-window-slices) for every window offset k = i*KW + j."""
@@ -109,15 +119,14 @@ class Pooling(Function):
         xp = get_array_module(x)
         padded = win.padded(x, -np.inf)
         index_dtype = np.uint8 if win.kernel[0] * win.kernel[1] <= 256 else np.int32
-        y = indexes = None
-        for k, window in win.offsets():
-            v = padded[window]
-            if y is None:
-                y = v.copy()
-                indexes = xp.zeros(y.shape, dtype=index_dtype)
-                continue
-            larger = v > y
-            xp.maximum(y, v, out=y)
+        views = [(k, padded[window]) for k, window in win.offsets()]
+        first = views[0][1]
+        indexes = xp.zeros(first.shape, dtype=index_dtype)
+        y = first.copy(order="K") if len(views) == 1 else None
+        for k, v in views[1:]:
+            larger = v > (first if y is None else y)
+            # The first maximum allocates y (in x's memory order); later ones work in place.
+            y = xp.maximum(first, v) if y is None else xp.maximum(y, v, out=y)
             # indexes = where(larger, k, indexes), as arithmetic: masked writes with a random
             # mask are several times slower in NumPy. (Wrap-around in uint8 is harmless.)
             indexes += larger * (indexes.dtype.type(k) - indexes)
@@ -142,8 +151,7 @@ class Pooling2DGrad(Function):
     def forward(self, gy):
         win = self.windows
         xp = get_array_module(gy)
-        N, C = gy.shape[:2]
-        padded = xp.zeros((N, C, *win.padded_hw), dtype=gy.dtype)
+        padded = win.zeros(xp, gy.shape[:2], gy.dtype)
         # Multiplying by the 0/1 mask beats masked writes (np.where, where=) several times.
         if win.disjoint:  # each input element lies in at most one window: plain writes
             for k, window in win.offsets():
@@ -239,8 +247,7 @@ class AveragePoolingGrad(Function):
         xp = get_array_module(gy)
         divisor = self.divisor
         share = gy / (divisor if isinstance(divisor, float) else _to_module(divisor, gy))
-        N, C = gy.shape[:2]
-        padded = xp.zeros((N, C, *win.padded_hw), dtype=gy.dtype)
+        padded = win.zeros(xp, gy.shape[:2], gy.dtype)
         for _, window in win.offsets():
             padded[window] += share
         return win.crop(padded)
