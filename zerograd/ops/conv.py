@@ -169,7 +169,14 @@ class _Geometry:
         :meth:`patches`), else the output width."""
         return in_w + 2 * self.pad[1] if self.stride == (1, 1) else out_w
 
-    def patches(self, x, kernel, out_hw, ones_row: bool = False, scratch: bool = False):
+    def wide_grad(self, rows: int, out_channels: int) -> bool:
+        """Whether the weight gradient pairs whole-row patches with gy widened to match
+        (stride 1 and at least as many patch rows as gy has channels per group); else it
+        uses compact patches, which then copy less than widening gy would."""
+        return self.stride == (1, 1) and rows >= out_channels
+
+    def patches(self, x, kernel, out_hw, ones_row: bool = False, scratch: bool = False,
+                wide: bool = True):
         """(groups, C/g*KH*KW [+ 1], N*OH*L): the patch matrix of x, rows (c, i, j) and
         columns (n, y, x), copied once from a strided view; L is :meth:`row_length`.
 
@@ -180,6 +187,7 @@ class _Geometry:
         by zeros (weight gradient). With ``ones_row`` each group gets a last row of ones, so
         that a bias rides along in the product instead of costing a pass over the output.
         ``scratch``: the result may live in the per-thread scratch buffer (a temporary).
+        ``wide=False`` forces compact patches (row length OW) for stride 1 too.
         """
         (ph, pw), (KH, KW), (OH, OW) = self.pad, kernel, out_hw
         N, C = x.shape[:2]
@@ -189,7 +197,7 @@ class _Geometry:
         # One copy per kernel offset (KH*KW of them, each over the whole batch): NumPy moves
         # these 4-D blocks about twice as fast as one 6-D transposing copy.
         dh, dw = self.dilation
-        if self.stride == (1, 1):
+        if self.stride == (1, 1) and wide:
             # One spare row at the bottom keeps the last offsets' runs inside each image.
             padded = pad_image(x, (ph, ph + 1), (pw, pw))
             WP = padded.shape[3]
@@ -348,16 +356,11 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     g = geo.groups
     Cg = x.shape[1] // g
     rows = Cg * kernel[0] * kernel[1]
-    if col is None:
-        col = geo.patches(x, kernel, (OH, OW), scratch=True)
-    col = col[:, :rows]
-    row_length = geo.row_length(x.shape[3], OW)
-    if row_length != OW and rows < OC // g:
-        # Whole-row patches with fewer rows than gy has channels: dropping their junk
-        # columns copies less than widening gy to match them.
-        col = col.reshape(g, rows, N, OH, row_length)[..., :OW].reshape(g, rows, -1)
-        row_length = OW
-    gW = xp_matmul(_gy_matrix(gy, g, row_length), col.transpose(0, 2, 1))
+    wide = geo.wide_grad(rows, OC // g)
+    if col is None or not wide and geo.stride == (1, 1):
+        col = geo.patches(x, kernel, (OH, OW), scratch=True, wide=wide)
+    row_length = geo.row_length(x.shape[3], OW) if wide else OW
+    gW = xp_matmul(_gy_matrix(gy, g, row_length), col[:, :rows].transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
@@ -440,11 +443,14 @@ class Conv2d(Function):
         _check_conv_inputs("conv2d", x, W, b, self.groups, transposed=False)
         out_hw = _out_hw("conv2d", x.shape[2:], W.shape[2:], self.stride, self.pad,
                          self.dilation)
-        rows = W.shape[1] * W.shape[2] * W.shape[3] + (b is not None)
-        columns = x.shape[0] * out_hw[0] * self.geometry.row_length(x.shape[3], out_hw[1])
+        geo = self.geometry
+        rows = W.shape[1] * W.shape[2] * W.shape[3]
+        columns = x.shape[0] * out_hw[0] * geo.row_length(x.shape[3], out_hw[1])
+        # Keep the patches for gW if they are small and in the layout gW will use.
         keep = (_state.enable_backprop
-                and self.groups * rows * columns * x.dtype.itemsize <= PATCH_CACHE_BYTES)
-        y, col = _conv_forward(x, W, b, self.geometry, out_hw, scratch=not keep)
+                and self.groups * (rows + 1) * columns * x.dtype.itemsize <= PATCH_CACHE_BYTES
+                and (geo.stride != (1, 1) or geo.wide_grad(rows, W.shape[0] // self.groups)))
+        y, col = _conv_forward(x, W, b, geo, out_hw, scratch=not keep)
         if keep:
             self.patches = (x, col)  # Conv2DGradW reuses them if x is still this array
         return y
