@@ -203,7 +203,8 @@ class _Geometry:
             WP = padded.shape[3]
             run = OH * WP
             flat = padded.reshape(N, g, Cg, -1)
-            col = _new_array(xp, (g, rows + ones_row, N, run), x.dtype, scratch)
+            col = _new_array(xp, (g, rows + ones_row, N, run), x.dtype,
+                             "patches" if scratch else None)
             blocks = col[:, :rows].reshape(g, Cg, KH, KW, N, run)
             for i in range(KH):
                 for j in range(KW):
@@ -213,7 +214,8 @@ class _Geometry:
             padded = pad_image(x, (ph, ph), (pw, pw))
             padded = padded.reshape(N, g, Cg, *padded.shape[2:])
             sh, sw = self.stride
-            col = _new_array(xp, (g, rows + ones_row, N, OH * OW), x.dtype, scratch)
+            col = _new_array(xp, (g, rows + ones_row, N, OH * OW), x.dtype,
+                             "patches" if scratch else None)
             blocks = col[:, :rows].reshape(g, Cg, KH, KW, N, OH, OW)
             for i in range(KH):
                 for j in range(KW):
@@ -228,31 +230,42 @@ class _Geometry:
 # Patches up to this size are kept from forward for the weight gradient (saving one im2col);
 # larger ones are recomputed, so that activations stay O(input) for big images.
 PATCH_CACHE_BYTES = 32 * 2**20
-# Temporary patch matrices up to this size reuse one buffer per thread.
+# Temporaries up to this size reuse one buffer per thread and purpose.
 SCRATCH_BYTES = 64 * 2**20
 _scratch = threading.local()
 
 
-def _new_array(xp, shape, dtype, scratch: bool):
-    """An uninitialised array; with ``scratch`` (NumPy, at most SCRATCH_BYTES) a view of a
-    buffer this thread reuses for every temporary patch matrix. A fresh multi-megabyte
-    array costs a page fault per 4 KiB on first touch, as much as the copy that fills it;
-    the reused buffer's pages stay mapped. At most one scratch array is alive at a time:
-    each dies within the op that asked for it."""
+def _new_array(xp, shape, dtype, scratch: str | None = None):
+    """An uninitialised array; with ``scratch`` (a purpose: "patches", "gy", "product") and
+    NumPy, at most SCRATCH_BYTES, a view of a buffer this thread reuses for every temporary
+    of that purpose. A fresh multi-megabyte array costs a page fault per 4 KiB on first
+    touch (on this project's VMs as much as the copy or product that fills it); a reused
+    buffer's pages stay mapped. Each purpose has at most one live array at a time: every
+    such temporary dies inside the op that made it."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    if not scratch or xp is not np or nbytes > SCRATCH_BYTES:
+    if scratch is None or xp is not np or nbytes > SCRATCH_BYTES:
         return xp.empty(shape, dtype=dtype)
-    buffer = getattr(_scratch, "buffer", None)
+    buffer = getattr(_scratch, scratch, None)
     if buffer is None or buffer.nbytes < nbytes:
         buffer = np.empty(nbytes, dtype=np.uint8)
-        _scratch.buffer = buffer
+        setattr(_scratch, scratch, buffer)
     return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def _product(a, b, scratch: str | None = None):
+    """``a @ b``; with ``scratch`` the result is a temporary in that scratch buffer."""
+    xp = get_array_module(b)
+    if scratch is None or xp is not np:
+        return xp.matmul(a, b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    out = _new_array(xp, shape, np.result_type(a.dtype, b.dtype), scratch)
+    return xp.matmul(a, b, out=out)
 
 
 def channel_major(a, groups: int = 1):
     """a (N, C, H, W) as the (groups, C/groups, N*H*W) matrix stack; free when ``a`` is
     already laid out channel-major (as conv2d's outputs and the gradients flowing into
-    them are), one copy otherwise."""
+    them often are), one copy otherwise."""
     N, C = a.shape[:2]
     return a.transpose(1, 0, 2, 3).reshape(groups, C // groups, -1)
 
@@ -304,10 +317,10 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     if stride_one and C * KH * KW >= 2 * OC:
         # 2. W^T @ y with y widened to whole padded rows, then one long contiguous add per
         # kernel offset: best when the result's patches (C*KH*KW rows) outweigh y's rows.
-        col = xp_matmul(wt, _gy_matrix(y, g, in_hw[1] + 2 * pw))
+        col = _product(wt, _gy_matrix(y, g, in_hw[1] + 2 * pw), "product")
         return _wide_scatter(col, N, (KH, KW), geo, in_hw)
     # 3. W^T @ y, then a strided add per kernel offset (short inner loops, but no copy of y).
-    col = xp_matmul(wt, channel_major(y, g))  # (g, Cg*KH*KW, N*P)
+    col = _product(wt, channel_major(y, g), "product")  # (g, Cg*KH*KW, N*P), a temporary
     col = col.reshape(C, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
     padded = scatter_windows(col, (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), geo.stride,
                              geo.dilation)
@@ -343,7 +356,8 @@ def _gy_matrix(gy, groups: int, row_length: int):
     if row_length == OW:
         return channel_major(gy, groups)
     xp = get_array_module(gy)
-    wide = xp.zeros((OC, N, OH, row_length), dtype=gy.dtype)
+    wide = _new_array(xp, (OC, N, OH, row_length), gy.dtype, "gy")  # a temporary
+    wide[..., OW:] = 0
     wide[..., :OW] = gy.transpose(1, 0, 2, 3)
     return wide.reshape(groups, OC // groups, -1)
 
