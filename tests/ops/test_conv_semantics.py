@@ -298,6 +298,14 @@ def test_pooling_of_channel_major_input_matches_contiguous(fn):
     assert results[1][1].strides[1] > results[1][1].strides[0]
 
 
+def test_max_pooling_gradient_is_zero_outside_every_window():
+    x = Variable(randn(2, 3, 5, 5))
+    F.pooling(x, 2, 2).backward()  # windows cover rows/columns 0-3 only
+    assert np.all(x.grad.data[:, :, 4, :] == 0) and np.all(x.grad.data[:, :, :, 4] == 0)
+    np.testing.assert_array_equal(x.grad.data[:, :, :4, :4].reshape(2, 3, 2, 2, 2, 2)
+                                  .sum(axis=(3, 5)), np.ones((2, 3, 2, 2)))
+
+
 def test_max_pool2d_defaults_stride_to_kernel_size():
     x = randn(2, 3, 6, 6)
     np.testing.assert_array_equal(F.max_pool2d(x, 2).data, F.pooling(x, 2, 2).data)

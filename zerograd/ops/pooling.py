@@ -64,13 +64,18 @@ class _Windows:
         # conv2d's outputs are channel-major views; gradients laid out the same way flow
         # back into conv2d's backward without a transposing copy.
         self.channel_major = x.shape[0] > 1 and x.strides[1] > x.strides[0]
+        # Windows that tile the padded input exactly write every element once.
+        self.tiling = (self.stride == self.kernel and self.padded_hw
+                       == (self.out_hw[0] * self.kernel[0], self.out_hw[1] * self.kernel[1]))
 
-    def zeros(self, xp, batch_channels, dtype):
-        """A zero padded batch (N, C, HP, WP), in the input's memory order."""
+    def zeros(self, xp, batch_channels, dtype, fill: bool = True):
+        """A zero padded batch (N, C, HP, WP) in the input's memory order; uninitialised
+        if not ``fill``."""
         N, C = batch_channels
+        make = xp.zeros if fill else xp.empty
         if self.channel_major:
-            return xp.zeros((C, N, *self.padded_hw), dtype=dtype).transpose(1, 0, 2, 3)
-        return xp.zeros((N, C, *self.padded_hw), dtype=dtype)
+            return make((C, N, *self.padded_hw), dtype=dtype).transpose(1, 0, 2, 3)
+        return make((N, C, *self.padded_hw), dtype=dtype)
 
     def offsets(self):
         """(k, strided-window-slices) for every window offset k = i*KW + j."""
@@ -151,7 +156,7 @@ class Pooling2DGrad(Function):
     def forward(self, gy):
         win = self.windows
         xp = get_array_module(gy)
-        padded = win.zeros(xp, gy.shape[:2], gy.dtype)
+        padded = win.zeros(xp, gy.shape[:2], gy.dtype, fill=not win.tiling)
         # Multiplying by the 0/1 mask beats masked writes (np.where, where=) several times.
         if win.disjoint:  # each input element lies in at most one window: plain writes
             for k, window in win.offsets():
