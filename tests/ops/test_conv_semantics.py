@@ -338,6 +338,37 @@ def test_float32_stays_float32_through_the_family():
         assert v.grad.dtype == np.float32
 
 
+def test_scratch_buffers_are_per_thread():
+    """Temporaries live in per-thread scratch buffers: concurrent convolutions agree with
+    serial ones."""
+    import threading
+
+    cases = [(randn(4, 3, 9, 9, dtype=np.float32), randn(5, 3, 3, 3, dtype=np.float32))
+             for _ in range(2)]
+
+    def grads(x_data, w_data):
+        x, W = Variable(x_data), Variable(w_data)
+        (F.conv2d(x, W, pad=1) ** 2).sum().backward()
+        return x.grad.data.copy(), W.grad.data.copy()
+
+    expected = [grads(*case) for case in cases]
+    results = [[], []]
+
+    def worker(i):
+        for _ in range(20):
+            results[i].append(grads(*cases[i]))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        for gx, gW in results[i]:
+            np.testing.assert_allclose(gx, expected[i][0], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(gW, expected[i][1], rtol=1e-5, atol=1e-5)
+
+
 # -- errors ------------------------------------------------------------------------------------
 def test_errors_name_the_op_and_the_shapes():
     x, W = randn(2, 3, 5, 5), randn(4, 2, 3, 3)
