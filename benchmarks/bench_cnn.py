@@ -142,7 +142,7 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", action="store_true", help="profile zerograd's step")
     args = parser.parse_args(argv)
     torch, dezero = load_torch(), load_dezero()
-    rounds = 3 if args.quick else 7
+    rounds = 3 if args.quick else 5
     work = {"zerograd": zerograd_step()}
     if torch is not None:
         work["torch"] = torch_step(torch)
