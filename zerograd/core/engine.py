@@ -56,11 +56,16 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             refs = f.outputs
             if len(refs) == 1:
                 y = refs[0]()
-                outputs = (y,)
                 gxs = f.backward(y.grad)
+                if not retain_grad:
+                    y.grad = None  # used up (gx may be the same object; it lives on)
             else:
                 outputs = [ref() for ref in refs]
                 gxs = f.backward(*[None if y is None else y.grad for y in outputs])
+                if not retain_grad:
+                    for y in outputs:
+                        if y is not None:
+                            y.grad = None
             if type(gxs) is not tuple:
                 gxs = (gxs,)
             inputs = f.inputs
@@ -78,9 +83,12 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                 # (data may be None where a user freed an intermediate, as DeZero's
                 # linear_simple does; the op's gradient is then taken as it is.)
                 if x_data is not None:
-                    if gx.data.shape != x_data.shape:
+                    g_data = gx.data
+                    if g_data.shape != x_data.shape:
                         gx = sum_to(gx, x_data.shape)
-                    if gx.data.dtype != x_data.dtype and x_data.dtype.kind == "f":
+                    # (Built-in dtypes are singletons: the identity test settles most cases.)
+                    if (g_data.dtype is not x_data.dtype and g_data.dtype != x_data.dtype
+                            and x_data.dtype.kind == "f"):
                         # A float32 input gets a float32 gradient even if a float64 constant
                         # (a target, a mask) promoted the computation: otherwise every weight
                         # gradient of a model silently becomes float64.
@@ -102,10 +110,6 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                     counter += 1
                     heappush(heap, (-creator.generation, counter, creator))
 
-            if not retain_grad:
-                for y in outputs:
-                    if y is not None:
-                        y.grad = None
             if not retain_graph:
                 f.inputs = None
     finally:
