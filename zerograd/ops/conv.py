@@ -320,7 +320,7 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
         col = _product(wt, _gy_matrix(y, g, in_hw[1] + 2 * pw), "product")
         return _wide_scatter(col, N, (KH, KW), geo, in_hw)
     # 3. W^T @ y, then a strided add per kernel offset (short inner loops, but no copy of y).
-    col = _product(wt, channel_major(y, g), "product")  # (g, Cg*KH*KW, N*P), a temporary
+    col = _product(wt, _gy_matrix(y, g, OW), "product")  # (g, Cg*KH*KW, N*P), a temporary
     col = col.reshape(C, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
     padded = scatter_windows(col, (in_hw[0] + 2 * ph, in_hw[1] + 2 * pw), geo.stride,
                              geo.dilation)
@@ -350,11 +350,11 @@ def _wide_scatter(col, N: int, kernel, geo: _Geometry, in_hw):
 
 def _gy_matrix(gy, groups: int, row_length: int):
     """gy (N, OC, OH, OW) as the (groups, OC/g, N*OH*row_length) matrix stack that pairs
-    with patch matrices of that row length: zeros in the junk columns of whole-row
-    patches."""
+    with patch matrices of that row length (zeros in the junk columns of whole-row
+    patches): a view when gy is already so laid out, else a copy in the "gy" scratch."""
     N, OC, OH, OW = gy.shape
-    if row_length == OW:
-        return channel_major(gy, groups)
+    if row_length == OW and gy.transpose(1, 0, 2, 3).flags.c_contiguous:
+        return channel_major(gy, groups)  # already laid out so: free
     xp = get_array_module(gy)
     wide = _new_array(xp, (OC, N, OH, row_length), gy.dtype, "gy")  # a temporary
     wide[..., OW:] = 0
