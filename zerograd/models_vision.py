@@ -116,6 +116,15 @@ class VGG16(Model):
             x = F.dropout(x)
         return self.fc8(x)
 
+    def load_state_dict(self, state: dict, strict: bool = True, source: str = "state") -> None:
+        """Layer.load_state_dict, then fc6 (lazy, so it takes the file's arrays as they are)
+        converted to its layer's dtype: a float64 file (DeZero's under NumPy 2) still gives a
+        float32 model."""
+        super().load_state_dict(state, strict=strict, source=source)
+        for param in self.fc6.params():
+            if param.data is not None and param.data.dtype != self.fc6.dtype:
+                param.data = param.data.astype(self.fc6.dtype)
+
     @staticmethod
     def preprocess(image, size=(224, 224), dtype=np.float32) -> np.ndarray:
         """A PIL image (or an RGB uint8 array (H, W, 3)) as VGG's input: RGB, resized to
