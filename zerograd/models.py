@@ -86,3 +86,19 @@ class MLP(Model):
 
     def extra_repr(self) -> str:
         return f"activation={getattr(self.activation, '__name__', self.activation)}"
+
+
+# The vision models (VGG16, ResNet, LeNet, ...) live in zerograd.models_vision, which builds
+# on Model above; they are loaded on first access, so either module may be imported first.
+_VISION_MODELS = ("VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152", "BuildingBlock",
+                  "BottleneckA", "BottleneckB", "LeNet", "SmallResNet", "BasicBlock",
+                  "BasicStage", "PretrainedWeightsError")
+__all__ += list(_VISION_MODELS)
+
+
+def __getattr__(name: str):
+    if name in _VISION_MODELS:
+        from zerograd import models_vision
+
+        return getattr(models_vision, name)
+    raise AttributeError(f"module 'zerograd.models' has no attribute {name!r}")

@@ -152,3 +152,12 @@ def test_model_weights_round_trip_after_training_step(tmp_path):
     other = MLP((4, 2))
     other.load_weights(tmp_path / "mlp.npz")  # lazy layers take the saved arrays
     np.testing.assert_array_equal(other(x).data, y.data)
+
+
+def test_vision_models_are_reachable_from_zerograd_models():
+    import zerograd.models as models
+
+    for name in ("VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152", "LeNet",
+                 "SmallResNet", "BuildingBlock", "BottleneckA", "BottleneckB"):
+        assert name in models.__all__
+        assert isinstance(getattr(models, name), type)
