@@ -357,3 +357,16 @@ def test_call_passes_keyword_options_to_forward():
     x = Variable(np.array([1.0, 2.0]))
     np.testing.assert_array_equal(layer(x, factor=3.0).data, [3.0, 6.0])
     assert len(layer.inputs) == 1 and layer.inputs[0]() is x
+
+
+def test_loading_into_an_unsized_lazy_layer_keeps_the_layer_dtype(tmp_path):
+    import numpy as np
+
+    import zerograd.layers as L
+
+    source = L.Linear(3, in_size=2, dtype=np.float64)
+    path = source.save_weights(tmp_path / "w.npz")
+    target = L.Linear(3)  # float32, W not sized yet
+    target.load_weights(path)
+    assert target.W.data.dtype == np.float32 and target.W.shape == (2, 3)
+    np.testing.assert_allclose(target.W.data, source.W.data.astype(np.float32))

@@ -316,7 +316,13 @@ class Layer:
                 xp = get_array_module(data)
                 new = xp.array(as_numpy(new) if xp is not np else new, dtype=data.dtype)
             else:
-                new = np.array(new, copy=True)
+                # A lazy parameter not sized yet: take the layer's dtype (a float64 DeZero
+                # file must not turn a float32 layer into a float64 one).
+                layer_dtype = getattr(layer, "dtype", None)
+                if layer_dtype is not None and np.asarray(new).dtype.kind == "f":
+                    new = np.array(new, dtype=layer_dtype)
+                else:
+                    new = np.array(new, copy=True)
             updates.append((layer, name, kind, new))
         for layer, name, kind, new in updates:
             if kind == "param":
