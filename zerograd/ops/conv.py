@@ -315,12 +315,10 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
         return _conv_forward(y, flipped, None, as_conv, tuple(in_hw))[0]
     wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
     if stride_one and C * KH * KW >= 2 * OC:
-        # 2. W^T @ y with y laid out as whole zero-padded images, then one shifted add of
-        # the whole batch per kernel offset: best when the result's patches (C*KH*KW rows)
-        # outweigh y's rows.
-        HP, WP = in_hw[0] + 2 * ph, in_hw[1] + 2 * pw
-        col = _product(wt, _gy_padded_images(y, g, (HP, WP)), "product")
-        return _shift_scatter(col, N, (KH, KW), geo, in_hw)
+        # 2. W^T @ y with y widened to whole padded rows, then one long contiguous add per
+        # kernel offset: best when the result's patches (C*KH*KW rows) outweigh y's rows.
+        col = _product(wt, _gy_matrix(y, g, in_hw[1] + 2 * pw), "product")
+        return _wide_scatter(col, N, (KH, KW), geo, in_hw)
     # 3. W^T @ y, then a strided add per kernel offset (short inner loops, but no copy of y).
     col = _product(wt, _gy_matrix(y, g, OW), "product")  # (g, Cg*KH*KW, N*P), a temporary
     col = col.reshape(C, KH, KW, N, OH, OW).transpose(3, 0, 1, 2, 4, 5)
@@ -329,44 +327,25 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     return crop_image(padded, ph, pw, in_hw)
 
 
-def _shift_scatter(col, N: int, kernel, geo: _Geometry, in_hw):
-    """The adjoint of patches read as shifted copies of whole padded images (stride 1):
-    col (g, C/g*KH*KW, N*HP*WP), its column q = the flat index of a pixel in the padded
-    batch, zero wherever y was padded. Kernel offset (i, j) sends column q to flat index
-    q + i*DH*WP + j*DW, so each offset is one shifted add over the whole batch: KH*KW adds
-    of (C, N*HP*WP) rows, long contiguous runs (about twice as fast as per-image runs).
-    Columns past a row's or image's end only ever carry zeros. Returns x-shaped
-    (N, C, H, W), a channel-major view."""
+def _wide_scatter(col, N: int, kernel, geo: _Geometry, in_hw):
+    """The adjoint of the whole-row patches (stride 1): col (g, C/g*KH*KW, N*OH*WP), junk
+    columns zero, added back into the flattened padded images, one contiguous run of
+    OH*WP elements per kernel offset (long inner loops). Returns x-shaped (N, C, H, W), a
+    channel-major view."""
     xp = get_array_module(col)
     (KH, KW), (ph, pw), (dh, dw) = kernel, geo.pad, geo.dilation
     H, W = in_hw
     HP, WP = H + 2 * ph, W + 2 * pw
     C = col.shape[0] * col.shape[1] // (KH * KW)
-    L = col.shape[2]
-    col = col.reshape(C, KH, KW, L)
-    flat = xp.empty((C, L + (KH - 1) * dh * WP + (KW - 1) * dw), dtype=col.dtype)
-    flat[:, :L] = col[:, 0, 0]  # offset (0, 0) has shift 0: assigned, not added to zeros
-    flat[:, L:] = 0
+    run = col.shape[2] // N
+    col = col.reshape(C, KH, KW, N, run)
+    flat = xp.zeros((C, N, (HP + 1) * WP), dtype=col.dtype)  # + the spare row of patches()
     for i in range(KH):
         for j in range(KW):
-            if i or j:
-                start = i * dh * WP + j * dw
-                flat[:, start:start + L] += col[:, i, j]
-    img = flat[:, :L].reshape(C, N, HP, WP)[:, :, ph:ph + H, pw:pw + W]
+            start = i * dh * WP + j * dw
+            flat[:, :, start:start + run] += col[:, i, j]
+    img = flat[:, :, :HP * WP].reshape(C, N, HP, WP)[:, :, ph:ph + H, pw:pw + W]
     return img.transpose(1, 0, 2, 3)
-
-
-def _gy_padded_images(gy, groups: int, padded_hw: tuple[int, int]):
-    """gy (N, OC, OH, OW) as the (groups, OC/g, N*HP*WP) matrix stack of zero-padded
-    images, gy in each image's top-left (OH, OW) corner: a temporary in the "gy" scratch."""
-    N, OC, OH, OW = gy.shape
-    HP, WP = padded_hw
-    xp = get_array_module(gy)
-    padded = _new_array(xp, (OC, N, HP, WP), gy.dtype, "gy")
-    padded[:, :, OH:] = 0
-    padded[:, :, :OH, OW:] = 0
-    padded[:, :, :OH, :OW] = gy.transpose(1, 0, 2, 3)
-    return padded.reshape(groups, OC // groups, -1)
 
 
 def _gy_matrix(gy, groups: int, row_length: int):
