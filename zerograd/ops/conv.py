@@ -378,7 +378,8 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     if rows >= TRANSPOSED_GRAD_ROWS:
         # col @ gy^T, then the small (K, OC/g) result transposed: OpenBLAS runs this long
         # inner dimension 1.3-1.6x faster with the patch rows as the product's rows.
-        gW = xp_matmul(col[:, :rows], gy_matrix.transpose(0, 2, 1)).transpose(0, 2, 1)
+        gW_t = xp_matmul(col[:, :rows], gy_matrix.transpose(0, 2, 1))
+        gW = get_array_module(gW_t).ascontiguousarray(gW_t.transpose(0, 2, 1))  # small
     else:
         gW = xp_matmul(gy_matrix, col[:, :rows].transpose(0, 2, 1))
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
