@@ -12,6 +12,8 @@ each round timing every framework in turn so that the machine's drift cancels in
   backward from a fixed gy gives gW and gb.
 - conv2d, hidden layer: the same with x requiring a gradient too (adds gx).
 - conv2d 3x3, 64->64 channels on 32x16x16 with x requiring a gradient.
+- conv2d 3x3, 16->32 channels on 100x16x14x14 with x requiring a gradient (the second
+  convolution of the small-CNN benchmark, bench_cnn.py).
 - max pooling 2x2 stride 2 on 64x64x32x32 (x requires a gradient).
 - average pooling 3x3 stride 1 pad 1 on 64x16x32x32.
 """
@@ -166,6 +168,7 @@ def main(argv=None) -> None:
     conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x const)", 64, 3, 32, 64, False, 4)
     conv_case("conv2d 64x3x32x32, 64 3x3, pad 1 (x grad)", 64, 3, 32, 64, True, 3)
     conv_case("conv2d 32x64x16x16, 64 3x3, pad 1 (x grad)", 32, 64, 16, 64, True, 2)
+    conv_case("conv2d 100x16x14x14, 32 3x3, pad 1 (x grad)", 100, 16, 14, 32, True, 3)
     pool_case("max pool 2x2/2 on 64x64x32x32", (64, 64, 32, 32), 2, 2, 0, "max", 3)
     pool_case("avg pool 3x3/1 pad 1 on 64x16x32x32", (64, 16, 32, 32), 3, 1, 1, "avg", 3)
 
