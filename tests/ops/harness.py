@@ -165,12 +165,43 @@ def check_dtype_and_grad_shapes(spec: OpSpec) -> None:
                 assert out.dtype == np.float32, f"{spec}: float32 in, {out.dtype} out"
         rng = np.random.default_rng(1)
         weights = [rng.standard_normal(o.shape).astype(np.float32) for o in outputs]
+        _check_raw_backward_dtypes(spec, outputs)
         _weighted_sum(outputs, weights).backward()
         for i in diff:
             v = inputs[i]
             assert v.grad is not None, f"{spec}: no gradient for input {i}"
             assert v.grad.shape == v.shape, f"{spec}: grad {v.grad.shape} for input {v.shape}"
             assert v.grad.dtype == np.float32, f"{spec}: input {i} grad is {v.grad.dtype}"
+
+
+def _check_raw_backward_dtypes(spec: OpSpec, outputs) -> None:
+    """Every function behind ``outputs`` returns float32 gradients for float32 inputs.
+
+    The engine casts a promoted gradient back to its input's dtype, so the gradients that
+    reach ``x.grad`` are float32 whatever the op does; an op computing its backward in
+    float64 would be silently slow. This calls each recorded function's backward directly
+    (float32 seeds, no graph) and checks what it returns, before any cast.
+    """
+    from zerograd import no_grad
+
+    funcs, seen = [o.creator for o in outputs if o.creator is not None], set()
+    while funcs:
+        f = funcs.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        alive = [ref() for ref in f.outputs]
+        seeds = [None if y is None else Variable(np.ones_like(y.data)) for y in alive]
+        with no_grad():
+            gxs = f.backward(*seeds)
+        gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+        for x, gx in zip(f.inputs, gxs):
+            if gx is not None and x.requires_grad and x.dtype == np.float32:
+                assert gx.dtype == np.float32, (
+                    f"{spec}: {f.name}.backward returns a {gx.dtype} gradient for a float32 "
+                    f"input {x.shape}")
+            if x.creator is not None:
+                funcs.append(x.creator)
 
 
 def check_grad(spec: OpSpec) -> None:
