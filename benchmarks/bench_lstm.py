@@ -29,9 +29,6 @@ import zerograd.functions as ZF
 from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed
 from zerograd.data import SinCurve
 from zerograd.models import Model
-from zerograd.nn.linear import Linear
-from zerograd.nn.rnn import LSTM
-from zerograd.optim import Adam
 
 HIDDEN = 100
 BPTT = 30
@@ -47,24 +44,26 @@ def sequence(steps: int):
     return [xs[i:i + 1] for i in index], [ts[i:i + 1] for i in index]
 
 
-def zerograd_loop(xs, ts):
+def dezero_style_loop(Model, F, L, optimizers, xs, ts):
+    """The book's step-60 loop for a framework with DeZero's API (zerograd or DeZero)."""
+
     class BetterRNN(Model):
         def __init__(self):
             super().__init__()
-            self.rnn = LSTM(HIDDEN)
-            self.fc = Linear(1)
+            self.rnn = L.LSTM(HIDDEN)
+            self.fc = L.Linear(1)
 
         def forward(self, x):
             return self.fc(self.rnn(x))
 
     model = BetterRNN()
-    optimizer = Adam().setup(model)
+    optimizer = optimizers.Adam().setup(model)
 
     def run():
         model.rnn.reset_state()
         loss, count = 0, 0
         for x, t in zip(xs, ts):
-            loss += ZF.mean_squared_error(model(x), t)
+            loss += F.mean_squared_error(model(x), t)
             count += 1
             if count % BPTT == 0:
                 model.cleargrads()
@@ -77,37 +76,18 @@ def zerograd_loop(xs, ts):
     return lambda: timed(run)
 
 
+def zerograd_loop(xs, ts):
+    import zerograd.layers as L
+    import zerograd.optimizers as optimizers
+
+    return dezero_style_loop(Model, ZF, L, optimizers, xs, ts)
+
+
 def dezero_loop(dezero, xs, ts):
     import dezero.functions as DF
     import dezero.layers as DL
 
-    class BetterRNN(dezero.Model):
-        def __init__(self):
-            super().__init__()
-            self.rnn = DL.LSTM(HIDDEN)
-            self.fc = DL.Linear(1)
-
-        def forward(self, x):
-            return self.fc(self.rnn(x))
-
-    model = BetterRNN()
-    optimizer = dezero.optimizers.Adam().setup(model)
-
-    def run():
-        model.rnn.reset_state()
-        loss, count = 0, 0
-        for x, t in zip(xs, ts):
-            loss += DF.mean_squared_error(model(x), t)
-            count += 1
-            if count % BPTT == 0:
-                model.cleargrads()
-                loss.backward()
-                loss.unchain_backward()
-                optimizer.update()
-                loss = 0
-
-    run()
-    return lambda: timed(run)
+    return dezero_style_loop(dezero.Model, DF, DL, dezero.optimizers, xs, ts)
 
 
 def torch_loop(torch, xs, ts):
