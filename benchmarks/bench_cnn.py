@@ -38,19 +38,15 @@ def _data(n_batches: int = STEPS):
     return x, t
 
 
-def zerograd_step():
-    import zerograd.functions as F
-    from zerograd.models import Model
-    from zerograd.nn.conv import Conv2d
-    from zerograd.nn.linear import Linear
-    from zerograd.optim import SGD
+def dezero_style_step(Model, F, L, SGD):
+    """The small CNN's training steps for a framework with DeZero's API (zerograd or DeZero)."""
 
     class SmallCNN(Model):
         def __init__(self):
             super().__init__()
-            self.conv1 = Conv2d(16, 3, 1, 1, in_channels=1)
-            self.conv2 = Conv2d(32, 3, 1, 1, in_channels=16)
-            self.fc = Linear(10, in_size=32 * 7 * 7)
+            self.conv1 = L.Conv2d(16, 3, 1, 1, in_channels=1)
+            self.conv2 = L.Conv2d(32, 3, 1, 1, in_channels=16)
+            self.fc = L.Linear(10, in_size=32 * 7 * 7)
 
         def forward(self, x):
             x = F.pooling(F.relu(self.conv1(x)), 2, 2)
@@ -72,36 +68,21 @@ def zerograd_step():
     return run
 
 
+def zerograd_step():
+    import zerograd.functions as F
+    import zerograd.layers as L
+    from zerograd.models import Model
+    from zerograd.optim import SGD
+
+    return dezero_style_step(Model, F, L, SGD)
+
+
 def dezero_step(dezero):
     import dezero.functions as DF
     import dezero.layers as DL
     from dezero.optimizers import SGD
 
-    class SmallCNN(dezero.Model):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = DL.Conv2d(16, 3, 1, 1, in_channels=1)
-            self.conv2 = DL.Conv2d(32, 3, 1, 1, in_channels=16)
-            self.fc = DL.Linear(10, in_size=32 * 7 * 7)
-
-        def forward(self, x):
-            x = DF.pooling(DF.relu(self.conv1(x)), 2, 2)
-            x = DF.pooling(DF.relu(self.conv2(x)), 2, 2)
-            return self.fc(DF.reshape(x, (x.shape[0], -1)))
-
-    model = SmallCNN()
-    optimizer = SGD(lr=0.01).setup(model)
-    xs, ts = _data()
-
-    def run():
-        for x, t in zip(xs, ts):
-            loss = DF.softmax_cross_entropy(model(x), t)
-            model.cleargrads()
-            loss.backward()
-            optimizer.update()
-
-    run()
-    return run
+    return dezero_style_step(dezero.Model, DF, DL, SGD)
 
 
 def torch_step(torch):
