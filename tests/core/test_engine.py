@@ -206,9 +206,8 @@ def test_multi_output_function_with_unused_output():
             return x[:2].copy(), x[2:].copy()
 
         def backward(self, g0, g1):
-            xp = np
-            z0 = g0.data if g0 is not None else xp.zeros(2)
-            z1 = g1.data if g1 is not None else xp.zeros(2)
+            z0 = g0.data if g0 is not None else np.zeros(2)
+            z1 = g1.data if g1 is not None else np.zeros(2)
             return Variable(np.concatenate([z0, z1]))
 
     x = Variable(np.arange(4.0))
