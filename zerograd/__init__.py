@@ -7,6 +7,15 @@ light; ``import zerograd.layers as L`` works as in DeZero.
 
 import importlib
 
+import numpy as _np
+
+if int(_np.__version__.split(".")[0]) < 2:
+    # NumPy 1.x promotes Python scalars by value (no NEP 50), so float32 computations would
+    # quietly turn float64 in places; say so at import instead of giving wrong dtypes later.
+    raise ImportError(
+        f"zerograd needs NumPy >= 2.0, found {_np.__version__}: pip install -U 'numpy>=2'"
+    )
+
 from zerograd._config import Config, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
 from zerograd.ops.overloads import setup_variable
