@@ -6,6 +6,7 @@ light; ``import zerograd.layers as L`` works as in DeZero.
 """
 
 import importlib
+import sys
 
 import numpy as _np
 
@@ -40,6 +41,10 @@ _LAZY = {
 }
 _LAZY_MODULES = ("layers", "models", "optimizers", "datasets", "dataloaders", "transforms",
                  "functions_conv", "nn", "optim", "data")
+# DeZero's ``__init__`` imports ``dezero.layers`` and friends, which also binds the package's
+# own name inside it, so ``from dezero import *`` hands a program ``dezero`` itself (book code
+# then calls ``dezero.no_grad()``). zerograd answers to both names.
+_SELF_NAMES = ("zerograd", "dezero")
 
 
 def __getattr__(name: str):
@@ -52,11 +57,18 @@ def __getattr__(name: str):
         module = importlib.import_module(f"zerograd.{name}")
         globals()[name] = module
         return module
+    if name in _SELF_NAMES:
+        return sys.modules[__name__]
     raise AttributeError(f"module 'zerograd' has no attribute {name!r}")
 
 
+# What ``from zerograd import *`` gives: every name ``from dezero import *`` gives (DeZero's
+# public classes and functions, its submodules and the package under its own name), plus
+# ``seed``.
 __all__ = [
     "Config", "DataLoader", "Dataset", "Function", "Layer", "Model", "Parameter",
-    "SeqDataLoader", "Variable", "as_array", "as_variable", "cuda", "functions",
-    "is_simple_core", "no_grad", "seed", "setup_variable", "test_mode", "using_config", "utils",
+    "SeqDataLoader", "Variable", "as_array", "as_variable", "core", "cuda", "dataloaders",
+    "datasets", "dezero", "functions", "functions_conv", "is_simple_core", "layers", "models",
+    "no_grad", "optimizers", "seed", "setup_variable", "test_mode", "transforms",
+    "using_config", "utils", "zerograd",
 ]
