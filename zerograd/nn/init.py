@@ -10,6 +10,7 @@ Fans: a layer passes ``fan_in``/``fan_out`` when it knows them; otherwise they f
 the shape by :func:`compute_fans` (2-D ``(in, out)``: zerograd's Linear layout; N-D
 ``(out, in, *kernel)``: the convolution layout).
 
+Initialisers are small objects (not closures), so layers holding them pickle and deep-copy.
 Random draws come from NumPy's global random state (``np.random.seed`` reproduces them, in the
 same order as DeZero) unless an ``rng`` (``np.random.Generator``) is given. Scaling happens in
 the target dtype, so a float32 weight stays float32 (DeZero's became float64 under NumPy 2).
@@ -75,33 +76,69 @@ def _scaled_normal(shape, dtype, std: float, mean: float, rng) -> np.ndarray:
     return w
 
 
+class _Initializer:
+    """Base of the initialisers that the factories below return.
+
+    An initialiser is an object, its settings kept as attributes, and not a closure over
+    them: a layer stores its initialiser (it draws the lazy weights at the first call), and
+    a closure cannot be pickled, so neither could any layer or model holding one. A class
+    defined at module level pickles and deep-copies like any other value (an ``rng`` given
+    to it is copied along, so a copy draws what the original would have drawn).
+    """
+
+    __name__ = "initializer"  # subclasses' instances set their own, shown by repr()
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+class _Normal(_Initializer):
+    def __init__(self, std: float, mean: float, rng) -> None:
+        self.std, self.mean, self.rng = std, mean, rng
+        self.__name__ = f"normal(std={std}, mean={mean})"
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return _scaled_normal(tuple(shape), dtype, self.std, self.mean, self.rng)
+
+
 def normal(std: float = 1.0, mean: float = 0.0, rng=None) -> Initializer:
     """Draw from N(mean, std^2)."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        return _scaled_normal(tuple(shape), dtype, std, mean, rng)
-    init.__name__ = f"normal(std={std}, mean={mean})"
-    return init
+    return _Normal(std, mean, rng)
+
+
+class _Uniform(_Initializer):
+    def __init__(self, low: float, high: float, rng) -> None:
+        self.low, self.high, self.rng = low, high, rng
+        self.__name__ = f"uniform(low={low}, high={high})"
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return _uniform(self.low, self.high, tuple(shape), self.rng).astype(dtype)
 
 
 def uniform(scale: float = 0.05, low: float | None = None, high: float | None = None,
             rng=None) -> Initializer:
     """Draw from U(low, high); by default U(-scale, scale)."""
-    low = -scale if low is None else low
-    high = scale if high is None else high
+    return _Uniform(-scale if low is None else low, scale if high is None else high, rng)
 
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        return _uniform(low, high, tuple(shape), rng).astype(dtype)
-    init.__name__ = f"uniform(low={low}, high={high})"
-    return init
+
+class _LecunNormal(_Initializer):
+    __name__ = "lecun_normal"
+
+    def __init__(self, scale: float, rng) -> None:
+        self.scale, self.rng = scale, rng
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, _ = _fans(shape, fan_in, fan_out)
+        return _scaled_normal(tuple(shape), dtype, math.sqrt(self.scale / fan_in), 0.0,
+                              self.rng)
 
 
 def lecun_normal(scale: float = 1.0, rng=None) -> Initializer:
     """N(0, scale / fan_in): randn * sqrt(scale / fan_in). DeZero's default for Linear/Conv."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        fan_in, _ = _fans(shape, fan_in, fan_out)
-        return _scaled_normal(tuple(shape), dtype, math.sqrt(scale / fan_in), 0.0, rng)
-    init.__name__ = "lecun_normal"
-    return init
+    return _LecunNormal(scale, rng)
 
 
 def dezero_default(rng=None) -> Initializer:
@@ -109,51 +146,86 @@ def dezero_default(rng=None) -> Initializer:
     return lecun_normal(1.0, rng)
 
 
+class _XavierNormal(_Initializer):
+    __name__ = "xavier_normal"
+
+    def __init__(self, gain: float, rng) -> None:
+        self.gain, self.rng = gain, rng
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, fan_out = _fans(shape, fan_in, fan_out)
+        std = self.gain * math.sqrt(2.0 / (fan_in + fan_out))
+        return _scaled_normal(tuple(shape), dtype, std, 0.0, self.rng)
+
+
 def xavier_normal(gain: float = 1.0, rng=None) -> Initializer:
     """Glorot & Bengio (2010): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+    return _XavierNormal(gain, rng)
+
+
+class _XavierUniform(_Initializer):
+    __name__ = "xavier_uniform"
+
+    def __init__(self, gain: float, rng) -> None:
+        self.gain, self.rng = gain, rng
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
         fan_in, fan_out = _fans(shape, fan_in, fan_out)
-        std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-        return _scaled_normal(tuple(shape), dtype, std, 0.0, rng)
-    init.__name__ = "xavier_normal"
-    return init
+        bound = self.gain * math.sqrt(6.0 / (fan_in + fan_out))
+        return _uniform(-bound, bound, tuple(shape), self.rng).astype(dtype)
 
 
 def xavier_uniform(gain: float = 1.0, rng=None) -> Initializer:
     """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        fan_in, fan_out = _fans(shape, fan_in, fan_out)
-        bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        return _uniform(-bound, bound, tuple(shape), rng).astype(dtype)
-    init.__name__ = "xavier_uniform"
-    return init
+    return _XavierUniform(gain, rng)
+
+
+class _HeNormal(_Initializer):
+    __name__ = "he_normal"
+
+    def __init__(self, gain: float, rng) -> None:
+        self.gain, self.rng = gain, rng
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        fan_in, _ = _fans(shape, fan_in, fan_out)
+        return _scaled_normal(tuple(shape), dtype, self.gain / math.sqrt(fan_in), 0.0,
+                              self.rng)
 
 
 def he_normal(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
     """He et al. (2015): N(0, std^2), std = gain / sqrt(fan_in) (gain sqrt(2) suits ReLU)."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
+    return _HeNormal(gain, rng)
+
+
+class _HeUniform(_Initializer):
+    __name__ = "he_uniform"
+
+    def __init__(self, gain: float, rng) -> None:
+        self.gain, self.rng = gain, rng
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
         fan_in, _ = _fans(shape, fan_in, fan_out)
-        return _scaled_normal(tuple(shape), dtype, gain / math.sqrt(fan_in), 0.0, rng)
-    init.__name__ = "he_normal"
-    return init
+        bound = self.gain * math.sqrt(3.0 / fan_in)
+        return _uniform(-bound, bound, tuple(shape), self.rng).astype(dtype)
 
 
 def he_uniform(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
     """He et al. (2015): U(-a, a), a = gain * sqrt(3 / fan_in)."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        fan_in, _ = _fans(shape, fan_in, fan_out)
-        bound = gain * math.sqrt(3.0 / fan_in)
-        return _uniform(-bound, bound, tuple(shape), rng).astype(dtype)
-    init.__name__ = "he_uniform"
-    return init
+    return _HeUniform(gain, rng)
+
+
+class _Constant(_Initializer):
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.__name__ = f"constant({value})"
+
+    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+        return np.full(tuple(shape), self.value, dtype=dtype)
 
 
 def constant(value: float) -> Initializer:
     """Every element equal to ``value``."""
-    def init(shape, dtype=np.float32, fan_in=None, fan_out=None):
-        return np.full(tuple(shape), value, dtype=dtype)
-    init.__name__ = f"constant({value})"
-    return init
+    return _Constant(value)
 
 
 def zeros() -> Initializer:
