@@ -2,7 +2,9 @@
 
 Layer initialisation, dropout masks and the DataLoader's shuffling use ``np.random`` (CuPy's
 global state for GPU arrays), with DeZero's calls in DeZero's order, so a book script seeded
-with ``np.random.seed`` prints the same numbers. No dataset reseeds it behind the user's back.
+with ``np.random.seed`` prints the same numbers. One data set reseeds it, because DeZero's
+does and the book's printed numbers depend on it: ``get_spiral``/``Spiral`` (pass
+``seed_global=False`` to keep the global state as it is).
 ``seed(n)`` seeds everything zerograd draws from; ``get_state``/``set_state`` save and restore
 it (the command line's ``--resume`` uses them).
 """

@@ -31,14 +31,20 @@ def test_spiral_known_values():
     assert np.all(np.hypot(x[:, 0], x[:, 1]) < 1.0)
 
 
-def test_spiral_leaves_global_rng_untouched():
+def test_spiral_reseeds_global_rng_like_dezero_unless_told_not_to():
     np.random.seed(7)
     expected = np.random.rand(3)
     np.random.seed(7)
-    datasets.Spiral()
-    datasets.Spiral(train=False)
-    datasets.get_spiral()
+    datasets.Spiral(seed_global=False)
+    datasets.Spiral(train=False, seed_global=False)
+    datasets.get_spiral(seed_global=False)
     np.testing.assert_array_equal(np.random.rand(3), expected)
+    np.random.seed(7)
+    datasets.Spiral()  # the default, DeZero's: the global state is now seeded with 1984
+    after_default = np.random.rand(3)
+    assert not np.array_equal(after_default, expected)
+    datasets.get_spiral()
+    np.testing.assert_array_equal(np.random.rand(3), after_default)
 
 
 def test_spiral_dataset_items():
