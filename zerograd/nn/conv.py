@@ -2,7 +2,10 @@
 
 All three take DeZero's arguments ``(out_channels, kernel_size, stride=1, pad=0,
 nobias=False, dtype=np.float32, in_channels=None)`` and add ``dilation`` and ``groups``.
-When ``in_channels`` is None the weight is drawn at the first call, from ``x.shape[1]``.
+When ``in_channels`` is None the weight is drawn at the first call, from ``x.shape[1]``;
+``in_channels`` is read from ``W`` once W exists (a :class:`~zerograd.nn.layer.LazySize`),
+so weights set by hand or loaded before the first call size the layer. Integer and bool
+inputs are cast to ``dtype``.
 The default initialiser is DeZero's, ``randn(*W.shape) * sqrt(1 / fan_in)`` with
 fan_in = (in_channels / groups) * kernel area, computed in ``dtype`` (float32 stays float32).
 """
@@ -17,7 +20,7 @@ from zerograd.backend.array_utils import pair
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import ShapeError
 from zerograd.nn import init
-from zerograd.nn.layer import Layer
+from zerograd.nn.layer import Layer, LazySize, float_input
 
 __all__ = ["Conv2d", "Deconv2d", "Conv1d"]
 
@@ -31,10 +34,12 @@ def _positive_int(layer: str, name: str, value) -> int:
 class _ConvBase(Layer):
     """What the three convolution layers share: lazy weights, bias, checks and repr.
 
-    Subclasses set ``_n_spatial`` (1 or 2) and implement ``_weight_shape`` and ``forward``.
+    Subclasses set ``_n_spatial`` (1 or 2) and implement ``_weight_shape``,
+    ``_in_channels_of`` and ``forward``.
     """
 
     _n_spatial = 2
+    in_channels = LazySize("W", read=lambda layer, shape: layer._in_channels_of(shape))
 
     def __init__(self, out_channels: int, kernel_size, stride=1, pad=0, nobias: bool = False,
                  dtype=np.float32, in_channels: int | None = None, *, dilation=1,
@@ -83,19 +88,26 @@ class _ConvBase(Layer):
     def _kernel_area(self) -> int:
         return int(np.prod(self.kernel_size))
 
-    def _weight_shape(self) -> tuple:
+    def _weight_shape(self, in_channels: int) -> tuple:
+        """W's shape for inputs with ``in_channels`` channels."""
+        raise NotImplementedError
+
+    def _in_channels_of(self, weight_shape: tuple) -> int:
+        """The input channels a weight of ``weight_shape`` is made for."""
         raise NotImplementedError
 
     def _init_W(self, xp=np) -> None:
-        shape = self._weight_shape()
+        shape = self._weight_shape(self.in_channels)
         # DeZero's scale: 1 / sqrt(inputs seen by one output) = (C / groups) * kernel area.
         fan_in = self.in_channels // self.groups * self._kernel_area()
         fan_out = self.out_channels // self.groups * self._kernel_area()
         W = self.initializer(shape, self.dtype, fan_in=fan_in, fan_out=fan_out)
         self.W.data = W if xp is np else xp.asarray(W)
 
-    def _prepare(self, x) -> None:
-        """Check the input's rank and channels; draw W at the first call."""
+    def _prepare(self, x):
+        """The input cast to a float dtype, its rank and channels checked against W (which
+        may have been set or loaded before this call); W drawn at the first call."""
+        x = float_input(x, self.dtype)
         ndim = 2 + self._n_spatial
         if x.ndim != ndim:
             layout = "(N, C, H, W)" if self._n_spatial == 2 else "(N, C, L)"
@@ -104,10 +116,13 @@ class _ConvBase(Layer):
         if self.W.data is None:
             self._set_in_channels(x.shape[1])
             self._init_W(get_array_module(x))
-        elif x.shape[1] != self.in_channels:
+        elif x.shape[1] % self.groups:
             raise ShapeError(f"{type(self).__name__}: input {x.dtype} {tuple(x.shape)} has "
-                             f"{x.shape[1]} channels, but the layer was built for "
-                             f"in_channels={self.in_channels} (W {tuple(self.W.shape)})")
+                             f"{x.shape[1]} channels, not divisible by groups={self.groups}")
+        else:
+            self._check_shape("W", self._weight_shape(x.shape[1]), x,
+                              "in_channels", 1)
+        return x
 
     def extra_repr(self) -> str:
         text = (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -131,11 +146,14 @@ class Conv2d(_ConvBase):
     ``dilation`` are ints or (h, w) pairs. See :func:`zerograd.functions.conv2d`.
     """
 
-    def _weight_shape(self) -> tuple:
-        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+    def _weight_shape(self, in_channels: int) -> tuple:
+        return (self.out_channels, in_channels // self.groups, *self.kernel_size)
+
+    def _in_channels_of(self, weight_shape: tuple) -> int:
+        return weight_shape[1] * self.groups
 
     def forward(self, x) -> Variable:
-        self._prepare(x)
+        x = self._prepare(x)
         return F.conv2d(x, self.W, self.b, self.stride, self.pad, dilation=self.dilation,
                         groups=self.groups)
 
@@ -156,11 +174,14 @@ class Deconv2d(_ConvBase):
                          dilation=dilation, groups=groups, initializer=initializer)
         self.outsize = None if outsize is None else pair(outsize)
 
-    def _weight_shape(self) -> tuple:
-        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+    def _weight_shape(self, in_channels: int) -> tuple:
+        return (in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def _in_channels_of(self, weight_shape: tuple) -> int:
+        return weight_shape[0]
 
     def forward(self, x) -> Variable:
-        self._prepare(x)
+        x = self._prepare(x)
         return F.deconv2d(x, self.W, self.b, self.stride, self.pad, self.outsize,
                           dilation=self.dilation, groups=self.groups)
 
@@ -178,9 +199,12 @@ class Conv1d(_ConvBase):
     def _kernel_area(self) -> int:
         return self.kernel_size
 
-    def _weight_shape(self) -> tuple:
-        return (self.out_channels, self.in_channels // self.groups, self.kernel_size)
+    def _weight_shape(self, in_channels: int) -> tuple:
+        return (self.out_channels, in_channels // self.groups, self.kernel_size)
+
+    def _in_channels_of(self, weight_shape: tuple) -> int:
+        return weight_shape[1] * self.groups
 
     def forward(self, x) -> Variable:
-        self._prepare(x)
+        x = self._prepare(x)
         return F.conv1d(x, self.W, self.b, self.stride, self.pad, self.dilation, self.groups)

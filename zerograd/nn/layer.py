@@ -14,6 +14,15 @@ Training mode: ``layer.training`` (set recursively by ``train()`` / ``eval()``) 
 own flag; ``Config.train`` (``test_mode()``) is the global one. Layers that behave differently
 in training (Dropout, BatchNorm) do their training behaviour only when *both* are true, so
 ``model.eval()`` and ``with test_mode():`` each switch a model to inference.
+
+Lazy sizes: a layer built without its input size (``Linear(10)``, ``Conv2d(16, 3)``) learns
+it from the first input. Its weights may arrive before that call (set by hand or loaded from
+a file), so the size is a :class:`LazySize`: read from the weights whenever they exist, and
+the first call only fills in what is still missing. A weight that contradicts the input
+raises ``ShapeError`` (:meth:`Layer._check_shape`).
+
+Input dtype: a layer with float weights casts integer and bool inputs to its dtype
+(:func:`float_input`), so a float32 layer gives float32 whatever integer array it is fed.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -31,7 +40,7 @@ from zerograd.core.variable import Parameter, Variable, is_array
 from zerograd.errors import ShapeError, ZerogradError
 from zerograd.serialization import load_npz, save_npz
 
-__all__ = ["Layer", "StateDictError"]
+__all__ = ["Layer", "LazySize", "StateDictError", "float_input"]
 
 
 class StateDictError(ZerogradError, KeyError):
@@ -58,6 +67,60 @@ def _ref(obj):
         return weakref.ref(obj)
     except TypeError:
         return _StrongRef(obj)
+
+
+def _array_of(value):
+    """The array a Parameter (or a buffer) holds, or None."""
+    return value.data if isinstance(value, Variable) else value
+
+
+class LazySize:
+    """A layer's size that is read from its weights: ``in_size = LazySize("W", read=...)``.
+
+    A lazily sized layer (``Linear(10)``) learns a size such as ``in_size`` from its first
+    input. Its weights may arrive before that call, though: set by hand
+    (``layer.W.data = ...``) or loaded (``load_weights``). A size stored on its own would
+    still be None then, and the first call would compare the input against None (or draw
+    new weights over the loaded ones). So the weights are the one record of the size: once
+    one of ``sources`` (names of the layer's Parameters or buffers) holds an array, the size
+    is ``read(layer, that_array.shape)``. Before that it is the value last assigned (the
+    constructor's argument, or the input's size just before the weights are drawn).
+    """
+
+    def __init__(self, *sources: str, read: Callable[[Layer, tuple], object]) -> None:
+        self.sources = sources
+        self.read = read
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+        self.slot = f"_{name}_given"  # an assigned value, used while no weight exists
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        for source in self.sources:
+            data = _array_of(layer.__dict__.get(source))
+            if data is not None:
+                return self.read(layer, tuple(data.shape))
+        return layer.__dict__.get(self.slot)
+
+    def __set__(self, layer, value) -> None:
+        layer.__dict__[self.slot] = value
+
+
+def float_input(x, dtype):
+    """``x`` as a layer with ``dtype`` weights computes on it: an integer or bool array (or
+    Variable) is cast to ``dtype``; anything else passes through unchanged.
+
+    NumPy would promote ``int64 @ float32`` to float64 (and DeZero does), so a float32
+    layer fed ``np.arange`` would hand float64 to everything after it; PyTorch refuses
+    integer input instead. Integers carry no gradient, so casting them loses nothing.
+    Float inputs keep their own dtype (a float64 array still promotes, as in NumPy).
+    """
+    data = _array_of(x)
+    if data is None or getattr(data, "dtype", None) is None or data.dtype.kind not in "biu":
+        return x
+    return data.astype(dtype)
 
 
 # Callbacks told about every Layer call while summary() runs (empty otherwise: one check).
@@ -146,6 +209,25 @@ class Layer:
         state.pop("inputs", None)
         state.pop("outputs", None)
         return state
+
+    # -- lazy sizing (see LazySize) ----------------------------------------------------------
+    def _missing(self, *names: str) -> list[str]:
+        """Those of ``names`` (Parameters or buffers) that hold no array yet."""
+        return [name for name in names if _array_of(self.__dict__[name]) is None]
+
+    def _check_shape(self, name: str, expected: tuple, x, size: str, axis: int) -> None:
+        """Raise ShapeError unless the array in ``name`` has shape ``expected``, the shape
+        that input ``x`` needs; ``size`` names the lazy size (a LazySize, e.g. "in_size")
+        that the input gives as ``x.shape[axis]``."""
+        data = _array_of(self.__dict__[name])
+        if data is not None and tuple(data.shape) != tuple(expected):
+            raise ShapeError(
+                f"{type(self).__name__}: the input {x.dtype} {tuple(x.shape)} has {size} = "
+                f"x.shape[{axis}] = {x.shape[axis]}, but {name} has shape "
+                f"{tuple(data.shape)} ({data.dtype}), made for {size}={getattr(self, size)}; "
+                f"the input needs {name} of shape {tuple(expected)} (weights set by hand or "
+                f"loaded must fit the input)"
+            )
 
     # -- traversal ---------------------------------------------------------------------------
     def named_layers(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:

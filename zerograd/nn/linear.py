@@ -8,7 +8,7 @@ from zerograd import functions as F
 from zerograd.backend import get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.nn import init
-from zerograd.nn.layer import Layer
+from zerograd.nn.layer import Layer, LazySize, float_input
 
 __all__ = ["Linear"]
 
@@ -22,7 +22,14 @@ class Linear(Layer):
     ``dtype`` (float32 by default), so a script seeded with ``np.random.seed`` draws the same
     weights as on DeZero. ``initializer`` takes any :mod:`zerograd.nn.init` initialiser or
     name; ``b`` starts at zero.
+
+    ``in_size`` is read from ``W`` once W exists, so weights set by hand
+    (``layer.W.data = ...``) or loaded (``load_weights``) before the first call size the
+    layer; an input that does not fit them raises ShapeError. Integer and bool inputs are
+    cast to ``dtype`` (a float32 layer gives float32).
     """
+
+    in_size = LazySize("W", read=lambda layer, shape: shape[0])
 
     def __init__(self, out_size: int, nobias: bool = False, dtype=np.float32,
                  in_size: int | None = None, initializer=None) -> None:
@@ -45,9 +52,13 @@ class Linear(Layer):
         self.W.data = W if xp is np else xp.asarray(W)
 
     def forward(self, x) -> Variable:
+        x = float_input(x, self.dtype)
         if self.W.data is None:
             self.in_size = x.shape[-1]
             self._init_W(get_array_module(x))
+        else:
+            self._check_shape("W", (x.shape[-1], self.out_size), x,
+                              "in_size", -1)
         return F.linear(x, self.W, self.b)
 
     def extra_repr(self) -> str:
