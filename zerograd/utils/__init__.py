@@ -16,7 +16,7 @@ from zerograd.utils.gradcheck import (
     numerical_diff,
     numerical_grad,
 )
-from zerograd.utils.graphviz import get_dot_graph, plot_dot_graph
+from zerograd.utils.graphviz import GraphvizNotFoundWarning, get_dot_graph, plot_dot_graph
 
 
 def __getattr__(name: str):
@@ -34,7 +34,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "array_allclose", "array_equal", "get_conv_outsize", "get_deconv_outsize", "get_dot_graph",
+    "GraphvizNotFoundWarning", "array_allclose", "array_equal", "get_conv_outsize",
+    "get_deconv_outsize", "get_dot_graph",
     "gradient_check", "logsumexp", "max_backward_shape", "numerical_diff", "numerical_grad",
     "pair", "plot_dot_graph", "reshape_sum_backward", "sum_to",
 ]

@@ -1,11 +1,18 @@
-"""Drawing the graph: Graphviz DOT text, and a PNG/SVG/PDF through the ``dot`` program."""
+"""Drawing the graph: Graphviz DOT text, and a PNG/SVG/PDF through the ``dot`` program.
+
+``plot_dot_graph`` keeps DeZero's contract: it writes the picture and returns something a
+notebook displays (``IPython.display.Image`` for png/jpeg/gif, ``IPython.display.SVG`` for
+svg), or None. Where Graphviz is not installed it writes the DOT source, warns once and
+returns None, as DeZero's carries on (its shell command fails quietly), so scripts that draw
+a graph on the way keep running.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import tempfile
+import warnings
 
 from zerograd.core.variable import Variable
 
@@ -59,35 +66,63 @@ def get_dot_graph(output: Variable, verbose: bool = True) -> str:
     return "digraph g {\n" + text + "}"
 
 
+class GraphvizNotFoundWarning(UserWarning):
+    """Graphviz's ``dot`` program is not installed, so a graph was saved as DOT text only."""
+
+
+# Formats IPython can show inline, by the class that shows them. IPython's ``Image`` embeds
+# only raster formats (it raises "Cannot embed the 'svg' image format"); ``SVG`` shows svg.
+# Anything else (pdf, ps, dot) is only written to the file.
+_DISPLAY_CLASS = {"png": "Image", "jpg": "Image", "jpeg": "Image", "gif": "Image",
+                  "svg": "SVG"}
+
+# One warning per process: a notebook redrawing in a loop should not fill the page.
+_warned_missing_dot = False
+
+
 def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = "graph.png"):
     """Render the graph behind ``output`` to ``to_file`` (format from its extension).
 
-    Needs the Graphviz ``dot`` program. Returns an ``IPython.display.Image`` when IPython
-    is installed (so notebooks show the picture), else None.
+    Returns what a notebook displays when IPython is installed: ``IPython.display.Image`` for
+    png/jpg/jpeg/gif, ``IPython.display.SVG`` for svg; None for other formats (pdf, ...) and
+    when IPython is absent.
+
+    Needs the Graphviz ``dot`` program. Without it the DOT source is written next to
+    ``to_file`` (``graph.png`` -> ``graph.dot``), a ``GraphvizNotFoundWarning`` says what to
+    install (once per process) and None is returned; nothing raises, as in DeZero.
     """
+    global _warned_missing_dot
+    to_file = os.fspath(to_file)
+    dot_text = get_dot_graph(output, verbose)
+    extension = os.path.splitext(to_file)[1][1:].lower() or "png"
     dot = shutil.which("dot")
     if dot is None:
-        raise RuntimeError(
-            "plot_dot_graph: the Graphviz program 'dot' was not found on PATH; install "
-            "Graphviz (apt-get install graphviz, brew install graphviz, or conda install "
-            "graphviz) or use get_dot_graph() to get the DOT text"
-        )
-    dot_text = get_dot_graph(output, verbose)
-    extension = os.path.splitext(to_file)[1][1:] or "png"
-    with tempfile.NamedTemporaryFile("w", suffix=".dot", delete=False) as tmp:
-        tmp.write(dot_text)
-        dot_path = tmp.name
-    try:
-        subprocess.run([dot, dot_path, "-T", extension, "-o", to_file], check=True,
-                       capture_output=True)
-    except subprocess.CalledProcessError as e:
-        raise RuntimeError(
-            f"plot_dot_graph: dot failed to render {to_file!r}: {e.stderr.decode().strip()}"
-        ) from e
-    finally:
-        os.unlink(dot_path)
+        source = os.path.splitext(to_file)[0] + ".dot"
+        with open(source, "w") as f:
+            f.write(dot_text)
+        if not _warned_missing_dot:
+            _warned_missing_dot = True
+            warnings.warn(
+                f"plot_dot_graph: the Graphviz program 'dot' is not on PATH, so {to_file!r} "
+                f"was not drawn; its DOT source is in {source!r}. Install Graphviz (Debian/"
+                f"Ubuntu: apt-get install graphviz; conda: conda install graphviz; macOS: brew "
+                f"install graphviz; 'pip install graphviz' alone does not provide 'dot'), then "
+                f"run: dot {source} -T {extension} -o {to_file}",
+                GraphvizNotFoundWarning, stacklevel=2)
+        return None
+    result = subprocess.run([dot, "-T", extension, "-o", to_file], input=dot_text.encode(),
+                            capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"plot_dot_graph: dot failed to render {to_file!r} as "
+                           f"{extension!r}: {result.stderr.decode().strip()}")
+    display_class = _DISPLAY_CLASS.get(extension)
+    if display_class is None:
+        return None
     try:
         from IPython import display
     except ImportError:
         return None
-    return display.Image(filename=to_file)
+    return getattr(display, display_class)(filename=to_file)
+
+
+__all__ = ["GraphvizNotFoundWarning", "get_dot_graph", "plot_dot_graph"]
