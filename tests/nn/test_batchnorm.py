@@ -155,7 +155,8 @@ def test_options_and_errors():
     with pytest.raises(ValueError, match="eps must be positive"):
         BatchNorm(eps=0)
     bn = BatchNorm(3)
-    with pytest.raises(ShapeError, match=r"BatchNorm: input float32 \(2, 4\).*C = 3"):
+    with pytest.raises(ShapeError, match=r"BatchNorm: the input float32 \(2, 4\) has size = "
+                       r"x.shape\[1\] = 4, but gamma has shape \(3,\).*made for size=3"):
         bn(_rand(2, 4))
     with pytest.raises(ShapeError, match="BatchNorm: input must be"):
         BatchNorm()(_rand(5))
@@ -264,7 +265,8 @@ def test_groupnorm_errors():
     with pytest.raises(ShapeError, match="6 channels cannot be split into 4"):
         GroupNorm(4, 6)
     gn = GroupNorm(2, 4)
-    with pytest.raises(ShapeError, match=r"GroupNorm: input float32 \(2, 6, 3\)"):
+    with pytest.raises(ShapeError, match=r"GroupNorm: the input float32 \(2, 6, 3\) has "
+                       r"num_channels = x.shape\[1\] = 6, but gamma has shape \(4,\)"):
         gn(_rand(2, 6, 3))
     with pytest.raises(ValueError, match="num_groups"):
         GroupNorm(0)

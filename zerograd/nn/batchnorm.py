@@ -15,7 +15,7 @@ from zerograd._config import test_mode
 from zerograd.backend import get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import ShapeError
-from zerograd.nn.layer import Layer
+from zerograd.nn.layer import Layer, LazySize, float_input
 
 __all__ = ["BatchNorm", "GroupNorm"]
 
@@ -35,7 +35,15 @@ class BatchNorm(Layer):
     (``momentum = 1 - decay``): give one of them. ``dtype`` defaults to the first input's.
     Parameters ``gamma`` (ones) and ``beta`` (zeros); buffers ``avg_mean`` (zeros) and
     ``avg_var`` (ones), all of shape (C,).
+
+    ``size`` is read from those four once any exists, so statistics and weights set or
+    loaded before the first call size the layer; the first call creates only the missing
+    ones (as DeZero does), in the dtype of those present. Integer and bool inputs are cast
+    to the layer's dtype (float32 when nothing fixes it yet).
     """
+
+    _ENTRIES = ("gamma", "beta", "avg_mean", "avg_var")
+    size = LazySize(*_ENTRIES, read=lambda layer, shape: shape[0])
 
     def __init__(self, size: int | None = None, decay: float | None = None, eps: float = 2e-5,
                  *, momentum: float | None = None, dtype=None) -> None:
@@ -67,24 +75,40 @@ class BatchNorm(Layer):
         return 1.0 - self.decay
 
     def _init_params(self, size: int, dtype, xp) -> None:
+        """Create the entries (of ``_ENTRIES``) not set or loaded already."""
         if size < 1:
             raise ValueError(f"BatchNorm: size must be positive, got {size}")
         self.size = size
         self.dtype = np.dtype(dtype)
-        self.gamma.data = xp.ones(size, dtype=dtype)
-        self.beta.data = xp.zeros(size, dtype=dtype)
-        self.avg_mean = xp.zeros(size, dtype=dtype)
-        self.avg_var = xp.ones(size, dtype=dtype)
+        if self.gamma.data is None:
+            self.gamma.data = xp.ones(size, dtype=dtype)
+        if self.beta.data is None:
+            self.beta.data = xp.zeros(size, dtype=dtype)
+        if self.avg_mean is None:
+            self.avg_mean = xp.zeros(size, dtype=dtype)
+        if self.avg_var is None:
+            self.avg_var = xp.ones(size, dtype=dtype)
+
+    def _known_dtype(self):
+        """The dtype of the first entry that holds an array, else ``self.dtype`` (or None)."""
+        for name in self._ENTRIES:
+            value = getattr(self, name)
+            data = value.data if isinstance(value, Variable) else value
+            if data is not None:
+                return data.dtype
+        return self.dtype
 
     def forward(self, x) -> Variable:
-        if self.gamma.data is None:
-            if x.ndim < 2:
-                raise ShapeError(f"BatchNorm: input must be (N, C) or (N, C, H, W), got "
-                                 f"{x.dtype} {tuple(x.shape)}")
-            self._init_params(x.shape[1], self.dtype or x.dtype, get_array_module(x))
-        if x.ndim < 2 or x.shape[1] != self.size:
-            raise ShapeError(f"BatchNorm: input {x.dtype} {tuple(x.shape)} must be (N, C, ...) "
-                             f"with C = {self.size} channels on axis 1 (the layer's size)")
+        x = float_input(x, self._known_dtype() or np.float32)
+        if x.ndim < 2:
+            raise ShapeError(f"BatchNorm: input must be (N, C) or (N, C, H, W), got "
+                             f"{x.dtype} {tuple(x.shape)}")
+        if self._missing(*self._ENTRIES):
+            # Size and dtype from the entries already there, else from the input.
+            size = x.shape[1] if self.size is None else self.size
+            self._init_params(size, self._known_dtype() or x.dtype, get_array_module(x))
+        for name in self._ENTRIES:
+            self._check_shape(name, (x.shape[1],), x, "size", 1)
         if self.training:
             return F.batch_norm(x, self.gamma, self.beta, self.avg_mean, self.avg_var,
                                 self.decay, self.eps)
@@ -102,8 +126,12 @@ class GroupNorm(Layer):
     per channel. x (N, C, ...) -> same shape; behaves the same in training and inference.
 
     ``num_channels`` (C, divisible by ``num_groups``) is read from ``x.shape[1]`` at the
-    first call when None. Parameters ``gamma`` (ones) and ``beta`` (zeros) of shape (C,).
+    first call when None, and from ``gamma`` (or ``beta``) once they exist, so weights set
+    or loaded before the first call size the layer. Parameters ``gamma`` (ones) and
+    ``beta`` (zeros) of shape (C,). Integer and bool inputs are cast to ``dtype``.
     """
+
+    num_channels = LazySize("gamma", "beta", read=lambda layer, shape: shape[0])
 
     def __init__(self, num_groups: int, num_channels: int | None = None, eps: float = 1e-5,
                  dtype=np.float32) -> None:
@@ -124,18 +152,22 @@ class GroupNorm(Layer):
             raise ShapeError(f"GroupNorm: {num_channels} channels cannot be split into "
                              f"{self.num_groups} equal groups")
         self.num_channels = num_channels
-        self.gamma.data = xp.ones(num_channels, dtype=self.dtype)
-        self.beta.data = xp.zeros(num_channels, dtype=self.dtype)
+        if self.gamma.data is None:
+            self.gamma.data = xp.ones(num_channels, dtype=self.dtype)
+        if self.beta.data is None:
+            self.beta.data = xp.zeros(num_channels, dtype=self.dtype)
 
     def forward(self, x) -> Variable:
-        if self.gamma.data is None:
-            if x.ndim < 2:
-                raise ShapeError(f"GroupNorm: input must be (N, C, ...), got {x.dtype} "
-                                 f"{tuple(x.shape)}")
-            self._init_params(x.shape[1], get_array_module(x))
-        if x.ndim < 2 or x.shape[1] != self.num_channels:
-            raise ShapeError(f"GroupNorm: input {x.dtype} {tuple(x.shape)} must be (N, C, ...) "
-                             f"with C = {self.num_channels} channels on axis 1")
+        x = float_input(x, self.dtype)
+        if x.ndim < 2:
+            raise ShapeError(f"GroupNorm: input must be (N, C, ...), got {x.dtype} "
+                             f"{tuple(x.shape)}")
+        if self._missing("gamma", "beta"):
+            # The channel count from a weight already there, else from the input.
+            C = x.shape[1] if self.num_channels is None else self.num_channels
+            self._init_params(C, get_array_module(x))
+        for name in ("gamma", "beta"):
+            self._check_shape(name, (x.shape[1],), x, "num_channels", 1)
         return F.group_norm(x, self.num_groups, self.gamma, self.beta, self.eps)
 
     def extra_repr(self) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 from zerograd import functions as F
 from zerograd.core.variable import Parameter, Variable
 from zerograd.nn import init
-from zerograd.nn.layer import Layer
+from zerograd.nn.layer import Layer, LazySize
 
 __all__ = ["Embedding", "EmbedID"]
 
@@ -18,7 +18,12 @@ class Embedding(Layer):
     ``W`` is (num_embeddings, embedding_dim), drawn as DeZero's ``EmbedID`` draws it
     (``np.random.randn(num, dim)``, unscaled) but stored in ``dtype`` (float32 by default;
     DeZero's is float64). ``initializer`` selects another :mod:`zerograd.nn.init` scheme.
+    The sizes are read from ``W``, so a table set by hand or loaded is the layer's table
+    (and its repr says so). Ids stay integers: they are never cast.
     """
+
+    num_embeddings = LazySize("W", read=lambda layer, shape: shape[0])
+    embedding_dim = LazySize("W", read=lambda layer, shape: shape[1])
 
     def __init__(self, num_embeddings: int, embedding_dim: int, dtype=np.float32,
                  initializer=None) -> None:
