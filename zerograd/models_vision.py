@@ -76,7 +76,8 @@ class VGG16(Model):
     in training. x (N, 3, H, W), H and W multiples of 32 -> (N, 1000) scores.
 
     Trained weights expect :meth:`preprocess`-ed 224x224 images. ``fc6``'s input size
-    (512 * H/32 * W/32) is fixed by the first call.
+    (512 * H/32 * W/32) is fixed by the first call, or by weights loaded before it (a
+    float64 DeZero file still gives float32 weights: loading converts to the layer's dtype).
     """
 
     WEIGHTS_PATH = _RELEASES + "vgg16.npz"
@@ -115,15 +116,6 @@ class VGG16(Model):
         if self.training:
             x = F.dropout(x)
         return self.fc8(x)
-
-    def load_state_dict(self, state: dict, strict: bool = True, source: str = "state") -> None:
-        """Layer.load_state_dict, then fc6 (lazy, so it takes the file's arrays as they are)
-        converted to its layer's dtype: a float64 file (DeZero's under NumPy 2) still gives a
-        float32 model."""
-        super().load_state_dict(state, strict=strict, source=source)
-        for param in self.fc6.params():
-            if param.data is not None and param.data.dtype != self.fc6.dtype:
-                param.data = param.data.astype(self.fc6.dtype)
 
     @staticmethod
     def preprocess(image, size=(224, 224), dtype=np.float32) -> np.ndarray:
