@@ -9,7 +9,11 @@ An ``OpSpec`` names a zerograd function, its NumPy reference and how to make inp
 * the second derivative (double backward through ``create_graph=True``) against central
   differences of the first derivative, where the math allows;
 * dtype preservation (float32 in -> float32 out and float32 gradients) and gradients
-  shaped like their inputs.
+  shaped like their inputs;
+* 0-d inputs, for every op that takes them: forward, and the second order of
+  ``sum <w, y * y> / 2``, whose upstream gradient ``w * y`` depends on the inputs, so even
+  a piecewise-linear op (relu, clip) differentiates its backward with a recorded ``gy``.
+  0-d is where NumPy hands back scalars instead of arrays (``x > 0`` is a ``np.bool_``).
 
 Spec tables live in ``tests/ops/specs/<family>.py`` (a ``SPECS`` list each) and are
 collected by ``tests/ops/test_op_specs.py``, which also fails for any public function of
@@ -44,6 +48,11 @@ class OpSpec:
                draw (labels, indices, inputs away from kinks, positive-definite...).
     diff_args: indices of the inputs that are differentiable (default: all).
     double_backward: check second derivatives too.
+    zero_d:    the op takes 0-d inputs (every input shape ``()``, drawn by ``make_inputs``
+               when there is one): forward, first and second order are then checked on
+               them too (:func:`check_zero_d`). False for an op that needs axes (conv,
+               softmax over axis 1, ...): it must then refuse 0-d inputs with a zerograd
+               error, never a raw NumPy one.
     """
 
     name: str
@@ -62,6 +71,7 @@ class OpSpec:
     grad_atol: float = 1e-6
     eps: float = 1e-6
     covers: Sequence[str] | None = None
+    zero_d: bool = True
 
     def __str__(self) -> str:
         return self.name
@@ -273,3 +283,85 @@ def check_double_backward(spec: OpSpec) -> None:
                 close = np.isclose(analytic, numeric, rtol=1e-3, atol=spec.grad_atol * 100)
                 assert close, (f"{spec} {shapes}: second derivative wrt input {i}: "
                                f"{analytic!r} vs numerical {numeric!r}")
+
+
+# ---------------------------------------------------------------------------------------
+def zero_d_shapes(spec: OpSpec) -> tuple:
+    """The spec's inputs, every one of them 0-d."""
+    return tuple(() for _ in spec.shapes[0])
+
+
+def check_zero_d(spec: OpSpec) -> None:
+    """0-d inputs: forward, gradient and second order, or a clear refusal."""
+    from zerograd.errors import ZerogradError
+
+    shapes = zero_d_shapes(spec)
+    if not spec.zero_d:
+        try:
+            arrays = make_inputs(spec, shapes, np.float64)
+        except (IndexError, ValueError):
+            return  # the spec's inputs (labels, masks) cannot even be drawn 0-d
+        diff = _diff_args(spec, arrays)
+        try:
+            _call(spec, arrays, diff)
+        except (ZerogradError, IndexError) as e:  # indexing ops raise IndexError, as NumPy
+            assert "()" in str(e) or "0-d" in str(e), (
+                f"{spec}: the error for 0-d inputs does not name the shape: {e}")
+            return
+        raise AssertionError(f"{spec}: zero_d=False, but the op accepts 0-d inputs; "
+                             f"remove zero_d=False so they are checked")
+    zero_d = OpSpec(**{**spec.__dict__, "shapes": [shapes]})
+    check_forward(zero_d)
+    check_grad(zero_d)
+    check_second_order_composed(zero_d)
+
+
+def check_second_order_composed(spec: OpSpec) -> None:
+    """Second order of ``L = sum_k <w_k, y_k * y_k> / 2`` via create_graph vs differences.
+
+    ``dL/dy = w * y`` carries a graph back to the inputs, so the op's backward is handed a
+    recorded upstream gradient (what happens in ``tanh(relu(x))``) and its result is
+    differentiated again: a linear op's backward must stay differentiable in ``gy``.
+    """
+    for shapes in spec.shapes:
+        arrays = make_inputs(spec, shapes, np.float64)
+        diff = _diff_args(spec, arrays)
+        rng = np.random.default_rng(4)
+        y, _ = _call(spec, arrays, diff)
+        weights = [rng.standard_normal(o.shape) * 0.5 for o in _as_list(y)]
+        vs = {i: rng.standard_normal(arrays[i].shape) for i in diff}
+
+        def first_order(arrs, keep_graph=False):
+            out, inputs = _call(spec, arrs, diff)
+            squares = [o * o for o in _as_list(out) if o.dtype.kind == "f"]
+            _weighted_sum(squares, weights).backward(create_graph=keep_graph)
+            total = None
+            for i in diff:
+                g = inputs[i].grad
+                if g is not None:
+                    term = (g * vs[i]).sum()
+                    total = term if total is None else total + term
+            return total, inputs
+
+        def first_order_value(arrs):
+            total, _ = first_order(arrs)
+            return 0.0 if total is None else float(total.data)
+
+        total, inputs = first_order(arrays, keep_graph=True)
+        assert total is not None and total.creator is not None, (
+            f"{spec} {shapes}: the gradient of sum(w * y * y) does not depend on the inputs")
+        for v in inputs:
+            if isinstance(v, Variable):
+                v.cleargrad()
+        total.backward()
+        for i in diff:
+            g2 = inputs[i].grad
+            g2 = np.zeros(arrays[i].shape) if g2 is None else g2.data
+            assert g2.shape == arrays[i].shape, (
+                f"{spec} {shapes}: second-order gradient {g2.shape} for input {arrays[i].shape}")
+            for d in _directions(arrays[i].shape, rng, full_limit=6):
+                numeric = _numeric_scalar(first_order_value, arrays, i, d, spec.eps * 10)
+                analytic = float(np.sum(g2 * d))
+                close = np.isclose(analytic, numeric, rtol=1e-3, atol=spec.grad_atol * 100)
+                assert close, (f"{spec} {shapes}: second derivative of sum(w*y*y)/2 wrt input "
+                               f"{i}: {analytic!r} vs numerical {numeric!r}")

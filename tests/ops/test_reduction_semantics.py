@@ -106,6 +106,58 @@ def test_prod_gradient_is_exact_with_zeros():
     np.testing.assert_array_equal(grad_of(F.prod, np.array([0.0, 5.0, 0.0])), [0, 0, 0])
 
 
+PROD_WITH_ZEROS = [np.array([0.0, 2.0, 3.0]), np.array([0.0, 2.0, 0.0]), np.zeros(3),
+                   np.array([[0.0, 2.0, 3.0, 0.5], [0.0, 0.0, 3.0, -1.5], [0.0, 0.0, 0.0, 0.0],
+                             [1.0, 2.0, -3.0, 0.5]])]
+
+
+@pytest.mark.parametrize("x", PROD_WITH_ZEROS, ids=lambda x: f"{x.shape}-{int((x == 0).sum())}z")
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (0, False), (-1, True)])
+def test_prod_first_and_second_derivatives_with_zeros_match_torch(x, axis, keepdims):
+    """Exact with one, two or all elements zero: the Hessian-vector product of prod([0, 2, 3])
+    along ones is [5, 3, 2] (it was [nan, 3, 2] when the Hessian divided by x)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(np.prod(x, axis=axis, keepdims=keepdims).shape)
+    u = rng.standard_normal(x.shape)
+    v = Variable(x.copy())
+    (F.prod(v, axis=axis, keepdims=keepdims) * w).sum().backward(create_graph=True)
+    g = v.grad
+    v.cleargrad()
+    (g * u).sum().backward()
+
+    t = torch.tensor(x, requires_grad=True)
+    ty = torch.prod(t) if axis is None else torch.prod(t, dim=axis, keepdim=keepdims)
+    (tg,) = torch.autograd.grad((ty * torch.tensor(w)).sum(), t, create_graph=True)
+    (th,) = torch.autograd.grad((tg * torch.tensor(u)).sum(), t)
+    np.testing.assert_allclose(g.data, tg.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(v.grad.data, th.numpy(), rtol=1e-12, atol=1e-12)
+    assert np.isfinite(v.grad.data).all()
+
+
+def test_prod_hessian_vector_product_at_a_zero():
+    v = Variable(np.array([0.0, 2.0, 3.0]))
+    F.prod(v).backward(create_graph=True)
+    g = v.grad
+    np.testing.assert_array_equal(g.data, [6.0, 0.0, 0.0])
+    v.cleargrad()
+    g.sum().backward()
+    np.testing.assert_array_equal(v.grad.data, [5.0, 3.0, 2.0])
+
+
+def test_prod_third_derivative_without_zeros():
+    """d^3 prod(x) / dx0 dx1 dx2 = 1 for three elements, from the third backward."""
+    v = Variable(np.array([1.5, 2.0, -0.5]))
+    F.prod(v).backward(create_graph=True)
+    g0 = v.grad[0]
+    v.cleargrad()
+    g0.backward(create_graph=True)
+    g01 = v.grad[1]  # d^2 / dx0 dx1 = x2
+    v.cleargrad()
+    g01.backward()
+    np.testing.assert_allclose(v.grad.data, [0.0, 0.0, 1.0])
+
+
 def test_cumsum_gradient_is_the_reverse_cumsum():
     np.testing.assert_array_equal(grad_of(F.cumsum, np.zeros(4)), [4, 3, 2, 1])
     assert F.cumsum(np.ones((2, 3))).shape == (6,)

@@ -24,8 +24,10 @@ from zerograd.backend.array_utils import logsumexp as logsumexp_array
 from zerograd.backend.array_utils import reshape_sum_backward
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
+from zerograd.errors import ShapeError
 from zerograd.ops.elementwise import exp, minimum, normal_cdf_array, tanh
 from zerograd.ops.reduction import sum as sum_
+from zerograd.ops.shape import reshape
 
 __all__ = ["sigmoid", "sigmoid_simple", "relu", "leaky_relu", "softplus", "gelu", "elu", "selu",
            "silu", "swish", "mish", "hard_sigmoid",
@@ -541,6 +543,24 @@ def _axis(axis):
     return axis
 
 
+def _scalar_as_vector(op: str, x, axis):
+    """For a 0-d ``x``: x as a one-element vector (to work on along axis 0), else None.
+
+    PyTorch's rule: a 0-d tensor has one element along axis 0 (or -1), so softmax of it is
+    1, log_softmax 0 and logsumexp the element itself. NumPy alone would accept axis=0 (an
+    int) but not (0,), and then hand back NumPy scalars that the in-place kernels refuse.
+    Any other axis is an error naming the op.
+    """
+    if getattr(x, "ndim", None) != 0:
+        return None
+    axes = () if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if not all(isinstance(a, (int, np.integer)) and a in (0, -1) for a in axes):
+        raise ShapeError(f"{op}: axis {axis!r} is out of range for a 0-d input (shape ()); "
+                         f"a 0-d input has one element along axis 0 (or -1), so axis must be "
+                         f"0, -1 or None")
+    return reshape(x, (1,))
+
+
 # -- the functions -----------------------------------------------------------------------------
 def sigmoid(x) -> Variable:
     """1 / (1 + exp(-x)), elementwise, stable for any |x| (no overflow, no nan).
@@ -640,7 +660,11 @@ def softmax(x, axis=1) -> Variable:
     Stable for any magnitude; dy/dx as a vector-Jacobian product: gx = y (gy - sum(y gy)).
     x: any shape -> same shape.
     """
-    return Softmax(_axis(axis))(x)
+    axis = _axis(axis)
+    vector = _scalar_as_vector("softmax", x, axis)
+    if vector is not None:
+        return reshape(Softmax(0)(vector), ())
+    return Softmax(axis)(x)
 
 
 def softmax_simple(x, axis=1) -> Variable:
@@ -648,8 +672,12 @@ def softmax_simple(x, axis=1) -> Variable:
 
     Overflows (nan) once exp(x) does, e.g. x = 1000; prefer :func:`softmax`.
     """
+    axis = _axis(axis)
+    vector = _scalar_as_vector("softmax_simple", x, axis)
+    if vector is not None:
+        return reshape(softmax_simple(vector, 0), ())
     y = exp(x)
-    return y / sum_(y, axis=_axis(axis), keepdims=True)
+    return y / sum_(y, axis=axis, keepdims=True)
 
 
 def log_softmax(x, axis=1) -> Variable:
@@ -657,7 +685,11 @@ def log_softmax(x, axis=1) -> Variable:
 
     gx = gy - softmax(x) sum(gy). x: any shape -> same shape.
     """
-    return LogSoftmax(_axis(axis))(x)
+    axis = _axis(axis)
+    vector = _scalar_as_vector("log_softmax", x, axis)
+    if vector is not None:
+        return reshape(LogSoftmax(0)(vector), ())
+    return LogSoftmax(axis)(x)
 
 
 def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
@@ -666,4 +698,8 @@ def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
     axis: int, tuple or None (all elements); default 1 as the rest of the softmax family.
     x: shape S -> S without ``axis`` (kept as size 1 with keepdims). dy/dx = softmax(x).
     """
-    return LogSumExp(_axis(axis), keepdims)(x)
+    axis = _axis(axis)
+    vector = _scalar_as_vector("logsumexp", x, axis)
+    if vector is not None:
+        return reshape(LogSumExp(0)(vector), ())
+    return LogSumExp(axis, keepdims)(x)

@@ -24,9 +24,18 @@ _PY_SCALARS = (int, float, complex)
 
 
 def _as_scalar(x):
-    """``x`` as a Python scalar if it is a Python or NumPy scalar, else None."""
+    """``x`` as a Python scalar if it is a Python or NumPy scalar, else None.
+
+    A NumPy bool (``np.bool_``) is not a scalar constant here: it is what a comparison of
+    0-d arrays returns (``x.data > 0``), i.e. a 0-d mask, and it takes the same path as an
+    n-d boolean mask (a constant array input of ``Mul``). Turned into a Python ``True`` it
+    would become ``MulConstant(True)``, whose own backward (``gy * True``) is refused, so
+    double backward through ``relu``/``clip`` of a 0-d input would fail.
+    """
     if type(x) is float or type(x) is int:
         return x
+    if isinstance(x, np.bool_):
+        return None
     if isinstance(x, np.generic):
         return x.item()  # weak like a Python scalar: float32 * np.sqrt(2) stays float32
     if isinstance(x, _PY_SCALARS) and not isinstance(x, bool):

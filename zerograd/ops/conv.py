@@ -659,6 +659,9 @@ def conv2d_simple(x, W, b=None, stride=1, pad=0) -> Variable:
     """conv2d composed of differentiable nodes, as in DeZero's book (step 57):
     ``im2col(x)`` (N*OH*OW, C*KH*KW) @ ``W.reshape(OC, -1).T`` + b, reshaped to NCHW.
     Same values and shapes as :func:`conv2d`; slower and heavier (kept for teaching)."""
+    if x.ndim != 4 or W.ndim != 4:
+        raise ShapeError(f"conv2d_simple: x must be 4-D (N, C, H, W) and W 4-D (OC, C, KH, KW), "
+                         f"got x {describe([x])} and W {describe([W])}")
     N, C, H, Wd = x.shape
     OC, _, KH, KW = W.shape
     stride_p, pad_p = pair(stride), pair(pad)

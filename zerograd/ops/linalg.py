@@ -217,11 +217,13 @@ class TensorDot(Function):
         return ga, gb
 
 
-def _tensordot_axes(axes, a_ndim: int, b_ndim: int) -> tuple[tuple, tuple]:
+def _tensordot_axes(axes, a_shape: tuple, b_shape: tuple) -> tuple[tuple, tuple]:
+    a_ndim, b_ndim = len(a_shape), len(b_shape)
     if isinstance(axes, (int, np.integer)):
         n = int(axes)
         if not 0 <= n <= min(a_ndim, b_ndim):
-            raise ShapeError(f"tensordot: axes={n} but a has {a_ndim} and b {b_ndim} dimensions")
+            raise ShapeError(f"tensordot: axes={n} pairs the last {n} axes of a with the first "
+                             f"{n} of b, but a has shape {a_shape} and b {b_shape}")
         return tuple(range(a_ndim - n, a_ndim)), tuple(range(n))
     try:
         a_axes, b_axes = axes
@@ -236,8 +238,9 @@ def _tensordot_axes(axes, a_ndim: int, b_ndim: int) -> tuple[tuple, tuple]:
     for axis, ndim, name in [(a, a_ndim, "a") for a in a_axes] + [(b, b_ndim, "b")
                                                                     for b in b_axes]:
         if not -ndim <= int(axis) < ndim:
-            raise ShapeError(f"tensordot: axis {axis} is out of range for {name} with {ndim} "
-                             "dimensions")
+            shape = a_shape if name == "a" else b_shape
+            raise ShapeError(f"tensordot: axis {axis} is out of range for {name} of shape "
+                             f"{shape}")
     return (tuple(int(a) % a_ndim for a in a_axes), tuple(int(b) % b_ndim for b in b_axes))
 
 
@@ -247,7 +250,7 @@ def tensordot(a, b, axes=2) -> Variable:
     axes: an int n (a's last n axes with b's first n) or (a_axes, b_axes).
     a: (free_a..., k...), b: (k..., free_b...) -> (free_a..., free_b...).
     """
-    a_axes, b_axes = _tensordot_axes(axes, a.ndim, b.ndim)
+    a_axes, b_axes = _tensordot_axes(axes, tuple(a.shape), tuple(b.shape))
     return TensorDot(a_axes, b_axes)(a, b)
 
 

@@ -299,6 +299,8 @@ def pooling_simple(x, kernel_size, stride=1, pad=0) -> Variable:
     -inf). Ties send the gradient to every maximal element."""
     from zerograd.ops import reduction
 
+    if x.ndim != 4:
+        raise ShapeError(f"pooling_simple: x must be 4-D (N, C, H, W), got {describe([x])}")
     N, C, H, W = x.shape
     (KH, KW), (SH, SW), (PH, PW) = pair(kernel_size), pair(stride), pair(pad)
     OH = get_conv_outsize(H, KH, SH, PH)

@@ -30,6 +30,8 @@ def _axis_arg(axis):
 
 def _reduced_count(shape: tuple, axis) -> int:
     """How many elements of ``shape`` each output element of a reduction over ``axis`` sees."""
+    if not shape:
+        return 1  # a 0-d array: NumPy reduces its one element for axis None, 0 or -1
     count = 1
     for a in normalize_axes(axis, len(shape)):
         count *= shape[a]
@@ -122,7 +124,7 @@ class Min(Max):
 def _moved_to_last(x, axis):
     """x with the ``axis`` axes moved to the end and merged: (rest..., K), plus undo info."""
     xp = get_array_module(x)
-    axes = normalize_axes(axis, x.ndim)
+    axes = normalize_axes(axis, x.ndim) if x.ndim else ()  # 0-d: one group of one element
     rest = [a for a in range(x.ndim) if a not in axes]
     moved = xp.transpose(x, rest + list(axes))
     rest_shape = tuple(x.shape[a] for a in rest)
@@ -142,11 +144,47 @@ def _product_of_others(x, axis):
     if flat.shape[-1] > 1:
         left[..., 1:] = xp.cumprod(flat[..., :-1], axis=-1)
         right[..., :-1] = xp.flip(xp.cumprod(xp.flip(flat[..., 1:], axis=-1), axis=-1), axis=-1)
-    others = (left * right).reshape(moved_shape)
+    return _moved_back(left * right, order, moved_shape)
+
+
+def _moved_back(flat, order, moved_shape):
+    """Undo :func:`_moved_to_last`: (rest..., K) back to the original axis order."""
+    xp = get_array_module(flat)
     inverse = [0] * len(order)
     for position, a in enumerate(order):
         inverse[a] = position
-    return xp.transpose(others, inverse)
+    return xp.transpose(flat.reshape(moved_shape), inverse)
+
+
+def _pair_products(x, g, axis):
+    """h_k = sum_{i != k} g_i prod_{j not in {i, k}} x_j within each group, without division.
+
+    This is the Hessian of prod applied to g (d^2 prod / dx_k dx_i = the product of the
+    other elements, 0 for i = k). Dividing the product by x_i x_k would give nan wherever
+    x has a zero, so the sums are built by one pass from each end instead: with the
+    exclusive prefix product L_k = prod_{j<k} x_j and A_k = sum_{i<k} g_i prod_{j<k, j!=i}
+    x_j (A_{k+1} = A_k x_k + g_k L_k), and their mirror images R_k, B_k from the right,
+    h_k = A_k R_k + L_k B_k. The passes are K array steps for a group of K elements.
+    """
+    xp = get_array_module(x)
+    xf, (order, moved_shape) = _moved_to_last(x, axis)
+    gf, _ = _moved_to_last(xp.broadcast_to(g, x.shape), axis)
+    K = xf.shape[-1]
+    h = xp.zeros_like(xf)
+    product, weighted = xp.ones_like(xf[..., 0]), xp.zeros_like(xf[..., 0])
+    for k in range(K):  # h_k += A_k, then L_k is needed for the right-hand pass
+        h[..., k] = weighted
+        weighted = weighted * xf[..., k] + gf[..., k] * product
+        product = product * xf[..., k]
+    left_product = xp.ones_like(xf)
+    if K > 1:
+        left_product[..., 1:] = xp.cumprod(xf[..., :-1], axis=-1)
+    product, weighted = xp.ones_like(xf[..., 0]), xp.zeros_like(xf[..., 0])
+    for k in range(K - 1, -1, -1):
+        h[..., k] = h[..., k] * product + left_product[..., k] * weighted
+        weighted = weighted * xf[..., k] + gf[..., k] * product
+        product = product * xf[..., k]
+    return _moved_back(h, order, moved_shape)
 
 
 class Prod(Function):
@@ -168,8 +206,8 @@ class Prod(Function):
 class ProductOfOthers(Function):
     """p_i = prod_{j != i} x_j over the ``axis`` group (the gradient of prod).
 
-    Its own derivative, dp_i/dx_k = p_i / x_k for k != i, divides by x: second derivatives
-    of ``prod`` are exact where x has no zeros.
+    Its derivative, dp_i/dx_k = prod_{j not in {i, k}} x_j (k != i), is :class:`PairProducts`:
+    second derivatives of ``prod`` are exact where x has zeros too.
     """
 
     def __init__(self, axis=None) -> None:
@@ -180,9 +218,34 @@ class ProductOfOthers(Function):
 
     def backward(self, gp):
         (x,) = self.inputs
-        weighted = gp * self.output
-        total = sum(weighted, axis=self.axis, keepdims=True)
-        return (total - weighted) / x
+        return PairProducts(self.axis)(x, gp)
+
+
+class PairProducts(Function):
+    """h_k = sum_{i != k} g_i prod_{j not in {i, k}} x_j over the ``axis`` group (inputs x, g).
+
+    The second derivative of prod, exact with zeros in x (see :func:`_pair_products`). h is
+    linear in g through a symmetric matrix, so d<u, h>/dg = PairProducts(x, u). Its
+    derivative in x (the third of prod) removes x_l from every product that holds it,
+    (sum(u h) - u_l h_l - g_l PairProducts(x, u)_l) / x_l, which divides by x: third and
+    higher derivatives of prod need an x without zeros.
+    """
+
+    def __init__(self, axis=None) -> None:
+        self.axis = axis
+
+    def forward(self, x, g):
+        return _pair_products(x, g, self.axis)
+
+    def backward(self, gh):
+        x, g = self.inputs
+        h_of_gh = PairProducts(self.axis)(x, gh)
+        gx = None
+        if self.needs_grad(0):
+            weighted = gh * self.output
+            total = sum(weighted, axis=self.axis, keepdims=True)
+            gx = (total - weighted - g * h_of_gh) / x
+        return gx, (h_of_gh if self.needs_grad(1) else None)
 
 
 class CumSum(Function):
@@ -341,7 +404,8 @@ def min(x, axis=None, keepdims: bool = False) -> Variable:
 def prod(x, axis=None, keepdims: bool = False) -> Variable:
     """Product of elements over ``axis``; dy/dx_i = prod_{j != i} x_j, exact where x has zeros.
 
-    x: any shape -> the reduced shape. Second derivatives need an x without zeros.
+    x: any shape -> the reduced shape. First and second derivatives are exact where x has
+    zeros (no division by x); third and higher need an x without zeros.
     """
     return Prod(_axis_arg(axis), keepdims)(x)
 

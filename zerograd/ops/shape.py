@@ -451,6 +451,9 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
     'wrap' copy elements of x (NumPy's modes), so their gradient adds the copies back.
     x: (d0, ...) -> (d0 + before0 + after0, ...).
     """
+    if x.ndim == 0:
+        raise ShapeError(f"pad: x is 0-d (shape ()), so it has no axis to pad "
+                         f"(pad_width {pad_width!r}); pad x.reshape(1) instead")
     try:
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
     except ValueError as e:

@@ -19,5 +19,5 @@ SPECS = [
     OpSpec("operator_scalars", lambda x: 2.5 + x * 0.5 - 1 / (x + 3),
            lambda x: 2.5 + x * 0.5 - 1 / (x + 3), covers=[]),
     OpSpec("operator_matmul_pow", lambda x, w: (x @ w) ** 2, lambda x, w: (x @ w) ** 2,
-           shapes=[((2, 3), (3, 4))], covers=[]),
+           shapes=[((2, 3), (3, 4))], covers=[], zero_d=False),
 ]

@@ -27,12 +27,14 @@ def np_attention(q, k, v, mask=None, scale=None):
 SPECS = [
     OpSpec("scaled_dot_product_attention", F.scaled_dot_product_attention, np_attention,
            shapes=[((3, 2), (4, 2), (4, 5)), ((2, 3, 2), (2, 4, 2), (2, 4, 3)),
-                   ((2, 1, 3, 2), (3, 4, 2), (4, 2))]),
+                   ((2, 1, 3, 2), (3, 4, 2), (4, 2))], zero_d=False),
     OpSpec("attention_boolean_mask", F.scaled_dot_product_attention, np_attention,
-           kwargs={"mask": CAUSAL}, shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[]),
+           kwargs={"mask": CAUSAL}, shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[],
+           zero_d=False),
     OpSpec("attention_fully_masked_row", F.scaled_dot_product_attention, np_attention,
-           kwargs={"mask": ONE_ROW_MASKED}, shapes=[((3, 2), (4, 2), (4, 3))], covers=[]),
+           kwargs={"mask": ONE_ROW_MASKED}, shapes=[((3, 2), (4, 2), (4, 3))], covers=[],
+           zero_d=False),
     OpSpec("attention_additive_mask_scale", F.scaled_dot_product_attention, np_attention,
            kwargs={"mask": ADDITIVE, "scale": 0.3},
-           shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[]),
+           shapes=[((2, 3, 2), (2, 4, 2), (2, 4, 3))], covers=[], zero_d=False),
 ]

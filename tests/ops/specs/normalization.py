@@ -34,7 +34,7 @@ def np_batch_norm_test(x, gamma, beta, eps=2e-5):
 
 def batch_norm_train(x, gamma, beta):
     # Fresh running statistics per call: the harness calls the op many times.
-    c = x.shape[1]
+    c = gamma.size
     return F.batch_norm(x, gamma, beta, np.zeros(c), np.ones(c))
 
 
@@ -63,17 +63,18 @@ def x_gamma_beta(rng, shapes, dtype):
 SPECS = [
     OpSpec("batch_norm", batch_norm_train, np_batch_norm_train,
            shapes=[((5, 3), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,))], make_inputs=x_gamma_beta,
-           covers=["batch_norm", "batch_nrom"]),
+           covers=["batch_norm", "batch_nrom"], zero_d=False),
     OpSpec("batch_norm_test_mode", batch_norm_test, np_batch_norm_test,
            shapes=[((4, 3), (3,), (3,)), ((2, 3, 2, 2), (3,), (3,))], make_inputs=x_gamma_beta,
-           covers=[]),
+           covers=[], zero_d=False),
     OpSpec("layer_norm", F.layer_norm, np_layer_norm,
-           shapes=[((3, 5), (5,), (5,)), ((2, 3, 4), (4,), (4,))], make_inputs=x_gamma_beta),
+           shapes=[((3, 5), (5,), (5,)), ((2, 3, 4), (4,), (4,))], make_inputs=x_gamma_beta,
+           zero_d=False),
     OpSpec("layer_norm_two_axes",
            lambda x, g, b: F.layer_norm(x, g, b, normalized_shape=(3, 4)),
            lambda x, g, b: np_layer_norm(x, g, b, n_axes=2),
-           shapes=[((2, 3, 4), (3, 4), (3, 4))], make_inputs=x_gamma_beta, covers=[]),
+           shapes=[((2, 3, 4), (3, 4), (3, 4))], make_inputs=x_gamma_beta, covers=[], zero_d=False),
     OpSpec("group_norm", lambda x, g, b: F.group_norm(x, 2, g, b), np_group_norm,
            shapes=[((2, 4, 3), (4,), (4,)), ((2, 4, 2, 2), (4,), (4,))],
-           make_inputs=x_gamma_beta),
+           make_inputs=x_gamma_beta, zero_d=False),
 ]
