@@ -66,8 +66,12 @@ def _single_int_array_axis(slices):
     return axis
 
 
-def check_index_range(op: str, indices, size: int, axis: int, allow_negative: bool) -> None:
-    """Raise IndexError naming ``op``, the index range found and the valid range."""
+def check_index_range(op: str, indices, size: int, axis: int, allow_negative: bool,
+                      of: str = "") -> None:
+    """Raise IndexError naming ``op``, the index range found and the valid range.
+
+    ``of`` says which array the axis belongs to when it is not plainly x's.
+    """
     if indices.size == 0:
         return
     low, high = int(indices.min()), int(indices.max())
@@ -75,7 +79,7 @@ def check_index_range(op: str, indices, size: int, axis: int, allow_negative: bo
     if low < lowest or high >= size:
         valid = f"{lowest}..{size - 1}" if size else "none (the axis is empty)"
         raise IndexError(
-            f"{op}: indices range over [{low}, {high}] but axis {axis} has size {size}; "
+            f"{op}: indices range over [{low}, {high}] but axis {axis}{of} has size {size}; "
             f"valid indices are {valid}")
 
 
@@ -360,7 +364,8 @@ def take(x, indices, axis: int | None = None) -> Variable:
     _check_int_dtype("take", indices)
     xv = _data(x)
     if axis is None:
-        check_index_range("take", indices, xv.size, 0, allow_negative=True)
+        check_index_range("take", indices, xv.size, 0, allow_negative=True,
+                          of=f" of the flattened x (x has shape {xv.shape})")
         return get_item(reshape(x, (-1,)), indices)
     axis = int(axis)
     if not -xv.ndim <= axis < xv.ndim:
