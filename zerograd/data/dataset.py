@@ -13,12 +13,49 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from zerograd.data._batch import stack_batch
 from zerograd.data.transforms import Identity, apply_batch
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
+from zerograd.serialization import CorruptFileError
 
 
-class DataFormatError(ZerogradError, ValueError):
-    """A data file is truncated, corrupt or not the kind of file expected (names the file)."""
+class DataFormatError(CorruptFileError):
+    """A data file is truncated, corrupt or not the kind of file expected (names the file).
+
+    A ``CorruptFileError`` (hence a ``ValueError``), as the weight and checkpoint readers raise.
+    """
+
+
+class DatasetIndexError(ZerogradError, IndexError):
+    """An example index outside the dataset.
+
+    An ``IndexError``, so ``for x, t in dataset`` (Python's sequence protocol) still stops at
+    the end.
+    """
+
+
+def check_index(index: int, n: int, owner: str) -> int:
+    """``index`` when ``-n <= index < n``; else a DatasetIndexError naming ``owner``."""
+    if not -n <= index < n:
+        raise DatasetIndexError(f"{owner}: index {index} is out of range for {n} examples "
+                                f"(expected -{n} <= index < {n})")
+    return index
+
+
+def check_indices(index, n: int, owner: str):
+    """A batch index (slice, int array, bool mask) checked against ``n`` examples."""
+    if isinstance(index, slice):
+        return index  # slices clip, as for arrays
+    if index.dtype == bool:
+        if index.shape != (n,):
+            raise DatasetIndexError(f"{owner}: a boolean mask must have shape ({n},), one "
+                                    f"entry per example, got {index.shape}")
+        return index
+    if index.size and (index.min() < -n or index.max() >= n):
+        bad = index[(index < -n) | (index >= n)]
+        raise DatasetIndexError(f"{owner}: indices {bad[:5].tolist()} are out of range for {n} "
+                                f"examples (expected -{n} <= index < {n})")
+    return index
 
 
 def _is_integer_index(index) -> bool:
@@ -55,6 +92,16 @@ class Dataset:
         self.data = None
         self.label = None
         self.prepare()
+        self._check_lengths()
+
+    def _check_lengths(self) -> None:
+        # A label array shorter than the data would surface later as an out-of-range index
+        # in the middle of an epoch; say so where the dataset is built.
+        if hasattr(self.data, "__len__") and hasattr(self.label, "__len__"):
+            if len(self.data) != len(self.label):
+                raise ShapeError(f"{type(self).__name__}: prepare() set {len(self.data)} "
+                                 f"examples of data but {len(self.label)} labels; expected "
+                                 f"one label per example")
 
     def prepare(self) -> None:
         """Load or generate ``self.data`` and ``self.label``; the base class has none."""
@@ -63,25 +110,28 @@ class Dataset:
     def supports_batch_index(self) -> bool:
         """True when ``self[indices]`` fetches a batch with one fancy index of the arrays."""
         arrays = (self.data,) if self.label is None else (self.data, self.label)
+        # An object array (e.g. ragged examples) cannot be fetched as one block.
         return (type(self).__getitem__ is Dataset.__getitem__
-                and all(hasattr(a, "shape") for a in arrays))
+                and all(hasattr(a, "shape") and a.dtype != object for a in arrays))
 
     def __getitem__(self, index):
         if isinstance(index, np.ndarray) and index.ndim == 0:
             index = index.item()
+        name = type(self).__name__
         if _is_integer_index(index):
+            index = check_index(int(index), len(self), name)
             x = self.transform(self.data[index])
             if self.label is None:
                 return x, None
             return x, self.target_transform(self.label[index])
         if np.isscalar(index):
-            raise DTypeError(f"{type(self).__name__}: an index must be an int, a slice or an "
+            raise DTypeError(f"{name}: an index must be an int, a slice or an "
                              f"array of ints, got {type(index).__name__} {index!r}")
-        index = _batch_index(index, type(self).__name__)
-        x = apply_batch(self.transform, _take(self.data, index))
+        index = check_indices(_batch_index(index, name), len(self), name)
+        x = _take(self.data, index, self.transform, name, "x")
         if self.label is None:
             return x, None
-        return x, apply_batch(self.target_transform, _take(self.label, index))
+        return x, _take(self.label, index, self.target_transform, name, "t")
 
     def __len__(self) -> int:
         if self.data is None:
@@ -94,14 +144,16 @@ class Dataset:
         return f"{type(self).__name__}(train={self.train}, data={data}, label={label})"
 
 
-def _take(array, index):
-    if hasattr(array, "shape"):
-        return array[index]
-    # A list (or other sequence): index it example by example.
+def _take(array, index, transform, owner: str, part: str):
+    """The batch ``array[index]``, transformed."""
+    if hasattr(array, "shape") and array.dtype != object:
+        return apply_batch(transform, array[index])
+    # A list or an object array (examples of different shapes, say): transform example by
+    # example, then stack, so a transform that makes the shapes agree (Resize) still batches.
     positions = range(len(array))[index] if isinstance(index, slice) else index
     if np.asarray(positions).dtype == np.bool_:
         positions = np.flatnonzero(positions)
-    return np.array([array[int(i)] for i in positions])
+    return stack_batch([transform(array[int(i)]) for i in positions], owner, part, positions)
 
 
 class ArrayDataset(Dataset):
@@ -131,7 +183,16 @@ TensorDataset = ArrayDataset
 def _unwrap(array):
     array = getattr(array, "data", array) if not isinstance(array, np.ndarray) else array
     if not hasattr(array, "shape"):
-        array = np.asarray(array)
+        try:
+            array = np.asarray(array)
+        except ValueError:
+            # Examples of different shapes (sentences, images of many sizes): keep each one
+            # as it is, in an object array. Single examples index fine; batching them names
+            # the ragged ones (see stack_batch).
+            examples = list(array)
+            array = np.empty(len(examples), dtype=object)
+            for i, example in enumerate(examples):
+                array[i] = example
     if array.ndim == 0:
         raise ShapeError(f"ArrayDataset: expected arrays with examples along axis 0, got a "
                          f"0-d {array.dtype} array")
@@ -162,14 +223,18 @@ class Subset:
         if isinstance(index, np.ndarray) and index.ndim == 0:
             index = index.item()
         if _is_integer_index(index):
+            index = check_index(int(index), len(self), "Subset")
             return self.dataset[int(self.indices[index])]
-        positions = self.indices[_batch_index(index, "Subset")]
+        positions = self.indices[check_indices(_batch_index(index, "Subset"), len(self),
+                                               "Subset")]
         if self.supports_batch_index:
             return self.dataset[positions]
         batch = [self.dataset[int(i)] for i in positions]
-        x = np.array([example[0] for example in batch])
-        t = np.array([example[1] for example in batch])
-        return x, t
+        x = stack_batch([example[0] for example in batch], "Subset", "x", positions)
+        labels = [example[1] for example in batch]
+        if all(label is None for label in labels):
+            return x, None
+        return x, stack_batch(labels, "Subset", "t", positions)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -178,4 +243,5 @@ class Subset:
         return f"Subset({self.dataset!r}, {len(self)} examples)"
 
 
-__all__ = ["ArrayDataset", "DataFormatError", "Dataset", "Subset", "TensorDataset"]
+__all__ = ["ArrayDataset", "DataFormatError", "Dataset", "DatasetIndexError", "Subset",
+           "TensorDataset", "check_index", "check_indices"]

@@ -19,6 +19,34 @@ import math
 import numpy as np
 
 from zerograd.backend import as_cupy
+from zerograd.core.variable import Variable
+from zerograd.data._batch import stack_batch
+from zerograd.errors import DTypeError, ShapeError, describe
+
+
+def _check_dataset(dataset, owner: str) -> None:
+    """A clear error for what cannot be a dataset (None, a bare array, a number, ...)."""
+    if isinstance(dataset, (np.ndarray, Variable)):
+        raise DTypeError(
+            f"{owner}: dataset must be a Dataset (dataset[i] -> (x, t)), got a bare array "
+            f"({describe([dataset])}); wrap arrays as ArrayDataset(x, t) (or ArrayDataset(x) "
+            f"without labels)")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise DTypeError(
+            f"{owner}: dataset must be a Dataset, or any object with len(dataset) and "
+            f"dataset[i] -> (x, t); got {_what(dataset)}")
+
+
+def _what(value) -> str:
+    return "None" if value is None else f"{type(value).__name__} {value!r:.60}"
+
+
+def _check_batch_size(batch_size, owner: str) -> int:
+    if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
+            or batch_size < 1):
+        raise ValueError(f"{owner}: batch_size must be a positive int (examples per batch), "
+                         f"got {batch_size!r} ({type(batch_size).__name__})")
+    return int(batch_size)
 
 
 def _make_rng(rng):
@@ -43,11 +71,9 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = True, gpu: bool = False,
                  drop_last: bool = False, rng=None):
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"{type(self).__name__}: batch_size must be a positive int, "
-                             f"got {batch_size!r}")
+        _check_dataset(dataset, type(self).__name__)
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = _check_batch_size(batch_size, type(self).__name__)
         self.shuffle = shuffle
         self.gpu = gpu
         self.drop_last = drop_last
@@ -123,14 +149,38 @@ class DataLoader:
         if getattr(self.dataset, "supports_batch_index", False):
             x, t = self.dataset[batch_index]
         else:
-            batch = [self.dataset[int(i)] for i in batch_index]
-            x = np.array([example[0] for example in batch])
-            labels = [example[1] for example in batch]
-            t = None if all(label is None for label in labels) else np.array(labels)
+            x, t = self._fetch_examples(batch_index)
         if self.gpu:
             x = as_cupy(x)
             t = None if t is None else as_cupy(t)
         return x, t
+
+    def _fetch_examples(self, batch_index: np.ndarray):
+        """``dataset[i]`` for each index, stacked: DeZero's way, for any dataset."""
+        owner = type(self).__name__
+        batch = []
+        for i in batch_index:
+            example = self.dataset[int(i)]
+            if not (isinstance(example, (tuple, list)) and len(example) == 2):
+                got = (f"a {type(example).__name__} of {len(example)} items"
+                       if isinstance(example, (tuple, list)) else describe([example]))
+                raise DTypeError(
+                    f"{owner}: dataset[{int(i)}] returned {got}; expected a pair (x, t), t "
+                    f"None without labels, as Dataset.__getitem__ returns (to batch arrays "
+                    f"x and t, use ArrayDataset(x, t))")
+            batch.append(example)
+        x = stack_batch([example[0] for example in batch], owner, "x", batch_index)
+        labels = [example[1] for example in batch]
+        has_label = [label is not None for label in labels]
+        if not any(has_label):
+            return x, None
+        if not all(has_label):
+            with_label = int(batch_index[has_label.index(True)])
+            without = int(batch_index[has_label.index(False)])
+            raise ShapeError(f"{owner}: dataset[{without}] has label None but "
+                             f"dataset[{with_label}] has a label; either every example has a "
+                             f"label or none has")
+        return x, stack_batch(labels, owner, "t", batch_index)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(dataset={self.dataset!r}, batch_size={self.batch_size}, "
@@ -175,6 +225,11 @@ class SeqDataLoader(DataLoader):
 
     def __init__(self, dataset, batch_size: int, gpu: bool = False):
         super().__init__(dataset=dataset, batch_size=batch_size, shuffle=False, gpu=gpu)
+        if self.batch_size > self.data_size:
+            # jump = len // batch_size would be 0: every row would read the same examples.
+            raise ValueError(f"SeqDataLoader: batch_size {self.batch_size} is larger than the "
+                             f"dataset ({self.data_size} examples); each of the "
+                             f"{self.batch_size} parallel streams needs at least one example")
 
     def _batch_index(self, iteration: int, index: np.ndarray) -> np.ndarray:
         jump = self.data_size // self.batch_size

@@ -18,6 +18,7 @@ import numpy as np
 
 from zerograd.backend import get_array_module
 from zerograd.backend.array_utils import pair
+from zerograd.data._batch import stack_batch
 from zerograd.errors import DTypeError, ShapeError
 
 
@@ -44,7 +45,11 @@ def apply_batch(transform: Callable | None, xs):
         return xs
     if getattr(transform, "batchable", False):
         return transform.apply_batch(xs)
-    return np.array([transform(x) for x in xs])
+    return stack_batch([transform(x) for x in xs], _name(transform), "transformed examples")
+
+
+def _name(transform) -> str:
+    return getattr(transform, "__name__", None) or type(transform).__name__
 
 
 class Transform:
@@ -60,7 +65,7 @@ class Transform:
         raise NotImplementedError
 
     def apply_batch(self, xs):
-        return np.array([self(x) for x in xs])
+        return stack_batch([self(x) for x in xs], type(self).__name__, "transformed examples")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -94,7 +99,7 @@ class Compose(Transform):
 
     def apply_batch(self, xs):
         if not self.batchable:
-            return np.array([self(x) for x in xs])
+            return stack_batch([self(x) for x in xs], "Compose", "transformed examples")
         for t in self.transforms:
             xs = t.apply_batch(xs)
         return xs
