@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from zerograd.backend import as_cupy, as_numpy, cupy_module
@@ -19,6 +21,33 @@ def is_array(data) -> bool:
     return cp is not None and isinstance(data, cp.ndarray)
 
 
+# The ufuncs behind Variable's operators: (method when the Variable is the first operand,
+# method when it is the second). An ndarray's operators call these ufuncs, so `ndarray + v`
+# arrives in Variable.__array_ufunc__ as np.add(ndarray, v) and goes on to v.__radd__.
+_UFUNC_OPERATORS = {
+    np.add: ("__add__", "__radd__"),
+    np.subtract: ("__sub__", "__rsub__"),
+    np.multiply: ("__mul__", "__rmul__"),
+    np.true_divide: ("__truediv__", "__rtruediv__"),  # np.divide is the same ufunc
+    np.power: ("__pow__", "__rpow__"),
+    np.matmul: ("__matmul__", "__rmatmul__"),
+    # A comparison with the operands swapped is the mirrored comparison.
+    np.less: ("__lt__", "__gt__"),
+    np.less_equal: ("__le__", "__ge__"),
+    np.greater: ("__gt__", "__lt__"),
+    np.greater_equal: ("__ge__", "__le__"),
+    np.equal: ("__eq__", "__eq__"),
+    np.not_equal: ("__ne__", "__ne__"),
+    # One operand.
+    np.negative: ("__neg__",),
+    np.absolute: ("__abs__",),
+}
+
+def _ufunc_name(ufunc, method: str) -> str:
+    """'add' for np.add(...), 'add.reduce' for np.add.reduce(...)."""
+    return ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+
+
 class Variable:
     """A node of the computational graph that holds an array.
 
@@ -30,9 +59,9 @@ class Variable:
     """
 
     __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
-    # An ndarray on the left of an operator defers to Variable's reflected method.
+    # Legacy NumPy dispatch (array-likes without __array_ufunc__, CuPy's operators): an array
+    # on the left of an operator defers to Variable's reflected method.
     __array_priority__ = 200
-    __array_ufunc__ = None
 
     def __init__(self, data, name: str | None = None, requires_grad: bool = True) -> None:
         if data is not None and not is_array(data):
@@ -83,6 +112,114 @@ class Variable:
     def item(self):
         """The single element as a Python scalar."""
         return self.data.item()
+
+    # -- a one-element Variable as a Python number (as a 0-d ndarray or a PyTorch tensor) --
+    def _only_element(self, caller: str):
+        """The single element of ``data`` as a Python scalar, or NumPy's TypeError naming
+        the shape. Any one-element shape converts ((), (1,), (1, 1)...), as in PyTorch."""
+        data = self.data
+        if data is None or data.size != 1:
+            shape = None if data is None else tuple(data.shape)
+            raise TypeError(
+                f"{caller}: only one-element Variables can be converted to Python scalars; "
+                f"this one has shape {shape}"
+            )
+        return data.item()
+
+    def __float__(self) -> float:
+        return float(self._only_element("float()"))
+
+    def __int__(self) -> int:
+        return int(self._only_element("int()"))
+
+    def __complex__(self) -> complex:
+        return complex(self._only_element("complex()"))
+
+    def __index__(self) -> int:
+        # NumPy's rule: only a 0-d integer array is an index. A one-element 1-d Variable must
+        # not be one, or NumPy would index arr[v] with a scalar and drop an axis (a batch of
+        # one label), and a float index must fail.
+        data = self.data
+        if data is None or data.ndim != 0 or data.dtype.kind not in "iu":
+            described = None if data is None else f"{data.dtype} {tuple(data.shape)}"
+            raise TypeError(
+                "operator.index(): only integer 0-d Variables can be converted to an index; "
+                f"this one is {described}"
+            )
+        return operator.index(data.item())
+
+    def __round__(self, ndigits: int | None = None):
+        # Python's rule for numbers: round(v) is an int, round(v, n) a float.
+        return round(self._only_element("round()"), ndigits)
+
+    def __format__(self, format_spec: str) -> str:
+        # f"{v}" prints like print(v); f"{loss:.4f}" formats the number inside.
+        if not format_spec:
+            return str(self)
+        return format(self._only_element(f"format(Variable, {format_spec!r})"), format_spec)
+
+    # -- NumPy ufuncs that meet a Variable (NEP 13) ------------------------------------------
+    def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
+        """NumPy calls this for any ufunc with a Variable among its operands.
+
+        - With an output array (``out=``, which is how ``ndarray -= Variable`` arrives, and
+          ``ufunc.at``) the caller wants numbers written into that array: the ufunc runs on
+          the Variables' data and the array is updated in place. Book steps 28-29 write
+          ``x.data -= lr * x.grad`` with ``grad`` a Variable; ``x.data`` stays an ndarray.
+        - A ufunc that is one of Variable's operators (``ndarray + Variable`` calls
+          ``np.add``) goes to that operator, reflected when the Variable is on the right:
+          the result is a Variable recorded in the graph.
+        - Any other ufunc (``np.exp(v)``) raises TypeError: it would drop the graph.
+        """
+        if method == "__call__" and not kwargs:  # first: the path of `ndarray + Variable`
+            names = _UFUNC_OPERATORS.get(ufunc)
+            if names is not None:
+                if len(inputs) == 1:
+                    return getattr(inputs[0], names[0])()
+                x0, x1 = inputs
+                if isinstance(x0, Variable):
+                    return getattr(x0, names[0])(x1)
+                return getattr(x1, names[1])(x0)
+        out = kwargs.get("out")
+        if out is not None or method == "at":
+            for o in out or ():
+                if isinstance(o, Variable):
+                    raise TypeError(
+                        f"np.{_ufunc_name(ufunc, method)}: out= cannot be a Variable; write "
+                        "into its array instead (out=v.data)"
+                    )
+            arrays = [x.data if isinstance(x, Variable) else x for x in inputs]
+            return getattr(ufunc, method)(*arrays, **kwargs)
+        types = ", ".join(type(x).__name__ for x in inputs)
+        raise TypeError(
+            f"np.{_ufunc_name(ufunc, method)} was given a Variable (operands: {types}); NumPy "
+            "ufuncs do not record the graph. Use the zerograd function (zerograd.functions) "
+            "or an operator to differentiate through it, or pass v.data to compute plain "
+            "numbers"
+        )
+
+    # -- copies (copy.copy, copy.deepcopy, pickle) -------------------------------------------
+    def __getstate__(self) -> tuple:
+        # Python's own layout for a slotted object: (instance __dict__ or None, slot values).
+        # The graph links are left out: a creator's weak references point at the original
+        # outputs, so backward through a copy that kept them would read the original's grads
+        # (or dead references). A copy is therefore a leaf. PyTorch refuses to deep-copy a
+        # non-leaf tensor instead, but a model that carries state (an LSTM's h and c) must
+        # still copy and pickle.
+        slots = {"data": self.data, "name": self.name, "grad": self.grad,
+                 "requires_grad": self.requires_grad}
+        return (getattr(self, "__dict__", None) or None, slots)
+
+    def __setstate__(self, state: tuple) -> None:
+        instance_dict, slots = state
+        self.data = slots["data"]
+        self.name = slots.get("name")
+        self.grad = slots.get("grad")
+        self.requires_grad = slots.get("requires_grad", True)
+        self.creator = None
+        self.generation = 0
+        if instance_dict:  # a Parameter's (or a user subclass's) own attributes
+            self.__dict__.update(instance_dict)
 
     # -- graph links ---------------------------------------------------------------------
     def set_creator(self, func) -> None:
