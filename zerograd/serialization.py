@@ -1,42 +1,72 @@
 """Safe, atomic saving and loading of arrays (.npz) and metadata (.json).
 
-Every writer goes through :func:`atomic_write`: the bytes go to a temporary file in the
-destination's directory, are flushed to disk, and only then replace the destination with
+Writing. Every writer goes through :func:`atomic_write`: the bytes go to a temporary file in
+the destination's directory, are flushed to disk, and only then replace the destination with
 ``os.replace`` (atomic on POSIX and Windows). An interrupted or failing write therefore
-leaves the previous file intact and no half-written file behind.
+leaves the previous file intact. A write killed outright (``kill -9``, power loss) cannot
+remove its temporary file, so temporary files are named after their writer,
+``.NAME.zerograd-PID-HOST-XXXXXXXX.tmp``, and the next save in that directory (or
+:func:`remove_stale_temp_files`) removes those whose writer process is gone.
 
-Every reader raises :class:`CorruptFileError` (a ``ValueError``) naming the file when it is
-truncated, not the expected format, or would need pickle to load (``allow_pickle=False``
-always: an .npz from the internet cannot run code).
+Reading. Every reader raises :class:`CorruptFileError` (a ``ValueError``) naming the file
+when it is truncated, damaged, not the expected format, or would need pickle to load (an
+.npz from the internet cannot run code). :class:`NpzReader` reads the zip directory and
+every member's ``.npy`` header (name, shape, dtype, memory order) and checks them, and the
+sizes they declare, before any array data is read: a small file that claims or inflates to a
+huge array fails before the memory is allocated. JSON is refused beyond
+:data:`MAX_JSON_DEPTH` levels of nesting.
 
 Nested state (an optimizer's per-parameter arrays next to its scalar settings) is stored in
 one .npz by :func:`save_state` / :func:`load_state`: the arrays under their own keys and the
 tree's shape, with the scalars, as a JSON string under the key ``__tree__``.
+
+The file formats and every check are described in docs/serialization.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
+import socket
+import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 
 from zerograd.backend import as_numpy
 from zerograd.errors import ZerogradError
 
+try:  # zipfile reads LZMA members when Python was built with lzma
+    from lzma import LZMAError
+except ImportError:  # pragma: no cover - such builds cannot open those members at all
+    class LZMAError(Exception):  # type: ignore[no-redef]
+        pass
+
 __all__ = [
-    "CorruptFileError", "atomic_write", "save_npz", "load_npz", "save_json", "load_json",
-    "save_state", "load_state", "npz_path",
+    "CorruptFileError", "atomic_write", "remove_stale_temp_files", "save_npz", "load_npz",
+    "NpyHeader", "NpzReader", "save_json", "load_json", "save_state", "load_state",
+    "npz_path", "MAX_LOAD_BYTES", "MAX_JSON_DEPTH",
 ]
 
 _TREE_KEY = "__tree__"
 _ARRAY_TAG = "__array__"
+
+#: Default bound on the bytes one ``load_npz``/``load_state``/``NpzReader`` may allocate for
+#: arrays (the sum of the sizes the file declares). VGG16's weights are 0.5 GiB; pass
+#: ``max_bytes=`` to read a larger trusted file, or ``None`` for no bound.
+MAX_LOAD_BYTES = 8 * 2**30
+
+#: Deepest nesting of lists/objects accepted in JSON (metadata, the tree of ``save_state``).
+#: Without a bound a file of ``[[[[...`` makes the parser raise RecursionError.
+MAX_JSON_DEPTH = 100
 
 
 class CorruptFileError(ZerogradError, ValueError):
@@ -49,6 +79,76 @@ def npz_path(path: str | os.PathLike) -> str:
     return path if path.endswith(".npz") else path + ".npz"
 
 
+# -- atomic writes and their temporary files -----------------------------------------------------
+# A temporary file's name says who wrote it: ".weights.npz.zerograd-4242-1a2b3c4d-k3j5h2x1.tmp"
+# is being (or was) written by process 4242 on the host whose name hashes to 1a2b3c4d. The
+# host matters on shared file systems, where a pid means nothing on another machine.
+_TEMP_INFIX = ".zerograd-"
+_TEMP_NAME = re.compile(r"^\..+\.zerograd-(?P<pid>\d+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]+\.tmp$")
+
+
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}{_TEMP_INFIX}{os.getpid()}-{_host_tag()}-"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` is running (on this host). When unsure, says it is."""
+    if pid <= 0:
+        return False  # no writer has such a pid (and os.kill(0, ...) means the process group)
+    if pid == os.getpid():
+        return True  # this process: another thread may be writing it right now
+    if os.name != "posix":
+        return True  # without kill(pid, 0) there is no harmless probe: never remove
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, and belongs to another user
+    except OverflowError:
+        return False  # larger than any pid the system can have
+    # A process killed but not yet reaped by its parent (a zombie) still answers kill(0);
+    # it will never finish its write. Linux shows its state in /proc.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[str]:
+    """Remove the temporary files that killed zerograd saves left in ``directory``.
+
+    Only files named as :func:`atomic_write` names them, written on this host by a process
+    that no longer exists, are removed: never a live writer's file, never anyone else's.
+    Returns the paths removed. Files that vanish meanwhile or cannot be removed are skipped.
+    Every save calls this on its directory; the command line calls it on its run directory.
+    """
+    directory = os.fspath(directory)
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    host = _host_tag()
+    removed = []
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if match is None or match["host"] != host or _process_exists(int(match["pid"])):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            os.unlink(path)
+        except OSError:  # already gone (another cleaner), or not ours to remove
+            continue
+        removed.append(path)
+    return removed
+
+
 def _default_file_mode(path: str) -> int:
     """The existing file's permissions, else 0666 less the process umask."""
     try:
@@ -59,20 +159,38 @@ def _default_file_mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems do not sync directories; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to ``path`` for writing; on success it replaces ``path``.
 
     ``mode`` is ``"wb"`` (bytes) or ``"w"`` (UTF-8 text). If the ``with`` body raises
     (including KeyboardInterrupt), the temporary file is removed and ``path`` is untouched.
+    If the process is killed, the temporary file stays until the next save in the directory
+    removes it (see :func:`remove_stale_temp_files`).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                    suffix=".tmp")
+    remove_stale_temp_files(directory)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as f:
@@ -86,8 +204,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
         raise
+    _fsync_directory(directory)
 
 
+# -- .npz writing ---------------------------------------------------------------------------------
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: bool = True) -> str:
     """Write ``arrays`` (name -> array, NumPy or CuPy) to ``path`` atomically; returns the path.
 
@@ -100,7 +220,7 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: boo
         if value is None:
             raise ValueError(f"save_npz({path!r}): entry {key!r} is None; only arrays can be saved")
         array = as_numpy(value)
-        if array.dtype == object:
+        if array.dtype.hasobject:
             raise ValueError(f"save_npz({path!r}): entry {key!r} is an object array, which would "
                              "need pickle to load; store numeric or string arrays only")
         converted[key] = array
@@ -110,30 +230,239 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: boo
     return path
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every array of an .npz file into a dict (NumPy arrays, in the file's key order).
+# -- .npz reading: headers first, data only after every check -------------------------------------
+# What a damaged or hostile zip makes zipfile, zlib and NumPy's header parser raise.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, LZMAError, EOFError, OSError, ValueError,
+                KeyError, IndexError, RuntimeError, OverflowError, struct.error)
 
-    Raises FileNotFoundError if there is no such file (``path`` and ``path + '.npz'`` are
-    tried) and CorruptFileError if it is truncated, not an .npz, or holds object arrays.
-    """
+_NPY_MAGIC = b"\x93NUMPY"
+_READ_CHUNK = 1 << 20  # bytes per read while filling an array (the zip's own buffer stays small)
+
+
+class NpyHeader(NamedTuple):
+    """What a member's ``.npy`` header declares, read without reading the data."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    nbytes: int
+
+
+def _find_npz(path: str | os.PathLike, caller: str) -> str:
     path = os.fspath(path)
     if not os.path.exists(path) and os.path.exists(path + ".npz"):
         path += ".npz"
     if not os.path.exists(path):
-        raise FileNotFoundError(f"load_npz: no such file: {path!r}")
+        raise FileNotFoundError(f"{caller}: no such file: {path!r}")
+    return path
+
+
+def _sniff(path: str, head: bytes, caller: str) -> None:
+    """Name the format when a file is not a zip archive at all."""
+    if head.startswith(b"PK"):
+        return
+    if not head:
+        what = "is empty"
+    elif head.startswith(_NPY_MAGIC):
+        what = ("is a single .npy array, not an .npz archive of named arrays (np.save writes "
+                ".npy; np.savez and save_weights write .npz)")
+    elif head[:1] == b"\x80":
+        what = "looks like a Python pickle, which zerograd never loads (it could run code)"
+    else:
+        what = f"is not an .npz (zip) archive: it starts with {head[:8]!r}"
+    raise CorruptFileError(f"{caller}: {path!r} {what}")
+
+
+class NpzReader:
+    """An open .npz archive whose members' headers are read and checked; no data read yet.
+
+    ``headers`` maps each key (the member name without ``.npy``, in archive order) to its
+    :class:`NpyHeader`. Opening checks, before any array data is read:
+
+    - the file is a zip archive (not a lone .npy, a pickle, a truncated or empty file);
+    - every member is a ``.npy`` file, and no key appears twice;
+    - every header parses (format 1.0 or 2.0), declares no object dtype (pickle) and no
+      negative dimension, and its shape times its item size equals the data size the zip
+      directory declares for the member;
+    - the sizes together are at most ``max_bytes`` (default :data:`MAX_LOAD_BYTES`;
+      ``None``: no bound).
+
+    ``read(key)`` then reads one array, checking that the data is complete and its CRC right.
+    Every failure is a :class:`CorruptFileError` naming the file (and the member).
+
+    ::
+
+        with NpzReader("weights.npz") as npz:
+            print(npz.headers["l0/W"].shape)
+            W = npz.read("l0/W")
+    """
+
+    def __init__(self, path: str | os.PathLike, max_bytes: int | None = MAX_LOAD_BYTES,
+                 caller: str = "NpzReader") -> None:
+        self.caller = caller
+        self.path = _find_npz(path, caller)
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        try:
+            _sniff(self.path, self._file.read(8), caller)
+            self._file.seek(0)
+            try:
+                self._zip = zipfile.ZipFile(self._file)
+            except _READ_ERRORS as e:
+                raise self._error(f"is truncated or not a zip archive ({type(e).__name__}: "
+                                  f"{e})") from e
+            self._members: dict[str, tuple[zipfile.ZipInfo, int]] = {}
+            self.headers: dict[str, NpyHeader] = self._read_headers(max_bytes)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _error(self, what: str, key: str | None = None) -> CorruptFileError:
+        where = f"{self.path!r}" if key is None else f"{self.path!r}, array {key!r},"
+        return CorruptFileError(f"{self.caller}: {where} {what}")
+
+    def _read_headers(self, max_bytes: int | None) -> dict[str, NpyHeader]:
+        infos = self._zip.infolist()
+        declared = sum(info.file_size for info in infos)
+        if max_bytes is not None and declared > max_bytes:
+            # The zip directory alone shows the bomb: nothing is decompressed.
+            raise self._error(f"declares {declared} bytes of arrays, more than max_bytes="
+                              f"{max_bytes}; pass a larger max_bytes (or None) if the file is "
+                              "trusted")
+        headers = {}
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise self._error(f"holds a member {name!r} that is not a .npy array; an .npz "
+                                  "archive holds only arrays")
+            key = name[: -len(".npy")]
+            if key in headers:
+                raise self._error("appears twice in the archive", key)
+            try:
+                header, header_size = self._read_header(info)
+            except CorruptFileError:
+                raise
+            except _READ_ERRORS as e:
+                raise self._error(f"has a damaged .npy header ({type(e).__name__}: {e})",
+                                  key) from e
+            data_size = info.file_size - header_size
+            if header.nbytes != data_size:
+                raise self._error(
+                    f"declares {header.dtype} {header.shape} ({header.nbytes} bytes) but the "
+                    f"archive holds {data_size} bytes of data for it", key)
+            headers[key] = header
+            self._members[key] = (info, header_size)
+        return headers
+
+    def _read_header(self, info: zipfile.ZipInfo) -> tuple[NpyHeader, int]:
+        key = info.filename[: -len(".npy")]
+        with self._zip.open(info) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fp)
+            else:  # 3.0 only adds UTF-8 field names of structured dtypes
+                raise self._error(f"uses .npy format version {version}; only 1.0 and 2.0 "
+                                  "are read", key)
+            header_size = fp.tell()
+        if dtype.hasobject:
+            raise self._error(f"has dtype {dtype}, an object array that would need pickle to "
+                              "load; zerograd never unpickles", key)
+        if dtype.subdtype is not None:
+            raise self._error(f"has the sub-array dtype {dtype}, which np.save never writes",
+                              key)
+        if any(n < 0 for n in shape):
+            raise self._error(f"declares a negative dimension in its shape {shape}", key)
+        nbytes = math.prod(shape) * dtype.itemsize
+        return NpyHeader(tuple(shape), dtype, bool(fortran_order), nbytes), header_size
+
+    def keys(self) -> list[str]:
+        return list(self.headers)
+
+    def read(self, key: str) -> np.ndarray:
+        """The array stored under ``key`` (read in full, its CRC checked)."""
+        if key not in self.headers:
+            raise KeyError(f"{self.caller}: {self.path!r} has no array {key!r}; it holds "
+                           f"{list(self.headers)}")
+        header = self.headers[key]
+        info, header_size = self._members[key]
+        array = np.empty(math.prod(header.shape), dtype=header.dtype)
+        try:
+            with self._zip.open(info) as fp:
+                fp.read(header_size)
+                if header.nbytes:
+                    buffer = memoryview(array.view(np.uint8))
+                    filled = 0
+                    while filled < header.nbytes:
+                        n = fp.readinto(buffer[filled: filled + _READ_CHUNK])
+                        if not n:
+                            raise self._error(f"is truncated: {filled} of {header.nbytes} bytes "
+                                              "of data", key)
+                        filled += n
+                # Reading to the end is what makes zipfile compare the CRC.
+                if fp.read(1):
+                    raise self._error("has more data than its header declares", key)
+        except CorruptFileError:
+            raise
+        except _READ_ERRORS as e:
+            raise self._error(f"is damaged ({type(e).__name__}: {e})", key) from e
+        if header.fortran_order:
+            return array.reshape(header.shape[::-1]).transpose()
+        return array.reshape(header.shape)
+
+    def read_all(self, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """{key: array} for ``keys`` (default: every key, in archive order)."""
+        return {key: self.read(key) for key in (self.headers if keys is None else keys)}
+
+    def close(self) -> None:
+        self._zip.close()
+        self._file.close()
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def load_npz(path: str | os.PathLike,
+             max_bytes: int | None = MAX_LOAD_BYTES) -> dict[str, np.ndarray]:
+    """Read every array of an .npz file into a dict (NumPy arrays, in the file's key order).
+
+    Raises FileNotFoundError if there is no such file (``path`` and ``path + '.npz'`` are
+    tried) and CorruptFileError if it is truncated, damaged, not an .npz, holds object
+    arrays or declares more than ``max_bytes`` bytes (checked before reading; see
+    :class:`NpzReader`). Nothing is returned unless every array was read whole.
+    """
+    with NpzReader(path, max_bytes=max_bytes, caller="load_npz") as npz:
+        return npz.read_all()
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+# Strings (whose brackets do not count) and brackets; everything else is skipped unseen.
+_JSON_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_json_depth(text: str, what: str) -> None:
+    depth = 0
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise CorruptFileError(f"{what} nests lists/objects more than MAX_JSON_DEPTH="
+                                       f"{MAX_JSON_DEPTH} levels deep")
+        elif token in "]}":
+            depth -= 1
+
+
+def _parse_json(text: str, what: str) -> Any:
+    """json.loads with the depth bound; CorruptFileError naming ``what`` on any failure."""
+    _check_json_depth(text, what)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise CorruptFileError(f"load_npz: {path!r} is a single .npy array, not an .npz "
-                                       "archive of named arrays")
-            return {key: npz[key] for key in npz.files}
-    except CorruptFileError:
-        raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:
-        raise CorruptFileError(
-            f"load_npz: cannot read {path!r}: the file is truncated, corrupt or not an .npz "
-            f"archive of plain arrays ({type(e).__name__}: {e})"
-        ) from e
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long integer literals
+        raise CorruptFileError(f"{what} is not valid JSON (truncated or corrupt): {e}") from e
 
 
 def _json_default(value):
@@ -145,10 +474,23 @@ def _json_default(value):
     raise TypeError(f"save_json: {type(value).__name__} is not JSON serialisable")
 
 
+def _dump_json(obj: Any, what: str, indent: int | None = None) -> str:
+    """json.dumps, refusing what the loaders would refuse (deeper than MAX_JSON_DEPTH)."""
+    try:
+        text = json.dumps(obj, indent=indent, default=_json_default, allow_nan=True)
+    except RecursionError as e:
+        raise ValueError(f"{what}: the object nests too deeply to save") from e
+    try:
+        _check_json_depth(text, what)
+    except CorruptFileError as e:
+        raise ValueError(f"{e}; the loaders would refuse it, so it is not written") from None
+    return text
+
+
 def save_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> str:
     """Write ``obj`` as JSON (NumPy scalars/arrays converted) to ``path`` atomically."""
     path = os.fspath(path)
-    text = json.dumps(obj, indent=indent, default=_json_default, allow_nan=True)
+    text = _dump_json(obj, f"save_json({path!r})", indent=indent)
     with atomic_write(path, "w") as f:
         f.write(text)
         f.write("\n")
@@ -156,27 +498,35 @@ def save_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> str:
 
 
 def load_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; CorruptFileError naming the file if it is not valid JSON."""
+    """Read a JSON file; CorruptFileError naming the file if it is not valid UTF-8 JSON or
+    nests deeper than :data:`MAX_JSON_DEPTH`."""
     path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CorruptFileError(f"load_json: {path!r} is not valid JSON (truncated or corrupt): "
-                               f"{e}") from e
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorruptFileError(f"load_json: {path!r} is not UTF-8 text (corrupt?): {e}") from e
+    return _parse_json(text, f"load_json: {path!r}")
 
 
-def _split_tree(tree: Any, arrays: dict, prefix: str) -> Any:
+# -- trees of arrays and scalars in one .npz ------------------------------------------------------
+def _split_tree(tree: Any, arrays: dict, prefix: str, depth: int = 0) -> Any:
     """Replace every array in ``tree`` by a reference, collecting the arrays by key."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"save_state: the state nests more than MAX_JSON_DEPTH="
+                         f"{MAX_JSON_DEPTH} levels deep (at {prefix!r}); load_state would "
+                         "refuse it")
     if isinstance(tree, Mapping):
         out = {}
         for key, value in tree.items():
             if not isinstance(key, str):
                 raise TypeError(f"save_state: dict keys must be str, got {key!r} at {prefix!r}")
-            out[key] = _split_tree(value, arrays, f"{prefix}/{key}" if prefix else key)
+            out[key] = _split_tree(value, arrays, f"{prefix}/{key}" if prefix else key,
+                                   depth + 1)
         return out
     if isinstance(tree, (list, tuple)):
-        return [_split_tree(v, arrays, f"{prefix}/{i}" if prefix else str(i))
+        return [_split_tree(v, arrays, f"{prefix}/{i}" if prefix else str(i), depth + 1)
                 for i, v in enumerate(tree)]
     if isinstance(tree, np.generic):
         return tree.item()
@@ -192,17 +542,36 @@ def _split_tree(tree: Any, arrays: dict, prefix: str) -> Any:
                     "numbers, strings, None, lists and dicts")
 
 
-def _join_tree(tree: Any, arrays: Mapping[str, np.ndarray], path: str) -> Any:
+def _is_array_ref(tree: Any) -> bool:
+    return isinstance(tree, dict) and set(tree) == {_ARRAY_TAG}
+
+
+def _array_refs(tree: Any, path: str) -> list[str]:
+    """The keys of every array reference in a loaded skeleton (checked to be strings)."""
+    refs = []
+    stack = [tree]
+    while stack:  # iterative: the depth is bounded already, but this needs no bound at all
+        node = stack.pop()
+        if _is_array_ref(node):
+            key = node[_ARRAY_TAG]
+            if not isinstance(key, str):
+                raise CorruptFileError(f"load_state: {path!r} refers to an array by "
+                                       f"{key!r}, not by a key string")
+            refs.append(key)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return refs
+
+
+def _join_tree(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    if _is_array_ref(tree):
+        return arrays[tree[_ARRAY_TAG]]
     if isinstance(tree, dict):
-        if set(tree) == {_ARRAY_TAG}:
-            key = tree[_ARRAY_TAG]
-            if key not in arrays:
-                raise CorruptFileError(f"load_state: {path!r} lists array {key!r} but the file "
-                                       "does not contain it")
-            return arrays[key]
-        return {k: _join_tree(v, arrays, path) for k, v in tree.items()}
+        return {k: _join_tree(v, arrays) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [_join_tree(v, arrays, path) for v in tree]
+        return [_join_tree(v, arrays) for v in tree]
     return tree
 
 
@@ -214,19 +583,43 @@ def save_state(path: str | os.PathLike, state: Any, compressed: bool = True) -> 
     """
     arrays: dict[str, np.ndarray] = {}
     skeleton = _split_tree(state, arrays, "")
-    arrays[_TREE_KEY] = np.array(json.dumps(skeleton, default=_json_default))
+    arrays[_TREE_KEY] = np.array(_dump_json(skeleton, "save_state"))
     return save_npz(path, arrays, compressed=compressed)
 
 
-def load_state(path: str | os.PathLike) -> Any:
-    """Read a tree written by :func:`save_state` (arrays come back as NumPy arrays)."""
-    arrays = load_npz(path)
-    if _TREE_KEY not in arrays:
-        raise CorruptFileError(f"load_state: {os.fspath(path)!r} has no {_TREE_KEY!r} entry; it "
-                               "was not written by save_state (use load_npz for plain arrays)")
-    try:
-        skeleton = json.loads(str(arrays.pop(_TREE_KEY)))
-    except json.JSONDecodeError as e:
-        raise CorruptFileError(f"load_state: the structure stored in {os.fspath(path)!r} is not "
-                               f"valid JSON: {e}") from e
-    return _join_tree(skeleton, arrays, os.fspath(path))
+def load_state(path: str | os.PathLike, max_bytes: int | None = MAX_LOAD_BYTES) -> Any:
+    """Read a tree written by :func:`save_state` (arrays come back as NumPy arrays).
+
+    Before any array is read: the headers are checked (see :class:`NpzReader`), the
+    structure under ``__tree__`` is parsed (a text array, JSON, at most MAX_JSON_DEPTH deep),
+    and the arrays it refers to must be exactly the arrays in the file, each referred to
+    once: a member missing, extra or referred to twice is a CorruptFileError.
+    """
+    with NpzReader(path, max_bytes=max_bytes, caller="load_state") as npz:
+        path = npz.path
+        tree_header = npz.headers.get(_TREE_KEY)
+        if tree_header is None:
+            raise CorruptFileError(f"load_state: {path!r} has no {_TREE_KEY!r} entry; it was "
+                                   "not written by save_state (use load_npz for plain arrays)")
+        if tree_header.dtype.kind != "U" or tree_header.shape != ():
+            raise CorruptFileError(f"load_state: {path!r} stores {_TREE_KEY!r} as "
+                                   f"{tree_header.dtype} {tree_header.shape}; save_state writes "
+                                   "one text string there")
+        skeleton = _parse_json(str(npz.read(_TREE_KEY)),
+                               f"load_state: the structure stored in {path!r}")
+        refs = _array_refs(skeleton, path)
+        stored = [key for key in npz.headers if key != _TREE_KEY]
+        missing = sorted(set(refs) - set(stored))
+        extra = sorted(set(stored) - set(refs))
+        twice = sorted(key for key, count in Counter(refs).items() if count > 1)
+        if missing or extra or twice:
+            parts = []
+            if missing:
+                parts.append(f"lists arrays the file does not contain: {missing}")
+            if extra:
+                parts.append(f"contains arrays its structure does not list: {extra}")
+            if twice:
+                parts.append(f"lists arrays more than once: {twice}")
+            raise CorruptFileError(f"load_state: {path!r} {'; '.join(parts)}")
+        arrays = npz.read_all(stored)
+    return _join_tree(skeleton, arrays)
