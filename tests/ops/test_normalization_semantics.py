@@ -198,3 +198,51 @@ def test_group_norm_with_one_group_per_channel_is_instance_norm():
     y = F.group_norm(x, 3, eps=0.0)
     np.testing.assert_allclose(y.data.mean(axis=(2, 3)), 0, atol=1e-12)
     np.testing.assert_allclose(y.data.std(axis=(2, 3)), 1, rtol=1e-10)
+
+
+# -- empty batches: no statistics, so the running ones stay as they are (PyTorch's rule) ------
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2, 2), (2, 3, 0, 4)])
+def test_batch_norm_of_an_empty_batch_leaves_running_statistics_untouched(shape):
+    mean, var = np.array([0.5, -1.0, 2.0]), np.array([2.0, 0.5, 1.0])
+    x = Variable(np.zeros(shape, np.float32))
+    gamma, beta = Variable(np.ones(3, np.float32)), Variable(np.zeros(3, np.float32))
+    y = F.batch_norm(x, gamma, beta, mean, var)
+    assert y.shape == shape and y.dtype == np.float32
+    np.testing.assert_array_equal(mean, [0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(var, [2.0, 0.5, 1.0])
+    y.sum().backward()
+    assert x.grad.shape == shape
+    np.testing.assert_array_equal(gamma.grad.data, np.zeros(3))
+    np.testing.assert_array_equal(beta.grad.data, np.zeros(3))
+
+
+def test_batch_norm_layer_survives_an_empty_batch_between_real_ones():
+    """The layer's statistics after batches A, empty, B equal those after A, B (they used
+    to turn nan for good at the empty batch), and match torch's BatchNorm1d."""
+    import zerograd.layers as L
+
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2))
+    layer = L.BatchNorm()
+    for batch in (a, np.zeros((0, 3), np.float32), b):
+        layer(batch)
+    reference = torch.nn.BatchNorm1d(3, momentum=0.1, eps=2e-5)
+    for batch in (a, np.zeros((0, 3), np.float32), b):
+        reference(torch.tensor(batch))
+    np.testing.assert_allclose(layer.avg_mean, reference.running_mean.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(layer.avg_var, reference.running_var.numpy(), rtol=1e-6)
+
+
+def test_batch_norm_double_backward_of_an_empty_batch_is_empty():
+    x = Variable(np.zeros((0, 2)))
+    gamma = Variable(np.ones(2))
+    y = F.batch_norm(x, gamma, Variable(np.zeros(2)), np.zeros(2), np.ones(2))
+    (y * y).sum().backward(create_graph=True)
+    gx, ggamma = x.grad, gamma.grad
+    np.testing.assert_array_equal(ggamma.data, np.zeros(2))
+    x.cleargrad()
+    gamma.cleargrad()
+    (gx.sum() + ggamma.sum()).backward()
+    assert x.grad.shape == (0, 2)
+    np.testing.assert_array_equal(gamma.grad.data, np.zeros(2))

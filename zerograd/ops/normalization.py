@@ -170,6 +170,9 @@ class BatchNorm(Function):
     ``mean = decay * mean + (1 - decay) * mu``,
     ``var = decay * var + (1 - decay) * m / (m - 1) * var_batch`` (m values per channel).
     Test mode: mu, var are the running statistics (frozen; backward still works).
+    An empty batch (m = 0) gives an empty output and leaves the running statistics
+    untouched, as PyTorch does. One value per channel (m = 1) trains as in DeZero (xhat = 0,
+    output beta); PyTorch refuses that in training.
     """
 
     def __init__(self, mean, var, decay: float = 0.9, eps: float = 2e-5) -> None:
@@ -194,11 +197,20 @@ class BatchNorm(Function):
         self.axes = (0,) + tuple(range(2, x.ndim))
         self.param_shape = (1, c) + (1,) * (x.ndim - 2)
         has_running = self.avg_mean is not None and self.avg_var is not None
-        self.batch_stats = Config.train or not has_running
-        if self.batch_stats:
+        m = x.size // c if c else 0  # values per channel
+        self.batch_stats = (Config.train or not has_running) and m > 0
+        if m == 0:
+            # An empty batch has no statistics: the output is empty whatever is used, and
+            # the running statistics stay as they are (a mean of nothing would make them
+            # nan forever). PyTorch does the same (it refuses only m = 1 in training).
+            # Gradients: empty for x, 0 for gamma and beta.
+            mu = np.zeros(self.param_shape, x.dtype)
+            inv_std = np.ones(self.param_shape, x.dtype)
+            xhat = x - mu
+        elif self.batch_stats:
             xhat, mu, var, inv_std = _standardize_array(x, self.axes, self.eps)
             if Config.train and has_running:
-                self._update_running_stats(mu, var, x.size // c)
+                self._update_running_stats(mu, var, m)
         else:
             dtype = x.dtype
             mu = self.avg_mean.reshape(self.param_shape).astype(dtype)
@@ -209,7 +221,7 @@ class BatchNorm(Function):
         return xhat * gamma.reshape(self.param_shape) + beta.reshape(self.param_shape)
 
     def _update_running_stats(self, mu, var, m: int) -> None:
-        unbiased = m / max(m - 1, 1)
+        unbiased = m / max(m - 1, 1)  # DeZero's clamp: one value per channel keeps var * 1
         self.avg_mean *= self.decay
         self.avg_mean += (1 - self.decay) * mu.ravel()
         self.avg_var *= self.decay
