@@ -129,3 +129,63 @@ def test_goldstein_price_gradient():
     z = a * b
     z.backward()
     assert (x.grad.data, y.grad.data) == (-5376.0, 8064.0)
+
+
+def _derivatives_by_repeated_backward(Variable, f, x0: float, n: int) -> list:
+    """The book's step 34 loop: x.grad, then backward from it again, n times. Stops (with
+    None) where the derivative is a constant that no longer depends on x."""
+    x = Variable(np.array(x0))
+    f(x).backward(create_graph=True)
+    values = []
+    for _ in range(n):
+        gx = x.grad
+        values.append(None if gx is None else float(gx.data))
+        if gx is None:
+            break
+        x.cleargrad()
+        gx.backward(create_graph=True)
+    return values
+
+
+def test_grad_of_grad_of_a_linear_function_is_none_as_in_dezero():
+    # y = 3x: dy/dx = 3 is a constant recorded without a creator; backward from it must not
+    # raise, and the second derivative (zero) is None.
+    x = Variable(np.array(2.0))
+    y = 3 * x
+    y.backward(create_graph=True)
+    gx = x.grad
+    assert float(gx) == 3.0 and gx.creator is None
+    x.cleargrad()
+    gx.backward()
+    assert x.grad is None
+    assert gx.grad is not None and float(gx.grad) == 1.0  # only its own seed
+
+
+POLYNOMIALS = [
+    ("3x", lambda x: 3 * x),
+    ("x^2", lambda x: x ** 2),
+    ("x^3", lambda x: x ** 3),
+    ("x*x*x", lambda x: x * x * x),
+    ("x^4-2x^2", lambda x: x ** 4 - 2 * x ** 2),
+]
+
+
+@pytest.mark.parametrize("name, f", POLYNOMIALS, ids=[p[0] for p in POLYNOMIALS])
+def test_repeated_higher_order_derivatives_match_dezero_and_end_in_none(name, f):
+    import numpy
+
+    if not hasattr(numpy, "int"):
+        numpy.int = int  # dezero 0.0.13's transforms module still uses the removed alias
+    dezero = pytest.importorskip("dezero")
+    theirs = _derivatives_by_repeated_backward(dezero.Variable, f, 2.0, 6)
+    ours = _derivatives_by_repeated_backward(Variable, f, 2.0, 6)
+    # DeZero keeps constants in the graph and goes on with zeros (0.0, -0.0) where zerograd
+    # stops with None; every non-zero derivative is the same number.
+    assert ours[-1] is None or len(ours) == 6
+    for i, value in enumerate(ours):
+        if value is None:
+            assert all(t in (None, 0.0) for t in theirs[i:])
+        else:
+            assert value == theirs[i]
+    nonzero = [t for t in theirs if t not in (None, 0.0)]
+    assert [v for v in ours if v is not None] == nonzero

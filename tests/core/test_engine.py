@@ -1,11 +1,14 @@
 """Backward semantics: ordering, accumulation, freeing, higher order, constants, dtypes."""
 
+import re
+
 import numpy as np
 import pytest
 
 import zerograd.functions as F
 from zerograd import Function, Variable, no_grad
-from zerograd.errors import GraphError
+from zerograd.core.broadcast import can_sum_to
+from zerograd.errors import DTypeError, GraphError, ShapeError
 
 
 class Recorder(Function):
@@ -134,10 +137,15 @@ def test_custom_seed_gradient():
     np.testing.assert_array_equal(x.grad.data, [30.0, 300.0])
 
 
-def test_backward_from_leaf_raises_clear_error():
+def test_backward_on_a_leaf_sets_its_own_gradient_to_ones():
+    # PyTorch does the same for a leaf; DeZero raises AttributeError here.
     x = Variable(np.ones((2, 3), dtype=np.float32))
-    with pytest.raises(GraphError, match=r"no creator.*\(2, 3\).*float32"):
-        x.backward()
+    x.backward()
+    assert x.grad.dtype == np.float32 and x.grad.creator is None
+    np.testing.assert_array_equal(x.grad.data, np.ones((2, 3)))
+    x.grad = Variable(np.full((2, 3), 5.0, dtype=np.float32))
+    x.backward()  # a gradient already there is the seed, kept as it is
+    np.testing.assert_array_equal(x.grad.data, np.full((2, 3), 5.0))
 
 
 def test_no_grad_records_nothing():
@@ -145,8 +153,8 @@ def test_no_grad_records_nothing():
     with no_grad():
         y = x * x
     assert y.creator is None and not y.requires_grad
-    with pytest.raises(GraphError):
-        y.backward()
+    y.backward()  # nothing behind it: only its own gradient
+    assert y.grad.data == 1.0 and x.grad is None
 
 
 def test_constants_get_no_gradient_work():
@@ -338,3 +346,151 @@ def test_unchain_backward_cuts_sibling_outputs_of_multi_output_ops():
     loss = h * 5.0
     loss.unchain_backward()
     assert c.creator is None and h.creator is None
+
+
+class TestGradientShapes:
+    """A gradient must be its input's shape or a broadcast of it; the engine sums it back."""
+
+    def _op_returning(self, make_gradient):
+        class Custom(Function):
+            def forward(self, x):
+                return x * 2
+
+            def backward(self, gy):
+                return make_gradient(gy)
+
+        return Custom()
+
+    def test_gradient_that_cannot_be_summed_to_the_input_raises_naming_op_shapes_input(self):
+        x = Variable(np.ones(3), name="x")
+        y = self._op_returning(lambda gy: Variable(np.ones(4)))(x)
+        with pytest.raises(ShapeError) as info:
+            y.backward()
+        message = str(info.value)
+        assert message.startswith("Custom.backward returned a gradient of shape (4,)")
+        assert 'input 0 named "x" (float64 (3,))' in message
+        assert x.grad is None
+
+    def test_position_of_an_unnamed_second_input_is_given(self):
+        class Mul2(Function):
+            def forward(self, a, b):
+                return a * b
+
+            def backward(self, gy):
+                return gy, Variable(np.ones((2, 5)))
+
+        a, b = Variable(np.ones((2, 3))), Variable(np.ones((2, 3)))
+        with pytest.raises(ShapeError, match=r"\(2, 5\) for input 1 \(float64 \(2, 3\)\)"):
+            Mul2()(a, b).backward()
+
+    @pytest.mark.parametrize("x_shape, g_shape", [((3,), (3, 2)), ((3,), (2,)),
+                                                  ((1, 3), (3,)), ((2, 3), (2, 1))])
+    def test_shapes_that_broadcasting_cannot_produce_are_refused(self, x_shape, g_shape):
+        # (1, 3) from (3,) would be fewer axes; (2, 1) for (2, 3) would be a broadcast of
+        # the gradient, not of the input.
+        x = Variable(np.ones(x_shape))
+        y = self._op_returning(lambda gy: Variable(np.ones(g_shape)))(x)
+        with pytest.raises(ShapeError, match=re.escape(f"shape {g_shape} for input 0 "
+                                                       f"(float64 {x_shape})")):
+            y.backward()
+
+    def test_broadcast_gradients_are_still_summed(self):
+        x = Variable(np.ones((1, 3)))
+        y = self._op_returning(lambda gy: Variable(np.full((4, 2, 3), 0.5)))(x)
+        y.backward()
+        assert x.grad.shape == (1, 3)
+        np.testing.assert_array_equal(x.grad.data, np.full((1, 3), 4.0))
+
+    def test_sum_to_refuses_shapes_that_do_not_broadcast(self):
+        with pytest.raises(ShapeError, match=r"sum_to: cannot sum shape \(2, 3\) to \(4,\)"):
+            F.sum_to(Variable(np.ones((2, 3))), (4,))
+        with pytest.raises(ShapeError, match=r"sum_to: cannot sum shape \(3,\) to \(1, 3\)"):
+            F.sum_to(Variable(np.ones(3)), (1, 3))
+        np.testing.assert_array_equal(F.sum_to(Variable(np.ones((2, 3))), (1, 3)).data,
+                                      [[2.0, 2.0, 2.0]])
+
+    def test_can_sum_to_follows_numpy_broadcasting(self):
+        for shape, target in [((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), ()), ((4, 2, 3), (2, 1)),
+                              ((0, 3), (1, 3))]:
+            assert can_sum_to(shape, target)
+            assert np.broadcast_shapes(shape, target) == shape
+        for shape, target in [((2, 3), (4,)), ((3,), (1, 3)), ((2, 3), (2,)), ((), (1,))]:
+            assert not can_sum_to(shape, target)
+
+
+class TestBackwardContract:
+    """What a custom backward may return, and the clear errors when it breaks the rules."""
+
+    def _op(self, backward):
+        class Custom(Function):
+            def forward(self, x):
+                return x * 2
+
+        Custom.backward = lambda self, gy: backward(gy)
+        return Custom()
+
+    def test_ndarray_gradient_is_accepted_as_in_dezero(self):
+        # DeZero's early steps write backward on arrays; genuine DeZero stores what it gets.
+        x = Variable(np.array([1.0, 2.0]))
+        y = self._op(lambda gy: gy.data * 2)(x)
+        (y * 3.0).backward()
+        assert type(x.grad) is Variable and x.grad.creator is None
+        np.testing.assert_array_equal(x.grad.data, [6.0, 6.0])
+
+    def test_numpy_scalar_gradient_of_a_0d_input_is_accepted(self):
+        x = Variable(np.array(1.5))
+        self._op(lambda gy: np.float64(2.0) * gy.data[()])(x).backward()
+        assert type(x.grad.data) is np.ndarray and x.grad.data == 2.0
+
+    @pytest.mark.parametrize("returned, shown", [(2.0, "a float (2.0)"), ("g", "a str ('g')")])
+    def test_python_scalar_or_other_object_is_refused_naming_the_op(self, returned, shown):
+        x = Variable(np.ones(3))
+        y = self._op(lambda gy: returned)(x)
+        with pytest.raises(GraphError, match=re.escape(f"Custom.backward returned {shown} as "
+                                                       "the gradient of input 0")):
+            y.backward()
+
+    def test_list_is_refused_with_a_hint_to_return_a_tuple(self):
+        x = Variable(np.ones(3))
+        y = self._op(lambda gy: [gy])(x)
+        with pytest.raises(GraphError, match=r"returned a list.*several gradients go in a tuple"):
+            y.backward()
+
+    def test_backward_twice_after_retain_graph_false_names_the_op(self):
+        x = Variable(np.ones(3))
+        y = F.sin(F.exp(x))
+        y.backward(retain_graph=False)
+        with pytest.raises(GraphError, match=r"backward reached Sin.*retain_graph=False.*"
+                                             r"retain_graph=True"):
+            y.backward()
+
+    def test_forward_returning_a_list_or_a_variable_is_refused_naming_the_op(self):
+        class Pair(Function):
+            def forward(self, x):
+                return [x, x]
+
+        class Wrapped(Function):
+            def forward(self, x):
+                return Variable(x)
+
+        with pytest.raises(DTypeError, match=r"Pair\.forward returned a list.*tuple"):
+            Pair()(Variable(np.ones(2)))
+        with pytest.raises(DTypeError, match=r"Wrapped\.forward returned a Variable.*raw arrays"):
+            Wrapped()(Variable(np.ones(2)))
+        with pytest.raises(DTypeError, match=r"Wrapped\.forward returned a Variable"):
+            with no_grad():
+                Wrapped()(Variable(np.ones(2)))
+
+    def test_forward_returning_a_python_scalar_becomes_a_0d_array_as_in_dezero(self):
+        class Total(Function):
+            def forward(self, x):
+                return float(x.sum())
+
+            def backward(self, gy):
+                return gy * np.ones(self.inputs[0].shape)
+
+        x = Variable(np.array([1.0, 2.0]))
+        y = Total()(x)
+        assert type(y.data) is np.ndarray and y.data.shape == () and y.data == 3.0
+        y.backward()
+        np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])

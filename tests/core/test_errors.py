@@ -39,9 +39,13 @@ def test_pow_with_variable_exponent_points_to_power():
         F.pow(x, e)
 
 
-def test_backward_without_creator():
-    with pytest.raises(GraphError, match="no creator"):
-        Variable(np.array(1.0)).backward()
+def test_backward_after_the_graph_was_freed():
+    x = Variable(np.ones((2, 3)))
+    y = F.sum(F.tanh(x))
+    y.backward(retain_graph=False)
+    with pytest.raises(GraphError, match=r"Sum, whose inputs an earlier "
+                                         r"backward\(retain_graph=False\) freed"):
+        y.backward()
 
 
 def test_reshape_to_incompatible_shape():

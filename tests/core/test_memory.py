@@ -81,3 +81,36 @@ def test_retain_graph_false_releases_activations_during_backward(gc_disabled):
     loss.backward(retain_graph=False)
     assert all(r() is None for r in refs)
     assert x.grad is not None
+
+
+def _create_graph_cycle():
+    """x -> x.grad -> (the backward graph) -> the Mul that computed 2 * x * gy -> x.
+
+    Returns weak references to x, to a forward activation and to the gradient's creator.
+    """
+    x = Variable(np.random.rand(1000))
+    a = F.sin(x)
+    y = F.sum(a * a)
+    y.backward(create_graph=True)
+    assert x.grad.creator is not None
+    refs = weakref.ref(x), weakref.ref(a), weakref.ref(x.grad.creator)
+    return x, refs
+
+
+def test_create_graph_makes_a_cycle_that_only_the_cyclic_collector_frees(gc_disabled):
+    x, refs = _create_graph_cycle()
+    del x
+    # Nothing outside holds them, yet reference counting cannot free the cycle: x, the
+    # forward activations (8,000 bytes each here) and the whole backward graph stay.
+    assert all(r() is not None for r in refs)
+    assert refs[1]().data.nbytes == 8000
+    assert gc.collect() > 0
+    assert all(r() is None for r in refs)
+
+
+def test_cleargrad_breaks_the_create_graph_cycle(gc_disabled):
+    x, refs = _create_graph_cycle()
+    x.cleargrad()
+    del x
+    assert all(r() is None for r in refs)  # freed at once, no collector needed
+

@@ -11,6 +11,17 @@ from zerograd.backend import get_array_module
 from zerograd.backend.array_utils import sum_to as sum_to_array
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
+from zerograd.errors import ShapeError
+
+
+def can_sum_to(shape: tuple, target: tuple) -> bool:
+    """Whether an array of ``shape`` sums down to ``target``, i.e. whether ``target``
+    broadcasts to ``shape`` (NumPy rules: align on the right; each axis of ``target`` is 1
+    or equal; ``shape`` may have extra leading axes)."""
+    lead = len(shape) - len(target)
+    if lead < 0:
+        return False
+    return all(t == s or t == 1 for s, t in zip(shape[lead:], target))
 
 
 class SumTo(Function):
@@ -20,6 +31,12 @@ class SumTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, x):
+        # Checked here, where a sum actually happens: equal shapes never get this far.
+        if not can_sum_to(x.shape, self.shape):
+            raise ShapeError(
+                f"sum_to: cannot sum shape {x.shape} to {self.shape}; {self.shape} must "
+                f"broadcast to {x.shape} (NumPy rules)"
+            )
         self.x_shape = x.shape
         return sum_to_array(x, self.shape)
 

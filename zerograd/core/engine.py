@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import heapq
 
+import numpy as np
+
 from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.core.broadcast import cast, sum_to
 from zerograd.core.function import _new_variable, as_array
-from zerograd.core.variable import Variable
-from zerograd.errors import GraphError
+from zerograd.core.variable import Variable, is_array
+from zerograd.errors import GraphError, ShapeError
 
 
 def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False,
@@ -29,16 +31,18 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
       with creators and can be differentiated again.
     - ``retain_graph=False`` releases each function's inputs once its gradient is computed,
       so activations are freed during backward; the graph cannot be walked again.
+    - On a Variable without a creator (a leaf) only its own gradient is set: to ones, unless
+      it already has one.
     """
-    if output.creator is None:
-        raise GraphError(
-            "backward: this Variable has no creator, so there is no graph to backpropagate "
-            f"through (shape {output.shape}, dtype {output.dtype}). It is a leaf, or it was "
-            "computed under no_grad() or only from constants."
-        )
     if output.grad is None:
         xp = get_array_module(output.data)
         output.grad = Variable(xp.ones_like(output.data), requires_grad=False)
+    if output.creator is None:
+        # A leaf, or a constant such as the gradient of a linear function (y = 3 * x gives
+        # x.grad = 3, recorded without a creator): nothing lies behind it, so its own
+        # gradient (the seed) is the whole answer, as PyTorch does for a leaf. A zero
+        # higher derivative thus comes out as None in x.grad instead of an exception.
+        return
 
     heap: list = []
     seen: set = set()
@@ -53,6 +57,9 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
     try:
         while heap:
             f = heappop(heap)[2]
+            inputs = f.inputs
+            if inputs is None:
+                raise GraphError(_freed_graph_message(f))
             refs = f.outputs
             if len(refs) == 1:
                 y = refs[0]()
@@ -68,7 +75,6 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                             y.grad = None
             if type(gxs) is not tuple:
                 gxs = (gxs,)
-            inputs = f.inputs
             if len(gxs) != len(inputs):
                 raise GraphError(
                     f"{f.name}.backward returned {len(gxs)} gradient(s) for {len(inputs)} "
@@ -78,6 +84,8 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             for x, gx in zip(inputs, gxs):  # noqa: B905 - lengths checked just above
                 if gx is None or not x.requires_grad:
                     continue
+                if type(gx) is not Variable:
+                    gx = _as_gradient(gx, f, x)
                 x_data = x.data
                 # Broadcasting in forward: reduce the gradient back, for every op, here.
                 # (data may be None where a user freed an intermediate, as DeZero's
@@ -85,7 +93,7 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                 if x_data is not None:
                     g_data = gx.data
                     if g_data.shape != x_data.shape:
-                        gx = sum_to(gx, x_data.shape)
+                        gx = _sum_to_input(gx, f, x)
                     # (Built-in dtypes are singletons: the identity test settles most cases.)
                     if (g_data.dtype is not x_data.dtype and g_data.dtype != x_data.dtype
                             and x_data.dtype.kind == "f"):
@@ -114,3 +122,53 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                 f.inputs = None
     finally:
         _state.enable_backprop = previous_mode
+
+
+# -- the slow paths of the loop above: a backward that broke the rules ----------------------
+def _input_label(f, x) -> str:
+    """'input 1 (named "W", float32 (3, 4))' for input ``x`` of function ``f``."""
+    position = next((i for i, v in enumerate(f.inputs) if v is x), "?")
+    name = f' named "{x.name}"' if x.name else ""
+    data = "no data" if x.data is None else f"{x.dtype} {tuple(x.shape)}"
+    return f"input {position}{name} ({data})"
+
+
+def _as_gradient(gx, f, x) -> Variable:
+    """A gradient that ``f.backward`` returned as something other than a Variable.
+
+    A NumPy/CuPy array (or NumPy scalar) is accepted and wrapped as a constant: DeZero's
+    early steps write backward on raw arrays, and DeZero itself accepts it. A constant has
+    no creator, so under ``create_graph=True`` it is not differentiated again.
+    """
+    if isinstance(gx, Variable):  # a Variable subclass (e.g. a Parameter) is fine as it is
+        return gx
+    if isinstance(gx, np.generic):
+        gx = np.asarray(gx)
+    if is_array(gx):
+        return _new_variable(gx, None, 0, False)
+    hint = "; several gradients go in a tuple" if isinstance(gx, list) else ""
+    raise GraphError(
+        f"{f.name}.backward returned a {type(gx).__name__} ({gx!r:.60}) as the gradient of "
+        f"{_input_label(f, x)}; return a Variable (or an ndarray) of that input's shape, or "
+        f"None for no gradient{hint}"
+    )
+
+
+def _sum_to_input(gx: Variable, f, x) -> Variable:
+    """``gx`` summed to the shape of input ``x``, or ShapeError if it cannot be."""
+    try:
+        return sum_to(gx, x.data.shape)
+    except ShapeError as e:
+        raise ShapeError(
+            f"{f.name}.backward returned a gradient of shape {tuple(gx.shape)} for "
+            f"{_input_label(f, x)}; a gradient must have its input's shape, or a shape that "
+            "broadcasting produced from it (the engine sums it back)"
+        ) from e
+
+
+def _freed_graph_message(f) -> str:
+    return (
+        f"backward reached {f.name}, whose inputs an earlier backward(retain_graph=False) "
+        "freed: the graph can be walked once that way. Pass retain_graph=True (the default) "
+        "to backpropagate through it again, or run the forward pass again"
+    )

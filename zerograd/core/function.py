@@ -46,13 +46,24 @@ def _new_variable(data, creator, generation: int, requires_grad: bool) -> Variab
     return v
 
 
-def _to_array(y):
-    """An op's output as an array: NumPy scalars (from 0-d reductions) become 0-d arrays."""
+def _to_array(y, op: Function):
+    """An op's output as an array: NumPy scalars (from 0-d reductions) become 0-d arrays.
+
+    Python scalars are accepted too, as DeZero's ``as_array`` accepts them (they become
+    0-d arrays of NumPy's default dtype). Anything else is a mistake in ``op.forward``.
+    """
     if is_array(y):
         return y
     if isinstance(y, (np.generic, int, float, complex, bool)):
         return np.asarray(y)
-    raise DTypeError(f"an op returned a {type(y).__name__}; forward must return arrays")
+    if isinstance(y, Variable):
+        hint = ("forward works on raw arrays (x.data): compute it with NumPy, and keep "
+                "Variables for backward")
+    elif isinstance(y, list):
+        hint = "return a tuple of arrays for several outputs"
+    else:
+        hint = "forward must return an ndarray, or a tuple of ndarrays for several outputs"
+    raise DTypeError(f"{op.name}.forward returned a {type(y).__name__} ({y!r:.60}); {hint}")
 
 
 def _constant(x, op: Function, position: int) -> Variable:
@@ -107,8 +118,10 @@ class Function:
         if not record:
             if len(ys) == 1:
                 y = ys[0]
-                return _new_variable(y if type(y) is _ndarray else _to_array(y), None, 0, False)
-            return [_new_variable(y if type(y) is _ndarray else _to_array(y), None, 0, False)
+                return _new_variable(y if type(y) is _ndarray else _to_array(y, self),
+                                     None, 0, False)
+            return [_new_variable(y if type(y) is _ndarray else _to_array(y, self),
+                                  None, 0, False)
                     for y in ys]
 
         if len(inputs) == 1:
@@ -120,10 +133,12 @@ class Function:
         generation += 1
         if len(ys) == 1:
             y = ys[0]
-            out = _new_variable(y if type(y) is _ndarray else _to_array(y), self, generation, True)
+            out = _new_variable(y if type(y) is _ndarray else _to_array(y, self),
+                                self, generation, True)
             self.outputs = [_weakref(out)]
             return out
-        outputs = [_new_variable(y if type(y) is _ndarray else _to_array(y), self, generation, True)
+        outputs = [_new_variable(y if type(y) is _ndarray else _to_array(y, self),
+                                 self, generation, True)
                    for y in ys]
         self.outputs = [_weakref(out) for out in outputs]
         return outputs
