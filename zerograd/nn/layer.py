@@ -37,8 +37,8 @@ import numpy as np
 from zerograd._config import no_grad, test_mode
 from zerograd.backend import as_cupy, as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable, is_array
-from zerograd.errors import ShapeError, ZerogradError
-from zerograd.serialization import load_npz, save_npz
+from zerograd.errors import DTypeError, ShapeError, ZerogradError
+from zerograd.serialization import NpzReader, save_npz
 
 __all__ = ["Layer", "LazySize", "StateDictError", "float_input"]
 
@@ -421,9 +421,48 @@ class Layer:
         return save_npz(path, self.state_dict(), compressed=True)
 
     def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
-        """Load weights saved by ``save_weights`` (or by DeZero); see ``load_state_dict``."""
-        arrays = load_npz(path)
-        self.load_state_dict(arrays, strict=strict, source=repr(os.fspath(path)))
+        """Load weights saved by ``save_weights`` (or by DeZero); see ``load_state_dict``.
+
+        The keys, shapes and dtypes are checked against the model from the arrays' .npy
+        headers before any data is read, so a file that does not fit (one claiming a huge
+        array, a decompression bomb, text arrays) fails without allocating its arrays.
+        """
+        owner = f"{type(self).__name__}.load_weights"
+        with NpzReader(path, caller=owner) as npz:
+            source = repr(npz.path)
+            entries = {key: (layer, name, kind)
+                       for key, layer, name, kind in self._state_entries()}
+            missing = [key for key in entries if key not in npz.headers]
+            unexpected = [key for key in npz.headers if key not in entries]
+            if strict and (missing or unexpected):
+                parts = []
+                if missing:
+                    parts.append(f"missing keys (in the model, not in {source}): {missing}")
+                if unexpected:
+                    parts.append(f"unexpected keys (in {source}, not in the model): "
+                                 f"{unexpected}")
+                raise StateDictError(f"{owner}: {'; '.join(parts)}. Pass strict=False to load "
+                                     "only the keys both have")
+            common = [key for key in npz.headers if key in entries]
+            for key in common:
+                header = npz.headers[key]
+                layer, name, kind = entries[key]
+                current = layer.__dict__[name]
+                data = current.data if kind == "param" else current
+                # The dtype the array will be converted to: the entry's, else the layer's.
+                target = data.dtype if data is not None else getattr(layer, "dtype", None)
+                if header.dtype.kind not in "biuf" or (
+                        target is not None and not np.can_cast(header.dtype, target, "same_kind")):
+                    raise DTypeError(
+                        f"{owner}: {key!r} is a {header.dtype} array in {source}; expected "
+                        f"numbers convertible to the model's "
+                        f"{'numeric' if target is None else np.dtype(target)} {key!r}")
+                if data is not None and header.shape != tuple(data.shape):
+                    raise ShapeError(
+                        f"{owner}: {key!r} has shape {header.shape} in {source} but "
+                        f"{tuple(data.shape)} in the model ({data.dtype})")
+            arrays = npz.read_all(common)
+        self.load_state_dict(arrays, strict=strict, source=source)
 
     # -- description -------------------------------------------------------------------------
     def extra_repr(self) -> str:
