@@ -706,8 +706,8 @@ def _existing_run(out: str) -> str | None:
     return ", ".join(present)
 
 
-def plot_curves(history: list, path: str) -> str | None:
-    """Loss and accuracy per epoch as a PNG; returns None when matplotlib is missing.
+def draw_curves(history: list):
+    """A matplotlib Figure of loss (and accuracy) per epoch; None when matplotlib is missing.
 
     Epochs are whole numbers, so are the ticks; the loss axis is logarithmic when the loss
     spans a decade or more, where a linear axis would flatten everything after the drop.
@@ -739,6 +739,14 @@ def plot_curves(history: list, path: str) -> str | None:
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
+    return figure
+
+
+def plot_curves(history: list, path: str) -> str | None:
+    """``draw_curves`` saved as a PNG at ``path``; returns None when matplotlib is missing."""
+    figure = draw_curves(history)
+    if figure is None:
+        return None
     with atomic_write(path, "wb") as f:
         figure.savefig(f, format="png", dpi=100)
     return path
@@ -754,9 +762,10 @@ def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
                 f"{f.name}={getattr(saved, f.name)!r}")
 
 
-def _repair(out: str, state: dict, log, always: bool) -> None:
-    """Rewrites the derived files from the checkpoint: on resume ``always``, else when they
-    are behind it. Either way the temporary files of killed saves go first."""
+def _repair(out: str, state: dict, log, always: bool, curves: bool = True) -> None:
+    """Rewrites the derived files from the checkpoint: ``always`` (on resume), or when they
+    are behind it. Either way the temporary files of killed saves go first. ``curves=False``
+    when training goes on, which redraws them at its end."""
     removed = remove_temp_files(out)
     if removed:
         log(f"note: removed {len(removed)} temporary file(s) of interrupted saves from {out}")
@@ -765,7 +774,7 @@ def _repair(out: str, state: dict, log, always: bool) -> None:
         log(f"note: the files in {out} were behind {CHECKPOINT} (epoch {state['epoch']}), "
             f"from a save that was interrupted; rewriting them from it")
     if behind or always:
-        write_outputs(out, state, curves=True)
+        write_outputs(out, state, curves=curves)
 
 
 def _finish_interrupted(out: str, log) -> None:
@@ -822,7 +831,7 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
         else:
             restore(run, state, os.path.join(out, CHECKPOINT))
             log(f"resuming {out} after epoch {run.epoch}")
-            _repair(out, state, log, always=True)
+            _repair(out, state, log, always=True, curves=run.epoch >= config.epochs)
         log(f"training {config.model} on {config.dataset}: {len(run.train_set)} train / "
             f"{len(run.test_set)} test examples, {config.epochs} epochs, batch size "
             f"{config.batch_size}, {config.optimizer}"
