@@ -33,11 +33,20 @@ def test_rnn_is_dezero_elman_and_right_when_in_size_differs_from_hidden_size():
         assert y.dtype == np.float32
 
 
+def _gates(lstm):
+    """(Wx, Wh, b): DeZero's per-gate weights of an LSTM side by side, gates f, i, o, u."""
+    Wx = np.concatenate([getattr(lstm, f"x2{g}").W.data for g in "fiou"], axis=1)
+    Wh = np.concatenate([getattr(lstm, f"h2{g}").W.data for g in "fiou"], axis=1)
+    b = np.concatenate([getattr(lstm, f"x2{g}").b.data for g in "fiou"])
+    return Wx, Wh, b
+
+
 def test_lstm_matches_the_equations_over_several_steps():
     np.random.seed(1)
     lstm = LSTM(3, in_size=2)
-    lstm.x2h.b.data[:] = np.random.randn(12).astype(np.float32)
-    Wx, Wh, b = lstm.x2h.W.data, lstm.h2h.W.data, lstm.x2h.b.data
+    for g in "fiou":
+        getattr(lstm, f"x2{g}").b.data[:] = np.random.randn(3).astype(np.float32)
+    Wx, Wh, b = _gates(lstm)
     h = c = np.zeros((4, 3), np.float32)
     for _ in range(4):
         x = np.random.randn(4, 2).astype(np.float32)
@@ -68,11 +77,8 @@ def test_lstm_draws_dezeros_initial_weights_and_runs_like_dezero(in_size):
     ys_theirs = [theirs(x).data for x in xs]  # the lazy x-side weights are drawn here
     np.random.seed(11)
     ys_ours = [ours(x).data for x in xs]
-    for g, k in enumerate("fiou"):
-        blocks = slice(5 * g, 5 * (g + 1))
-        np.testing.assert_allclose(ours.x2h.W.data[:, blocks], getattr(theirs, f"x2{k}").W.data,
-                                   rtol=1e-6)
-        np.testing.assert_allclose(ours.h2h.W.data[:, blocks], getattr(theirs, f"h2{k}").W.data,
+    for name in ("x2f", "x2i", "x2o", "x2u", "h2f", "h2i", "h2o", "h2u"):
+        np.testing.assert_allclose(getattr(ours, name).W.data, getattr(theirs, name).W.data,
                                    rtol=1e-6)
     for a, b in zip(ys_ours, ys_theirs):
         assert a.dtype == np.float32
@@ -88,7 +94,7 @@ def test_lstm_loads_dezero_weights(tmp_path):
     model.save_weights(str(tmp_path / "lstm.npz"))
     ours = LSTM(5)
     ours.load_dezero_weights(tmp_path / "lstm.npz", prefix="rnn/")
-    assert ours.x2h.W.dtype == np.float32 and ours.in_size == 3
+    assert ours.x2f.W.dtype == np.float32 and ours.in_size == 3
     xs = np.random.randn(3, 2, 3)
     for x in xs:
         np.testing.assert_allclose(ours(x).data, theirs(x).data, rtol=1e-5, atol=1e-6)
@@ -176,11 +182,17 @@ def _copy_torch_weights(kind, torch_module, cells, suffixes):
         b_ih = getattr(torch_module, f"bias_ih{suffix}")
         b_hh = getattr(torch_module, f"bias_hh{suffix}")
         if kind == "lstm":
-            w_ih, w_hh, b_ih, b_hh = map(_lstm_blocks, (w_ih, w_hh, b_ih, b_hh))
-        else:
-            w_ih, w_hh, b_ih, b_hh = (t.detach().numpy() for t in (w_ih, w_hh, b_ih, b_hh))
+            # DeZero's one Linear per gate: x2f.W is the f rows of weight_ih, transposed.
+            w_ih, w_hh, b = map(_lstm_blocks, (w_ih, w_hh, b_ih + b_hh))
+            H = w_hh.shape[1]
+            for k, g in enumerate("fiou"):
+                rows = slice(k * H, (k + 1) * H)
+                getattr(cell, f"x2{g}").W.data = w_ih[rows].T.astype(cell.dtype)
+                getattr(cell, f"x2{g}").b.data = b[rows].astype(cell.dtype)
+                getattr(cell, f"h2{g}").W.data = w_hh[rows].T.astype(cell.dtype)
+            continue
+        w_ih, w_hh, b_ih, b_hh = (t.detach().numpy() for t in (w_ih, w_hh, b_ih, b_hh))
         cell.x2h.W.data = np.ascontiguousarray(w_ih.T).astype(cell.dtype)
-        cell.x2h.in_size = cell.in_size = w_ih.shape[1]
         cell.h2h.W.data = np.ascontiguousarray(w_hh.T).astype(cell.dtype)
         if kind == "gru":
             cell.x2h.b.data = b_ih.astype(cell.dtype)
@@ -237,12 +249,16 @@ def test_two_layer_bidirectional_sequences_match_torch_values_and_grads(kind, fu
     ((y_t * weights).sum() + h_t.sum()).backward()
     ((y * weights.numpy()).sum() + ours.h_n.sum()).backward()
     for cell, suffix in zip(ours.cells, suffixes):
-        expected = getattr(theirs, f"weight_hh{suffix}").grad
-        expected = _lstm_blocks(expected) if kind == "lstm" else expected.numpy()
-        np.testing.assert_allclose(cell.h2h.W.grad.data, expected.T, rtol=1e-8, atol=1e-10)
-        expected = getattr(theirs, f"weight_ih{suffix}").grad
-        expected = _lstm_blocks(expected) if kind == "lstm" else expected.numpy()
-        np.testing.assert_allclose(cell.x2h.W.grad.data, expected.T, rtol=1e-8, atol=1e-10)
+        for side, x_or_h in (("hh", "h"), ("ih", "x")):
+            expected = getattr(theirs, f"weight_{side}{suffix}").grad
+            if kind == "lstm":  # the gradient of each gate's Linear, DeZero's names
+                expected = _lstm_blocks(expected)
+                got = np.concatenate([getattr(cell, f"{x_or_h}2{g}").W.grad.data.T
+                                      for g in "fiou"])
+            else:
+                expected = expected.numpy()
+                got = getattr(cell, f"{x_or_h}2h").W.grad.data.T
+            np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
 
 
 # -- sequence layers: state, options, dtypes --------------------------------------------------
@@ -309,8 +325,9 @@ def test_sequence_layer_weights_save_and_load(tmp_path):
     b = LSTMSeq(5, in_size=3, num_layers=2, bidirectional=True)
     b.load_weights(path)
     np.testing.assert_array_equal(b(x).data, y.data)
-    keys = sorted(a.state_dict())
-    assert keys[:3] == ["l0/h2h/W", "l0/x2h/W", "l0/x2h/b"] and len(keys) == 12
+    keys = list(a.state_dict())
+    # Each cell is DeZero's LSTM: 4 x-side Linears with W and b, 4 h-side with W only.
+    assert keys[:3] == ["l0/x2f/W", "l0/x2f/b", "l0/x2i/W"] and len(keys) == 4 * 12
     assert "hidden_size=5" in repr(a.l0)
 
 

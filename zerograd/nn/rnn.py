@@ -5,24 +5,35 @@ Cells (DeZero's API): call once per time step with x (N, D); the layer keeps its
 ``self.h`` (and ``self.c``) until ``reset_state()``. Truncated BPTT is DeZero's loop: after
 ``loss.backward()``, ``loss.unchain_backward()`` cuts the graph behind the carried state.
 
-Every cell holds two Linear sub-layers whose weights feed one fused op per step
-(:mod:`zerograd.ops.recurrent`):
+Every cell holds Linear sub-layers under DeZero's names, and one fused op per step
+(:mod:`zerograd.ops.recurrent`) computes with their weights:
 
-==========  ================  =================  ===============================
-layer       ``x2h.W``         ``h2h.W``          biases
-==========  ================  =================  ===============================
-``RNN``     (D, H)            (H, H)             ``x2h.b`` (H,)
-``LSTM``    (D, 4H) f,i,o,u   (H, 4H) f,i,o,u    ``x2h.b`` (4H,)
-``GRU``     (D, 3H) r,z,n     (H, 3H) r,z,n      ``x2h.b``, ``h2h.b`` (3H,) each
-==========  ================  =================  ===============================
+==========  ==========================================  ================================
+layer       sub-layers (each a ``Linear``)              fused step reads
+==========  ==========================================  ================================
+``RNN``     ``x2h`` (D, H), ``h2h`` (H, H) no bias      ``x2h.W``, ``h2h.W``, ``x2h.b``
+``LSTM``    ``x2f x2i x2o x2u`` (D, H) each;            ``[x2f.W | x2i.W | x2o.W | x2u.W]``
+            ``h2f h2i h2o h2u`` (H, H) each, no bias    and likewise the biases and h2*
+``GRU``     ``x2h`` (D, 3H), ``h2h`` (H, 3H) r, z, n    ``x2h.W, h2h.W, x2h.b, h2h.b``
+==========  ==========================================  ================================
 
-``RNN`` keeps DeZero's parameter names, so DeZero's RNN weight files load as they are.
-DeZero's ``LSTM`` has eight Linear layers ``x2f, x2i, x2o, x2u`` (with bias) and ``h2f, h2i,
-h2o, h2u`` (without); ours holds the same numbers side by side: ``x2h.W = [x2f.W | x2i.W |
-x2o.W | x2u.W]``, ``x2h.b`` likewise, ``h2h.W = [h2f.W | ... | h2u.W]``.
-``LSTM.load_dezero_weights`` does that concatenation. The initial weights are drawn as
-DeZero draws them, block by block and in the same order, so a script seeded with
-``np.random.seed`` starts from the same numbers.
+So DeZero's weight files (keys ``rnn/x2h/W``, ``lstm/x2f/b``, ...) load as they are, and a
+sub-layer set or replaced by hand (``lstm.x2f = L.Linear(...)``) is the one computed with.
+
+The LSTM's fused step wants ``[x2f.W | x2i.W | x2o.W | x2u.W]`` as one (D, 4H) array. Rather
+than concatenating eight matrices at every step, the layer stores them that way: each gate's
+``W`` (and ``b``) is a view of a column block of one fused array, so an optimizer's in-place
+update of ``x2f.W`` is an update of the fused array. One ``fused_weights`` node per graph
+hands the fused arrays to the steps and splits their gradient back into the eight
+Parameters. Anything that rebinds a gate's array (``x2f.W.data = ...``, ``load_weights``, a
+new sub-layer, ``to_gpu``, a copy) is noticed at the next call, which copies the numbers into
+new fused arrays. Attributes the fused step would not read are refused: a Parameter or Layer
+under another name, a Linear subclass with its own ``forward``, a bias on ``h2*``.
+
+Initial weights are drawn as DeZero draws them, Linear by Linear and in DeZero's order (with
+a lazy input size: the RNN's ``h2h`` at the second call, the first with a hidden state), so a
+script seeded with ``np.random.seed`` starts from the same numbers and draws the same numbers
+after.
 """
 
 from __future__ import annotations
@@ -32,10 +43,10 @@ import os
 import numpy as np
 
 from zerograd import functions as F
-from zerograd._config import Config
+from zerograd._config import Config, _state
 from zerograd.backend import get_array_module
 from zerograd.core.function import as_variable
-from zerograd.core.variable import Variable
+from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import ShapeError
 from zerograd.nn.layer import Layer
 from zerograd.nn.linear import Linear
@@ -83,47 +94,120 @@ def _unchain_if_cut_behind(state) -> None:
         state.unchain()
 
 
-class _Cell(Layer):
-    """Shared plumbing of the cells: lazy input size, state, checks."""
+def _data(param):
+    return None if param is None else param.data
 
-    gates = 1
+
+class _Cell(Layer):
+    """Shared plumbing of the cells: DeZero-named Linear sub-layers, lazy sizes, state.
+
+    Subclasses name their sub-layers (``x_names`` read the input, ``h_names`` the hidden
+    state, in DeZero's definition order) and give ``_weights(x, need_h)``: what the fused step
+    reads, drawing any weights still missing.
+    """
+
+    x_names: tuple[str, ...] = ("x2h",)
+    h_names: tuple[str, ...] = ("h2h",)
+    blocks = 1  # (in, H) blocks per sub-layer, each drawn as DeZero draws one Linear
     h2h_bias = False
+    _sublayer_names = frozenset(x_names + h_names)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._sublayer_names = frozenset(cls.x_names + cls.h_names)
 
     def __init__(self, hidden_size: int, in_size: int | None = None, dtype=np.float32,
                  initializer=None) -> None:
         super().__init__()
         self.hidden_size = H = int(hidden_size)
-        self.in_size = None if in_size is None else int(in_size)
+        self._in_size = None if in_size is None else int(in_size)
         self.dtype = np.dtype(dtype)
-        G = self.gates
-        self.x2h = Linear(G * H, dtype=dtype, initializer=initializer)
-        self.h2h = Linear(G * H, nobias=not self.h2h_bias, dtype=dtype, initializer=initializer)
-        self._init_weights()
+        for name in self.x_names:
+            setattr(self, name, Linear(self.blocks * H, dtype=dtype, initializer=initializer))
+        for name in self.h_names:
+            setattr(self, name, Linear(self.blocks * H, nobias=not self.h2h_bias, dtype=dtype,
+                                       initializer=initializer))
+        self._draw_initial_weights()
         self.reset_state()
 
-    def _init_weights(self) -> None:
-        if self.in_size is not None:
-            _fill(self.x2h, self.in_size, self.gates)
-            _fill(self.h2h, self.hidden_size, self.gates)
+    # -- sub-layers: only the ones the fused step reads ----------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        if name in self._sublayer_names:
+            self._check_sublayer(name, value)
+        elif isinstance(value, (Parameter, Layer)):
+            cls = type(self).__name__
+            raise AttributeError(
+                f"{cls}: cannot add the {type(value).__name__} {name!r}: the fused step reads "
+                f"only the sub-layers {', '.join(self.x_names + self.h_names)}, so "
+                f"{name!r} would be ignored (assign one of those to transplant weights)")
+        super().__setattr__(name, value)
 
-    def _lazy_init(self, x) -> None:
-        """At the first call: the input size from x, and the weights not drawn yet."""
+    def _check_sublayer(self, name: str, value) -> None:
+        cls = type(self).__name__
+        if not isinstance(value, Linear) or type(value).forward is not Linear.forward:
+            raise TypeError(
+                f"{cls}.{name} must be a Linear (the fused step reads its W and b and never "
+                f"calls it, so a layer with its own forward would be ignored); got "
+                f"{type(value).__name__}")
+        width = self.blocks * self.hidden_size
+        if value.out_size != width:
+            raise ShapeError(f"{cls}.{name}: got a Linear with out_size={value.out_size}; "
+                             f"this layer needs out_size={width} (hidden_size="
+                             f"{self.hidden_size})")
+        if name in self.h_names:
+            self._check_h_bias(name, value)
+
+    def _check_h_bias(self, name: str, linear: Linear) -> None:
+        if not self.h2h_bias and linear.b is not None:
+            raise ShapeError(
+                f"{type(self).__name__}.{name} must have no bias (Linear(hidden_size, "
+                f"nobias=True), as in DeZero): the fused step adds one bias per gate, the "
+                f"x-side one (DeZero would add {name}'s only from the second step on), so its "
+                f"bias of shape {tuple(linear.b.shape)} would be ignored")
+
+    # -- sizes and initial weights -------------------------------------------------------
+    @property
+    def in_size(self) -> int | None:
+        """The input size: read from the x-side weights once they exist (drawn, set by hand
+        or loaded), else the size given at construction (None: the first call's)."""
+        first = self.__dict__.get(self.x_names[0])
+        W = None if first is None else first.W.data
+        return self._in_size if W is None else int(W.shape[0])
+
+    @in_size.setter
+    def in_size(self, value) -> None:
+        self._in_size = None if value is None else int(value)
+
+    def _draw_initial_weights(self) -> None:
+        """DeZero's Linear draws its W at construction when its input size is known."""
+        if self._in_size is not None:
+            self._draw(self.x_names, self._in_size)
+            self._draw(self.h_names, self.hidden_size)
+
+    def _draw(self, names, in_size: int, xp=np) -> None:
+        """Draw the weights of the sub-layers ``names`` that have none, in order."""
+        for name in names:
+            linear = self.__dict__[name]
+            if linear.W.data is None:
+                _fill(linear, in_size, self.blocks, xp)
+
+    def _draw_missing(self, x, need_h: bool) -> None:
+        """At a call: the x-side weights still missing (sized by x), then the h-side ones if
+        this step uses them."""
+        xp = get_array_module(x)
+        self._draw(self.x_names, x.shape[-1], xp)
+        if need_h:
+            self._draw(self.h_names, self.hidden_size, xp)
+
+    # -- calling ----------------------------------------------------------------------------
+    def _prepare(self, x):
+        """x in the layer's dtype, (N, D), with a batch size that fits the carried state."""
+        x = _as_input(x, self.dtype)
         if x.ndim != 2:
             raise ShapeError(f"{type(self).__name__}: x must be (N, in_size), got {x.dtype} "
                              f"{tuple(x.shape)}; call the cell once per time step (for a whole "
                              f"(N, T, D) batch use {type(self).__name__}Seq)")
-        xp = get_array_module(x)
-        self.in_size = x.shape[1]
-        _fill(self.x2h, self.in_size, self.gates, xp)
-        if self.h2h.W.data is None:
-            _fill(self.h2h, self.hidden_size, self.gates, xp)
-
-    def _prepare(self, x):
-        """x in the layer's dtype, the weights drawn, and a batch that fits the state."""
-        x = _as_input(x, self.dtype)
-        if self.x2h.W.data is None:
-            self._lazy_init(x)
-        if self.h is not None and x.ndim == 2 and x.shape[0] != self.h.shape[0]:
+        if self.h is not None and x.shape[0] != self.h.shape[0]:
             raise ShapeError(
                 f"{type(self).__name__}: x {x.dtype} {tuple(x.shape)} has batch size "
                 f"{x.shape[0]}, the carried state {tuple(self.h.shape)} has {self.h.shape[0]}; "
@@ -146,35 +230,170 @@ class RNN(_Cell):
     """Elman RNN cell (DeZero's ``L.RNN``): h' = tanh(x2h(x) + h2h(h)); the first step after
     ``reset_state()`` is tanh(x2h(x)). x: (N, D) -> h': (N, hidden_size).
 
-    Unlike DeZero's, ``h2h`` is (hidden_size, hidden_size) whatever ``in_size`` is (DeZero sized
-    it (in_size, hidden_size), which fails at the second step when they differ).
+    Sub-layers ``x2h`` (Linear D -> H) and ``h2h`` (Linear H -> H, no bias), as in DeZero.
+    With a lazy input size ``x2h`` is drawn at the first call and ``h2h`` at the second (the
+    first that has a hidden state), DeZero's order. Unlike DeZero's, ``h2h`` is
+    (hidden_size, hidden_size) whatever ``in_size`` is (DeZero sized it (in_size,
+    hidden_size), which fails at the second step when they differ).
     """
+
+    def _weights(self, x, need_h: bool = True):
+        x2h, h2h = self.x2h, self.h2h
+        if x2h.W.data is None or (need_h and h2h.W.data is None):
+            self._draw_missing(x, need_h)
+        if h2h.b is not None:
+            self._check_h_bias("h2h", h2h)
+        return x2h.W, (h2h.W if need_h else None), x2h.b
 
     def forward(self, x) -> Variable:
         x = self._prepare(x)
-        self.h = h = R.rnn_cell(x, self.h, self.x2h.W, self.h2h.W, self.x2h.b)
+        h = self.h
+        Wx, Wh, b = self._weights(x, need_h=h is not None)
+        # A plain dict write: the state is no sub-layer, and this is the hot path.
+        self.__dict__["h"] = h = R.rnn_cell(x, h, Wx, Wh, b)
         return h
+
+
+class _PackedGates:
+    """An LSTM's gate weights stored fused: ``Wx`` (D, 4H), ``b`` (4H,), ``Wh`` (H, 4H), and
+    ``views``: (sub-layer name, its W, its b) with the arrays the sub-layers must still hold
+    (views of the blocks) for the fused arrays to be their numbers."""
+
+    __slots__ = ("Wx", "b", "Wh", "views", "layout", "parameters", "joined")
+
+    def __init__(self, Wx, b, Wh, views, layout, parameters) -> None:
+        self.Wx, self.b, self.Wh = Wx, b, Wh
+        self.views = views
+        self.layout = layout
+        self.parameters = parameters
+        self.joined = None  # (FusedWeights node, its output Variables) of the current graph
 
 
 class LSTM(_Cell):
     """LSTM cell (DeZero's ``L.LSTM``), one fused op per step:
 
-    [f, i, o, u] = x2h(x) + h2h(h);  f, i, o = sigmoid(.), u = tanh(.);
-    c' = f * c + i * u;  h' = o * tanh(c').  x: (N, D) -> h': (N, hidden_size).
+    f = sigmoid(x2f(x) + h2f(h)), i = sigmoid(x2i(x) + h2i(h)), o = sigmoid(x2o(x) + h2o(h)),
+    u = tanh(x2u(x) + h2u(h));  c' = f * c + i * u;  h' = o * tanh(c').
+    x: (N, D) -> h': (N, hidden_size).
 
-    The state is ``self.h`` and ``self.c`` (None after ``reset_state()``: zeros). The fused
-    op is differentiable to any order.
+    DeZero's sub-layers: ``x2f, x2i, x2o, x2u`` (Linear D -> H) and ``h2f, h2i, h2o, h2u``
+    (Linear H -> H, no bias); the h-side weights are drawn at construction, the x-side ones
+    then too when ``in_size`` is given, else at the first call. The state is ``self.h`` and
+    ``self.c`` (None after ``reset_state()``: zeros). The fused op is differentiable to any
+    order.
     """
 
-    gates = 4
+    x_names = ("x2f", "x2i", "x2o", "x2u")
+    h_names = ("h2f", "h2i", "h2o", "h2u")
 
-    def _init_weights(self) -> None:
-        # DeZero draws x2f..x2u (when in_size is given) and then h2f..h2u at construction;
-        # with a lazy in_size the x-side weights come at the first call.
-        if self.in_size is not None:
-            _fill(self.x2h, self.in_size, 4)
-        _fill(self.h2h, self.hidden_size, 4)
+    def __init__(self, hidden_size: int, in_size: int | None = None, dtype=np.float32,
+                 initializer=None) -> None:
+        object.__setattr__(self, "_packed", None)
+        super().__init__(hidden_size, in_size, dtype=dtype, initializer=initializer)
 
+    def _draw_initial_weights(self) -> None:
+        # DeZero builds x2f..x2u (drawing them when in_size is given), then h2f..h2u, whose
+        # input size, hidden_size, is always known.
+        if self._in_size is not None:
+            self._draw(self.x_names, self._in_size)
+        self._draw(self.h_names, self.hidden_size)
+
+    def __getstate__(self) -> dict:
+        # A copy's arrays are no views of each other: its next call packs them afresh.
+        state = super().__getstate__()
+        state["_packed"] = None
+        return state
+
+    # -- the fused arrays ----------------------------------------------------------------
+    def _intact(self) -> bool:
+        """Whether every gate's W and b are still the views into the fused arrays."""
+        packed = self._packed
+        if packed is None:
+            return False
+        layers = self.__dict__
+        for name, W, b in packed.views:
+            linear = layers[name]
+            if linear.W.data is not W:
+                return False
+            bias = linear.b
+            if (None if bias is None else bias.data) is not b:
+                return False
+        return True
+
+    def _pack(self) -> _PackedGates:
+        """Copy the gates' weights into new fused arrays and make each gate's W and b views
+        of its blocks. (New arrays, not the old ones overwritten: a graph recorded before may
+        still need the old numbers for its backward.)"""
+        H = self.hidden_size
+        cls = type(self).__name__
+        x_side = [self.__dict__[name] for name in self.x_names]
+        h_side = [self.__dict__[name] for name in self.h_names]
+        sizes = {name: tuple(linear.W.data.shape)
+                 for name, linear in zip(self.x_names + self.h_names, x_side + h_side)}
+        D = sizes[self.x_names[0]][0]
+        expected = {name: (D, H) for name in self.x_names}
+        expected.update({name: (H, H) for name in self.h_names})
+        wrong = [f"{name}.W {sizes[name]}" for name in sizes if sizes[name] != expected[name]]
+        for name, linear in zip(self.x_names, x_side):
+            if linear.b is not None and tuple(linear.b.shape) != (H,):
+                wrong.append(f"{name}.b {tuple(linear.b.shape)}")
+        if wrong:
+            raise ShapeError(
+                f"{cls}: the gate weights do not fit together: {', '.join(wrong)}; expected "
+                f"x2f.W .. x2u.W ({D}, {H}) (in_size, hidden_size), their b ({H},), "
+                f"h2f.W .. h2u.W ({H}, {H})")
+        for name, linear in zip(self.h_names, h_side):
+            self._check_h_bias(name, linear)
+        xp = get_array_module(h_side[0].W.data)
+        Wx = xp.empty((D, 4 * H), dtype=self.dtype)
+        Wh = xp.empty((H, 4 * H), dtype=self.dtype)
+        b = xp.zeros(4 * H, dtype=self.dtype)  # a gate without a bias adds zeros
+        views, parameters = [], {"Wx": [], "b": [], "Wh": []}
+        positions = {"Wx": [], "b": [], "Wh": []}
+        for k, (name, linear) in enumerate(zip(self.x_names + self.h_names, x_side + h_side)):
+            gate = k % 4
+            block = slice(gate * H, (gate + 1) * H)
+            fused = Wx if k < 4 else Wh
+            fused[:, block] = linear.W.data
+            linear.W.data = fused[:, block]
+            parameters["Wx" if k < 4 else "Wh"].append(linear.W)
+            positions["Wx" if k < 4 else "Wh"].append(gate)
+            b_view = None
+            if linear.b is not None:  # only x-side gates have one
+                b[block] = linear.b.data
+                linear.b.data = b_view = b[block]
+                parameters["b"].append(linear.b)
+                positions["b"].append(gate)
+            if k < 4:
+                linear.in_size = D
+            views.append((name, linear.W.data, b_view))
+        order = ("Wx", "b", "Wh")
+        layout = [(fused, positions[key]) for key, fused in zip(order, (Wx, b, Wh))]
+        flat = [p for key in order for p in parameters[key]]
+        packed = _PackedGates(Wx, b, Wh, tuple(views), layout, flat)
+        object.__setattr__(self, "_packed", packed)
+        return packed
+
+    def _weights(self, x, need_h: bool = True):
+        """(Wx, Wh, b) for the fused step: Variables of one ``fused_weights`` node, made once
+        per graph (again after ``unchain_backward()`` cut it, or when a gate was rebound)."""
+        if not self._intact():
+            self._draw_missing(x, need_h=True)
+            self._pack()
+        packed = self._packed
+        if not _state.enable_backprop:  # nothing is recorded: the arrays themselves serve
+            return packed.Wx, packed.Wh, packed.b
+        joined = packed.joined
+        if joined is not None:
+            node, (Wx, b, Wh) = joined
+            if (node is not None and node.inputs is not None and Wx.creator is node
+                    and b.creator is node and Wh.creator is node):
+                return Wx, Wh, b
+        Wx, b, Wh = R.fused_weights(packed.layout, 4, *packed.parameters)
+        packed.joined = (Wx.creator, (Wx, b, Wh))
+        return Wx, Wh, b
+
+    # -- state and stepping --------------------------------------------------------------
     def reset_state(self) -> None:
         self.h = None
         self.c = None
@@ -186,34 +405,29 @@ class LSTM(_Cell):
 
     def forward(self, x) -> Variable:
         x = self._prepare(x)
+        Wx, Wh, b = self._weights(x)
         _unchain_sibling(self.h, self.c)
-        self.h, self.c = R.lstm_cell(x, self.h, self.c, self.x2h.W, self.h2h.W, self.x2h.b)
-        return self.h
+        # Plain dict writes: the state is no sub-layer, and this is the hot path.
+        state = self.__dict__
+        state["h"], state["c"] = R.lstm_cell(x, self.h, self.c, Wx, Wh, b)
+        return state["h"]
 
     def load_dezero_weights(self, source, prefix: str = "") -> None:
         """Load DeZero ``L.LSTM`` weights: an .npz path (from DeZero's ``save_weights``) or a
         dict of arrays with keys ``{prefix}x2f/W``, ``{prefix}x2f/b``, ..., ``{prefix}h2u/W``.
 
-        ``prefix`` selects the LSTM inside a model, e.g. ``"rnn/"``.
+        ``prefix`` selects the LSTM inside a model, e.g. ``"rnn/"``. (DeZero's keys are this
+        layer's own, so ``model.load_weights(path)`` reads a DeZero model's file directly.)
         """
+        where = repr(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "dict"
         if isinstance(source, (str, os.PathLike)):
             source = load_npz(source)
-        try:
-            Wx = np.concatenate([source[f"{prefix}x2{g}/W"] for g in "fiou"], axis=1)
-            b = np.concatenate([source[f"{prefix}x2{g}/b"] for g in "fiou"])
-            Wh = np.concatenate([source[f"{prefix}h2{g}/W"] for g in "fiou"], axis=1)
-        except KeyError as e:
-            raise KeyError(f"LSTM.load_dezero_weights: no entry {e} among "
-                           f"{sorted(source)[:12]}; give prefix='...' for a nested LSTM") from None
-        H = self.hidden_size
-        if Wh.shape != (H, 4 * H) or Wx.shape[1] != 4 * H:
-            raise ShapeError(f"LSTM.load_dezero_weights: hidden size {Wh.shape[0]} in the "
-                             f"weights, {H} in the layer")
-        xp = get_array_module(self.h2h.W.data) if self.h2h.W.data is not None else np
-        self.x2h.W.data = xp.asarray(Wx, dtype=self.dtype)
-        self.x2h.in_size = self.in_size = Wx.shape[0]
-        self.x2h.b.data = xp.asarray(b, dtype=self.dtype)
-        self.h2h.W.data = xp.asarray(Wh, dtype=self.dtype)
+        state = {key[len(prefix):]: value for key, value in source.items()
+                 if key.startswith(prefix)}
+        if f"{self.x_names[0]}/W" not in state:
+            raise KeyError(f"LSTM.load_dezero_weights: no entry {prefix}x2f/W in {where} "
+                           f"among {sorted(source)[:12]}; give prefix='...' for a nested LSTM")
+        self.load_state_dict(state, strict=False, source=where)
 
 
 class GRU(_Cell):
@@ -221,19 +435,33 @@ class GRU(_Cell):
 
     r = sigmoid(x2h(x)_r + h2h(h)_r), z = sigmoid(x2h(x)_z + h2h(h)_z),
     n = tanh(x2h(x)_n + r * h2h(h)_n), h' = (1 - z) * n + z * h.
-    x: (N, D) -> h': (N, hidden_size). Both Linears have biases (PyTorch's b_ih, b_hh).
+    x: (N, D) -> h': (N, hidden_size). Sub-layers ``x2h`` (Linear D -> 3H) and ``h2h``
+    (Linear H -> 3H), both with biases (PyTorch's b_ih, b_hh); DeZero has no GRU, so this
+    layout is zerograd's own. Both are drawn at the first call with a lazy input size.
     """
 
-    gates = 3
+    blocks = 3
     h2h_bias = True
+
+    def _weights(self, x, need_h: bool = True):
+        x2h, h2h = self.x2h, self.h2h
+        if x2h.W.data is None or h2h.W.data is None:
+            self._draw_missing(x, need_h=True)
+        return x2h.W, h2h.W, x2h.b, h2h.b
 
     def forward(self, x) -> Variable:
         x = self._prepare(x)
-        self.h = h = R.gru_cell(x, self.h, self.x2h.W, self.h2h.W, self.x2h.b, self.h2h.b)
+        Wx, Wh, bx, bh = self._weights(x)
+        self.__dict__["h"] = h = R.gru_cell(x, self.h, Wx, Wh, bx, bh)
         return h
 
 
 # -- whole sequences --------------------------------------------------------------------------
+def _array(x):
+    """The array of an (N, T, D) batch (a cell sizes its lazy weights by its last axis)."""
+    return x.data if isinstance(x, Variable) else x
+
+
 class _Seq(Layer):
     cell_class: type = _Cell
 
@@ -253,15 +481,32 @@ class _Seq(Layer):
         self.fused = bool(fused)
         self.dtype = np.dtype(dtype)
         directions = 2 if bidirectional else 1
-        self.cells = []
-        for k in range(self.num_layers):
-            size = in_size if k == 0 else self.hidden_size * directions
-            for suffix in ("", "_reverse")[:directions]:
-                cell = self.cell_class(hidden_size, in_size=size, dtype=dtype,
-                                       initializer=initializer)
-                setattr(self, f"l{k}{suffix}", cell)
-                self.cells.append(cell)
+        self._cell_names = tuple(f"l{k}{suffix}" for k in range(self.num_layers)
+                                 for suffix in ("", "_reverse")[:directions])
+        for name in self._cell_names:
+            size = in_size if name.startswith("l0") else self.hidden_size * directions
+            setattr(self, name, self.cell_class(hidden_size, in_size=size, dtype=dtype,
+                                                initializer=initializer))
         self.reset_state()
+
+    def __setattr__(self, name: str, value) -> None:
+        # The cells are read by name at every call, so a replaced cell is the one that runs;
+        # anything else with weights would never run.
+        cls = type(self).__name__
+        if name in self.__dict__.get("_cell_names", ()):
+            if not isinstance(value, self.cell_class):
+                raise TypeError(f"{cls}.{name} must be a {self.cell_class.__name__}, got "
+                                f"{type(value).__name__}")
+        elif isinstance(value, (Parameter, Layer)):
+            raise AttributeError(
+                f"{cls}: cannot add the {type(value).__name__} {name!r}: the layer runs only "
+                f"its cells {', '.join(self._cell_names)}, so {name!r} would be ignored")
+        super().__setattr__(name, value)
+
+    @property
+    def cells(self) -> list:
+        """The cells, layer by layer, forward direction first (``l0``, ``l0_reverse``, ...)."""
+        return [self.__dict__[name] for name in self._cell_names]
 
     @property
     def num_directions(self) -> int:
@@ -328,15 +573,14 @@ class _Seq(Layer):
         states = self._initial_states(state, x.shape[0])
         finals = []
         directions = self.num_directions
+        cells = self.cells
         for k in range(self.num_layers):
             if k > 0 and self.dropout > 0 and self.training and Config.train:
                 x = F.dropout(x, self.dropout)
             outputs = []
             for d in range(directions):
                 index = k * directions + d
-                cell = self.cells[index]
-                if cell.x2h.W.data is None:
-                    cell._lazy_init((x.data if isinstance(x, Variable) else x)[:, 0])
+                cell = cells[index]
                 run = self._run_fused if self.fused else self._run_steps
                 y, final = run(cell, x, states[index], reverse=d == 1)
                 outputs.append(y)
@@ -374,8 +618,8 @@ class RNNSeq(_Seq):
     cell_class = RNN
 
     def _run_fused(self, cell, x, state, reverse: bool):
-        xw = F.linear(x, cell.x2h.W, cell.x2h.b)
-        return R.rnn_sequence(xw, state, cell.h2h.W, reverse=reverse)
+        Wx, Wh, b = cell._weights(_array(x))
+        return R.rnn_sequence(F.linear(x, Wx, b), state, Wh, reverse=reverse)
 
 
 class LSTMSeq(_Seq):
@@ -389,8 +633,8 @@ class LSTMSeq(_Seq):
 
     def _run_fused(self, cell, x, state, reverse: bool):
         h0, c0 = (None, None) if state is None else state
-        xw = F.linear(x, cell.x2h.W, cell.x2h.b)
-        y, h, c = R.lstm_sequence(xw, h0, c0, cell.h2h.W, reverse=reverse)
+        Wx, Wh, b = cell._weights(_array(x))
+        y, h, c = R.lstm_sequence(F.linear(x, Wx, b), h0, c0, Wh, reverse=reverse)
         return y, (h, c)
 
     @property
@@ -414,5 +658,5 @@ class GRUSeq(_Seq):
     cell_class = GRU
 
     def _run_fused(self, cell, x, state, reverse: bool):
-        xw = F.linear(x, cell.x2h.W, cell.x2h.b)
-        return R.gru_sequence(xw, state, cell.h2h.W, cell.h2h.b, reverse=reverse)
+        Wx, Wh, bx, bh = cell._weights(_array(x))
+        return R.gru_sequence(F.linear(x, Wx, bx), state, Wh, bh, reverse=reverse)

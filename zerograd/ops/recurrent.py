@@ -25,6 +25,13 @@ where ``xw = x @ Wx + b`` is the input projection of every step, computed before
 batched matrix product. The loop over time runs inside forward and (reversed) inside
 backward. Their backward raises ``GraphError`` under ``create_graph=True``: for higher-order
 gradients run the cell ops step by step (the layers' ``fused=False``).
+
+Per-gate parameters as one array (any order):
+
+- ``fused_weights(layout, *parts) -> arrays``: DeZero's LSTM has one Linear per gate
+  (``x2f.W``, ``x2i.W``, ...); the layer keeps those weights as column blocks of one array,
+  and this op hands the whole array to the fused step without a copy, its backward cutting
+  the gradient back into the blocks.
 """
 
 from __future__ import annotations
@@ -42,8 +49,8 @@ from zerograd.ops.linalg import matmul
 from zerograd.ops.shape import concat, split
 
 __all__ = ["lstm_cell", "gru_cell", "rnn_cell", "lstm_sequence", "gru_sequence",
-           "rnn_sequence", "LSTMCell", "GRUCell", "RNNCell", "LSTMSequence", "GRUSequence",
-           "RNNSequence"]
+           "rnn_sequence", "fused_weights", "LSTMCell", "GRUCell", "RNNCell", "LSTMSequence",
+           "GRUSequence", "RNNSequence", "FusedWeights"]
 
 
 # -- raw-array kernels shared by the cell and the sequence ops ------------------------------
@@ -184,7 +191,10 @@ def _check(op: str, gates: int, x, h, Wx, Wh, biases=(), c=None, projected: bool
               and h.shape[0] == x.shape[0])
     if c is not None:
         ok = ok and c.shape == h.shape
-    floats = all(a.dtype.kind == "f" for a in (x, h, c, Wx, Wh, *biases) if a is not None)
+    floats = True
+    for a in (x, h, c, Wx, Wh, *biases):  # (a loop: this runs at every step of a cell)
+        if a is not None and a.dtype.kind != "f":
+            floats = False
     if ok and floats:
         return
     if projected:
@@ -402,14 +412,85 @@ def rnn_cell(x, h, Wx, Wh, b=None) -> Variable:
     """One Elman RNN step: h' = tanh(x Wx + h Wh + b).
 
     x: (N, D), h: (N, H) or None (zeros: DeZero's first step tanh(x Wx + b)), Wx: (D, H),
-    Wh: (H, H), b: (H,) or None -> h': (N, H). Differentiable to any order.
+    Wh: (H, H), or None when h is None (the first step has no recurrent term, and DeZero's
+    lazy ``h2h`` has no weights yet then), b: (H,) or None -> h': (N, H). Differentiable to
+    any order.
     """
-    H = Wh.shape[0]
+    H = Wx.shape[1]
+    dtype = Wx.dtype
+    xp = get_array_module(Wx)
     if h is None:
-        h = _zeros_state(x, H, Wh.dtype)
+        h = _zeros_state(x, H, dtype)
+        if Wh is None:
+            Wh = xp.zeros((H, H), dtype=dtype)
+    elif Wh is None:
+        raise ShapeError(f"rnn_cell: h {h.dtype} {tuple(h.shape)} is given but Wh is None; "
+                         "only the first step (h None) may leave out the recurrent weight")
     if b is None:
-        b = get_array_module(Wh).zeros(H, dtype=Wh.dtype)
+        b = xp.zeros(H, dtype=dtype)
     return RNNCell()(x, h, Wx, Wh, b)
+
+
+# -- per-gate parameters seen as one fused array -----------------------------------------
+class FusedWeights(Function):
+    """Parameters that are column blocks of fused arrays, given as those arrays (no copy).
+
+    A fused recurrent step computes every gate with one matrix product, so it needs the gates'
+    weights side by side: ``Wx = [W_f | W_i | W_o | W_u]``. DeZero's LSTM keeps them as eight
+    Linear layers instead (``x2f.W``, ``x2i.W``, ...), and programs and weight files use those
+    names. The layer reconciles the two by storing each gate's weight as a view of one
+    column block of the fused array; this op then makes the fused arrays Variables of the
+    graph: its outputs are the fused arrays themselves (the inputs are views into them, so
+    whatever updates a gate's parameter in place updates the fused array too), and its
+    backward cuts each output's gradient into the blocks, one per input Parameter.
+
+    ``layout``: for each output, (fused array, positions): the array, and for each input that
+    belongs to it, in order, the index of its block among ``blocks`` equal blocks along the
+    last axis. A block left out (a gate without a bias) keeps its numbers, gets no gradient.
+    """
+
+    def __init__(self, layout, blocks: int) -> None:
+        self.layout = layout
+        self.blocks = blocks
+
+    def forward(self, *parts):
+        k = 0
+        for fused, positions in self.layout:
+            for position in positions:
+                part = parts[k]
+                k += 1
+                if part.base is not fused:
+                    raise GraphError(
+                        f"fused_weights: input {k - 1} ({part.dtype} {tuple(part.shape)}) is not "
+                        f"a view of the fused array {fused.dtype} {tuple(fused.shape)} it is "
+                        f"block {position} of; the layer must rebuild the fused arrays")
+        return tuple(fused for fused, _ in self.layout)
+
+    def backward(self, *gys):
+        gxs = []
+        for (_, positions), gy in zip(self.layout, gys):
+            if gy is None or not positions:
+                gxs.extend([None] * len(positions))
+                continue
+            pieces = split(gy, self.blocks, axis=-1)
+            gxs.extend(pieces[position] for position in positions)
+        return tuple(gxs)
+
+
+def fused_weights(layout, blocks: int, *parts) -> list[Variable]:
+    """The fused arrays of ``layout`` as Variables whose gradients flow to ``parts``.
+
+    layout: [(fused, positions), ...] (see :class:`FusedWeights`); blocks: how many equal
+    column blocks each fused array has (4 for an LSTM); parts: the Parameters that are views
+    of the blocks, in layout order -> one Variable per fused array, sharing its memory.
+    Differentiable to any order.
+    """
+    count = sum(len(positions) for _, positions in layout)
+    if len(parts) != count:
+        raise ShapeError(f"fused_weights: the layout names {count} block(s), got {len(parts)} "
+                         "input(s)")
+    outputs = FusedWeights(layout, blocks)(*parts)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 # -- whole sequences -----------------------------------------------------------------------
