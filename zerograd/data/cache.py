@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from zerograd.data.download import cache_dir
+from zerograd.serialization import CorruptFileError, load_npz, save_npz
 
 
 def _cache_path(filename: str, train: bool) -> str:
@@ -15,12 +14,20 @@ def _cache_path(filename: str, train: bool) -> str:
 
 
 def load_cache_npz(filename: str, train: bool = False):
-    """``(data, label)`` cached for ``filename`` (a URL or name), or ``(None, None)``."""
+    """``(data, label)`` cached for ``filename`` (a URL or name), or ``(None, None)``.
+
+    A truncated or corrupt cache file raises ``CorruptFileError`` naming it (delete it and the
+    data set is rebuilt); nothing is unpickled.
+    """
     path = _cache_path(filename, train)
     if not os.path.exists(path):
         return None, None
-    with np.load(path, allow_pickle=False) as loaded:
-        return loaded["data"], loaded["label"]
+    arrays = load_npz(path)
+    missing = [key for key in ("data", "label") if key not in arrays]
+    if missing:
+        raise CorruptFileError(f"load_cache_npz: {path!r} has no {' or '.join(missing)} array "
+                               f"(it holds {sorted(arrays)}); not a dataset cache")
+    return arrays["data"], arrays["label"]
 
 
 def save_cache_npz(data, label, filename: str, train: bool = False) -> str | None:
@@ -28,8 +35,6 @@ def save_cache_npz(data, label, filename: str, train: bool = False) -> str | Non
     path = _cache_path(filename, train)
     if os.path.exists(path):
         return None
-    from zerograd.serialization import save_npz
-
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return save_npz(path, {"data": data, "label": label})
 

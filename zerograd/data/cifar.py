@@ -5,6 +5,11 @@ arbitrary code, so zerograd reads the binary version instead: fixed-size records
 byte(s) followed by 3,072 pixel bytes (3 x 32 x 32, channel-first). The archive
 (``cifar-10-binary.tar.gz`` / ``cifar-100-binary.tar.gz``) or its extracted folder is looked up
 in ``root`` (default ``cache_dir()/cifar``) and downloaded only with ``download=True``.
+
+Sizes are checked before anything is read: a batch file must be a whole number of records
+and no bigger than the official file, and a tar member's declared size must fit the archive
+(what its compressed size can expand to, at most ``MAX_ARCHIVE_BYTES``), so a truncated,
+corrupt or hostile archive (a gzip bomb) raises ``DataFormatError`` naming the file.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from zerograd.data._io import CHUNK_BYTES, DEFLATE_MAX_RATIO, read_exactly
 from zerograd.data.dataset import DataFormatError, Dataset
 from zerograd.data.download import cache_dir, get_file
 from zerograd.data.transforms import Compose, Normalize, ToFloat
 
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_BYTES = 3 * 32 * 32
+# The official archives hold about 185 MB uncompressed; reading stops well past that.
+MAX_ARCHIVE_BYTES = 1 << 29
 
 # Scales uint8 pixels to [-1, 1]. DeZero's default, Normalize(0.5, 0.5) on raw 0..255 values,
 # gives [-1, 509]: clearly meant for [0, 1] pixels.
@@ -50,6 +58,7 @@ class CIFAR10(Dataset):
     test_files = ("test_batch.bin",)
     label_bytes = 1
     num_classes = 10
+    max_records = 10000  # per file: each official batch holds exactly 10,000 images
 
     def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
                  target_transform: Callable | None = None, root: str | os.PathLike | None = None,
@@ -61,14 +70,29 @@ class CIFAR10(Dataset):
     def _label_column(self) -> int:
         return 0
 
+    def _check_size(self, path: str, size: int) -> None:
+        """A batch file's size, checked before it is read."""
+        record = self.label_bytes + IMAGE_BYTES
+        if size == 0 or size % record:
+            raise DataFormatError(
+                f"{path}: {size} bytes is not a whole number of {record}-byte records "
+                f"(truncated or not a {type(self).__name__} binary batch)")
+        if size > self.max_records * record:
+            raise DataFormatError(
+                f"{path}: {size} bytes is {size // record} records; a {type(self).__name__} "
+                f"batch file holds at most {self.max_records} ({self.max_records * record} "
+                f"bytes); not a {type(self).__name__} file")
+
     def _read_members(self) -> list[tuple[str, bytes]]:
         names = self.train_files if self.train else self.test_files
         folder = os.path.join(self.root, self.folder)
         if all(os.path.isfile(os.path.join(folder, n)) for n in names):
             contents = []
             for name in names:
-                with open(os.path.join(folder, name), "rb") as f:
-                    contents.append((os.path.join(folder, name), f.read()))
+                path = os.path.join(folder, name)
+                self._check_size(path, os.path.getsize(path))
+                with open(path, "rb") as f:
+                    contents.append((path, f.read()))
             return contents
         archive = os.path.join(self.root, self.archive)
         if not os.path.isfile(archive):
@@ -78,16 +102,14 @@ class CIFAR10(Dataset):
                     f"{archive} exists. Pass root= the directory holding them, or "
                     f"download=True to fetch {self.url}")
             archive = get_file(self.url, directory=self.root)
-        return _read_tar_members(archive, [f"{self.folder}/{n}" for n in names])
+        return _read_tar_members(archive, [f"{self.folder}/{n}" for n in names],
+                                 self._check_size)
 
     def prepare(self) -> None:
         record = self.label_bytes + IMAGE_BYTES
         data, labels = [], []
         for path, content in self._read_members():
-            if len(content) == 0 or len(content) % record:
-                raise DataFormatError(
-                    f"{path}: {len(content)} bytes is not a whole number of {record}-byte "
-                    f"records (truncated or not a {type(self).__name__} binary batch)")
+            self._check_size(path, len(content))  # the file may have changed since
             records = np.frombuffer(content, np.uint8).reshape(-1, record)
             label = records[:, self._label_column()].astype(np.int64)
             if label.max() >= self.num_classes:
@@ -123,6 +145,7 @@ class CIFAR100(CIFAR10):
     train_files = ("train.bin",)
     test_files = ("test.bin",)
     label_bytes = 2  # coarse, then fine
+    max_records = 50000  # train.bin; test.bin holds 10,000
 
     def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
                  target_transform: Callable | None = None, label_type: str = "fine",
@@ -160,27 +183,54 @@ train trout tulip turtle wardrobe whale willow_tree wolf woman worm
 """.split())
 
 
-def _read_tar_members(archive: str, members: list[str]) -> list[tuple[str, bytes]]:
-    """The bytes of ``members`` of a .tar.gz, read in memory (nothing is extracted to disk)."""
-    contents = []
+def _read_tar_members(archive: str, members: list[str],
+                      check_size: Callable[[str, int], None]) -> list[tuple[str, bytearray]]:
+    """The bytes of ``members`` of a .tar.gz, read in memory (nothing is extracted to disk).
+
+    Every declared size is checked (``check_size``, and against what the archive can hold)
+    before any byte of it is read, so neither a lying header nor a gzip bomb makes this
+    allocate or decompress more than the limit. The gzip stream is read to its end, within the
+    same limit, so its checksum is verified: a flipped byte cannot pass as data.
+    """
+    # Deflate's maximum ratio bounds what this many compressed bytes can expand to.
+    limit = min(MAX_ARCHIVE_BYTES, os.path.getsize(archive) * DEFLATE_MAX_RATIO)
+    wanted = set(members)
+    found: dict[str, bytearray] = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for name in members:
-                try:
-                    member = tar.getmember(name)
-                except KeyError:
-                    raise DataFormatError(f"{archive}: the archive has no member {name}") \
-                        from None
-                stream = tar.extractfile(member)
-                if stream is None:
-                    raise DataFormatError(f"{archive}: {name} is not a regular file")
-                contents.append((f"{archive}:{name}", stream.read()))
+            for member in iter(tar.next, None):
+                end = member.offset_data + member.size
+                if end > limit:
+                    raise DataFormatError(
+                        f"{archive}: member {member.name} claims {member.size} bytes, ending "
+                        f"at byte {end} of the uncompressed archive, past the {limit}-byte "
+                        f"limit for this archive; corrupt, truncated or not a CIFAR archive")
+                if member.name not in wanted or member.name in found:
+                    continue
+                path = f"{archive}:{member.name}"
+                if not member.isfile():
+                    raise DataFormatError(f"{archive}: {member.name} is not a regular file")
+                check_size(path, member.size)
+                content = read_exactly(tar.extractfile(member), member.size)
+                if len(content) != member.size:
+                    raise DataFormatError(f"{path}: truncated: {len(content)} of "
+                                          f"{member.size} bytes")
+                found[member.name] = content
+            # The end-of-archive blocks and the gzip trailer (CRC-32 and length).
+            tail = tar.fileobj
+            while tail.read(CHUNK_BYTES):
+                if tail.tell() > limit:
+                    raise DataFormatError(f"{archive}: more than {limit} bytes of data after "
+                                          f"the last member; not a CIFAR archive")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
         raise DataFormatError(f"{archive}: corrupt or truncated archive ({error}); delete it "
                               f"and fetch it again") from error
-    return contents
+    for name in members:
+        if name not in found:
+            raise DataFormatError(f"{archive}: the archive has no member {name}")
+    return [(f"{archive}:{name}", found[name]) for name in members]
 
 
 __all__ = ["CIFAR10", "CIFAR100"]

@@ -4,18 +4,22 @@ The files are looked up in ``root`` (a directory the user gives) or the cache di
 (``$ZEROGRAD_DATA/mnist`` or ``~/.zerograd/mnist``), and downloaded only when
 ``download=True``. Every file is checked: magic number, declared sizes against the bytes
 actually present, image size 28x28, as many labels as images. A truncated or corrupt file
-raises ``IDXFormatError`` naming it.
+raises ``IDXFormatError`` naming it. Headers are never trusted: the size they declare is
+checked against the file (and, for gzip, against what its compressed size can expand to)
+before anything is allocated, and gzip data is decompressed no further than declared.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from collections.abc import Callable
 
 import numpy as np
 
+from zerograd.data._io import DEFLATE_MAX_RATIO, read_exactly
 from zerograd.data.dataset import DataFormatError, Dataset
 from zerograd.data.download import cache_dir, get_file
 from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat
@@ -24,54 +28,84 @@ from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 
+# The most a header may declare before anything is allocated for it. MNIST's largest file
+# holds 47 MB, EMNIST's about 550 MB; read_idx(max_bytes=...) raises the limit.
+MAX_IDX_BYTES = 2 ** 31
+
 
 class IDXFormatError(DataFormatError):
     """An IDX file is truncated, corrupt or not the kind of file expected."""
 
 
-def _read_bytes(path: str) -> bytearray:
+def _is_gzip(path: str) -> bool:
     with open(path, "rb") as f:
-        head = f.read(2)
-    try:
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as f:
-            return bytearray(f.read())
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise IDXFormatError(f"{path}: corrupt or truncated gzip file ({error}); delete it and "
-                             f"fetch it again") from error
+        return f.read(2) == b"\x1f\x8b"
 
 
-def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike, expected_magic: int | None = None, *,
+             max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """The array stored in an IDX file (gzip or raw), in native byte order and writable.
 
     Raises ``IDXFormatError`` naming the file when the magic number is not an IDX one (or not
-    ``expected_magic``), or the payload is shorter or longer than the header declares.
+    ``expected_magic``), the payload is shorter or longer than the header declares, the gzip
+    stream is corrupt or truncated, or the header declares more than the file can hold or
+    more than ``max_bytes``. The declared size is checked against the file's size before
+    anything is allocated, and a gzip file is decompressed only up to the declared size (plus
+    one byte, to detect extra data), so a gzip bomb is stopped early.
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise IDXFormatError(f"{path}: {len(raw)} bytes, too short for an IDX header "
+    compressed = _is_gzip(path)
+    file_size = os.path.getsize(path)
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as f:
+            array = _read_idx_stream(f, path, expected_magic, max_bytes, compressed, file_size)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise IDXFormatError(f"{path}: corrupt or truncated gzip file ({error}); delete it and "
+                             f"fetch it again") from error
+    return array
+
+
+def _read_idx_stream(f, path: str, expected_magic: int | None, max_bytes: int,
+                     compressed: bool, file_size: int) -> np.ndarray:
+    head = read_exactly(f, 4)
+    if len(head) < 4:
+        raise IDXFormatError(f"{path}: {len(head)} bytes, too short for an IDX header "
                              f"(truncated file?)")
-    magic = int.from_bytes(raw[:4], "big")
-    type_code, ndim = raw[2], raw[3]
-    if raw[0] != 0 or raw[1] != 0 or type_code not in _IDX_DTYPES or ndim == 0:
+    magic = int.from_bytes(head, "big")
+    type_code, ndim = head[2], head[3]
+    if head[0] != 0 or head[1] != 0 or type_code not in _IDX_DTYPES or ndim == 0:
         raise IDXFormatError(f"{path}: bad magic number {magic:#010x}; not an IDX file")
     if expected_magic is not None and magic != expected_magic:
         raise IDXFormatError(f"{path}: magic number {magic}, expected {expected_magic} "
                              f"(is it the right file?)")
     header_bytes = 4 + 4 * ndim
-    if len(raw) < header_bytes:
-        raise IDXFormatError(f"{path}: truncated header ({len(raw)} bytes, expected "
+    dims = read_exactly(f, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise IDXFormatError(f"{path}: truncated header ({4 + len(dims)} bytes, expected "
                              f"{header_bytes} for {ndim} dimensions)")
-    shape = tuple(int(n) for n in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    shape = tuple(int.from_bytes(dims[4 * k:4 * k + 4], "big") for k in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[type_code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    present = len(raw) - header_bytes
-    if present != expected:
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on hostile dims
+    declared = f"the header declares shape {shape} ({expected} bytes of {dtype.name})"
+    if not compressed and file_size - header_bytes != expected:
+        present = file_size - header_bytes
         problem = "truncated" if present < expected else "has trailing bytes"
-        raise IDXFormatError(f"{path}: {problem}: the header declares shape {shape} "
-                             f"({expected} bytes of {dtype.name}) but {present} bytes follow")
-    array = np.frombuffer(raw, dtype, offset=header_bytes).reshape(shape)
+        raise IDXFormatError(f"{path}: {problem}: {declared} but {present} bytes follow")
+    # Deflate's maximum ratio bounds what a gzip file of this size can really hold.
+    if compressed and expected > file_size * DEFLATE_MAX_RATIO:
+        raise IDXFormatError(f"{path}: {declared}, more than a {file_size}-byte gzip file can "
+                             f"hold (at most {file_size * DEFLATE_MAX_RATIO}); corrupt or "
+                             f"truncated file")
+    if expected > max_bytes:
+        raise IDXFormatError(f"{path}: {declared}, more than max_bytes={max_bytes}; pass "
+                             f"read_idx(..., max_bytes=) a larger limit if the file is genuine")
+    payload = read_exactly(f, expected)
+    extra = f.read(1)  # also makes gzip check its CRC and length trailer
+    if len(payload) != expected or extra:
+        problem = "truncated" if len(payload) < expected else "has trailing bytes"
+        present = str(len(payload)) if not extra else f"more than {expected}"
+        raise IDXFormatError(f"{path}: {problem}: {declared} but {present} bytes follow")
+    array = np.frombuffer(payload, dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=False)
 
 
