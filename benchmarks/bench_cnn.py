@@ -134,7 +134,7 @@ def main(argv=None) -> None:
     results = interleaved({name: (lambda run=run: timed(run)) for name, run in work.items()},
                           rounds)
     print_row(f"small CNN, {STEPS} SGD steps (batch {BATCH})", results, "s")
-    per_step = {name: seconds / STEPS for name, seconds in results.items()}
+    per_step = results.scaled(1 / STEPS)
     print_row("  per step", per_step, "ms", 1e3)
     if args.profile:
         profile_zerograd()

@@ -127,7 +127,7 @@ def main() -> None:
         print(json.dumps(worker(sys.argv[2], sys.argv[3])))
         return
     sys.path.insert(0, str(ROOT))
-    from benchmarks._common import load_dezero, load_torch
+    from benchmarks._common import load_dezero, load_torch, print_row
 
     frameworks = ["zerograd"]
     if load_torch() is not None:
@@ -142,14 +142,9 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--worker", name, mode],
                                  capture_output=True, text=True, check=True)
             results[(name, mode)] = json.loads(out.stdout.strip().splitlines()[-1])
-    for mode, label in (("train", "forward+backward"), ("no_grad", "forward under no_grad")):
-        cells = "  ".join(f"{n} {results[(n, mode)]:7.1f} MiB" for n in frameworks)
-        ratio = ""
-        if "torch" in frameworks:
-            share = results[("zerograd", mode)] / results[("torch", mode)]
-            ratio = f"   zerograd/torch {share:.2f}"
-        print(f"{label:<24} {cells}{ratio}")
-
+    for mode, label in (("train", "peak memory, forward+backward"),
+                        ("no_grad", "peak memory, forward under no_grad")):
+        print_row(label, {n: results[(n, mode)] for n in frameworks}, "MiB")
 
 if __name__ == "__main__":
     main()

@@ -121,7 +121,7 @@ def main(argv=None) -> None:
           f"medians of {args.rounds} interleaved rounds, scaled to {EPOCH:,} examples")
     results = interleaved(work, args.rounds)
     scale = EPOCH / (args.batches * BATCH)
-    print_row("MLP 784-1000-1000-10 epoch (ReLU, SGD)", {k: v * scale for k, v in results.items()})
+    print_row("MLP 784-1000-1000-10 epoch (ReLU, SGD)", results.scaled(scale))
     assert zerograd.Config.enable_backprop
 
 
