@@ -2,7 +2,14 @@
 
 from zerograd.data.cache import load_cache_npz, save_cache_npz
 from zerograd.data.cifar import CIFAR10, CIFAR100
-from zerograd.data.dataset import ArrayDataset, DataFormatError, Dataset, Subset, TensorDataset
+from zerograd.data.dataset import (
+    ArrayDataset,
+    DataFormatError,
+    Dataset,
+    DatasetIndexError,
+    Subset,
+    TensorDataset,
+)
 from zerograd.data.digits import Digits
 from zerograd.data.imagenet import ImageNet
 from zerograd.data.mnist import MNIST, IDXFormatError, read_idx
@@ -11,7 +18,8 @@ from zerograd.data.sincurve import SinCurve
 from zerograd.data.spiral import Spiral, get_spiral
 
 __all__ = [
-    "ArrayDataset", "CIFAR10", "CIFAR100", "DataFormatError", "Dataset", "Digits",
+    "ArrayDataset", "CIFAR10", "CIFAR100", "DataFormatError", "Dataset", "DatasetIndexError",
+    "Digits",
     "IDXFormatError", "ImageNet", "MNIST", "Shakespear", "Shakespeare", "SinCurve", "Spiral",
     "Subset", "TensorDataset", "get_spiral", "load_cache_npz", "read_idx", "save_cache_npz",
 ]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from zerograd import Variable, datasets
-from zerograd.data.dataset import DatasetIndexError
 from zerograd.dataloaders import DataLoader, SeqDataLoader
+from zerograd.datasets import DatasetIndexError
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
 from zerograd.transforms import Compose, Flatten
 

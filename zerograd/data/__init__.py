@@ -8,7 +8,14 @@ that need them.
 from zerograd.data import transforms
 from zerograd.data.cache import load_cache_npz, save_cache_npz
 from zerograd.data.cifar import CIFAR10, CIFAR100
-from zerograd.data.dataset import ArrayDataset, DataFormatError, Dataset, Subset, TensorDataset
+from zerograd.data.dataset import (
+    ArrayDataset,
+    DataFormatError,
+    Dataset,
+    DatasetIndexError,
+    Subset,
+    TensorDataset,
+)
 from zerograd.data.digits import Digits
 from zerograd.data.download import DownloadError, cache_dir, get_file
 from zerograd.data.imagenet import ImageNet
@@ -19,7 +26,8 @@ from zerograd.data.sincurve import SinCurve
 from zerograd.data.spiral import Spiral, get_spiral
 
 __all__ = [
-    "ArrayDataset", "CIFAR10", "CIFAR100", "DataFormatError", "DataLoader", "Dataset", "Digits",
+    "ArrayDataset", "CIFAR10", "CIFAR100", "DataFormatError", "DataLoader", "Dataset",
+    "DatasetIndexError", "Digits",
     "DownloadError", "IDXFormatError", "ImageNet", "MNIST", "SeqDataLoader", "Shakespear",
     "Shakespeare", "SinCurve", "Spiral", "Subset", "TensorDataset", "cache_dir", "get_file",
     "get_spiral", "load_cache_npz", "read_idx", "save_cache_npz", "transforms",
