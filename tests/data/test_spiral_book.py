@@ -136,3 +136,27 @@ def test_opt_out_leaves_global_state_alone():
     np.testing.assert_array_equal(t, t_global)
     assert ds.seed_global is False
     np.testing.assert_array_equal(ds.data, datasets.get_spiral(train=False)[0])
+
+
+def test_mnist_show_draws_the_same_tiles_as_dezero(dezero, tmp_path, monkeypatch):
+    """The other global-state user among DeZero's data sets: show()'s random picks."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gca().images[-1].get_array()))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (50, 1, 28, 28), dtype=np.uint8)
+    ours = datasets.MNIST.__new__(datasets.MNIST)
+    theirs = dezero.datasets.MNIST.__new__(dezero.datasets.MNIST)
+    ours.data = theirs.data = images
+    np.random.seed(3)
+    ours.show(row=3, col=4)
+    after_ours = np.random.rand()
+    np.random.seed(3)
+    theirs.show(row=3, col=4)
+    after_theirs = np.random.rand()
+    plt.close("all")
+    np.testing.assert_array_equal(np.asarray(shown[0]), np.asarray(shown[1]))
+    assert after_ours == after_theirs  # the same draws, one randint per tile
