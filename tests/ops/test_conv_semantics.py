@@ -404,3 +404,52 @@ def test_functions_conv_has_dezeros_names():
     for name in ["conv2d", "deconv2d", "conv2d_simple", "im2col", "col2im", "pooling_simple",
                  "pooling", "average_pooling"]:
         assert getattr(F, name) is getattr(FC, name)
+
+
+# -- empty batches and bad hyper-parameters ---------------------------------------------------
+@pytest.mark.parametrize("options", [{"pad": 1}, {"stride": 2}, {"dilation": 2, "pad": 2},
+                                     {"groups": 2}])
+def test_conv2d_of_an_empty_batch_is_an_empty_output_with_zero_weight_gradients(options):
+    """PyTorch's rule: batch 0 gives (0, OC, OH, OW); gW and gb are 0, gx is empty."""
+    torch = pytest.importorskip("torch")
+    groups = options.get("groups", 1)
+    x = Variable(np.zeros((0, 4, 7, 6), np.float32))
+    W = Variable(randn(6, 4 // groups, 3, 3, dtype=np.float32))
+    b = Variable(np.ones(6, np.float32))
+    y = F.conv2d(x, W, b, **options)
+    torch_options = {"padding": options.get("pad", 0), "stride": options.get("stride", 1),
+                     "dilation": options.get("dilation", 1), "groups": groups}
+    expected = torch.conv2d(torch.zeros(0, 4, 7, 6), torch.tensor(W.data), **torch_options)
+    assert y.shape == tuple(expected.shape) and y.dtype == np.float32
+    (y * y).sum().backward(create_graph=True)
+    assert x.grad.shape == x.shape
+    np.testing.assert_array_equal(W.grad.data, np.zeros(W.shape))
+    np.testing.assert_array_equal(b.grad.data, np.zeros(6))
+    assert W.grad.dtype == np.float32
+    gW = W.grad
+    W.cleargrad()
+    gW.sum().backward()  # second order through the empty batch
+    np.testing.assert_array_equal(W.grad.data, np.zeros(W.shape))
+
+
+def test_deconv2d_conv1d_im2col_of_an_empty_batch():
+    y = F.deconv2d(Variable(np.zeros((0, 3, 5, 5))), Variable(randn(3, 4, 3, 3)), stride=2)
+    assert y.shape == (0, 4, 11, 11)
+    assert F.conv1d(np.zeros((0, 3, 5)), np.ones((4, 3, 3))).shape == (0, 4, 3)
+    assert F.conv2d_simple(np.zeros((0, 3, 5, 5)), np.ones((4, 3, 3, 3))).shape == (0, 4, 3, 3)
+    assert F.im2col(np.zeros((0, 3, 5, 5)), 3).shape == (0, 27)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda: F.conv2d(np.zeros((1, 3, 5, 5)), np.ones((4, 3, 3, 3)), stride=0),
+     r"conv2d: stride must be >= 1 in both directions, got stride=\(0, 0\)"),
+    (lambda: F.conv2d(np.zeros((1, 3, 5, 5)), np.ones((4, 3, 3, 3)), pad=(0, -1)),
+     r"conv2d: pad must be >= 0 in both directions, got pad=\(0, -1\)"),
+    (lambda: F.deconv2d(np.zeros((1, 3, 5, 5)), np.ones((3, 4, 3, 3)), dilation=0),
+     r"deconv2d: dilation must be >= 1 in both directions, got dilation=\(0, 0\)"),
+    (lambda: F.conv2d(np.zeros((1, 4, 5, 5)), np.ones((4, 2, 3, 3)), groups=0),
+     r"conv2d: groups must be a positive int, got 0"),
+])
+def test_bad_convolution_hyper_parameters_name_the_op_and_the_value(fn, match):
+    with pytest.raises(ValueError, match=match):
+        fn()

@@ -124,7 +124,9 @@ def im2col_array(img, kernel_size, stride, pad, to_matrix: bool = True, dilation
     col = window_view(padded, kernel, (OH, OW), stride, dilation)
     if to_matrix:
         # copy() lays the transposed view out contiguously; the reshape is then free.
-        return col.transpose(0, 4, 5, 1, 2, 3).copy().reshape(N * OH * OW, -1)
+        # The row length spelled out: -1 cannot be inferred from an empty batch.
+        rows = N * OH * OW
+        return col.transpose(0, 4, 5, 1, 2, 3).copy().reshape(rows, C * kernel[0] * kernel[1])
     return col.copy()
 
 
@@ -153,16 +155,19 @@ def col2im_array(col, img_shape, kernel_size, stride, pad, to_matrix: bool = Tru
 class _Geometry:
     """stride, pad, dilation (pairs) and groups of a convolution."""
 
-    def __init__(self, stride, pad, dilation, groups) -> None:
+    def __init__(self, stride, pad, dilation, groups, op: str = "conv2d") -> None:
         self.stride = pair(stride)
         self.pad = pair(pad)
         self.dilation = pair(dilation)
         if not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise ValueError(f"groups must be a positive int, got {groups!r}")
+            raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
         self.groups = int(groups)
-        if min(self.stride) < 1 or min(self.dilation) < 1 or min(self.pad) < 0:
-            raise ValueError(f"stride {self.stride} and dilation {self.dilation} must be >= 1 "
-                             f"and pad {self.pad} >= 0")
+        for name, value, low in (("stride", self.stride, 1), ("dilation", self.dilation, 1),
+                                 ("pad", self.pad, 0)):
+            if min(value) < low:
+                raise ValueError(f"{op}: {name} must be >= {low} in both directions, got "
+                                 f"{name}={value} (stride {self.stride}, pad {self.pad}, "
+                                 f"dilation {self.dilation})")
 
     def row_length(self, in_w: int, out_w: int) -> int:
         """Columns per output row in the patch matrix: the padded width for stride 1 (see
@@ -282,6 +287,8 @@ def _conv_forward(x, W, b, geo: _Geometry, out_hw, scratch: bool = True):
     N = x.shape[0]
     OC, Cg, KH, KW = W.shape
     g = geo.groups
+    if N == 0:  # an empty batch: the empty output of the right shape (as PyTorch)
+        return get_array_module(x).zeros((0, OC) + tuple(out_hw), x.dtype), None
     col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None, scratch=scratch)
     Wm = W.reshape(g, OC // g, Cg * KH * KW)
     if b is not None:
@@ -299,6 +306,8 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
     N, OC, OH, OW = y.shape
     _, Cg, KH, KW = W.shape
     g = geo.groups
+    if N == 0:  # an empty batch (every path below lays the batch out in its products)
+        return get_array_module(y).zeros((0, g * Cg) + tuple(in_hw), y.dtype)
     (ph, pw), (dh, dw) = geo.pad, geo.dilation
     full_h, full_w = dh * (KH - 1), dw * (KW - 1)
     C = g * Cg
@@ -311,7 +320,7 @@ def _conv_transpose(y, W, geo: _Geometry, in_hw):
         # Best when y has no more channels than the result (its patches are the smaller).
         flipped = W.reshape(g, OC // g, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
         flipped = flipped.reshape(C, OC // g, KH, KW)
-        as_conv = _Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g)
+        as_conv = _Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g, "deconv2d")
         return _conv_forward(y, flipped, None, as_conv, tuple(in_hw))[0]
     wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
     if stride_one and C * KH * KW >= 2 * OC:
@@ -369,6 +378,8 @@ def _conv_grad_weight(x, gy, geo: _Geometry, kernel, col=None):
     N, OC, OH, OW = gy.shape
     g = geo.groups
     Cg = x.shape[1] // g
+    if N == 0:  # an empty batch contributes nothing to the weight gradient
+        return get_array_module(gy).zeros((OC, Cg) + tuple(kernel), gy.dtype)
     rows = Cg * kernel[0] * kernel[1]
     wide = geo.wide_grad(rows, OC // g)
     if col is None or not wide and geo.stride == (1, 1):
@@ -460,7 +471,7 @@ class Conv2d(Function):
     """
 
     def __init__(self, stride=1, pad=0, dilation=1, groups=1) -> None:
-        geo = _Geometry(stride, pad, dilation, groups)
+        geo = _Geometry(stride, pad, dilation, groups, "conv2d")
         self.geometry = geo
         self.stride, self.pad, self.dilation, self.groups = (geo.stride, geo.pad, geo.dilation,
                                                              geo.groups)
@@ -504,7 +515,7 @@ class Deconv2d(Function):
     """
 
     def __init__(self, stride=1, pad=0, outsize=None, dilation=1, groups=1) -> None:
-        geo = _Geometry(stride, pad, dilation, groups)
+        geo = _Geometry(stride, pad, dilation, groups, "deconv2d")
         self.geometry = geo
         self.stride, self.pad, self.dilation, self.groups = (geo.stride, geo.pad, geo.dilation,
                                                              geo.groups)
