@@ -6,7 +6,7 @@
 from zerograd.optim.adaptive import AdaDelta, AdaGrad, Adam, AdamW, RMSprop
 from zerograd.optim.clip import clip_grad_norm, global_grad_norm
 from zerograd.optim.hooks import ClipGrad, FreezeParam, WeightDecay
-from zerograd.optim.optimizer import Optimizer, ParameterMap
+from zerograd.optim.optimizer import Optimizer, OptimizerStateError, ParameterMap
 from zerograd.optim.schedulers import (
     CosineAnnealingLR,
     ExponentialLR,
@@ -20,6 +20,6 @@ from zerograd.optim.sgd import SGD, MomentumSGD
 __all__ = [
     "SGD", "AdaDelta", "AdaGrad", "Adam", "AdamW", "ClipGrad", "CosineAnnealingLR",
     "ExponentialLR", "FreezeParam", "LRScheduler", "LinearWarmup", "MomentumSGD",
-    "MultiStepLR", "Optimizer", "ParameterMap", "RMSprop", "StepLR", "WeightDecay",
-    "clip_grad_norm", "global_grad_norm",
+    "MultiStepLR", "Optimizer", "OptimizerStateError", "ParameterMap", "RMSprop", "StepLR",
+    "WeightDecay", "clip_grad_norm", "global_grad_norm",
 ]

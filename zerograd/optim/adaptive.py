@@ -10,6 +10,7 @@ import math
 
 from zerograd.backend import get_array_module
 from zerograd.core.variable import Parameter
+from zerograd.optim._checks import NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN
 from zerograd.optim.optimizer import Optimizer
 
 __all__ = ["AdaGrad", "AdaDelta", "RMSprop", "Adam", "AdamW"]
@@ -18,16 +19,19 @@ __all__ = ["AdaGrad", "AdaDelta", "RMSprop", "Adam", "AdamW"]
 class AdaGrad(Optimizer):
     """Duchi et al. (2011): h <- h + g^2;  w <- w - lr * g / (sqrt(h) + eps)."""
 
-    hyperparams = ("lr", "eps")
+    # eps > 0 (PyTorch allows 0): with eps = 0 a coordinate whose gradients were all zero
+    # divides 0 by 0.
+    hyperparams = {"lr": NON_NEGATIVE, "eps": POSITIVE}
+    state_names = ("h",)
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__()
-        self.lr = float(lr)
-        self.eps = float(eps)
+        self.lr = lr
+        self.eps = eps
 
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
-        h = self._state_for(param, ("h",))["h"]
+        h = self._state_for(param)["h"]
         grad = param.grad.data
         h += grad * grad
         param.data -= self.lr * grad / (xp.sqrt(h) + self.eps)
@@ -40,17 +44,18 @@ class AdaDelta(Optimizer):
     msdx <- rho msdx + (1 - rho) dx^2;  w <- w - dx.
     """
 
-    hyperparams = ("rho", "eps")
+    hyperparams = {"rho": UNIT, "eps": POSITIVE}  # rho as PyTorch: [0, 1]
+    state_names = ("msg", "msdx")
     lr_attribute = None
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
         super().__init__()
-        self.rho = float(rho)
-        self.eps = float(eps)
+        self.rho = rho
+        self.eps = eps
 
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
-        state = self._state_for(param, ("msg", "msdx"))
+        state = self._state_for(param)
         msg, msdx = state["msg"], state["msdx"]
         rho, eps = self.rho, self.eps
         grad = param.grad.data
@@ -66,17 +71,20 @@ class RMSprop(Optimizer):
     """Tieleman & Hinton (2012): ms <- alpha ms + (1 - alpha) g^2;
     w <- w - lr * g / (sqrt(ms) + eps)."""
 
-    hyperparams = ("lr", "alpha", "eps")
+    # alpha in [0, 1) (PyTorch only asks alpha >= 0): at 1 the average never moves from 0,
+    # above 1 it can go negative and sqrt gives NaN.
+    hyperparams = {"lr": NON_NEGATIVE, "alpha": UNIT_OPEN, "eps": POSITIVE}
+    state_names = ("ms",)
 
     def __init__(self, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__()
-        self.lr = float(lr)
-        self.alpha = float(alpha)
-        self.eps = float(eps)
+        self.lr = lr
+        self.alpha = alpha
+        self.eps = eps
 
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
-        ms = self._state_for(param, ("ms",))["ms"]
+        ms = self._state_for(param)["ms"]
         grad = param.grad.data
         ms *= self.alpha
         ms += (1 - self.alpha) * grad * grad
@@ -93,18 +101,20 @@ class Adam(Optimizer):
     step 1 (DeZero divided by zero there). A scheduler scales ``alpha``.
     """
 
-    hyperparams = ("alpha", "beta1", "beta2", "eps")
+    hyperparams = {"alpha": NON_NEGATIVE, "beta1": UNIT_OPEN, "beta2": UNIT_OPEN,
+                   "eps": POSITIVE}
     counters = ("t",)
+    state_names = ("m", "v")
     lr_attribute = "alpha"
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8) -> None:
         super().__init__()
         self.t = 0
-        self.alpha = float(alpha)
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
-        self.eps = float(eps)
+        self.alpha = alpha
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
 
     def update(self) -> None:
         self.t += 1
@@ -124,7 +134,7 @@ class Adam(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
-        state = self._state_for(param, ("m", "v"))
+        state = self._state_for(param)
         m, v = state["m"], state["v"]
         grad = param.grad.data
         m += (1 - self.beta1) * (grad - m)
@@ -139,12 +149,12 @@ class AdamW(Adam):
     through the gradient moments, unlike L2 regularisation (the WeightDecay hook).
     """
 
-    hyperparams = ("alpha", "beta1", "beta2", "eps", "weight_decay")
+    hyperparams = {**Adam.hyperparams, "weight_decay": NON_NEGATIVE}
 
     def __init__(self, alpha: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(alpha, beta1, beta2, eps)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = weight_decay
 
     def update_one(self, param: Parameter) -> None:
         if self.weight_decay:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable
 
 from zerograd.core.variable import Parameter, Variable
+from zerograd.optim._checks import NON_NEGATIVE, POSITIVE
 
 __all__ = ["clip_grad_norm", "global_grad_norm"]
 
@@ -35,6 +36,8 @@ def clip_grad_norm(params, max_norm: float, eps: float = 1e-6) -> float:
     (all gradients as one vector), as DeZero's ClipGrad computes it. Gradients are replaced by
     new arrays, never scaled in place (two parameters may share one gradient array).
     """
+    max_norm = POSITIVE.check("clip_grad_norm", "max_norm", max_norm)
+    eps = NON_NEGATIVE.check("clip_grad_norm", "eps", eps)
     params = _params_of(params)
     norm = global_grad_norm(params)
     rate = max_norm / (norm + eps)

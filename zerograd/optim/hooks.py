@@ -7,6 +7,7 @@ instead of writing into it, because one gradient array may belong to two paramet
 from __future__ import annotations
 
 from zerograd.core.variable import Parameter, Variable
+from zerograd.optim._checks import NON_NEGATIVE, POSITIVE
 from zerograd.optim.clip import clip_grad_norm
 
 __all__ = ["WeightDecay", "ClipGrad", "FreezeParam"]
@@ -16,7 +17,7 @@ class WeightDecay:
     """L2 regularisation: g <- g + rate * w (the gradient of rate/2 * ||w||^2)."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = float(rate)
+        self.rate = NON_NEGATIVE.check("WeightDecay", "rate", rate)
 
     def __call__(self, params: list[Parameter]) -> None:
         for param in params:
@@ -32,7 +33,7 @@ class ClipGrad:
     """Scale all gradients so that their global norm is at most ``max_norm``."""
 
     def __init__(self, max_norm: float) -> None:
-        self.max_norm = float(max_norm)
+        self.max_norm = POSITIVE.check("ClipGrad", "max_norm", max_norm)
 
     def __call__(self, params: list[Parameter]) -> None:
         clip_grad_norm(params, self.max_norm)

@@ -13,20 +13,26 @@ keyed it by ``id()``, which a new object may reuse).
 Rules every update rule follows: it changes ``param.data`` in place (so float32 stays float32)
 and never writes into ``param.grad.data`` (the engine may hand one gradient array to two
 parameters, as for ``y = W + b`` with equal shapes).
+
+Every setting named in ``hyperparams`` is validated whenever it is set (by the constructor,
+by hand, by a scheduler or by ``load_state_dict``), with PyTorch's ranges where they are
+sensible. Optimizers pickle and deep-copy; copied together with their model, the copy's
+state belongs to the copied parameters.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from zerograd.backend import as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable
-from zerograd.errors import ShapeError
+from zerograd.errors import DTypeError, ShapeError, ZerogradError
+from zerograd.optim._checks import Integer
 
-__all__ = ["Optimizer", "ParameterMap", "add_scaled"]
+__all__ = ["Optimizer", "OptimizerStateError", "ParameterMap", "add_scaled"]
 
 # Elements per block in add_scaled: the temporary (128 KiB in float32) stays in cache.
 _BLOCK = 1 << 15
@@ -52,6 +58,10 @@ def add_scaled(w, scale: float, x) -> None:
         np.multiply(x_flat[start:stop], scale, out=product)
         w_part = w_flat[start:stop]
         np.add(w_part, product, out=w_part)
+
+
+class OptimizerStateError(ZerogradError, ValueError):
+    """A saved optimizer state (a dict or a file's content) that does not fit the optimizer."""
 
 
 class _IdentityRef(weakref.ref):
@@ -121,20 +131,35 @@ class ParameterMap:
     def clear(self) -> None:
         self._data.clear()
 
+    def __reduce__(self):
+        # Weak references cannot be pickled or copied; the (parameter, value) pairs can. In
+        # one pickle or deepcopy with the model, each parameter becomes the model's copy.
+        return _parameter_map_from_items, (list(self.items()),)
+
+
+def _parameter_map_from_items(items: Iterable[tuple[Parameter, object]]) -> ParameterMap:
+    mapping = ParameterMap()
+    for param, value in items:
+        mapping[param] = value
+    return mapping
+
 
 class Optimizer:
     """Base class. Subclasses define ``update_one(param)`` and list their settings.
 
     Class attributes a subclass sets:
 
-    - ``hyperparams``: names of the scalar settings saved by ``state_dict`` (``("lr",)``);
+    - ``hyperparams``: the scalar settings saved by ``state_dict``, each with the rule that
+      validates it (``{"lr": NON_NEGATIVE}``; see ``optim._checks``);
     - ``counters``: names of integer step counters saved with them (Adam's ``t``);
+    - ``state_names``: the per-parameter state arrays of the rule (``("m", "v")``);
     - ``lr_attribute``: the setting a learning-rate scheduler scales (``"lr"``; ``"alpha"``
       for Adam; None when the rule has no learning rate, as AdaDelta).
     """
 
-    hyperparams: tuple[str, ...] = ()
+    hyperparams: Mapping[str, object] = {}
     counters: tuple[str, ...] = ()
+    state_names: tuple[str, ...] = ()
     lr_attribute: str | None = "lr"
 
     def __init__(self) -> None:
@@ -142,12 +167,24 @@ class Optimizer:
         self.hooks: list[Callable] = []
         self.state = ParameterMap()
 
+    def __setattr__(self, name: str, value) -> None:
+        # The one place settings are checked: the constructor, a scheduler's set_lr,
+        # load_state_dict and `optimizer.lr = ...` by hand all assign through here.
+        rule = type(self).hyperparams.get(name)
+        if rule is not None:
+            value = rule.check(type(self).__name__, name, value)
+        object.__setattr__(self, name, value)
+
     def setup(self, target) -> Optimizer:
         """Optimise ``target``: a Layer/Model, a Parameter, or an iterable of Parameters."""
         if isinstance(target, Variable) and not isinstance(target, Parameter):
             raise TypeError(f"{type(self).__name__}.setup: got a Variable; wrap trainable data "
                             "in a Parameter (or a Layer) so the optimizer can own it")
         if not (isinstance(target, Parameter) or hasattr(target, "params")):
+            if isinstance(target, (str, bytes, Mapping)) or not isinstance(target, Iterable):
+                raise TypeError(f"{type(self).__name__}.setup: expected a Layer, a Parameter "
+                                "or an iterable of Parameters, got "
+                                f"{type(target).__name__} {target!r:.60}")
             target = list(target)
             for p in target:
                 if not isinstance(p, Parameter):
@@ -193,12 +230,12 @@ class Optimizer:
     zero_grad = cleargrads
 
     # -- per-parameter state -----------------------------------------------------------------
-    def _state_for(self, param: Parameter, names: tuple[str, ...]) -> dict:
-        """The state arrays of ``param`` (zeros like its data at first use)."""
+    def _state_for(self, param: Parameter) -> dict:
+        """The state arrays of ``param``, named by ``state_names`` (zeros at first use)."""
         state = self.state.get(param)
         if state is None:
             xp = get_array_module(param.data)
-            state = {name: xp.zeros_like(param.data) for name in names}
+            state = {name: xp.zeros_like(param.data) for name in self.state_names}
             self.state[param] = state
         return state
 
@@ -212,7 +249,7 @@ class Optimizer:
     def set_lr(self, value: float) -> None:
         if self.lr_attribute is None:
             raise TypeError(f"{type(self).__name__} has no learning rate to schedule")
-        setattr(self, self.lr_attribute, float(value))
+        setattr(self, self.lr_attribute, value)  # validated by __setattr__
 
     # -- saving and loading ------------------------------------------------------------------
     def _scalar_state(self) -> dict:
@@ -239,45 +276,79 @@ class Optimizer:
                 "counters": {name: int(getattr(self, name)) for name in self.counters},
                 "params": entries}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping, source: str = "the state") -> None:
         """Restore what ``state_dict`` returned, mapping entries to parameters by order.
 
-        The optimizer type, the number of parameters, their names (when both sides have
-        them) and the state shapes must match; nothing changes unless all checks pass.
+        Checked before anything changes: the structure (dicts and lists as ``state_dict``
+        writes them), the optimizer type, the number of parameters, their names (when both
+        sides have them), each parameter's state names, and each state array's shape and
+        dtype; every setting and counter passes the same checks as in the constructor.
+        ``source`` names where the state came from in errors, e.g.
+        ``opt.load_state_dict(load_state(path), source=repr(path))``.
         """
+        owner = f"{type(self).__name__}.load_state_dict"
+
+        def fail(what: str) -> OptimizerStateError:
+            return OptimizerStateError(f"{owner}: {source} {what}")
+
+        if not isinstance(state, Mapping):
+            raise fail(f"is a {type(state).__name__}, not the dict that state_dict() returns")
         kind = state.get("type")
         if kind != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state was saved by "
-                             f"{kind}, not {type(self).__name__}")
+            raise fail(f"was saved by {kind}, not {type(self).__name__}")
+        entries = state.get("params")
+        if not isinstance(entries, list):
+            raise fail(f"has {type(entries).__name__} under 'params', expected a list with one "
+                       "entry per parameter")
         params = list(self.target_params())
-        entries = state["params"]
         if len(entries) != len(params):
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state has "
-                             f"{len(entries)} parameters, the target has {len(params)}")
+            raise fail(f"has {len(entries)} parameters, the target has {len(params)}")
         names = self._param_names()
         new_state = []
         for i, (entry, param, name) in enumerate(zip(entries, params, names)):
+            label = repr(name or i)
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("state"), Mapping):
+                raise fail(f"has {type(entry).__name__} {entry!r:.60} for parameter {label}, "
+                           "expected {'name': ..., 'state': {name: array}}")
             saved_name = entry.get("name")
             if saved_name and name and saved_name != name:
-                raise ValueError(f"{type(self).__name__}.load_state_dict: parameter {i} is "
-                                 f"{name!r} in the target but {saved_name!r} in the state")
+                raise fail(f"has parameter {i} as {saved_name!r}; the target calls it {name!r}")
+            saved = entry["state"]
+            if saved and set(saved) != set(self.state_names):
+                raise fail(f"has state {sorted(saved)} for parameter {label}; "
+                           f"{type(self).__name__} keeps {sorted(self.state_names)}")
+            shape = None if param.data is None else tuple(param.data.shape)
             arrays = {}
-            for key, value in entry["state"].items():
-                if param.data is None or tuple(value.shape) != tuple(param.data.shape):
-                    shape = None if param.data is None else tuple(param.data.shape)
-                    raise ShapeError(
-                        f"{type(self).__name__}.load_state_dict: state {key!r} of parameter "
-                        f"{name or i!r} has shape {tuple(value.shape)}, the parameter {shape}"
-                    )
+            for key, value in saved.items():
+                if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+                    raise fail(f"has {type(value).__name__} {value!r:.40} as state {key!r} of "
+                               f"parameter {label}, expected an array of shape {shape}")
+                if shape is None or tuple(value.shape) != shape:
+                    raise ShapeError(f"{owner}: state {key!r} of parameter {label} has shape "
+                                     f"{tuple(value.shape)} in {source}, the parameter {shape}")
+                dtype = np.dtype(value.dtype)
+                if dtype.kind not in "biuf" or not np.can_cast(dtype, param.data.dtype,
+                                                              "same_kind"):
+                    raise DTypeError(f"{owner}: state {key!r} of parameter {label} is a {dtype} "
+                                     f"array in {source}; expected numbers convertible to the "
+                                     f"parameter's {param.data.dtype}")
                 xp = get_array_module(param.data)
                 arrays[key] = xp.array(value, dtype=param.data.dtype)
             new_state.append((param, arrays))
-        for name, value in state.get("hyperparams", {}).items():
-            if name in self.hyperparams:
-                setattr(self, name, value)
-        for name, value in state.get("counters", {}).items():
-            if name in self.counters:
-                setattr(self, name, int(value))
+        settings = {}
+        for group, rules in (("hyperparams", self.hyperparams),
+                             ("counters", dict.fromkeys(self.counters, Integer(0)))):
+            saved = state.get(group, {})
+            if not isinstance(saved, Mapping):
+                raise fail(f"has {type(saved).__name__} under {group!r}, expected a dict")
+            for name, value in saved.items():
+                if name in rules:  # settings of other versions are ignored
+                    try:
+                        settings[name] = rules[name].check(type(self).__name__, name, value)
+                    except (TypeError, ValueError) as e:
+                        raise fail(f"holds an invalid setting: {e}") from e
+        for name, value in settings.items():
+            setattr(self, name, value)
         self.state = ParameterMap()
         for param, arrays in new_state:
             if arrays:

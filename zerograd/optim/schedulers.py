@@ -14,14 +14,19 @@ iteration, if the schedule's lengths are counted in iterations)::
 
 The rate written is the optimizer's ``lr_attribute``: ``lr`` for the SGD family, AdaGrad and
 RMSprop, ``alpha`` for Adam/AdamW. AdaDelta has none, so it cannot be scheduled.
+
+Every argument is validated (ValueError naming the scheduler, the argument, the value and
+the valid range; TypeError for a wrong type); schedulers pickle and deep-copy with their
+optimizer.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from zerograd.optim._checks import NON_NEGATIVE, POSITIVE, UNIT, Integer
 from zerograd.optim.optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
@@ -36,7 +41,8 @@ class LRScheduler:
             raise TypeError(f"{type(self).__name__}: {type(optimizer).__name__} has no learning "
                             "rate to schedule")
         self.optimizer = optimizer
-        self.base_lr = float(optimizer.get_lr() if base_lr is None else base_lr)
+        self.base_lr = NON_NEGATIVE.check(type(self).__name__, "base_lr",
+                                          optimizer.get_lr() if base_lr is None else base_lr)
         self.epoch = 0
 
     def lr_at(self, epoch: int) -> float:
@@ -60,11 +66,15 @@ class LRScheduler:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the counter and base rate, and set the optimizer's rate accordingly."""
+        owner = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{owner}: expected the dict state_dict() returns, got "
+                            f"{type(state).__name__}")
         if state.get("type") != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: the state was saved by "
-                             f"{state.get('type')}")
-        self.epoch = int(state["epoch"])
-        self.base_lr = float(state["base_lr"])
+            raise ValueError(f"{owner}: the state was saved by {state.get('type')}")
+        epoch = Integer(0).check(owner, "epoch", state.get("epoch"))
+        base_lr = NON_NEGATIVE.check(owner, "base_lr", state.get("base_lr"))
+        self.epoch, self.base_lr = epoch, base_lr
         self._apply()
 
     def __repr__(self) -> str:
@@ -75,11 +85,9 @@ class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size = Integer(1).check("StepLR", "step_size", step_size)
+        self.gamma = POSITIVE.check("StepLR", "gamma", gamma)
         super().__init__(optimizer)
-        self.step_size = int(step_size)
-        self.gamma = float(gamma)
         self._apply()
 
     def lr_at(self, epoch: int) -> float:
@@ -90,9 +98,13 @@ class MultiStepLR(LRScheduler):
     """lr = base_lr * gamma ** (number of milestones <= epoch)."""
 
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1) -> None:
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
+            raise TypeError(f"MultiStepLR: milestones must be a sequence of epochs (integers "
+                            f">= 0), got {type(milestones).__name__} {milestones!r}")
+        self.milestones = sorted(Integer(0).check("MultiStepLR", "each milestone", m)
+                                 for m in milestones)
+        self.gamma = POSITIVE.check("MultiStepLR", "gamma", gamma)
         super().__init__(optimizer)
-        self.milestones = sorted(int(m) for m in milestones)
-        self.gamma = float(gamma)
         self._apply()
 
     def lr_at(self, epoch: int) -> float:
@@ -103,8 +115,8 @@ class ExponentialLR(LRScheduler):
     """lr = base_lr * gamma ** epoch."""
 
     def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        self.gamma = POSITIVE.check("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer)
-        self.gamma = float(gamma)
         self._apply()
 
     def lr_at(self, epoch: int) -> float:
@@ -118,11 +130,10 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
-        if T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self.T_max = Integer(1).check("CosineAnnealingLR", "T_max", T_max)
+        # A negative floor would hand the optimizer a negative rate.
+        self.eta_min = NON_NEGATIVE.check("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer)
-        self.T_max = int(T_max)
-        self.eta_min = float(eta_min)
         self._apply()
 
     def lr_at(self, epoch: int) -> float:
@@ -145,14 +156,18 @@ class LinearWarmup(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, warmup: int, start_factor: float | None = None,
                  after: LRScheduler | None = None) -> None:
-        if warmup < 1:
-            raise ValueError(f"LinearWarmup: warmup must be >= 1, got {warmup}")
+        self.warmup = Integer(1).check("LinearWarmup", "warmup", warmup)
+        # [0, 1]: PyTorch's LinearLR excludes 0 because it multiplies rates step by step;
+        # this closed form starts from a zero rate without dividing by it.
+        self.start_factor = (1.0 / (self.warmup + 1) if start_factor is None
+                             else UNIT.check("LinearWarmup", "start_factor", start_factor))
+        if after is not None and not isinstance(after, LRScheduler):
+            raise TypeError(f"LinearWarmup: after must be a scheduler or None, got "
+                            f"{type(after).__name__}")
         if after is not None and after.optimizer is not optimizer:
             raise ValueError("LinearWarmup: the wrapped scheduler drives another optimizer")
         base_lr = after.base_lr if after is not None else None
         super().__init__(optimizer, base_lr=base_lr)
-        self.warmup = int(warmup)
-        self.start_factor = 1.0 / (warmup + 1) if start_factor is None else float(start_factor)
         self.after = after
         self._apply()
 

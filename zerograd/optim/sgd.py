@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from zerograd.core.variable import Parameter
+from zerograd.optim._checks import NON_NEGATIVE, UNIT_OPEN, Flag
 from zerograd.optim.optimizer import Optimizer, add_scaled
 
 __all__ = ["SGD", "MomentumSGD"]
@@ -11,11 +12,11 @@ __all__ = ["SGD", "MomentumSGD"]
 class SGD(Optimizer):
     """w <- w - lr * g."""
 
-    hyperparams = ("lr",)
+    hyperparams = {"lr": NON_NEGATIVE}
 
     def __init__(self, lr: float = 0.01) -> None:
         super().__init__()
-        self.lr = float(lr)
+        self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
         add_scaled(param.data, -self.lr, param.grad.data)
@@ -28,16 +29,22 @@ class MomentumSGD(Optimizer):
     as PyTorch writes it): v <- momentum * v - lr * g;  w <- w + momentum * v - lr * g.
     """
 
-    hyperparams = ("lr", "momentum", "nesterov")
+    # PyTorch allows momentum >= 1, where the velocity never decays and training diverges.
+    hyperparams = {"lr": NON_NEGATIVE, "momentum": UNIT_OPEN, "nesterov": Flag()}
+    state_names = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, nesterov: bool = False) -> None:
         super().__init__()
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.lr = lr
+        self.momentum = momentum
+        self.nesterov = nesterov
+        if self.nesterov and self.momentum == 0:
+            # PyTorch's rule: the Nesterov look-ahead is meaningless without momentum.
+            raise ValueError("MomentumSGD: nesterov=True needs momentum in (0, 1), got "
+                             "momentum=0.0")
 
     def update_one(self, param: Parameter) -> None:
-        v = self._state_for(param, ("v",))["v"]
+        v = self._state_for(param)["v"]
         grad = param.grad.data
         v *= self.momentum
         add_scaled(v, -self.lr, grad)
