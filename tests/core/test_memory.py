@@ -108,9 +108,14 @@ def test_create_graph_makes_a_cycle_that_only_the_cyclic_collector_frees(gc_disa
     assert all(r() is None for r in refs)
 
 
-def test_cleargrad_breaks_the_create_graph_cycle(gc_disabled):
+@pytest.mark.parametrize("cut", ["cleargrad", "detach"])
+def test_cleargrad_breaks_the_create_graph_cycle(gc_disabled, cut):
     x, refs = _create_graph_cycle()
-    x.cleargrad()
+    if cut == "cleargrad":
+        x.cleargrad()
+    else:
+        x.grad = x.grad.detach()  # keep the numbers, drop the graph
+        assert x.grad.creator is None
     del x
     assert all(r() is None for r in refs)  # freed at once, no collector needed
 
