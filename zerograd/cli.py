@@ -55,6 +55,7 @@ from zerograd.serialization import (
     load_json,
     load_npz,
     load_state,
+    remove_stale_temp_files,
     save_json,
     save_npz,
     save_state,
@@ -508,21 +509,6 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def remove_temp_files(out: str) -> list[str]:
-    """Removes the temporary files that saves killed before their rename left in ``out``.
-
-    Only ``atomic_write``'s temporaries of the run's own files (``.weights.npz.*.tmp``): the
-    command line is the only writer of its run directory, so any of them is stale.
-    """
-    removed = []
-    for name in sorted(os.listdir(out)):
-        if name.endswith(".tmp") and any(name.startswith(f".{run_file}.")
-                                         for run_file in RUN_FILES):
-            _remove(os.path.join(out, name))
-            removed.append(name)
-    return removed
-
-
 def write_metrics_csv(path: str, history: list) -> None:
     """One row per epoch; the columns are those of the records (no accuracy for regression)."""
     columns = list(history[0]) if history else ["epoch", "loss", "test_loss", "seconds"]
@@ -766,7 +752,7 @@ def _repair(out: str, state: dict, log, always: bool, curves: bool = True) -> No
     """Rewrites the derived files from the checkpoint: ``always`` (on resume), or when they
     are behind it. Either way the temporary files of killed saves go first. ``curves=False``
     when training goes on, which redraws them at its end."""
-    removed = remove_temp_files(out)
+    removed = remove_stale_temp_files(out)
     if removed:
         log(f"note: removed {len(removed)} temporary file(s) of interrupted saves from {out}")
     behind = not outputs_match(out, state)
@@ -826,7 +812,7 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
     os.makedirs(out, exist_ok=True)
     try:
         if state is None:
-            remove_temp_files(out)
+            remove_stale_temp_files(out)  # of a killed run that left no checkpoint
             commit(run, out)  # epoch 0: from here on the run exists (and replaces an old one)
         else:
             restore(run, state, os.path.join(out, CHECKPOINT))
