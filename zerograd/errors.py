@@ -14,7 +14,8 @@ class DTypeError(ZerogradError, TypeError):
 
 
 class GraphError(ZerogradError, RuntimeError):
-    """The graph cannot be used as asked (e.g. backward from a Variable without a creator)."""
+    """The graph cannot be used as asked (walked again after backward(retain_graph=False),
+    a backward that returned something other than gradients)."""
 
 
 def describe(arrays) -> str:

@@ -142,8 +142,8 @@ def _as_gradient(gx, f, x) -> Variable:
     """
     if isinstance(gx, Variable):  # a Variable subclass (e.g. a Parameter) is fine as it is
         return gx
-    if isinstance(gx, np.generic):
-        gx = np.asarray(gx)
+    if isinstance(gx, np.generic):  # a 0-d array on the input's device
+        gx = get_array_module(x.data).asarray(gx) if x.data is not None else np.asarray(gx)
     if is_array(gx):
         return _new_variable(gx, None, 0, False)
     hint = "; several gradients go in a tuple" if isinstance(gx, list) else ""
