@@ -43,6 +43,7 @@ _UFUNC_OPERATORS = {
     np.absolute: ("__abs__",),
 }
 
+
 def _ufunc_name(ufunc, method: str) -> str:
     """'add' for np.add(...), 'add.reduce' for np.add.reduce(...)."""
     return ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
