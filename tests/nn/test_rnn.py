@@ -370,3 +370,347 @@ def test_stateful_sequence_truncated_bptt(cls, fused):
     fresh(x[:, 3:], state).sum().backward()
     for p, q in zip(fresh.params(), seq.params()):
         np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-6, atol=1e-7)
+
+
+# -- DeZero's sub-layers: the parameters the fused step computes with -----------------------
+GATE_NAMES = ("x2f", "x2i", "x2o", "x2u", "h2f", "h2i", "h2o", "h2u")
+
+
+def _pattern(shape, scale):
+    """Distinct, exactly representable numbers (the same in float32 and float64)."""
+    return (np.arange(np.prod(shape), dtype=np.float32).reshape(shape) % 7 - 3) * scale
+
+
+def _set_by_hand(lstm):
+    for k, name in enumerate(GATE_NAMES):
+        linear = getattr(lstm, name)
+        linear.W.data = _pattern(linear.W.shape, 0.02 * (k + 1))
+        if linear.b is not None:
+            linear.b.data = np.full(linear.b.shape, 0.01 * (k - 2), np.float32)
+
+
+def test_lstm_parameters_are_dezeros_eight_linears():
+    lstm = LSTM(3, in_size=2)
+    assert [name for name, _ in lstm.named_params()] == [
+        "x2f/W", "x2f/b", "x2i/W", "x2i/b", "x2o/W", "x2o/b", "x2u/W", "x2u/b",
+        "h2f/W", "h2i/W", "h2o/W", "h2u/W"]
+    assert all(getattr(lstm, n).W.shape == ((2, 3) if n[0] == "x" else (3, 3))
+               for n in GATE_NAMES)
+    assert all(getattr(lstm, n).b is None for n in GATE_NAMES[4:])
+    assert [name for name, _ in RNN(3, in_size=2).named_params()] == ["x2h/W", "x2h/b", "h2h/W"]
+
+
+def test_lstm_weights_set_by_hand_and_transplanted_are_the_ones_used():
+    """Values and gradients of every gate's parameters equal genuine DeZero's after the same
+    assignments (W.data set per gate, a whole Linear transplanted)."""
+    import_dezero()
+    import dezero
+    import dezero.layers as DL
+
+    import zerograd.layers as L
+
+    xs = [np.array([[0.5, -1.0]], np.float32) * (t + 1) for t in range(3)]
+    results = []
+    for layers, framework in ((L, __import__("zerograd")), (DL, dezero)):
+        lstm = layers.LSTM(3, in_size=2)
+        lstm(xs[0])  # a first call packs the drawn weights: what follows must still count
+        lstm.reset_state()
+        _set_by_hand(lstm)
+        lstm.x2o = layers.Linear(3, in_size=2)  # a transplanted gate
+        lstm.x2o.W.data = _pattern((2, 3), -0.05)
+        lstm.x2o.b.data = np.full(3, 0.2, np.float32)
+        loss = 0
+        for x in xs:
+            loss = loss + framework.functions.sum(lstm(x) * lstm(x) + lstm.c)
+        loss.backward()
+        results.append((lstm.h.data, {n: getattr(lstm, n).W.grad.data for n in GATE_NAMES},
+                        {n: getattr(lstm, n).b.grad.data for n in GATE_NAMES[:4]}))
+    (h, gW, gb), (h_d, gW_d, gb_d) = results
+    np.testing.assert_allclose(h, h_d, rtol=1e-5, atol=1e-7)
+    for name in GATE_NAMES:
+        np.testing.assert_allclose(gW[name], gW_d[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    for name in GATE_NAMES[:4]:
+        np.testing.assert_allclose(gb[name], gb_d[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_an_in_place_update_of_a_gate_weight_is_seen_by_the_fused_step():
+    """The gate weights are views of the fused arrays, so an optimizer's in-place update (no
+    rebinding) reaches the next step without a repack."""
+    np.random.seed(12)
+    lstm = LSTM(3, in_size=2)
+    x = np.random.randn(1, 2).astype(np.float32)
+    lstm(x)
+    lstm.reset_state()
+    packed = lstm._packed
+    lstm.x2u.W.data += 0.5  # in place
+    lstm.h2f.W.data *= 0.0  # (unused at the first step, which has no hidden state)
+    Wx, Wh, b = _gates(lstm)
+    f, i, o, u = np.split(x @ Wx + b, 4, axis=1)
+    c = _sigmoid(i) * np.tanh(u)
+    np.testing.assert_allclose(lstm(x).data, _sigmoid(o) * np.tanh(c), rtol=1e-6)
+    assert lstm._packed is packed  # no copy was needed
+
+
+def test_training_a_lstm_updates_each_gate_as_dezero_does():
+    """Two Adam steps of the book's loop: the twelve parameters equal DeZero's."""
+    import_dezero()
+    import dezero
+    import dezero.functions as DF
+    import dezero.layers as DL
+
+    import zerograd
+    import zerograd.functions as F
+    import zerograd.layers as L
+
+    xs = np.sin(np.linspace(0, 3, 12)).reshape(12, 1, 1)
+    weights = []
+    for fw, functions, layers in ((zerograd, F, L), (dezero, DF, DL)):
+        np.random.seed(13)
+        lstm = layers.LSTM(4)
+        fc = layers.Linear(1)
+        model = fw.Model()
+        model.lstm, model.fc = lstm, fc
+        optimizer = fw.optimizers.Adam().setup(model)
+        loss = 0
+        for t, x in enumerate(xs[:-1]):
+            loss += functions.mean_squared_error(fc(lstm(x)), xs[t + 1])
+            if (t + 1) % 5 == 0:
+                model.cleargrads()
+                loss.backward()
+                loss.unchain_backward()
+                optimizer.update()
+        weights.append({n: getattr(lstm, n).W.data.copy() for n in GATE_NAMES})
+    for name in GATE_NAMES:
+        np.testing.assert_allclose(weights[0][name], weights[1][name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_dezero_weight_files_load_into_lazy_layers_and_give_dezeros_outputs(kind, tmp_path):
+    """A model file written by genuine DeZero (keys rnn/x2h/W, rnn/x2f/b, ...) loads into a
+    zerograd model whose recurrent layer has not been called yet (its sizes come from the
+    weights), and the two compute the same outputs."""
+    dezero = import_dezero()
+    import dezero.layers as DL
+
+    import zerograd
+    import zerograd.layers as L
+
+    def model_of(fw, layers):
+        model = fw.Model()
+        model.rnn = layers.RNN(6) if kind == "rnn" else layers.LSTM(6)
+        model.fc = layers.Linear(2)
+        return model
+
+    np.random.seed(14)
+    theirs = model_of(dezero, DL)
+    xs = np.random.randn(4, 3, 5)
+    for x in xs[:2]:  # DeZero's lazy h2h exists after the second call
+        theirs.fc(theirs.rnn(x))
+    path = str(tmp_path / "theirs.npz")
+    theirs.save_weights(path)
+    keys = sorted(np.load(path).files)
+    assert ("rnn/x2h/W" in keys) if kind == "rnn" else ("rnn/x2f/b" in keys)
+
+    ours = model_of(zerograd, L)
+    ours.load_weights(path)
+    assert ours.rnn.in_size == 5 and ours.fc.W.shape == (6, 2)
+    theirs.rnn.reset_state()
+    for x in xs:
+        expected = theirs.fc(theirs.rnn(x)).data
+        y = ours.fc(ours.rnn(x))
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y.data, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_lazy_cells_take_their_sizes_from_weights_set_or_loaded_before_the_first_call(cls):
+    np.random.seed(15)
+    built = cls(4, in_size=3)
+    x = np.random.randn(2, 3).astype(np.float32)
+    expected = [built(x).data for _ in range(3)]
+    lazy = cls(4)
+    assert lazy.in_size is None
+    lazy.load_state_dict(built.state_dict())
+    assert lazy.in_size == 3 and "in_size=3" in repr(lazy)
+    for y in expected:
+        np.testing.assert_array_equal(lazy(x).data, y)
+    by_hand = cls(4)
+    for (_, p), (_, q) in zip(by_hand.named_params(), built.named_params()):
+        p.data = q.data.copy()
+    assert by_hand.in_size == 3
+    np.testing.assert_array_equal(by_hand(x).data, expected[0])
+    fresh = cls(4)
+    fresh.load_state_dict(built.state_dict())
+    with pytest.raises(ShapeError, match=r"x float32 \(2, 5\).*Wx float32 \(3, "):
+        fresh(np.zeros((2, 5), np.float32))  # the loaded weights fixed in_size = 3
+
+
+def test_rnn_draws_its_lazy_h2h_at_the_second_call_as_dezero_does():
+    """x2h at the first call, then whatever the program draws (the read-out Linear), then
+    h2h at the second call: the random stream is consumed in DeZero's order."""
+    import_dezero()
+    import dezero.layers as DL
+
+    import zerograd.layers as L
+
+    x = np.full((1, 1), 0.3, np.float32)
+    draws = []
+    for layers in (L, DL):
+        np.random.seed(16)
+        rnn, fc = layers.RNN(5), layers.Linear(1)
+        fc(rnn(x))
+        assert rnn.h2h.W.data is None  # not drawn yet: the first step has no hidden state
+        fc(rnn(x))
+        draws.append((rnn.x2h.W.data, fc.W.data, rnn.h2h.W.data, np.random.rand()))
+    for ours, theirs in zip(*draws):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+# -- attributes the fused step would ignore are refused ----------------------------------
+def test_attributes_the_fused_step_would_ignore_are_refused():
+    from zerograd import Parameter
+    from zerograd.nn.linear import Linear
+
+    lstm = LSTM(3)
+    with pytest.raises(AttributeError, match=r"'x2h'.*x2f, x2i, x2o, x2u, h2f.*ignored"):
+        lstm.x2h = Linear(12)  # zerograd's old fused name: DeZero's LSTM has no x2h
+    with pytest.raises(AttributeError, match="'scale'"):
+        lstm.scale = Parameter(np.ones(3, np.float32))
+    with pytest.raises(ShapeError, match=r"h2f must have no bias.*\(3,\)"):
+        lstm.h2f = Linear(3)
+    with pytest.raises(ShapeError, match=r"x2f: got a Linear with out_size=4.*out_size=3"):
+        lstm.x2f = Linear(4)
+
+    class Scaled(Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    with pytest.raises(TypeError, match=r"x2i must be a Linear.*got Scaled"):
+        lstm.x2i = Scaled(3)
+    with pytest.raises(AttributeError, match="'x2r'"):
+        GRU(3).x2r = Linear(3)
+    lstm.note = "plain attributes are fine"
+
+    # A bias given to h2f's Linear after the fact is caught at the next call.
+    lstm.h2f.b = Parameter(np.zeros(3, np.float32))
+    with pytest.raises(ShapeError, match="h2f must have no bias"):
+        lstm(np.zeros((1, 2), np.float32))
+    rnn = RNN(3, in_size=2)
+    rnn.h2h.b = Parameter(np.zeros(3, np.float32))
+    with pytest.raises(ShapeError, match="h2h must have no bias"):
+        rnn(np.zeros((1, 2), np.float32))
+
+
+def test_gate_weights_that_do_not_fit_together_name_each_shape():
+    lstm = LSTM(3, in_size=2)
+    lstm.x2i.W.data = np.zeros((4, 3), np.float32)
+    with pytest.raises(ShapeError, match=r"x2i.W \(4, 3\).*\(2, 3\) \(in_size, hidden_size\)"):
+        lstm(np.zeros((1, 2), np.float32))
+
+
+def test_sequence_layers_run_a_replaced_cell_and_refuse_others():
+    np.random.seed(17)
+    x = np.random.randn(2, 4, 3).astype(np.float32)
+    seq = LSTMSeq(5, in_size=3)
+    donor = LSTMSeq(5, in_size=3)
+    seq.l0 = donor.l0  # read by name at every call
+    np.testing.assert_array_equal(seq(x).data, donor(x).data)
+    with pytest.raises(AttributeError, match="'l1'.*l0"):
+        seq.l1 = LSTM(5)
+    with pytest.raises(TypeError, match="l0 must be a LSTM, got GRU"):
+        seq.l0 = GRU(5)
+
+
+# -- copies, graphs and modes -------------------------------------------------------------
+def _lstm_model():
+    from zerograd.models import Model
+    from zerograd.nn.linear import Linear
+
+    class Net(Model):
+        def __init__(self):
+            super().__init__()
+            self.rnn = LSTM(4)
+            self.fc = Linear(1)
+
+        def forward(self, x):
+            return self.fc(self.rnn(x))
+
+    return Net()
+
+
+def test_deep_copy_of_a_lstm_carrying_state_goes_on_training():
+    """copy.deepcopy mid-sequence: the copy starts from the same state (as a constant), its
+    forward and backward give the original's numbers, and each trains on its own weights."""
+    import copy
+
+    import zerograd.functions as F
+    import zerograd.optimizers as optimizers
+
+    np.random.seed(18)
+    model = _lstm_model()
+    xs = np.random.randn(6, 2, 3).astype(np.float32)
+    loss = 0
+    for x in xs[:3]:
+        loss = loss + F.sum(model(x))
+    loss.backward()
+    loss.unchain_backward()
+    twin = copy.deepcopy(model)
+    assert twin.rnn.h.creator is None and twin.rnn.c.creator is None
+    np.testing.assert_array_equal(twin.rnn.c.data, model.rnn.c.data)
+    for m in (model, twin):
+        m.cleargrads()
+        loss = 0
+        for x in xs[3:]:
+            loss = loss + F.sum(m(x) ** 2)
+        loss.backward()
+    for (name, p), (_, q) in zip(model.named_params(), twin.named_params()):
+        assert q is not p and q.data is not p.data
+        np.testing.assert_allclose(q.grad.data, p.grad.data, rtol=1e-6, err_msg=name)
+    optimizers.SGD(lr=0.5).setup(twin).update()  # in place, on the copy's own arrays
+    assert not np.allclose(twin.rnn.x2f.W.data, model.rnn.x2f.W.data)
+    x = xs[0]
+    model.rnn.reset_state()
+    twin.rnn.reset_state()
+    assert not np.allclose(twin(x).data, model(x).data)  # the copy computes with its update
+    Wx, Wh, b = _gates(twin.rnn)
+    f, i, o, u = np.split(x @ Wx + b, 4, axis=1)
+    expected = _sigmoid(o) * np.tanh(_sigmoid(i) * np.tanh(u))
+    np.testing.assert_allclose(twin.rnn.h.data, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_pickled_lstm_computes_like_the_original(tmp_path):
+    import pickle
+
+    np.random.seed(19)
+    lstm = LSTM(4, in_size=3)
+    x = np.random.randn(2, 3).astype(np.float32)
+    lstm(x)
+    clone = pickle.loads(pickle.dumps(lstm))
+    np.testing.assert_array_equal(clone(x).data, lstm(x).data)
+    clone.x2f.W.data -= 1  # the clone's gate views are its own
+    assert not np.array_equal(clone(x).data, lstm(x).data)
+
+
+def test_lstm_under_no_grad_and_after_a_released_graph():
+    from zerograd import no_grad
+
+    np.random.seed(20)
+    lstm = LSTM(3, in_size=2)
+    xs = np.random.randn(3, 1, 2).astype(np.float32)
+    with no_grad():
+        expected = [lstm(x).data for x in xs]
+        assert lstm.h.creator is None
+    lstm.reset_state()
+    # (One step per backward: the graph stays simple enough for retain_graph=False.)
+    lstm(xs[0]).sum().backward(retain_graph=False)  # frees the fused_weights node's inputs
+    first = {n: p.grad.data.copy() for n, p in lstm.named_params()}
+    lstm.reset_state()  # a new sequence: the old graph (freed) is not reached again
+    lstm.cleargrads()
+    loss = 0
+    for x in xs:
+        loss = loss + lstm(x).sum()  # a new fused_weights node: the released one has no inputs
+    loss.backward()
+    np.testing.assert_allclose(lstm.h.data, expected[-1], rtol=1e-6)
+    assert all(p.grad is not None for p in lstm.params())
+    assert not np.allclose(first["x2f/W"], lstm.x2f.W.grad.data)

@@ -223,3 +223,71 @@ def test_integer_inputs_raise_a_dtype_error_naming_them():
     with pytest.raises(DTypeError, match=r"rnn_cell: every input must be floating point, got "
                                          r"x int64 \(2, 3\)"):
         R.rnn_cell(np.zeros((2, 3), np.int64), None, np.zeros((3, 2)), np.zeros((2, 2)))
+
+
+# -- fused_weights: per-gate Parameters seen as one fused array -------------------------------
+def _gate_views(rng, rows=3, H=2, blocks=4):
+    """A fused (rows, blocks * H) array and Parameters holding views of its column blocks."""
+    from zerograd import Parameter
+
+    fused = rng.standard_normal((rows, blocks * H))
+    parts = [Parameter(fused[:, k * H:(k + 1) * H]) for k in range(blocks)]
+    return fused, parts
+
+
+def test_fused_weights_returns_the_fused_array_and_splits_the_gradient():
+    rng = np.random.default_rng(3)
+    fused, parts = _gate_views(rng)
+    bias = rng.standard_normal(8)
+    b_parts = [Variable(bias[k * 2:(k + 1) * 2]) for k in (0, 2)]  # gates 1 and 3: no bias
+    W, b = R.fused_weights([(fused, [0, 1, 2, 3]), (bias, [0, 2])], 4, *parts, *b_parts)
+    assert W.data is fused and b.data is bias  # no copy: the Parameters' memory itself
+    gW = rng.standard_normal(fused.shape)
+    gb = rng.standard_normal(8)
+    (F.sum(W * gW) + F.sum(b * gb)).backward()
+    for k, p in enumerate(parts):
+        np.testing.assert_array_equal(p.grad.data, gW[:, 2 * k:2 * k + 2])
+    np.testing.assert_array_equal(b_parts[0].grad.data, gb[0:2])
+    np.testing.assert_array_equal(b_parts[1].grad.data, gb[4:6])
+
+
+def test_fused_weights_second_derivative():
+    """d/dp of sum((W * W) @ v) through the node, to second order: 2 v-weighted, per block."""
+    rng = np.random.default_rng(4)
+    fused, parts = _gate_views(rng, blocks=2)
+    v = rng.standard_normal((4, 1))
+    (W,) = R.fused_weights([(fused, [0, 1])], 2, *parts)
+    F.sum(F.matmul(W * W, v)).backward(create_graph=True)
+    g = parts[1].grad
+    np.testing.assert_allclose(g.data, 2 * fused[:, 2:] * v[2:].T, rtol=1e-12)
+    for p in parts:
+        p.cleargrad()
+    F.sum(g).backward()
+    np.testing.assert_allclose(parts[1].grad.data, np.broadcast_to(2 * v[2:].T, (3, 2)),
+                               rtol=1e-12)
+    assert parts[0].grad is None or not np.any(parts[0].grad.data)
+
+
+def test_fused_weights_refuses_parts_that_are_not_views_of_the_fused_array():
+    rng = np.random.default_rng(5)
+    fused, parts = _gate_views(rng, blocks=2)
+    stray = Variable(fused[:, 2:].copy())
+    with pytest.raises(GraphError, match=r"fused_weights: input 1 \(float64 \(3, 2\)\) is not "
+                                         r"a view of the fused array float64 \(3, 4\)"):
+        R.fused_weights([(fused, [0, 1])], 2, parts[0], stray)
+    with pytest.raises(ShapeError, match="names 2 block"):
+        R.fused_weights([(fused, [0, 1])], 2, parts[0])
+
+
+def test_rnn_cell_first_step_needs_no_recurrent_weight():
+    """DeZero's lazy h2h has no weights at the first step: rnn_cell(x, None, Wx, None, b) is
+    tanh(x Wx + b), and its gradients are those of that expression."""
+    rng = np.random.default_rng(6)
+    x, Wx, b = (Variable(rng.standard_normal(s)) for s in ((2, 3), (3, 4), (4,)))
+    y = R.rnn_cell(x, None, Wx, None, b)
+    expected = np.tanh(x.data @ Wx.data + b.data)
+    np.testing.assert_allclose(y.data, expected, rtol=1e-12)
+    y.backward()
+    np.testing.assert_allclose(b.grad.data, (1 - expected ** 2).sum(axis=0), rtol=1e-12)
+    with pytest.raises(ShapeError, match=r"rnn_cell: h float64 \(2, 4\) is given but Wh is None"):
+        R.rnn_cell(x, np.zeros((2, 4)), Wx, None, b)
