@@ -37,7 +37,8 @@ def test_mse_divides_by_the_batch_size_not_the_element_count():
 def test_mse_broadcast_gradients_come_back_shaped_like_each_input():
     rng = np.random.default_rng(0)
     x0, x1 = Variable(rng.standard_normal((4, 3))), Variable(rng.standard_normal(3))
-    F.mean_squared_error(x0, x1).backward()
+    with pytest.warns(UserWarning, match=r"x0 shape \(4, 3\) differs from x1 shape \(3,\)"):
+        F.mean_squared_error(x0, x1).backward()
     diff = x0.data - x1.data
     assert x1.grad.shape == (3,)  # DeZero returns a (4, 3) gradient for x1 here
     np.testing.assert_allclose(x0.grad.data, 2 * diff / 4)
@@ -357,3 +358,74 @@ def test_every_cross_entropy_is_finite_at_logits_of_magnitude_1e4(loss, dtype):
     y.backward()
     assert np.isfinite(y.data) and y.dtype == dtype
     assert np.isfinite(x.grad.data).all() and x.grad.dtype == dtype
+
+
+# -- regression losses warn when their two sides differ in shape (PyTorch's rule) -----------
+@pytest.mark.parametrize("name, sides", [("mean_squared_error", ("x0", "x1")),
+                                         ("mean_squared_error_simple", ("x0", "x1")),
+                                         ("huber_loss", ("input", "target")),
+                                         ("l1_loss", ("input", "target"))])
+def test_regression_loss_of_n1_against_n_warns_naming_both_shapes(name, sides):
+    """(N, 1) against (N,) broadcasts to (N, N): a silent all-pairs loss."""
+    x, t = np.arange(4.0).reshape(4, 1), np.arange(4.0)
+    with pytest.warns(UserWarning) as record:
+        loss = getattr(F, name)(x, t)
+    message = str(record[0].message)
+    assert message.startswith(f"{name}: {sides[0]} shape (4, 1) differs from {sides[1]} shape "
+                              f"(4,); they broadcast to (4, 4)")
+    assert record[0].filename == __file__  # the warning points at the caller
+    # The value is still the broadcast one (a warning, not a change of meaning):
+    diff = x - t
+    expected = {"mean_squared_error": (diff ** 2).sum() / 4,
+                "mean_squared_error_simple": (diff ** 2).sum() / 4,
+                "huber_loss": np.where(abs(diff) <= 1, 0.5 * diff ** 2, abs(diff) - 0.5).mean(),
+                "l1_loss": abs(diff).mean()}[name]
+    assert float(loss.data) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "huber_loss", "l1_loss"])
+def test_regression_loss_of_equal_shapes_does_not_warn(name):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        getattr(F, name)(np.zeros((4, 1)), np.ones((4, 1)))
+
+
+def test_mse_warning_matches_torch_condition():
+    """PyTorch warns for exactly the same pairs of shapes."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    for a, b in [((4, 1), (4,)), ((4, 3), (3,)), ((4, 3), (4, 3)), ((2, 1, 3), (4, 3))]:
+        with warnings.catch_warnings(record=True) as ours:
+            warnings.simplefilter("always")
+            F.mean_squared_error(np.zeros(a), np.zeros(b))
+        with warnings.catch_warnings(record=True) as theirs:
+            warnings.simplefilter("always")
+            torch.nn.functional.mse_loss(torch.zeros(a), torch.zeros(b))
+        assert bool(ours) == bool(theirs), (a, b)
+
+
+# -- accuracy refuses labels that can never match ---------------------------------------------
+def test_accuracy_refuses_labels_out_of_range():
+    y = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    with pytest.raises(ShapeError, match=r"accuracy: labels range over \[0, 2\] but y \(3, 2\) "
+                                         r"has 2 classes; expected 0 <= t < 2"):
+        F.accuracy(y, np.array([1, 0, 2]))
+    with pytest.raises(ShapeError, match=r"labels range over \[-1, 1\]"):
+        F.accuracy(y, np.array([1, -1, 1]))
+
+
+@pytest.mark.parametrize("t", [np.array([1.0, 0.0, 1.0]), np.array([True, False, True])])
+def test_accuracy_refuses_non_integer_labels(t):
+    y = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    with pytest.raises(DTypeError, match=rf"accuracy: t must hold integer class ids, got "
+                                         rf"{t.dtype} \(3,\) \(y float64 \(3, 2\)\)"):
+        F.accuracy(y, t)
+
+
+def test_accuracy_of_valid_labels_is_unchanged():
+    y = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert float(F.accuracy(y, np.array([1, 0, 0])).data) == pytest.approx(2 / 3)
+    assert float(F.accuracy(y, np.array([1, 0, 1], np.uint8)).data) == 1.0

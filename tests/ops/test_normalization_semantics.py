@@ -246,3 +246,19 @@ def test_batch_norm_double_backward_of_an_empty_batch_is_empty():
     (gx.sum() + ggamma.sum()).backward()
     assert x.grad.shape == (0, 2)
     np.testing.assert_array_equal(gamma.grad.data, np.zeros(2))
+
+
+@pytest.mark.parametrize("shape", [(3,), [3], 3])
+def test_layer_norm_with_a_shape_as_second_argument_says_how_to_pass_it(shape):
+    """PyTorch's layer_norm(x, normalized_shape) takes the shape second; here it is gamma."""
+    with pytest.raises(DTypeError, match=r"layer_norm: gamma is .*3.*, a shape, not an array; "
+                                         r".*write layer_norm\(x, normalized_shape="):
+        F.layer_norm(np.zeros((2, 3)), shape)
+
+
+def test_layer_norm_normalized_shape_keyword_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    y = F.layer_norm(x, normalized_shape=(3, 4))
+    expected = torch.nn.functional.layer_norm(torch.tensor(x), (3, 4), eps=1e-5)
+    np.testing.assert_allclose(y.data, expected.numpy(), rtol=1e-12, atol=1e-12)

@@ -18,6 +18,8 @@ the softmax pieces the losses need are the small private Functions below.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from zerograd._config import Config
@@ -151,12 +153,15 @@ class MeanSquaredError(Function):
 
 def mean_squared_error(x0, x1) -> Variable:
     """DeZero's MSE: sum((x0 - x1)^2) / len(x0 - x1), i.e. summed over features and averaged
-    over the batch axis (not the element mean). x0, x1: broadcastable, at least 1-D -> ()."""
+    over the batch axis (not the element mean). x0, x1: broadcastable, at least 1-D -> ().
+    Different shapes warn (UserWarning), as PyTorch's mse_loss does."""
+    _warn_if_shapes_differ("mean_squared_error", x0, x1, ("x0", "x1"))
     return MeanSquaredError()(x0, x1)
 
 
 def mean_squared_error_simple(x0, x1) -> Variable:
     """The same loss built from elementary nodes: sum(diff ** 2) / len(diff). -> ()."""
+    _warn_if_shapes_differ("mean_squared_error_simple", x0, x1, ("x0", "x1"))
     x0, x1 = as_variable(x0), as_variable(x1)
     diff = x0 - x1
     return sum_(diff ** 2) / float(_batch_size("mean_squared_error_simple", diff))
@@ -315,12 +320,24 @@ def binary_cross_entropy(p, t) -> Variable:
 def accuracy(y, t) -> Variable:
     """Fraction of rows whose argmax matches the label: mean(argmax(y, axis=1) == t).
 
-    y: (N, C) scores; t: N integer labels -> () Variable (not differentiable), as DeZero.
+    y: (N, C) scores; t: N integer labels in [0, C) -> () Variable (not differentiable), as
+    DeZero. Float labels and labels out of range are errors (DeZero counts them as misses).
     """
     y_data = y.data if isinstance(y, Variable) else np.asarray(y)
     t_data = t.data if isinstance(t, Variable) else np.asarray(t)
     if y_data.ndim < 2:
         raise ShapeError(f"accuracy: y must be (N, C) scores, got {y_data.dtype} {y_data.shape}")
+    if t_data.dtype.kind not in "iu":
+        # A float label compares equal to the argmax only by accident of rounding, and a
+        # bool label is not a class id: both are mistakes that would still give a number.
+        raise DTypeError(f"accuracy: t must hold integer class ids, got {t_data.dtype} "
+                         f"{t_data.shape} (y {y_data.dtype} {y_data.shape})")
+    n_classes = y_data.shape[1]
+    if t_data.size and (t_data.min() < 0 or t_data.max() >= n_classes):
+        # Such a label can never match an argmax: it would count as a silent miss.
+        raise ShapeError(f"accuracy: labels range over [{int(t_data.min())}, "
+                         f"{int(t_data.max())}] but y {y_data.shape} has {n_classes} classes; "
+                         f"expected 0 <= t < {n_classes}")
     pred = y_data.argmax(axis=1)
     if pred.size != t_data.size:
         raise ShapeError(
@@ -487,6 +504,26 @@ def _check_same_shape(op: str, x, t) -> None:
         ) from None
 
 
+def _warn_if_shapes_differ(op: str, x, t, names=("input", "target")) -> None:
+    """Warn, as PyTorch does, when a regression loss's two sides have different shapes.
+
+    They still broadcast, but (N, 1) against (N,) broadcasts to (N, N): every prediction
+    is compared with every target, and the loss trains towards the mean target without
+    any error. Called from the public functions, so the warning points at the caller.
+    """
+    x_shape, t_shape = tuple(np.shape(x)), tuple(np.shape(t))
+    if x_shape == t_shape:
+        return
+    try:
+        shape = f"broadcast to {np.broadcast_shapes(x_shape, t_shape)}"
+    except ValueError:
+        return  # the op itself raises a ShapeError naming both shapes
+    warnings.warn(
+        f"{op}: {names[0]} shape {x_shape} differs from {names[1]} shape {t_shape}; they "
+        f"{shape}, which is likely not what was meant (PyTorch warns the same). Reshape one "
+        f"so that the shapes match.", UserWarning, stacklevel=3)
+
+
 class HuberLoss(Function):
     """y = reduce(h(x - t)), h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2);
     dh/dd = clip(d, -delta, delta)."""
@@ -529,6 +566,7 @@ def huber_loss(x, t, delta: float = 1.0, reduction: str = "mean") -> Variable:
     _check_reduction("huber_loss", reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    _warn_if_shapes_differ("huber_loss", x, t)
     return HuberLoss(delta, reduction)(x, t)
 
 
@@ -555,6 +593,7 @@ def l1_loss(x, t, reduction: str = "mean") -> Variable:
     """Mean absolute error (PyTorch's L1Loss): reduce(|x - t|). x, t: broadcastable -> ()
     ('mean' over elements, 'sum') or the broadcast shape ('none'). Gradient 0 at x == t."""
     _check_reduction("l1_loss", reduction)
+    _warn_if_shapes_differ("l1_loss", x, t)
     return L1Loss(reduction)(x, t)
 
 

@@ -116,6 +116,15 @@ def layer_norm(x, gamma=None, beta=None, eps: float = 1e-5,
     """
     x = as_variable(x)
     _check_float("layer_norm", x)
+    for name, p in (("gamma", gamma), ("beta", beta)):
+        if isinstance(p, (tuple, list, int, np.integer)):
+            # PyTorch's layer_norm(x, normalized_shape, weight, bias) takes the shape second;
+            # here the second argument is DeZero-style gamma (an array), so say which is which.
+            raise DTypeError(
+                f"layer_norm: {name} is {p!r}, a shape, not an array; the signature is "
+                f"layer_norm(x, gamma=None, beta=None, eps=1e-5, normalized_shape=None) with "
+                f"gamma, beta arrays of normalized_shape; for PyTorch's layer_norm(x, {p!r}) "
+                f"write layer_norm(x, normalized_shape={p!r}) (x {x.dtype} {x.shape})")
     if normalized_shape is None:
         normalized_shape = (x.shape[-1],) if x.ndim else ()
     elif isinstance(normalized_shape, (int, np.integer)):

@@ -1,11 +1,28 @@
 """Specs for the loss family (zerograd/ops/loss.py): forward vs NumPy, gradients, dtypes."""
 
+import functools
+import warnings
+
 import numpy as np
 
 import zerograd.functions as F
 from tests.ops.harness import OpSpec
 
 NOT_DIFFERENTIABLE = {"accuracy"}
+
+
+def broadcasting(loss):
+    """``loss`` with its different-shapes UserWarning silenced: these specs broadcast on
+    purpose, to check the gradients (the warning has its own tests)."""
+
+    @functools.wraps(loss)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".* differs from .* shape",
+                                    category=UserWarning)
+            return loss(*args, **kwargs)
+
+    return quiet
 
 
 # -- NumPy references ----------------------------------------------------------------------
@@ -148,10 +165,10 @@ def kl_inputs_with_zero_targets(rng, shapes, dtype):
 
 # -- specs -------------------------------------------------------------------------------------
 SPECS = [
-    OpSpec("mean_squared_error", F.mean_squared_error, np_mse,
+    OpSpec("mean_squared_error", broadcasting(F.mean_squared_error), np_mse,
            shapes=[((4, 3), (4, 3)), ((4, 3), (3,)), ((5,), (5,)), ((2, 1, 3), (4, 3))],
            zero_d=False),
-    OpSpec("mean_squared_error_simple", F.mean_squared_error_simple, np_mse,
+    OpSpec("mean_squared_error_simple", broadcasting(F.mean_squared_error_simple), np_mse,
            shapes=[((4, 3), (4, 3)), ((4, 3), (3,))], zero_d=False),
     OpSpec("softmax_cross_entropy", F.softmax_cross_entropy, np_softmax_cross_entropy,
            shapes=[((4, 3), (4,)), ((6, 5), (2, 3)), ((1, 2), (1,))],
@@ -188,12 +205,12 @@ SPECS = [
     OpSpec("cross_entropy_probabilities", F.cross_entropy, np_cross_entropy,
            kwargs={"label_smoothing": 0.1}, shapes=[((5, 4), (5, 4))],
            make_inputs=logits_and_probabilities, covers=[], zero_d=False),
-    OpSpec("huber_loss", F.huber_loss, np_huber, shapes=[((4, 5), (4, 5)), ((3, 4), (4,))],
-           make_inputs=huber_inputs),
+    OpSpec("huber_loss", broadcasting(F.huber_loss), np_huber,
+           shapes=[((4, 5), (4, 5)), ((3, 4), (4,))], make_inputs=huber_inputs),
     OpSpec("huber_loss_delta_none", F.huber_loss, np_huber,
            kwargs={"delta": 0.5, "reduction": "none"}, shapes=[((4, 5), (4, 5))],
            make_inputs=huber_inputs, covers=[]),
-    OpSpec("l1_loss", F.l1_loss, np_l1, shapes=[((4, 5), (4, 5)), ((3, 4), (4,))],
+    OpSpec("l1_loss", broadcasting(F.l1_loss), np_l1, shapes=[((4, 5), (4, 5)), ((3, 4), (4,))],
            make_inputs=l1_inputs, double_backward=False),
     OpSpec("l1_loss_sum", F.l1_loss, np_l1, kwargs={"reduction": "sum"},
            shapes=[((4, 5), (4, 5))], make_inputs=l1_inputs, double_backward=False, covers=[]),
