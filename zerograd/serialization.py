@@ -60,9 +60,10 @@ _TREE_KEY = "__tree__"
 _ARRAY_TAG = "__array__"
 
 #: Default bound on the bytes one ``load_npz``/``load_state``/``NpzReader`` may allocate for
-#: arrays (the sum of the sizes the file declares). VGG16's weights are 0.5 GiB; pass
-#: ``max_bytes=`` to read a larger trusted file, or ``None`` for no bound.
-MAX_LOAD_BYTES = 8 * 2**30
+#: arrays (the sum of the sizes the file declares). VGG16's weights are 0.5 GiB, with Adam's
+#: two moments 1.6 GiB. Pass ``max_bytes=`` to read a larger trusted file (``math.inf``: no
+#: bound), or raise this module attribute (read at each call).
+MAX_LOAD_BYTES = 4 * 2**30
 
 #: Deepest nesting of lists/objects accepted in JSON (metadata, the tree of ``save_state``).
 #: Without a bound a file of ``[[[[...`` makes the parser raise RecursionError.
@@ -284,8 +285,8 @@ class NpzReader:
     - every header parses (format 1.0 or 2.0), declares no object dtype (pickle) and no
       negative dimension, and its shape times its item size equals the data size the zip
       directory declares for the member;
-    - the sizes together are at most ``max_bytes`` (default :data:`MAX_LOAD_BYTES`;
-      ``None``: no bound).
+    - the sizes together are at most ``max_bytes`` (``None``: :data:`MAX_LOAD_BYTES`;
+      ``math.inf``: no bound).
 
     ``read(key)`` then reads one array, checking that the data is complete and its CRC right.
     Every failure is a :class:`CorruptFileError` naming the file (and the member).
@@ -297,7 +298,7 @@ class NpzReader:
             W = npz.read("l0/W")
     """
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int | None = MAX_LOAD_BYTES,
+    def __init__(self, path: str | os.PathLike, max_bytes: float | None = None,
                  caller: str = "NpzReader") -> None:
         self.caller = caller
         self.path = _find_npz(path, caller)
@@ -320,14 +321,16 @@ class NpzReader:
         where = f"{self.path!r}" if key is None else f"{self.path!r}, array {key!r},"
         return CorruptFileError(f"{self.caller}: {where} {what}")
 
-    def _read_headers(self, max_bytes: int | None) -> dict[str, NpyHeader]:
+    def _read_headers(self, max_bytes: float | None) -> dict[str, NpyHeader]:
+        if max_bytes is None:
+            max_bytes = MAX_LOAD_BYTES
         infos = self._zip.infolist()
         declared = sum(info.file_size for info in infos)
-        if max_bytes is not None and declared > max_bytes:
+        if declared > max_bytes:
             # The zip directory alone shows the bomb: nothing is decompressed.
             raise self._error(f"declares {declared} bytes of arrays, more than max_bytes="
-                              f"{max_bytes}; pass a larger max_bytes (or None) if the file is "
-                              "trusted")
+                              f"{max_bytes}; pass a larger max_bytes (math.inf: no bound) if "
+                              "the file is trusted")
         headers = {}
         for info in infos:
             name = info.filename
@@ -425,14 +428,14 @@ class NpzReader:
         self.close()
 
 
-def load_npz(path: str | os.PathLike,
-             max_bytes: int | None = MAX_LOAD_BYTES) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike, max_bytes: float | None = None) -> dict[str, np.ndarray]:
     """Read every array of an .npz file into a dict (NumPy arrays, in the file's key order).
 
     Raises FileNotFoundError if there is no such file (``path`` and ``path + '.npz'`` are
     tried) and CorruptFileError if it is truncated, damaged, not an .npz, holds object
-    arrays or declares more than ``max_bytes`` bytes (checked before reading; see
-    :class:`NpzReader`). Nothing is returned unless every array was read whole.
+    arrays or declares more than ``max_bytes`` bytes (None: :data:`MAX_LOAD_BYTES`;
+    checked before reading, see :class:`NpzReader`). Nothing is returned unless every array
+    was read whole.
     """
     with NpzReader(path, max_bytes=max_bytes, caller="load_npz") as npz:
         return npz.read_all()
@@ -587,7 +590,7 @@ def save_state(path: str | os.PathLike, state: Any, compressed: bool = True) -> 
     return save_npz(path, arrays, compressed=compressed)
 
 
-def load_state(path: str | os.PathLike, max_bytes: int | None = MAX_LOAD_BYTES) -> Any:
+def load_state(path: str | os.PathLike, max_bytes: float | None = None) -> Any:
     """Read a tree written by :func:`save_state` (arrays come back as NumPy arrays).
 
     Before any array is read: the headers are checked (see :class:`NpzReader`), the

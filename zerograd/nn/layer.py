@@ -428,10 +428,13 @@ class Layer:
         array, a decompression bomb, text arrays) fails without allocating its arrays.
         """
         owner = f"{type(self).__name__}.load_weights"
-        with NpzReader(path, caller=owner) as npz:
+        entries = {key: (layer, name, kind) for key, layer, name, kind in self._state_entries()}
+        # A sized model bounds what is read by its own shapes; only lazy entries (which take
+        # any shape) need serialization's size bound.
+        sized = all(_array_of(layer.__dict__[name]) is not None
+                    for layer, name, _ in entries.values())
+        with NpzReader(path, max_bytes=float("inf") if sized else None, caller=owner) as npz:
             source = repr(npz.path)
-            entries = {key: (layer, name, kind)
-                       for key, layer, name, kind in self._state_entries()}
             missing = [key for key in entries if key not in npz.headers]
             unexpected = [key for key in npz.headers if key not in entries]
             if strict and (missing or unexpected):
