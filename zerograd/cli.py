@@ -592,15 +592,23 @@ def check_checkpoint(state, path: str) -> TrainConfig:
         raise _bad_checkpoint(path, f"format {state.get('format')!r}, expected "
                                     f"{CHECKPOINT_FORMAT}")
     config = TrainConfig.from_json(state.get("config"), source=path)
+    try:
+        config.check()
+    except CLIError as error:
+        raise CLIError(f"{path}: {error}") from None
     epoch, history = state.get("epoch"), state.get("history")
     if not _is_int(epoch) or epoch < 0:
         raise _bad_checkpoint(path, f"epoch is {epoch!r}, expected a count of epochs")
     if not isinstance(history, list) or len(history) != epoch:
         raise _bad_checkpoint(path, f"the history has {_length(history)} records for {epoch} "
                                     f"epochs")
+    columns = {"epoch", "loss", "test_loss", "seconds"}
     for i, record in enumerate(history, 1):
-        if not isinstance(record, dict) or record.get("epoch") != i or not all(
-                isinstance(record.get(k), (int, float)) for k in ("loss", "test_loss", "seconds")):
+        # One record per epoch, all with the same numeric columns (the CSV and the curves
+        # take the columns from the first).
+        if not isinstance(record, dict) or record.get("epoch") != i or not columns <= \
+                set(record) or set(record) != set(history[0]) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in record.values()):
             raise _bad_checkpoint(path, f"history record {i} is {record!r}")
     if epoch > 0:
         for key in ("model", "optimizer", "rng", "loader"):
@@ -665,16 +673,18 @@ def restore(run: Run, state: dict, source: str = CHECKPOINT) -> None:
     try:
         run.optimizer.load_state_dict(state["optimizer"])
         run.loader.load_state_dict(state["loader"])
-        index = np.asarray(run.loader.index)
-        if not np.array_equal(np.sort(index), np.arange(run.loader.data_size)) or not \
-                0 <= run.loader.iteration <= run.loader.max_iter:
-            raise ValueError("the loader's order is not a permutation of the training set")
         random_state.set_state(state["rng"])
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         # Where file contents meet code that trusts them: a crafted state must not surface
         # as a traceback from deep inside the optimizer.
         raise _bad_checkpoint(source, f"cannot restore the run ({type(error).__name__}: "
                                       f"{error})") from None
+    # Any order of the right length loads; only a permutation trains on every example once.
+    loader = run.loader
+    if not np.array_equal(np.sort(np.asarray(loader.index)), np.arange(loader.data_size)) or \
+            not 0 <= loader.iteration <= loader.max_iter:
+        raise _bad_checkpoint(source, f"the loader's order is not a permutation of the "
+                                      f"{loader.data_size} training examples")
 
 
 def _existing_run(out: str) -> str | None:
@@ -884,7 +894,10 @@ def evaluate_weights(weights: str, overrides: dict, split: str = "test",
     values, source = _run_settings(weights, log)
     values = {**TrainConfig.from_json(values, source).to_json(),
               **{k: v for k, v in overrides.items() if v is not None}}
-    config = TrainConfig.from_json(values, source).check()
+    try:
+        config = TrainConfig.from_json(values, source).check()
+    except CLIError as error:
+        raise CLIError(f"{error} (settings read from {source})") from None
     if not os.path.isfile(weights):
         raise CLIError(f"--weights: no such file: {weights}")
     spec, train_set, test_set = build_data(config)
