@@ -731,7 +731,8 @@ def draw_curves(history: list):
         axes[1].plot(epochs, [r["test_accuracy"] for r in history], marker="o", label="test")
         axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # min_n_ticks=1: with one or two epochs, fewer ticks rather than fractional ones.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
