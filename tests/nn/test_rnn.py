@@ -714,3 +714,21 @@ def test_lstm_under_no_grad_and_after_a_released_graph():
     np.testing.assert_allclose(lstm.h.data, expected[-1], rtol=1e-6)
     assert all(p.grad is not None for p in lstm.params())
     assert not np.allclose(first["x2f/W"], lstm.x2f.W.grad.data)
+
+
+def test_every_code_block_of_docs_rnn_runs_and_prints_what_it_says(tmp_path, monkeypatch):
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "rnn.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert len(blocks) >= 4
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, str(doc), "exec"), {})
+        promised = re.findall(r"print\([^\n]*?\)[ \t]+# ([^\n]*)", code)
+        assert out.getvalue().splitlines()[:len(promised)] == [p.strip() for p in promised]
