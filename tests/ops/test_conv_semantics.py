@@ -453,3 +453,18 @@ def test_deconv2d_conv1d_im2col_of_an_empty_batch():
 def test_bad_convolution_hyper_parameters_name_the_op_and_the_value(fn, match):
     with pytest.raises(ValueError, match=match):
         fn()
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda: F.im2col(np.ones((1, 2, 4, 4)), 0),
+     r"^im2col: kernel must be >= 1 in both directions, got kernel=\(0, 0\)"),
+    (lambda: F.im2col(np.ones((1, 2, 4, 4)), 2, stride=(1, 0)),
+     r"^im2col: stride must be >= 1 in both directions, got stride=\(1, 0\)"),
+    (lambda: F.col2im(np.zeros((9, 8)), (1, 2, 4, 4), 2, stride=0),
+     r"^col2im: stride must be >= 1 in both directions, got stride=\(0, 0\)"),
+    (lambda: im2col_array(np.ones((1, 2, 4, 4)), (2, 2), (0, 0), (0, 0)),
+     r"^im2col: stride must be >= 1"),  # was a ZeroDivisionError in the output size
+])
+def test_im2col_col2im_refuse_empty_kernels_and_zero_strides(fn, match):
+    with pytest.raises(ValueError, match=match):
+        fn()

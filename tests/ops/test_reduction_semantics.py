@@ -8,7 +8,7 @@ import zerograd.functions as F
 from tests.ops.harness import check_double_backward, check_dtype_and_grad_shapes, check_grad
 from tests.ops.specs.indexing import SPECS as INDEXING_SPECS
 from zerograd import Variable
-from zerograd.errors import ShapeError
+from zerograd.errors import DTypeError, ShapeError
 from zerograd.ops import indexing
 from zerograd.ops.linalg import Linear
 
@@ -398,3 +398,11 @@ def test_non_contiguous_inputs():
     v = Variable(x)
     F.pad(v, 1, mode="edge").backward()
     np.testing.assert_array_equal(v.grad.data, [[4, 2, 4], [4, 2, 4]])
+
+
+def test_reshape_and_outer_of_a_non_array_name_the_op():
+    """reshape read ``x.shape`` before checking x: a str gave an AttributeError."""
+    with pytest.raises(DTypeError, match=r"Reshape: input 0 is a str"):
+        F.reshape("ab", (2,))
+    with pytest.raises(DTypeError, match=r"Reshape: input 0 is a str"):
+        F.outer(np.ones(2), "a")

@@ -97,7 +97,19 @@ def crop_image(img, pad_h: int, pad_w: int, hw: tuple[int, int]):
     return img[:, :, pad_h:pad_h + hw[0], pad_w:pad_w + hw[1]].copy(order="K")
 
 
+def _check_window(op: str, **pairs) -> None:
+    """Each (h, w) pair at least its minimum: kernel, stride, dilation >= 1 and pad >= 0.
+    A zero stride would divide by zero in the output size, a zero kernel give no patches."""
+    for name, value in pairs.items():
+        low = 0 if name == "pad" else 1
+        if min(value) < low:
+            described = ", ".join(f"{k} {v}" for k, v in pairs.items())
+            raise ValueError(f"{op}: {name} must be >= {low} in both directions, got "
+                             f"{name}={value} ({described})")
+
+
 def _out_hw(op: str, hw, kernel, stride, pad, dilation) -> tuple[int, int]:
+    _check_window(op, kernel=kernel, stride=stride, pad=pad, dilation=dilation)
     out = tuple(get_conv_outsize(hw[a], kernel[a], stride[a], pad[a], dilation[a])
                 for a in range(2))
     if out[0] < 1 or out[1] < 1:
@@ -162,12 +174,7 @@ class _Geometry:
         if not isinstance(groups, (int, np.integer)) or groups < 1:
             raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
         self.groups = int(groups)
-        for name, value, low in (("stride", self.stride, 1), ("dilation", self.dilation, 1),
-                                 ("pad", self.pad, 0)):
-            if min(value) < low:
-                raise ValueError(f"{op}: {name} must be >= {low} in both directions, got "
-                                 f"{name}={value} (stride {self.stride}, pad {self.pad}, "
-                                 f"dilation {self.dilation})")
+        _check_window(op, stride=self.stride, pad=self.pad, dilation=self.dilation)
 
     def row_length(self, in_w: int, out_w: int) -> int:
         """Columns per output row in the patch matrix: the padded width for stride 1 (see
@@ -632,6 +639,8 @@ def im2col(x, kernel_size, stride=1, pad=0, to_matrix: bool = True, *, dilation=
     """Image patches: x (N, C, H, W) -> (N, C, KH, KW, OH, OW), or the (N*OH*OW, C*KH*KW)
     matrix when ``to_matrix``; ``col[n, c, i, j, y, x] = xpad[n, c, y*S + i*D, x*S + j*D]``
     with zero padding. The gradient is :func:`col2im`."""
+    _check_window("im2col", kernel=pair(kernel_size), stride=pair(stride), pad=pair(pad),
+                  dilation=pair(dilation))
     return Im2col(kernel_size, stride, pad, to_matrix, dilation)(x)
 
 
@@ -639,6 +648,8 @@ def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix: bool = True,
            dilation=1) -> Variable:
     """The adjoint of :func:`im2col`: patches (N, C, KH, KW, OH, OW) or (N*OH*OW, C*KH*KW)
     summed back into an image of ``input_shape`` (N, C, H, W)."""
+    _check_window("col2im", kernel=pair(kernel_size), stride=pair(stride), pad=pair(pad),
+                  dilation=pair(dilation))
     return Col2im(input_shape, kernel_size, stride, pad, to_matrix, dilation)(x)
 
 

@@ -287,7 +287,7 @@ def reshape(x, shape) -> Variable:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     shape = tuple(shape)
-    if x.shape == shape:
+    if getattr(x, "shape", None) == shape:  # a non-array x gets Reshape's DTypeError
         return as_variable(x)
     return Reshape(shape)(x)
 
