@@ -144,6 +144,21 @@ def test_eval_rewrites_weights_left_behind_by_a_killed_save(two_runs, capsys):
     assert status == 0 and "behind" not in stdout
 
 
+def test_eval_of_stale_files_it_cannot_rewrite(two_runs, capsys, monkeypatch):
+    one, three = two_runs
+    make_stale(three, one)
+
+    def read_only(out, state, curves):
+        raise PermissionError(13, "Permission denied", os.path.join(out, cli.WEIGHTS))
+
+    monkeypatch.setattr(cli, "write_outputs", read_only)
+    weights = os.path.join(three, cli.WEIGHTS)
+    status, _, stderr = run_main(["eval", "--weights", weights], capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert f"{weights} is behind {os.path.join(three, cli.CHECKPOINT)}" in stderr
+    assert "Permission denied" in stderr and f"--out {three} --resume" in stderr
+
+
 def test_eval_of_a_run_without_a_completed_epoch(tmp_path, capsys, monkeypatch):
     out = str(tmp_path / "run")
     interrupt_at(monkeypatch, 0)

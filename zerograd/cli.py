@@ -599,16 +599,14 @@ def check_checkpoint(state, path: str) -> TrainConfig:
     epoch, history = state.get("epoch"), state.get("history")
     if not _is_int(epoch) or epoch < 0:
         raise _bad_checkpoint(path, f"epoch is {epoch!r}, expected a count of epochs")
-    if not isinstance(history, list) or len(history) != epoch:
-        raise _bad_checkpoint(path, f"the history has {_length(history)} records for {epoch} "
+    if not isinstance(history, list):
+        raise _bad_checkpoint(path, f"the history is a {type(history).__name__}, expected a "
+                                    f"list of records")
+    if len(history) != epoch:
+        raise _bad_checkpoint(path, f"the history has {len(history)} records for {epoch} "
                                     f"epochs")
-    columns = {"epoch", "loss", "test_loss", "seconds"}
     for i, record in enumerate(history, 1):
-        # One record per epoch, all with the same numeric columns (the CSV and the curves
-        # take the columns from the first).
-        if not isinstance(record, dict) or record.get("epoch") != i or not columns <= \
-                set(record) or set(record) != set(history[0]) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in record.values()):
+        if not _is_record(record, i, history[0]):
             raise _bad_checkpoint(path, f"history record {i} is {record!r}")
     if epoch > 0:
         for key in ("model", "optimizer", "rng", "loader"):
@@ -618,8 +616,14 @@ def check_checkpoint(state, path: str) -> TrainConfig:
     return config
 
 
-def _length(value) -> str:
-    return str(len(value)) if isinstance(value, list) else f"no list of ({type(value).__name__})"
+def _is_record(record, epoch: int, first) -> bool:
+    """Whether ``record`` is epoch ``epoch``'s: numbers only, and the same columns as the
+    first record (the CSV and the curves take their columns from it)."""
+    return (isinstance(record, dict) and record.get("epoch") == epoch
+            and {"epoch", "loss", "test_loss", "seconds"} <= set(record)
+            and set(record) == set(first)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for v in record.values()))
 
 
 def load_checkpoint(out: str) -> tuple[dict, TrainConfig]:
@@ -876,7 +880,13 @@ def _run_settings(weights: str, log) -> tuple[dict, str]:
             if state["epoch"] == 0:
                 raise CLIError(f"{directory}: the run has no completed epoch yet, so there "
                                f"are no weights to evaluate")
-            _repair(directory, state, log, always=False)
+            try:
+                _repair(directory, state, log, always=False)
+            except OSError as error:  # a run directory we may read but not write
+                raise CLIError(f"{weights} is behind {checkpoint} (a save was interrupted) "
+                               f"and could not be rewritten from it ({error}); run zerograd "
+                               f"train --out {shlex.quote(directory)} --resume where it can "
+                               f"write") from None
             return state["config"], checkpoint
     metrics = os.path.join(directory, METRICS)
     if os.path.exists(metrics):
