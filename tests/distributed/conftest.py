@@ -40,14 +40,17 @@ def mpi_unavailable() -> str | None:
     mpiexec = find_mpiexec()
     if mpiexec is None:
         return "no mpiexec found (pip install -e '.[mpi]' installs MPICH's)"
-    code = "from mpi4py import MPI; print(MPI.COMM_WORLD.Get_size())"
+    # Rank 0 alone prints (the launcher may interleave the ranks' output): the world size
+    # and the sum of the ranks, which needs a working collective.
+    code = ("from mpi4py import MPI; c = MPI.COMM_WORLD; s = c.allreduce(c.Get_rank()); "
+            "c.Get_rank() or print(c.Get_size(), s)")
     try:
         result = subprocess.run([mpiexec, "-n", "2", sys.executable, "-c", code],
                                 capture_output=True, text=True, timeout=TIMEOUT,
                                 stdin=subprocess.DEVNULL, env=child_env())
     except subprocess.TimeoutExpired:
         return f"{mpiexec} -n 2 did not finish a smoke run within {TIMEOUT} s"
-    if result.returncode != 0 or result.stdout.split() != ["2", "2"]:
+    if result.returncode != 0 or result.stdout.split() != ["2", "1"]:
         return (f"{mpiexec} -n 2 failed a smoke run (status {result.returncode}): "
                 f"{(result.stdout + result.stderr).strip()[-300:]}")
     return None
