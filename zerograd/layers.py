@@ -1,5 +1,8 @@
 """``zerograd.layers`` (import as ``L``): DeZero's layer module. Re-exports only."""
 
+from zerograd import cuda
+from zerograd import functions as F  # noqa: F401 - DeZero's layers module has L.F
+from zerograd.backend.array_utils import pair
 from zerograd.core.variable import Parameter
 from zerograd.nn import init
 from zerograd.nn.attention import MultiHeadAttention, TransformerEncoderLayer, causal_mask
@@ -18,5 +21,5 @@ __all__ = [
     "GRU", "LSTM", "RNN", "MultiHeadAttention", "TransformerEncoderLayer", "causal_mask",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
     "Deconv2d", "Dropout", "EmbedID", "Embedding", "Flatten", "GRUSeq", "GroupNorm", "LSTMSeq",
-    "Layer", "LayerNorm", "Linear", "MaxPool2d", "Parameter", "RNNSeq", "init",
+    "Layer", "LayerNorm", "Linear", "MaxPool2d", "Parameter", "RNNSeq", "cuda", "init", "pair",
 ]

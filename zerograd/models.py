@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from zerograd import functions as F
+from zerograd import layers as L  # noqa: F401 - DeZero's models module has L too
 from zerograd import utils
 from zerograd.core.variable import Variable
 from zerograd.nn.layer import Layer

@@ -3,6 +3,7 @@
 Importing it needs NumPy only; the image transforms import Pillow when they run.
 """
 
+from zerograd.backend.array_utils import pair
 from zerograd.data.transforms import (
     AsType,
     CenterCrop,
@@ -24,5 +25,5 @@ from zerograd.data.transforms import (
 __all__ = [
     "AsType", "CenterCrop", "Compose", "Convert", "Flatten", "Identity", "Normalize",
     "RandomHorizontalFlip", "Resize", "ToArray", "ToFloat", "ToInt", "ToPIL", "Transform",
-    "apply_batch",
+    "apply_batch", "pair",
 ]
