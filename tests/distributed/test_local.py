@@ -305,6 +305,21 @@ def test_uneven_datasets_are_padded_or_cut():
         dist.DistributedSampler(2, num_replicas=5, rank=0, drop_last=True)
 
 
+def test_unpadded_shards_hold_every_example_once():
+    samplers, shards = _shards(10, 3, seed=5, pad=False)
+    assert [len(s) for s in shards] == [4, 3, 3] == [len(s) for s in samplers]
+    assert sorted(np.concatenate(shards).tolist()) == list(range(10))
+    _, padded = _shards(10, 3, seed=5)
+    for unpadded, with_padding in zip(shards, padded):  # the same order, without the tail
+        np.testing.assert_array_equal(unpadded, with_padding[:len(unpadded)])
+
+
+def test_abort_without_mpi_exits_with_the_status():
+    code = "import sys; sys.modules['mpi4py'] = None; import zerograd.distributed as d; d.abort(3)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.returncode == 3
+
+
 def test_each_epoch_reshuffles_and_the_same_epoch_gives_the_same_shard():
     state = np.random.get_state()
     sampler = dist.DistributedSampler(20, num_replicas=2, rank=1, seed=9)

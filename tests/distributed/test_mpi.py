@@ -153,6 +153,14 @@ def test_exception_on_one_rank_aborts_the_job_with_its_traceback(mpirun, tmp_pat
     assert "rank 0 finished" not in result.stdout
 
 
+def test_abort_ends_every_rank_with_the_given_status(mpirun, tmp_path):
+    """For an error a rank handles itself (prints it, then would exit): dist.abort."""
+    result = mpirun("abort", tmp_path, "--handled", check=False)
+    assert result.returncode == 4
+    assert "error: rank 1 gives up" in result.stderr
+    assert "rank 0 finished" not in result.stdout
+
+
 def test_shards_are_disjoint_and_reshuffled_alike_on_every_rank(mpirun, tmp_path):
     mpirun("shards", tmp_path)
     reports = [load_json(tmp_path, r) for r in (0, 1)]

@@ -220,9 +220,13 @@ def case_mismatch(out: str, args) -> None:
 
 
 def case_abort(out: str, args) -> None:
-    """Rank 1 raises; rank 0 waits in an allreduce that rank 1 never joins."""
+    """Rank 1 raises (or, ``--handled``, reports an error and calls ``dist.abort(4)``);
+    rank 0 waits in an allreduce that rank 1 never joins."""
     dist.init()
     if dist.rank() == 1:
+        if args.handled:
+            print("error: rank 1 gives up", file=sys.stderr)
+            dist.abort(4)
         raise ValueError("deliberate failure on rank 1")
     dist.allreduce_mean(1.0)
     print("rank 0 finished", flush=True)
@@ -258,6 +262,7 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batchnorm", action="store_true")
     parser.add_argument("--no-broadcast", action="store_true")
+    parser.add_argument("--handled", action="store_true")
     parser.add_argument("--bucket-bytes", type=int, default=dist.DEFAULT_BUCKET_BYTES)
     args = parser.parse_args(argv)
     CASES[args.case](args.out, args)

@@ -33,6 +33,7 @@ Names (ChainerMN's, DeZero's ancestor, with PyTorch's in brackets): ``init``
 from zerograd.distributed.comm import (
     MPI_INSTALL_HINT,
     DistributedError,
+    abort,
     allgather_object,
     allreduce_mean,
     allreduce_sum,
@@ -57,7 +58,7 @@ from zerograd.distributed.sampler import DatasetShard, DistributedSampler, scatt
 
 __all__ = [
     "DEFAULT_BUCKET_BYTES", "CommStats", "DatasetShard", "DistributedError", "DistributedOptimizer",
-    "DistributedSampler", "MPI_INSTALL_HINT", "allgather_object", "allreduce_mean",
+    "DistributedSampler", "MPI_INSTALL_HINT", "abort", "allgather_object", "allreduce_mean",
     "allreduce_sum", "barrier", "broadcast_object", "broadcast_optimizer_state",
     "broadcast_parameters", "communicator", "create_multi_node_optimizer", "find_mpiexec",
     "init", "is_main", "rank", "scatter_dataset", "world_size",

@@ -31,7 +31,7 @@ from zerograd.backend import as_numpy
 from zerograd.errors import ZerogradError
 
 __all__ = [
-    "DistributedError", "MPI_INSTALL_HINT", "allgather_object", "allreduce_mean",
+    "DistributedError", "MPI_INSTALL_HINT", "abort", "allgather_object", "allreduce_mean",
     "allreduce_sum", "barrier", "broadcast_object", "communicator", "find_mpiexec", "init",
     "is_main", "rank", "world_size",
 ]
@@ -216,6 +216,18 @@ def is_main() -> bool:
 def barrier() -> None:
     """Waits until every process has reached this call."""
     communicator().barrier()
+
+
+def abort(code: int = 1) -> None:
+    """Ends every process of the job with status ``code`` (``MPI.COMM_WORLD.Abort``).
+
+    For an error that one rank handles without raising (a command line that prints its
+    message and exits): the other ranks would otherwise wait in their next collective.
+    Without MPI it exits this process. Never returns.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    communicator().abort(int(code))
 
 
 def _check_root(root: int, size: int) -> int:

@@ -10,7 +10,9 @@ batch size pB over the same permutation: the basis of the one-process equivalenc
 Equal shards: every rank must run the same number of steps, or one would wait forever in
 an ``Allreduce`` the others never make. So the permutation is padded with its own first
 examples up to a multiple of p (a few examples seen twice per epoch, as in PyTorch's
-``DistributedSampler``), or with ``drop_last=True`` cut down to one.
+``DistributedSampler``), or with ``drop_last=True`` cut down to one. For evaluation, where
+each rank only sums its own loss and there is no collective per batch, ``pad=False`` gives
+every example exactly once (the shards then differ in size by at most one).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ class DistributedSampler:
     permutation each epoch, from ``seed`` and the epoch set by :meth:`set_epoch` (call it
     before every epoch; the same epoch always gives the same order, so a resumed run
     continues as it would have). ``iter(sampler)`` yields the indices; ``len(sampler)`` is
-    the shard's size, equal on every rank.
+    the shard's size, equal on every rank unless ``pad=False`` (see the module doc).
     """
 
     def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
-                 shuffle: bool = True, seed: int = 0, drop_last: bool = False) -> None:
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                 pad: bool = True) -> None:
         owner = type(self).__name__
         n = dataset if isinstance(dataset, (int, np.integer)) else len(dataset)
         self.data_size = _check_int(n, "the dataset size", 1, owner)
@@ -56,14 +59,18 @@ class DistributedSampler:
         self.shuffle = bool(shuffle)
         self.seed = _check_int(seed, "seed", 0, owner)
         self.drop_last = bool(drop_last)
+        self.pad = bool(pad)
+        p = self.num_replicas
         if drop_last:
-            if self.data_size < self.num_replicas:
+            if self.data_size < p:
                 raise ValueError(f"{owner}: drop_last=True leaves no example per rank: "
-                                 f"{self.data_size} examples for {self.num_replicas} ranks")
-            self.num_samples = self.data_size // self.num_replicas
-        else:
-            self.num_samples = math.ceil(self.data_size / self.num_replicas)
-        self.total_size = self.num_samples * self.num_replicas
+                                 f"{self.data_size} examples for {p} ranks")
+            self.total_size = self.data_size // p * p
+        elif pad:
+            self.total_size = math.ceil(self.data_size / p) * p
+        else:  # every example once; rank r gets those at r, r + p, ...
+            self.total_size = self.data_size
+        self.num_samples = len(range(self.rank, self.total_size, p))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,7 +83,7 @@ class DistributedSampler:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.data_size)
         else:
             order = np.arange(self.data_size)
-        if self.drop_last:
+        if self.total_size <= self.data_size:  # cut (drop_last), or neither cut nor padded
             return order[:self.total_size]
         # np.resize repeats the order cyclically, which also covers more ranks than examples.
         return np.concatenate([order, np.resize(order, self.total_size - self.data_size)])
@@ -93,7 +100,7 @@ class DistributedSampler:
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.data_size} examples, rank {self.rank} of "
-                f"{self.num_replicas}, {self.num_samples} per rank, shuffle={self.shuffle}, "
+                f"{self.num_replicas}, {self.num_samples} here, shuffle={self.shuffle}, "
                 f"seed={self.seed}, epoch={self.epoch})")
 
 
@@ -142,13 +149,14 @@ class DatasetShard:
         return f"DatasetShard({self.dataset!r}, {self.sampler!r})"
 
 
-def scatter_dataset(dataset, shuffle: bool = True, seed: int = 0,
-                    drop_last: bool = False) -> DatasetShard:
+def scatter_dataset(dataset, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
+                    pad: bool = True) -> DatasetShard:
     """This rank's :class:`DatasetShard` of ``dataset`` (ChainerMN's name).
 
     Every rank passes the whole dataset (each loads it itself); unlike ChainerMN's, nothing
     is sent from rank 0. ``shuffle``/``seed``: a new shard every epoch (``set_epoch``),
-    identical on all ranks for the same seed; ``drop_last``: see :class:`DistributedSampler`.
+    identical on all ranks for the same seed. ``drop_last``/``pad``: see the module doc
+    (``scatter_dataset(test_set, shuffle=False, pad=False)`` for evaluation).
     """
     return DatasetShard(dataset, DistributedSampler(dataset, shuffle=shuffle, seed=seed,
-                                                    drop_last=drop_last))
+                                                    drop_last=drop_last, pad=pad))
