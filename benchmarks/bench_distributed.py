@@ -5,7 +5,8 @@
 The MNIST-shaped MLP of bench_mlp.py (784-1000-1000-10 ReLU, SGD) trained by
 ``zerograd.distributed`` in three set-ups, each in its own processes, round after round:
 
-- 1 process, 2 BLAS threads, batch 100;
+- 1 process, 2 BLAS threads, batch 100 (and 1 thread: on a loaded machine two threads in one
+  process can be slower than one);
 - 2 processes (``mpiexec -n 2``), 1 BLAS thread each, batch 50 each: the same 100 examples
   per step, the same number of steps per epoch (strong scaling);
 - 2 processes, 1 BLAS thread each, batch 100 each: 200 examples per step, half the steps
@@ -33,8 +34,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import zerograd.distributed as dist
+import zerograd.functions as F
+from benchmarks._common import CpuLoad
+from benchmarks.bench_mlp import EPOCH, SIZES, make_batches
+from zerograd import optimizers
+from zerograd.models import MLP
 
 # Assumed cluster networks for the projection: (name, bandwidth in bytes/s, latency in s).
 # EDR InfiniBand carries 100 Gb/s with about 1-2 us MPI latency; 10 Gb Ethernet with TCP
@@ -48,14 +58,6 @@ WARMUP_STEPS = 3
 # The worker: one set-up, in the processes the driver started
 # ---------------------------------------------------------------------------------------------
 def worker(batch: int, steps: int) -> None:
-    import numpy as np
-
-    import zerograd.distributed as dist
-    import zerograd.functions as F
-    from benchmarks.bench_mlp import SIZES, make_batches
-    from zerograd import optimizers
-    from zerograd.models import MLP
-
     dist.init()
     p, r = dist.world_size(), dist.rank()
     # Each step's global batch is p * batch examples; rank r takes every p-th of them.
@@ -95,13 +97,13 @@ def worker(batch: int, steps: int) -> None:
               "params": sum(1 for _ in model.params()), "per_step": per_step}
     if p > 1:
         # The collective alone: every rank enters together, so no waiting is measured.
-        record["allreduce"] = {str(n): _time_allreduce(np, dist, n)
+        record["allreduce"] = {str(n): _time_allreduce(n)
                                for n in (8, stats.step_bytes)}
     if dist.is_main():
         print("RESULT " + json.dumps(record), flush=True)
 
 
-def _time_allreduce(np, dist, n_bytes: int, repeats: int = 30) -> float:
+def _time_allreduce(n_bytes: int, repeats: int = 30) -> float:
     buffer = np.ones(max(1, n_bytes // 4), dtype=np.float32)
     group = dist.communicator()
     times = []
@@ -117,11 +119,9 @@ def _time_allreduce(np, dist, n_bytes: int, repeats: int = 30) -> float:
 # The driver
 # ---------------------------------------------------------------------------------------------
 def _mpiexec() -> tuple[str | None, str]:
-    from zerograd.distributed import find_mpiexec
-
     if importlib.util.find_spec("mpi4py") is None:
         return None, "mpi4py is not installed (pip install -e '.[mpi]')"
-    mpiexec = find_mpiexec()
+    mpiexec = dist.find_mpiexec()
     return mpiexec, "" if mpiexec else "no mpiexec found (pip install -e '.[mpi]')"
 
 
@@ -149,6 +149,11 @@ def ring_allreduce_seconds(p: int, n_bytes: float, bandwidth: float, latency: fl
     return 2 * (p - 1) / p * n_bytes / bandwidth + calls * 2 * (p - 1) * latency
 
 
+def epoch_of(m: dict) -> float:
+    """Seconds per epoch of 60,000 examples from a set-up's step time and step size."""
+    return m["step"] * EPOCH / m["per_step"]
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:8.2f} ms"
 
@@ -165,11 +170,9 @@ def main(argv=None) -> None:
         worker(args.batch, args.steps)
         return
 
-    from benchmarks._common import CpuLoad
-    from benchmarks.bench_mlp import EPOCH
-
     mpiexec, why_not = _mpiexec()
-    setups = {"1 process x 2 threads, batch 100": (1, 2, 100)}
+    setups = {"1 process x 2 threads, batch 100": (1, 2, 100),
+              "1 process x 1 thread, batch 100": (1, 1, 100)}
     if mpiexec:
         setups["2 processes x 1 thread, batch 50 each"] = (2, 1, 50)
         setups["2 processes x 1 thread, batch 100 each"] = (2, 1, 100)
@@ -195,16 +198,15 @@ def main(argv=None) -> None:
         m = {key: statistics.median(run[key] for run in runs)
              for key in ("step", "comm", "pack", "bytes", "calls", "per_step")}
         medians[name] = m
-        epoch = m["step"] * EPOCH / m["per_step"]
-        print(f"{name:<42} {epoch:9.2f}s {_ms(m['step'])} {_ms(m['comm'])} {_ms(m['pack'])} "
+        print(f"{name:<42} {epoch_of(m):9.2f}s {_ms(m['step'])} {_ms(m['comm'])} {_ms(m['pack'])} "
               f"{int(m['bytes']):>12,}")
-    base = medians["1 process x 2 threads, batch 100"]
-    base_epoch = base["step"] * EPOCH / base["per_step"]
+    singles = {name: epoch_of(m) for name, m in medians.items() if name.startswith("1 ")}
     for name, m in medians.items():
-        if name != "1 process x 2 threads, batch 100":
-            speedup = base_epoch / (m["step"] * EPOCH / m["per_step"])
-            print(f"  {name}: {speedup:.2f}x the one-process epoch speed, "
-                  f"{m['calls']:.0f} Allreduce call(s) per step")
+        if name.startswith("2 processes"):
+            speedups = ", ".join(f"{t / epoch_of(m):.2f}x {single.split(',')[0]}"
+                                 for single, t in singles.items())
+            print(f"  {name}: epoch speed {speedups}; {m['calls']:.0f} Allreduce call(s) "
+                  f"per step")
 
     if not mpiexec:
         return
