@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+import zerograd
 import zerograd.distributed as dist
 import zerograd.functions as F
 import zerograd.layers as L
@@ -54,10 +55,10 @@ def make_model(seed: int, batchnorm: bool = False, dtype=np.float32) -> Net:
     """The model with its lazy weights drawn from ``np.random.seed(seed)``."""
     np.random.seed(seed)
     model = Net(batchnorm, dtype)
-    model(np.zeros((2, N_FEATURES), dtype=dtype))  # lazily sized layers get their weights
-    if batchnorm:  # that call moved the running statistics: start them from scratch
-        model.bn.avg_mean[...] = 0
-        model.bn.avg_var[...] = 1
+    # Lazily sized layers get their weights; in test mode BatchNorm's running statistics
+    # are created but not moved.
+    with zerograd.no_grad(), zerograd.test_mode():
+        model(np.zeros((2, N_FEATURES), dtype=dtype))
     return model
 
 

@@ -86,6 +86,9 @@ class _MPIComm:
     def abort(self, code: int) -> None:
         # Abort on COMM_WORLD, whatever communicator training uses: the whole job must end.
         self._MPI.COMM_WORLD.Abort(code)
+        # MPICH under its hydra launcher returns from MPI_Abort once it has told the
+        # launcher (which then ends the job); this process must not carry on meanwhile.
+        os._exit(code)
 
 
 class _LocalComm:
