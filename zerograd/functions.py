@@ -5,6 +5,8 @@ This module only re-exports; each op lives in its family module under ``zerograd
 
 import importlib
 
+from zerograd import cuda, utils  # noqa: F401  (DeZero's module imports them: F.cuda, F.utils)
+from zerograd.core.function import Function, Variable, as_array, as_variable  # noqa: F401
 from zerograd.ops.activation import *  # noqa: F403
 from zerograd.ops.arithmetic import *  # noqa: F403
 from zerograd.ops.attention import *  # noqa: F403
@@ -27,4 +29,6 @@ _FAMILY_NAMES = ("activation", "arithmetic", "attention", "conv", "elementwise",
                  "shape")
 _FAMILIES = tuple(importlib.import_module(f"zerograd.ops.{name}") for name in _FAMILY_NAMES)
 
+# The ops only: the names imported above for DeZero's ``F.Variable``, ``F.as_variable`` ...
+# stay attributes, not part of ``from zerograd.functions import *``.
 __all__ = sorted({name for family in _FAMILIES for name in family.__all__})

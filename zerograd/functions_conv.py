@@ -3,7 +3,10 @@
 The convolution family lives in ``zerograd.ops.conv``, pooling in ``zerograd.ops.pooling``.
 """
 
+from zerograd import cuda
 from zerograd.backend.array_utils import get_conv_outsize, get_deconv_outsize, pair
+from zerograd.core.broadcast import broadcast_to
+from zerograd.core.function import Function, as_variable
 from zerograd.ops.conv import (
     Col2im,
     Conv2d,
@@ -19,6 +22,7 @@ from zerograd.ops.conv import (
     im2col,
     im2col_array,
 )
+from zerograd.ops.linalg import linear
 from zerograd.ops.pooling import (
     AveragePooling,
     AveragePoolingGrad,
@@ -40,6 +44,8 @@ __all__ = [
     "AveragePooling", "Im2col", "Col2im",
     # zerograd's additions
     "conv1d", "max_pool2d", "adaptive_avg_pool2d", "AveragePoolingGrad",
-    # helpers DeZero's module imports at its top level
-    "pair", "get_conv_outsize", "get_deconv_outsize",
+    # what DeZero's module imports at its top level (so ``dezero.functions_conv.linear``
+    # and friends resolve here too)
+    "pair", "get_conv_outsize", "get_deconv_outsize", "cuda", "Function", "as_variable",
+    "broadcast_to", "linear",
 ]

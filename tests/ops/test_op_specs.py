@@ -74,3 +74,16 @@ def test_every_public_function_has_a_spec():
     public = {name for name in F.__all__ if name[0].islower()}
     missing = sorted(public - covered)
     assert not missing, f"functions without an OpSpec in tests/ops/specs/: {missing}"
+
+
+def test_functions_modules_expose_what_dezeros_import_but_star_import_gives_ops_only():
+    """DeZero's functions modules import Variable, as_variable, cuda ... at their top level,
+    so ``F.Variable`` works there; these are attributes here too, outside ``__all__``."""
+    import zerograd
+    import zerograd.functions_conv as FC
+
+    assert F.Variable is zerograd.Variable and F.Function is zerograd.Function
+    assert F.as_variable is FC.as_variable and F.cuda is zerograd.cuda is FC.cuda
+    assert F.as_array(1.0).shape == () and F.utils is zerograd.utils
+    assert FC.linear is F.linear and FC.broadcast_to is F.broadcast_to
+    assert not {"Variable", "as_array", "cuda", "utils"} & set(F.__all__)
