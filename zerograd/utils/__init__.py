@@ -1,4 +1,6 @@
-"""``zerograd.utils``: DeZero's utilities (gradient checks, graph drawing, array helpers)."""
+"""``zerograd.utils``: DeZero's utilities (gradient checks, graph drawing, array helpers) and
+the learner's tools: ``graph`` (a drawing that needs no Graphviz), ``trace_backward`` and
+``explore`` (backward step by step), ``check_function`` (is my Function right?)."""
 
 from zerograd.backend.array_utils import (
     get_conv_outsize,
@@ -9,6 +11,7 @@ from zerograd.backend.array_utils import (
     reshape_sum_backward,
     sum_to,
 )
+from zerograd.utils.explorer import Explorer, explore
 from zerograd.utils.gradcheck import (
     array_allclose,
     array_equal,
@@ -16,7 +19,9 @@ from zerograd.utils.gradcheck import (
     numerical_diff,
     numerical_grad,
 )
+from zerograd.utils.graph import Graph, graph
 from zerograd.utils.graphviz import GraphvizNotFoundWarning, get_dot_graph, plot_dot_graph
+from zerograd.utils.trace import BackwardTrace, trace_backward
 
 
 def __getattr__(name: str):
@@ -34,6 +39,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "BackwardTrace", "Explorer", "Graph", "explore", "graph", "trace_backward",
     "GraphvizNotFoundWarning", "array_allclose", "array_equal", "get_conv_outsize",
     "get_deconv_outsize", "get_dot_graph",
     "gradient_check", "logsumexp", "max_backward_shape", "numerical_diff", "numerical_grad",
