@@ -66,7 +66,33 @@ def _small(scale):
 
 
 N, D, H, T = 2, 3, 4, 3
+def fused_blocks(*parts):
+    """fused_weights of the parts as blocks 0, 2 and 3 of four (block 1 is left out, like a
+    gate without a bias): the parts are first made views of one fused array, as the
+    recurrent layers keep them, so the op sees what it is built for."""
+    width = parts[0].shape[-1]
+    fused = np.full(parts[0].shape[:-1] + (4 * width,), 7.0, dtype=parts[0].dtype)
+    for part, position in zip(parts, (0, 2, 3)):
+        fused[..., position * width:(position + 1) * width] = part.data
+        part.data = fused[..., position * width:(position + 1) * width]
+    (y,) = R.fused_weights([(fused, (0, 2, 3))], 4, *parts)
+    return y
+
+
+def np_fused_blocks(a, b, c):
+    return np.concatenate([a, np.full(a.shape, 7.0, a.dtype), b, c], axis=-1)
+
+
+def blocks_with_an_axis(rng, shapes, dtype):
+    if any(len(s) == 0 for s in shapes):
+        raise ValueError("fused_weights: blocks are cut along the last axis; 0-d has none")
+    return [rng.uniform(-1, 1, s).astype(dtype) for s in shapes]
+
+
 SPECS = [
+    OpSpec("fused_weights", fused_blocks, np_fused_blocks,
+           shapes=[((3, 2), (3, 2), (3, 2)), ((2,), (2,), (2,))],
+           make_inputs=blocks_with_an_axis, zero_d=False),
     OpSpec("lstm_cell", R.lstm_cell, np_lstm_cell,
            shapes=[((N, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,)),
                    ((1, 1), (1, 2), (1, 2), (1, 8), (2, 8), (8,))],
