@@ -5,6 +5,7 @@
 """
 
 from zerograd.backend import as_cupy, as_numpy, cupy_module, get_array_module
+from zerograd.core.variable import Variable  # noqa: F401 - dezero.cuda has it too
 
 # gpu_enable, cupy and cp are module attributes computed on access (see __getattr__).
 __all__ = ["as_cupy", "as_numpy", "get_array_module"]

@@ -1,6 +1,33 @@
-"""The autodiff core: Variable, Function and the backward engine."""
+"""The autodiff core: Variable, Function and the backward engine.
 
+DeZero's ``dezero.core`` also holds the config switches and the arithmetic ops (``Add``,
+``mul``, ``setup_variable`` ...), and programs import them from there
+(``from dezero.core import Function, Config``). zerograd keeps the ops in ``zerograd.ops``,
+above the core, so this package finds those names on first access instead of importing the
+ops (which import the core) at import time.
+"""
+
+import importlib
+
+from zerograd._config import Config, no_grad, test_mode, using_config
 from zerograd.core.function import Function, as_array, as_variable
 from zerograd.core.variable import Parameter, Variable
 
-__all__ = ["Variable", "Parameter", "Function", "as_array", "as_variable"]
+# DeZero's dezero.core names that live above the core: name -> module.
+_FROM_OPS = {
+    **dict.fromkeys(["Add", "Sub", "Mul", "Div", "Neg", "Pow", "add", "sub", "rsub", "mul",
+                     "div", "rdiv", "neg", "pow"], "zerograd.ops.arithmetic"),
+    "setup_variable": "zerograd.ops.overloads",
+}
+
+
+def __getattr__(name: str):
+    if name in _FROM_OPS:
+        value = getattr(importlib.import_module(_FROM_OPS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zerograd.core' has no attribute {name!r}")
+
+
+__all__ = ["Variable", "Parameter", "Function", "as_array", "as_variable", "Config", "no_grad",
+           "test_mode", "using_config", *_FROM_OPS]
