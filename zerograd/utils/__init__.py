@@ -11,6 +11,7 @@ from zerograd.backend.array_utils import (
     reshape_sum_backward,
     sum_to,
 )
+from zerograd.utils.check import FunctionCheckError, FunctionReport, check_function
 from zerograd.utils.explorer import Explorer, explore
 from zerograd.utils.gradcheck import (
     array_allclose,
@@ -39,7 +40,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "BackwardTrace", "Explorer", "Graph", "explore", "graph", "trace_backward",
+    "BackwardTrace", "Explorer", "FunctionCheckError", "FunctionReport", "Graph",
+    "check_function", "explore", "graph", "trace_backward",
     "GraphvizNotFoundWarning", "array_allclose", "array_equal", "get_conv_outsize",
     "get_deconv_outsize", "get_dot_graph",
     "gradient_check", "logsumexp", "max_backward_shape", "numerical_diff", "numerical_grad",

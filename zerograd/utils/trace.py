@@ -58,6 +58,7 @@ class TraceStep:
     generation: int
     received: list[Gradient] = field(default_factory=list)
     sent: list[Gradient] = field(default_factory=list)
+    returned: object = None  # what backward returned, untouched (a tuple, a Variable...)
 
     @property
     def op(self) -> str:
@@ -120,7 +121,8 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
     output) and the gradients it sends (one per input) with their shapes, and how a
     gradient adds up on a variable that several functions read. Returns the record.
     Unnamed variables are called by the caller's Python names for them, else ``v0``,
-    ``v1``... (the keys ``graph(y)`` uses).
+    ``v1``... (the keys ``graph(y)`` uses). If backward raises, the exception carries the
+    steps up to the failure as ``error.zerograd_trace``.
     """
     if not isinstance(y, Variable):
         raise TypeError(f"trace_backward: y is a {type(y).__name__}; expected a Variable "
@@ -149,6 +151,7 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
                 step.received.append(Gradient(label, None if gy is None else _copy(gy)))
             trace.steps.append(step)
             gxs = original(*gys)
+            step.returned = gxs
             returned = gxs if type(gxs) is tuple else (gxs,)
             for x, gx in zip(f.inputs, returned):
                 data = _copy(gx) if (isinstance(gx, Variable) or is_array(gx)
@@ -184,6 +187,9 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
             f.backward = wrap(f)
         y.backward(retain_grad=retain_grad, create_graph=create_graph,
                    retain_graph=retain_graph)
+    except Exception as error:
+        error.zerograd_trace = trace  # the steps up to the failure, for whoever catches it
+        raise
     finally:
         for f in functions:
             if id(f) in had_own:
