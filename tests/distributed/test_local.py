@@ -388,3 +388,21 @@ def test_dataset_shard_is_a_dataset():
     assert batches == [[0, 2], [4]]
     with pytest.raises(ValueError, match="the sampler is for 5 examples, the dataset has 6"):
         dist.DatasetShard(pairs, dist.DistributedSampler(5, num_replicas=1, rank=0))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("n, p", [(12, 3), (10, 3), (10, 4), (2, 5), (7, 1)])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_unshuffled_shards_are_pytorchs(n, p, drop_last):
+    """Padding, cutting and interleaving as torch.utils.data.distributed.DistributedSampler
+    does (its shuffled order comes from torch's generator, so compare without shuffling)."""
+    torch_data = pytest.importorskip("torch.utils.data.distributed")
+    if drop_last and n < p:
+        return  # PyTorch gives empty shards there; zerograd refuses (see above)
+    for r in range(p):
+        theirs = list(torch_data.DistributedSampler(range(n), num_replicas=p, rank=r,
+                                                    shuffle=False, drop_last=drop_last))
+        ours = dist.DistributedSampler(n, num_replicas=p, rank=r, shuffle=False,
+                                       drop_last=drop_last)
+        assert list(ours) == theirs, (n, p, r)
+        assert len(ours) == len(theirs)
