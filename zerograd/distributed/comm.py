@@ -160,13 +160,13 @@ def init(comm=None, abort_on_exception: bool = True):
     else:
         try:
             MPI = _import_mpi()
-        except ImportError:
+        except ImportError as error:
             launched = _launcher_world_size()
             if launched > 1:
                 raise ImportError(
                     f"zerograd.distributed: an MPI launcher started {launched} processes, but "
                     f"mpi4py cannot be imported, so they cannot work together; "
-                    f"{MPI_INSTALL_HINT}") from None
+                    f"{MPI_INSTALL_HINT}") from error
             _comm = _LocalComm()
         else:
             _comm = _MPIComm(MPI.COMM_WORLD, MPI)
