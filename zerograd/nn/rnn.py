@@ -77,27 +77,6 @@ def _fill(linear: Linear, in_size: int, blocks: int, xp=np) -> None:
     linear.W.data = W if xp is np else xp.asarray(W)
 
 
-def _unchain_sibling(h, c) -> None:
-    """Cut c's creator when h's was cut: both come out of one fused op, but only h feeds the
-    loss, so ``loss.unchain_backward()`` cuts h and leaves c linked to the last step of the
-    previous chunk (the next backward would run one step too far back)."""
-    if h is not None and c is not None and h.creator is None and c.creator is not None:
-        c.unchain()
-
-
-def _unchain_if_cut_behind(state) -> None:
-    """Cut a final state of a fused sequence op when ``unchain_backward()`` cut the op's
-    inputs (it reached the op through a sibling output, y). The op's first input, the input
-    projection, always has a creator unless it was cut."""
-    op = state.creator
-    if op is not None and op.inputs is not None and op.inputs[0].creator is None:
-        state.unchain()
-
-
-def _data(param):
-    return None if param is None else param.data
-
-
 class _Cell(Layer):
     """Shared plumbing of the cells: DeZero-named Linear sub-layers, lazy sizes, state.
 
@@ -406,7 +385,7 @@ class LSTM(_Cell):
     def forward(self, x) -> Variable:
         x = self._prepare(x)
         Wx, Wh, b = self._weights(x)
-        _unchain_sibling(self.h, self.c)
+        # (``unchain_backward()`` cuts c too, the sibling of the h it reached: one op made both.)
         # Plain dict writes: the state is no sub-layer, and this is the hot path.
         state = self.__dict__
         state["h"], state["c"] = R.lstm_cell(x, self.h, self.c, Wx, Wh, b)
@@ -522,13 +501,8 @@ class _Seq(Layer):
         n_cells = len(self.cells)
         if state is None:
             if self.stateful and self._final is not None:
-                for final in self._final:
-                    parts = final if isinstance(final, tuple) else (final,)
-                    if self.fused:
-                        for part in parts:
-                            _unchain_if_cut_behind(part)
-                    elif len(parts) == 2:
-                        _unchain_sibling(*parts)
+                # (A final state comes out of the op that made y, so unchain_backward() from a
+                # loss on y cuts it too, as the sibling of an output it reached.)
                 return list(self._final)
             return [None] * n_cells
         parts = state if isinstance(state, tuple) else (state,)
