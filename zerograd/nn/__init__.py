@@ -15,11 +15,12 @@ from zerograd.nn.linear import Linear
 from zerograd.nn.normalization import LayerNorm
 from zerograd.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from zerograd.nn.rnn import GRU, LSTM, RNN, GRUSeq, LSTMSeq, RNNSeq
+from zerograd.nn.torch_weights import from_torch_state_dict, to_torch_state_dict
 
 __all__ = [
     "GRU", "LSTM", "RNN", "MultiHeadAttention", "TransformerEncoderLayer", "causal_mask",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm", "Conv1d", "Conv2d",
     "Deconv2d", "Dropout", "EmbedID", "Embedding", "Flatten", "GRUSeq", "GroupNorm", "LSTMSeq",
     "Layer", "LayerNorm", "Linear", "MaxPool2d", "RNNSeq",
-    "StateDictError", "init",
+    "StateDictError", "from_torch_state_dict", "init", "to_torch_state_dict",
 ]
