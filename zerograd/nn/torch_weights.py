@@ -683,21 +683,22 @@ def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMappin
             new_state[path] = np.ascontiguousarray(array)
     unexpected = [key for key in arrays if key not in taken]
     if strict and (missing or unexpected or mismatched):
-        parts = []
+        lines = []
         if missing:
-            parts.append(f"missing keys (the model needs them, the state_dict lacks them): "
+            lines.append(f"missing keys (the model needs them, the state_dict lacks them): "
                          f"{missing}")
         if unexpected:
-            parts.append(f"unexpected keys (in the state_dict, no part of the model takes "
+            lines.append(f"unexpected keys (in the state_dict, no part of the model takes "
                          f"them): {unexpected}")
-        if mismatched:
-            parts.append("shape mismatches: " + "; ".join(mismatched))
+        lines += [f"shape mismatch: {text}" for text in mismatched]
         raise TorchStateDictError(
-            f"{where}({type(model).__name__}): " + ". ".join(parts) + ". Pass mapping= when "
-            "the names differ, or strict=False to load only the layers whose keys are all there")
+            f"{where}({type(model).__name__}): the state_dict does not fit the model; "
+            "nothing was loaded\n  " + "\n  ".join(lines) + "\nPass mapping= when the names "
+            "differ, or strict=False to load only the layers whose keys are all there")
     if mismatched:
-        raise TorchStateDictError(f"{where}({type(model).__name__}): shape mismatches: "
-                                  + "; ".join(mismatched))
+        raise TorchStateDictError(
+            f"{where}({type(model).__name__}): the state_dict does not fit the model; nothing "
+            "was loaded\n  " + "\n  ".join(f"shape mismatch: {text}" for text in mismatched))
     model.load_state_dict(new_state, strict=False, source="the PyTorch state_dict")
     return TorchLoadResult(missing, unexpected)
 
