@@ -311,6 +311,7 @@ class NpzReader:
             except _READ_ERRORS as e:
                 raise self._error(f"is truncated or not a zip archive ({type(e).__name__}: "
                                   f"{e})") from e
+            self._check_member_count()
             self._members: dict[str, tuple[zipfile.ZipInfo, int]] = {}
             self.headers: dict[str, NpyHeader] = self._read_headers(max_bytes)
         except BaseException:
@@ -320,6 +321,16 @@ class NpzReader:
     def _error(self, what: str, key: str | None = None) -> CorruptFileError:
         where = f"{self.path!r}" if key is None else f"{self.path!r}, array {key!r},"
         return CorruptFileError(f"{self.caller}: {where} {what}")
+
+    def _check_member_count(self) -> None:
+        # zipfile trusts the directory's entries one by one; a damaged length field (an entry's
+        # comment swallowing the next entry) silently hides members. The end record counts
+        # them independently. (_EndRecData: zipfile's own reader of that record, zip64 too.)
+        end = zipfile._EndRecData(self._file)
+        listed = len(self._zip.infolist())
+        if end is not None and end[zipfile._ECD_ENTRIES_TOTAL] != listed:
+            raise self._error(f"is damaged: its directory holds {listed} members but its end "
+                              f"record counts {end[zipfile._ECD_ENTRIES_TOTAL]}")
 
     def _read_headers(self, max_bytes: float | None) -> dict[str, NpyHeader]:
         if max_bytes is None:
