@@ -15,6 +15,7 @@ header p { margin: 0; font-size: 13px; color: #555; }
 main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; }
 #graph { flex: 1 1 auto; overflow: auto; background: #fff; border: 1px solid #ddd;
          border-radius: 6px; padding: 6px; min-width: 200px; }
+#graph svg { max-width: 100%; height: auto; }
 #panel { flex: 0 0 400px; background: #fff; border: 1px solid #ddd; border-radius: 6px;
          padding: 10px 12px; font-size: 13px; }
 .controls { display: flex; gap: 6px; margin-bottom: 8px; }

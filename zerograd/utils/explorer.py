@@ -30,12 +30,14 @@ MAX_VALUES = 4096
 
 class Explorer:
     """The explorer page: ``html`` (the file's text), ``path`` (where it was written, or
-    None), ``trace`` (the recorded steps). Shows itself inline in Jupyter."""
+    None), ``trace`` (the recorded steps), ``graph`` (the drawing, whose ``key(v)`` names
+    each node in the page). Shows itself inline in Jupyter."""
 
-    def __init__(self, page: str, trace: BackwardTrace, path: str | None,
+    def __init__(self, page: str, trace: BackwardTrace, drawing: Graph, path: str | None,
                  height: int) -> None:
         self.html = page
         self.trace = trace
+        self.graph = drawing
         self.path = path
         self.height = height
 
@@ -130,7 +132,7 @@ def explore(y: Variable, path: str | None = "graph.html",
     title = html.escape(labels[id(y)] or "the output")
     page = PAGE.format(title=title, style=STYLE, svg=svg, data=payload, script=SCRIPT)
     height = min(900, max(420, int(svg.split('height="', 1)[1].split('"', 1)[0]) + 120))
-    explorer = Explorer(page, trace, None, height)
+    explorer = Explorer(page, trace, drawing, None, height)
     if path is not None:
         explorer.save(path)
     return explorer

@@ -39,6 +39,8 @@ def collect(outputs) -> tuple[list[Variable], list[Function]]:
     in the order a walk back from the outputs discovers them."""
     if isinstance(outputs, Variable):
         outputs = [outputs]
+    elif not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]  # reported below, by its type
     outputs = list(outputs)
     for i, y in enumerate(outputs):
         if not isinstance(y, Variable):
