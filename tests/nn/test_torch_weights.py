@@ -621,11 +621,48 @@ def test_converted_shapes_checked_against_the_model():
         from_torch_state_dict(zm, tm.state_dict())
 
 
+def test_plain_parameters_and_buffers_copied_by_name_and_shape_checked():
+    class Scaled(Model):
+        def __init__(self):
+            super().__init__()
+            self.scale = L.Parameter(np.ones(3, dtype=np.float32))
+            self.register_buffer("steps", np.zeros(3, dtype=np.int64))
+
+    zm = Scaled()
+    from_torch_state_dict(zm, {"scale": torch.full((3,), 2.0), "steps": torch.arange(3)})
+    np.testing.assert_array_equal(zm.scale.data, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(zm.steps, [0, 1, 2])
+    assert zm.steps.dtype == np.int64
+    with pytest.raises(TorchStateDictError,
+                       match=r"give 'steps' the shape \(4,\), the model has \(3,\)"):
+        from_torch_state_dict(zm, {"scale": torch.ones(3), "steps": torch.arange(4)})
+    np.testing.assert_array_equal(zm.steps, [0, 1, 2])
+
+
 def test_torch_module_without_bias_into_a_zerograd_layer_with_one():
     zm = L.LSTM(3, in_size=2)
     tm = nn.LSTMCell(2, 3, bias=False)
     with pytest.raises(TorchStateDictError, match=r"missing keys.*\['bias_ih', 'bias_hh'\]"):
         from_torch_state_dict(zm, tm.state_dict())
+
+
+def test_lazy_layers_sized_by_the_torch_arrays_before_their_first_call():
+    cases = [
+        (L.Linear(3), nn.Linear(5, 3), lambda z: z.in_size, 5),
+        (L.Conv2d(6, 3), nn.Conv2d(4, 6, 3), lambda z: z.in_channels, 4),
+        (L.Deconv2d(6, 3), nn.ConvTranspose2d(4, 6, 3), lambda z: z.in_channels, 4),
+        (L.BatchNorm(), nn.BatchNorm2d(7), lambda z: z.size, 7),
+        (L.LayerNorm(), nn.LayerNorm((2, 3)), lambda z: z.normalized_shape, (2, 3)),
+        (L.GroupNorm(2), nn.GroupNorm(2, 6), lambda z: z.num_channels, 6),
+        (L.LSTM(6), nn.LSTMCell(4, 6), lambda z: z.in_size, 4),
+        (L.GRUSeq(6, num_layers=2), nn.GRU(3, 6, num_layers=2), lambda z: z.l0.in_size, 3),
+        (L.MultiHeadAttention(8, 2), nn.MultiheadAttention(8, 2, kdim=4, vdim=5),
+         lambda z: (z.q_proj.in_size, z.k_proj.in_size, z.v_proj.in_size), (8, 4, 5)),
+    ]
+    for zm, tm, size, expected in cases:
+        from_torch_state_dict(zm, randomize_torch(tm).state_dict())
+        assert size(zm) == expected, type(zm).__name__
+        assert all(p.data is not None and p.dtype == np.float32 for p in zm.params())
 
 
 def test_lazy_layer_export_names_what_is_missing():

@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from zerograd.backend import as_numpy
+from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError
 from zerograd.nn.attention import MultiHeadAttention
 from zerograd.nn.batchnorm import BatchNorm, GroupNorm
@@ -605,6 +606,55 @@ def _shape_text(shape: tuple | None) -> str:
         ",)" if len(shape) == 1 else ")")
 
 
+def _read_unit(unit: _Unit, arrays: dict, current: dict, missing: list, mismatched: list,
+               taken: set) -> dict:
+    """The zerograd arrays (full path -> array) that ``unit`` takes from ``arrays``, or {}
+    when some of its keys are missing or misshapen; the keys it takes go into ``taken``,
+    the problems into ``missing`` and ``mismatched``."""
+    what = (f"{type(unit.layer).__name__} {unit.path!r}" if unit.path else
+            f"the model ({type(unit.layer).__name__})")
+    if unit.rule is None:  # a plain Parameter or buffer, copied as it is: any shape
+        entries, layout = [_Entry("", None)], ""
+    else:
+        prefix = unit.name + "." if unit.name else ""
+        present = {key[len(prefix):] for key in arrays if key.startswith(prefix)}
+        entries, layout = unit.rule.entries(unit.layer, present), f" ({unit.rule.layout})"
+    complete, given = True, {}
+    for entry in entries:
+        key = _join(unit.name, entry.key, ".")
+        if key not in arrays:
+            if not entry.optional:
+                missing.append(key)
+                complete = False
+            continue
+        taken.add(key)
+        given[entry.key] = array = arrays[key]
+        if not _fits(array.shape, entry.shape):
+            complete = False
+            mismatched.append(f"{key!r} has shape {tuple(array.shape)}; {what} needs "
+                              f"{_shape_text(entry.shape)}{layout}")
+    if not complete:
+        return {}
+    state = ({unit.path: given[""]} if unit.rule is None else
+             {_join(unit.path, path, "/"): array
+              for path, array in unit.rule.load(unit.layer, given).items()})
+    for path, array in state.items():
+        # The converted arrays must also fit what the model has: sizes that the PyTorch
+        # shapes alone do not fix (attention's key and value sizes in in_proj_weight).
+        if path not in current:
+            mismatched.append(f"{what}: the PyTorch entries give {path!r}, which the model "
+                              "does not have (a layer without a bias?)")
+            return {}
+        have = current[path]
+        if isinstance(have, Variable):  # a Parameter; a buffer is the array itself
+            have = have.data
+        if have is not None and tuple(have.shape) != tuple(array.shape):
+            mismatched.append(f"{what}: the PyTorch entries give {path!r} the shape "
+                              f"{tuple(array.shape)}, the model has {tuple(have.shape)}")
+            return {}
+    return {path: np.ascontiguousarray(array) for path, array in state.items()}
+
+
 def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMapping = None,
                           strict: bool = True) -> TorchLoadResult:
     """Load a PyTorch ``state_dict`` (tensors or NumPy arrays) into a zerograd ``model``.
@@ -634,53 +684,13 @@ def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMappin
     arrays = {str(key): _as_array(str(key), value) for key, value in state_dict.items()}
     units = _units(model, mapping, where)
     current = {key: layer.__dict__[name] for key, layer, name, _ in model._state_entries()}
-    missing, mismatched, taken = [], [], set()
+    missing: list[str] = []
+    mismatched: list[str] = []
+    taken: set[str] = set()
     new_state: dict[str, np.ndarray] = {}
     for unit in units:
-        if unit.name is None:
-            continue
-        what = (f"{type(unit.layer).__name__} {unit.path!r}" if unit.path else
-                f"the model ({type(unit.layer).__name__})")
-        if unit.rule is None:  # a plain Parameter or buffer, copied as it is
-            entries = [_Entry("", None)]
-        else:
-            prefix = unit.name + "." if unit.name else ""
-            present = {key[len(prefix):] for key in arrays if key.startswith(prefix)}
-            entries = unit.rule.entries(unit.layer, present)
-        complete, fits, given = True, True, {}
-        for entry in entries:
-            key = _join(unit.name, entry.key, ".")
-            if key not in arrays:
-                if not entry.optional:
-                    missing.append(key)
-                    complete = False
-                continue
-            taken.add(key)
-            given[entry.key] = array = arrays[key]
-            if not _fits(array.shape, entry.shape):
-                fits = False
-                mismatched.append(
-                    f"{key!r} has shape {tuple(array.shape)}; {what} needs "
-                    f"{_shape_text(entry.shape)} ({unit.rule.layout})")
-        if not (complete and fits):
-            continue
-        state = ({unit.path: given[""]} if unit.rule is None else
-                 {_join(unit.path, path, "/"): array
-                  for path, array in unit.rule.load(unit.layer, given).items()})
-        for path, array in state.items():
-            # The converted arrays must also fit what the model has (a size that the PyTorch
-            # shapes alone do not fix: the key/value sizes of attention, a lazy layer's own).
-            if path not in current:
-                mismatched.append(f"{what}: the PyTorch entries give {path!r}, which the model "
-                                  "does not have (a layer without a bias?)")
-                continue
-            have = current[path]
-            have = getattr(have, "data", have)
-            if have is not None and tuple(have.shape) != tuple(array.shape):
-                mismatched.append(f"{what}: the PyTorch entries give {path!r} the shape "
-                                  f"{tuple(array.shape)}, the model has {tuple(have.shape)}")
-                continue
-            new_state[path] = np.ascontiguousarray(array)
+        if unit.name is not None:
+            new_state.update(_read_unit(unit, arrays, current, missing, mismatched, taken))
     unexpected = [key for key in arrays if key not in taken]
     if strict and (missing or unexpected or mismatched):
         lines = []
