@@ -173,7 +173,7 @@ def test_negative_dimension_and_unsupported_header_versions(tmp_path):
         S.load_npz(v3)
 
 
-# -- every format mistake, clearly -----------------------------------------------------------------
+# -- every format mistake, clearly ------------------------------------------------------
 def test_lone_npy_as_weights(tmp_path):
     path = tmp_path / "W.npy"
     np.save(path, np.ones((3, 2), np.float32))
@@ -392,7 +392,7 @@ def test_damaged_data_is_found_by_the_crc(tmp_path):
         S.load_npz(path)
 
 
-# -- what the reader must still read ---------------------------------------------------------------
+# -- what the reader must still read -----------------------------------------------------
 def test_reader_round_trips_every_layout_and_dtype(tmp_path):
     arrays = {
         "fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
