@@ -6,6 +6,9 @@ print what it shows. A block may opt out with an HTML comment on the line above 
 gives the reason, e.g. ``<!-- not run: needs the MNIST files -->``; it is reported as
 skipped with that reason.
 
+In README.md, book.md and learning-tools.md a ``print(...)  # text`` line also promises
+what it prints: the block's output must start with those texts, in order.
+
 ``KNOWN_FAILURES`` lists the blocks of docs that other people own which do not run yet,
 each with why; they are strict xfails, so a block that starts to run must leave the list.
 """
@@ -26,6 +29,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+PRINTS_CHECKED = {"README.md", "book.md", "learning-tools.md"}
+PROMISE = re.compile(r"print\([^\n]*?\)[ \t]+# ([^\n]*)")
 SKIP_MARK = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->\s*$")
 
 # (file, the block's first line): why it does not run. Owned by the docs' authors.
@@ -80,13 +85,14 @@ def run_file(path: Path) -> dict[int, str | None]:
         for line, code, skip in blocks(path):
             if skip is not None:
                 continue
-            results[line] = _run(code, namespace, f"{path.name}:{line}")
+            results[line] = _run(code, namespace, f"{path.name}:{line}",
+                                 check_prints=path.name in PRINTS_CHECKED)
     finally:
         os.chdir(cwd)
     return results
 
 
-def _run(code: str, namespace: dict, where: str) -> str | None:
+def _run(code: str, namespace: dict, where: str, check_prints: bool) -> str | None:
     if code.lstrip().startswith(">>>"):
         test = doctest.DocTestParser().get_doctest(code, namespace, where, where, 0)
         out = io.StringIO()
@@ -94,11 +100,16 @@ def _run(code: str, namespace: dict, where: str) -> str | None:
                                        | doctest.NORMALIZE_WHITESPACE)
         runner.run(test, out=out.write, clear_globs=False)
         return out.getvalue() or None if runner.failures else None
+    out = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(out):
             exec(compile(code, where, "exec"), namespace)
     except Exception as e:  # the test reports it, with the block's place
         return f"{type(e).__name__}: {e}"
+    promised = [m.group(1).strip() for m in PROMISE.finditer(code)] if check_prints else []
+    printed = out.getvalue().splitlines()[:len(promised)]
+    if printed != promised:
+        return f"printed {printed}, the comments promise {promised}"
     return None
 
 
