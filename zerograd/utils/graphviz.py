@@ -4,7 +4,7 @@
 notebook displays (``IPython.display.Image`` for png/jpeg/gif, ``IPython.display.SVG`` for
 svg), or None. Where Graphviz is not installed it writes the DOT source, warns once and
 returns None, as DeZero's carries on (its shell command fails quietly), so scripts that draw
-a graph on the way keep running.
+a graph on the way keep running. ``zerograd.utils.graph`` draws without Graphviz.
 """
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def plot_dot_graph(output: Variable, verbose: bool = True, to_file: str = "graph
                 f"was not drawn; its DOT source is in {source!r}. Install Graphviz (Debian/"
                 f"Ubuntu: apt-get install graphviz; conda: conda install graphviz; macOS: brew "
                 f"install graphviz; 'pip install graphviz' alone does not provide 'dot'), then "
-                f"run: dot {source} -T {extension} -o {to_file}",
+                f"run: dot {source} -T {extension} -o {to_file}. Or draw it without "
+                f"Graphviz: zerograd.utils.graph(y, verbose=True).save('graph.svg') (a "
+                f"notebook shows graph(y) inline)",
                 GraphvizNotFoundWarning, stacklevel=2)
         return None
     result = subprocess.run([dot, "-T", extension, "-o", to_file], input=dot_text.encode(),
