@@ -39,17 +39,6 @@ KNOWN_FAILURES = {
         "uses Function and np without importing them",
     ("data.md", 'full = MNIST(train=False, root="../shared/data/mnist")'):
         "reads MNIST from ../shared/data/mnist, a path users do not have",
-    ("optim.md", "import zerograd.optimizers as O          # DeZero's module name"):
-        "model, loader and F are not defined",
-    ("optim.md", "optimizer.add_hook(O.FreezeParam(model.l0))   # fine-tune everything but "
-                 "the first layer"):
-        "model is not defined",
-    ("optim.md", 'from zerograd.serialization import load_state, save_state'):
-        "optimizer is not defined (its defining block fails)",
-    ("optim.md", "optimizer = O.MomentumSGD(lr=0.1).setup(model)"):
-        "model and train_one_epoch are not defined",
-    ("optim.md", "cosine = optim.CosineAnnealingLR(optimizer, T_max=95)"):
-        "optimizer is not defined (its defining block fails)",
 }
 
 
