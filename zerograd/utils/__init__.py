@@ -2,6 +2,7 @@
 the learner's tools: ``graph`` (a drawing that needs no Graphviz), ``trace_backward`` and
 ``explore`` (backward step by step), ``check_function`` (is my Function right?)."""
 
+from zerograd import cuda  # noqa: F401 - DeZero's utils module has these names too
 from zerograd.backend.array_utils import (
     get_conv_outsize,
     get_deconv_outsize,
@@ -11,6 +12,7 @@ from zerograd.backend.array_utils import (
     reshape_sum_backward,
     sum_to,
 )
+from zerograd.core import Variable, as_variable  # noqa: F401 - as in DeZero's utils
 from zerograd.utils.check import FunctionCheckError, FunctionReport, check_function
 from zerograd.utils.explorer import Explorer, explore
 from zerograd.utils.gradcheck import (
