@@ -12,6 +12,7 @@ import pytest
 
 from zerograd import cli
 from zerograd.serialization import load_npz, load_state
+from zerograd.training import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_MNIST = os.path.join(REPO, "..", "shared", "data", "mnist")
@@ -104,18 +105,18 @@ def test_interrupted_run_keeps_the_last_epoch_and_resumes(tmp_path, capsys, monk
     full, broken = str(tmp_path / "full"), str(tmp_path / "broken")
     assert run_main(["train", "--out", full, "--epochs", "3", *FAST], capsys)[0] == 0
 
-    real_train_epoch = cli.train_epoch
+    real_train_epoch = Trainer.train_epoch
 
-    def interrupted(run, progress=True):
-        if run.epoch == 2:
+    def interrupted(trainer):
+        if trainer.epoch == 2:
             raise KeyboardInterrupt
-        return real_train_epoch(run, progress)
+        return real_train_epoch(trainer)
 
-    monkeypatch.setattr(cli, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
     status, _, stderr = run_main(["train", "--out", broken, "--epochs", "3", *FAST], capsys)
     assert status == 130 and "--resume" in stderr
     assert load_state(os.path.join(broken, cli.CHECKPOINT))["epoch"] == 2
-    monkeypatch.setattr(cli, "train_epoch", real_train_epoch)
+    monkeypatch.setattr(Trainer, "train_epoch", real_train_epoch)
     assert run_main(["train", "--out", broken, "--resume", "--no-progress"], capsys)[0] == 0
     _assert_same_run(full, broken)
 

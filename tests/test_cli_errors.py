@@ -13,6 +13,7 @@ import pytest
 
 from zerograd import cli
 from zerograd.serialization import load_npz, load_state, save_npz, save_state
+from zerograd.training import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--no-progress", "--dataset", "spiral", "--hidden", "10", "--lr", "0.05"]
@@ -135,10 +136,10 @@ def test_debug_shows_the_traceback(run_copy, capsys):
 
 
 def test_unexpected_errors_exit_1_with_a_hint(tmp_path, capsys, monkeypatch):
-    def broken(run, progress=True):
+    def broken(trainer):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "train_epoch", broken)
+    monkeypatch.setattr(Trainer, "train_epoch", broken)
     status, _, stderr = run_main(["train", "--out", str(tmp_path / "r"), *FAST], capsys)
     assert_one_line_error(stderr, "RuntimeError: boom (run again with --debug for the "
                                   "traceback)", status=1, got=status)

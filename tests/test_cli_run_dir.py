@@ -14,6 +14,7 @@ import pytest
 
 from zerograd import cli
 from zerograd.serialization import load_npz, load_state
+from zerograd.training import Trainer, rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--no-progress", "--dataset", "spiral", "--hidden", "10", "--lr", "0.05"]
@@ -101,14 +102,14 @@ def test_resume_of_a_finished_run_repairs_files_left_behind(two_runs, capsys):
 
 def interrupt_at(monkeypatch, epoch):
     """Ctrl-C at the start of epoch ``epoch + 1`` (after ``epoch`` completed epochs)."""
-    real_train_epoch = cli.train_epoch
+    real_train_epoch = Trainer.train_epoch
 
-    def interrupted(run, progress=True):
-        if run.epoch == epoch:
+    def interrupted(trainer):
+        if trainer.epoch == epoch:
             raise KeyboardInterrupt
-        return real_train_epoch(run, progress)
+        return real_train_epoch(trainer)
 
-    monkeypatch.setattr(cli, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
 
 
 def test_resume_continues_from_the_checkpoint_not_the_stale_files(tmp_path, two_runs, capsys,
@@ -151,7 +152,7 @@ def test_eval_of_stale_files_it_cannot_rewrite(two_runs, capsys, monkeypatch):
     def read_only(out, state, curves):
         raise PermissionError(13, "Permission denied", os.path.join(out, cli.WEIGHTS))
 
-    monkeypatch.setattr(cli, "write_outputs", read_only)
+    monkeypatch.setattr(rundir, "write_outputs", read_only)
     weights = os.path.join(three, cli.WEIGHTS)
     status, _, stderr = run_main(["eval", "--weights", weights], capsys)
     assert status == 2 and stderr.count("\n") == 1
@@ -276,7 +277,7 @@ def test_interrupt_during_a_save_leaves_files_of_the_committed_epoch(tmp_path, c
     and the files all reach epoch 2 (and with the interrupt one save earlier, epoch 1)."""
     for checkpoint_done in (True, False):
         out = str(tmp_path / f"run{checkpoint_done}")
-        real_save_state = cli.save_state
+        real_save_state = rundir.save_state
 
         def save_state(path, state, real=real_save_state, after=checkpoint_done):
             if state.get("epoch") == 2 and path.endswith(cli.CHECKPOINT):
@@ -285,7 +286,7 @@ def test_interrupt_during_a_save_leaves_files_of_the_committed_epoch(tmp_path, c
                 raise KeyboardInterrupt
             return real(path, state)
 
-        monkeypatch.setattr(cli, "save_state", save_state)
+        monkeypatch.setattr(rundir, "save_state", save_state)
         status, _, _ = run_main(["train", "--out", out, "--epochs", "3", *FAST], capsys)
         monkeypatch.undo()
         assert status == 130
@@ -297,13 +298,14 @@ def test_interrupt_during_a_save_leaves_files_of_the_committed_epoch(tmp_path, c
 SLOW_TRAIN = """
 import sys, time
 from zerograd import cli
-real_train_epoch = cli.train_epoch
+from zerograd.training import Trainer
+real_train_epoch = Trainer.train_epoch
 
-def slow_train_epoch(run, progress=True):
+def slow_train_epoch(trainer):
     time.sleep(0.05)
-    return real_train_epoch(run, progress)
+    return real_train_epoch(trainer)
 
-cli.train_epoch = slow_train_epoch
+Trainer.train_epoch = slow_train_epoch
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -1,46 +1,37 @@
-"""The ``zerograd`` command line: ``zerograd train`` and ``zerograd eval``.
+"""The ``zerograd`` command line: ``zerograd train``, ``zerograd eval``, ``zerograd predict``.
 
-``zerograd train`` trains a model on a dataset, shows a progress bar per epoch, prints the
-loss and train/test accuracy of every epoch and keeps a *run directory* (``--out``):
+A thin layer over ``zerograd.training.fit``: this module turns flags (or a ``--config``
+file) into a dataset, a model, an optimizer and callbacks, and hands them to the loop, which
+keeps the run directory (``--out``; see ``zerograd.training.rundir`` for its commit
+protocol: the checkpoint as the one source of truth, derived files rewritten from it,
+``--resume`` continuing bit-identically after any interrupt).
 
-- ``checkpoint.npz`` the run itself: settings, completed epochs, history and, after the first
-  epoch, the weights, the optimizer state, the global random state and the loader's order.
-  It is the single source of truth: ``--resume`` reads nothing else.
-- ``weights.npz``, ``optimizer.npz``, ``metrics.csv``, ``curves.png``, ``metrics.json``:
-  derived from the checkpoint, for people and for ``zerograd eval``.
+Datasets and models come from three places, looked up in this order:
 
-The commit protocol: after every epoch the checkpoint is written to a temporary file and
-renamed over the old one. That rename is the epoch's one commit point; the derived files
-are rewritten from the same state afterwards, ``metrics.json`` last. A process killed at any
-instant therefore leaves either the old or the new checkpoint, never a mix, and at worst
-derived files one epoch behind it. ``--resume`` (and ``zerograd eval``, when it finds them
-behind) rewrites the derived files from the checkpoint before going on, and removes the
-temporary files of killed saves. Ctrl-C and SIGTERM stop after rewriting every derived file,
-the curves included, from the last committed epoch.
+- the built-in registries (``register_dataset``, ``register_model``);
+- the entry-point groups ``zerograd.datasets`` and ``zerograd.models`` of installed
+  packages (``name = "package.module:factory"`` in their metadata);
+- ``package.module:factory`` given on the command line itself.
 
-``zerograd eval --weights RUN/weights.npz`` rebuilds the model (settings from the run's
-checkpoint or ``metrics.json`` unless given) and evaluates it.
-
-Datasets and models live in small registries (``register_dataset``, ``register_model``), so
-new ones plug in without touching the training loop.
+A model factory is ``factory(spec: DataSpec, config: TrainConfig) -> Layer`` (an attribute
+``needs_images = True`` asks for ``(N, C, H, W)`` batches); a dataset factory is
+``factory(request: DataRequest) -> (train, test)``, or ``(train, test, spec)``; without a
+spec the task, the number of outputs and the image shape are read from the data.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import dataclasses
 import importlib
-import io
+import json
 import os
+import re
 import shlex
-import signal
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 import numpy as np
 
@@ -48,40 +39,47 @@ import zerograd
 from zerograd import functions as F
 from zerograd import random_state
 from zerograd.data.loader import DataLoader
-from zerograd.errors import ShapeError, ZerogradError
-from zerograd.nn.layer import StateDictError
-from zerograd.serialization import (
-    atomic_write,
-    load_json,
-    load_npz,
-    load_state,
-    remove_stale_temp_files,
-    save_json,
-    save_npz,
-    save_state,
+from zerograd.errors import ZerogradError
+from zerograd.serialization import load_json, load_npz
+from zerograd.training import rundir
+from zerograd.training.callbacks import (
+    EarlyStopping,
+    GradientClipping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TensorBoard,
+)
+from zerograd.training.curves import draw_curves, plot_curves
+from zerograd.training.progress import format_seconds
+from zerograd.training.progress import progress as _progress  # noqa: F401 (the old name)
+from zerograd.training.rundir import (
+    CHECKPOINT,
+    CURVES,
+    DERIVED,
+    METRICS,
+    METRICS_CSV,
+    OPTIMIZER,
+    RUN_FILES,
+    WEIGHTS,
+    CheckpointError,
+    WeightsMismatchError,
+)
+from zerograd.training.trainer import (
+    Terminated,
+    Trainer,
+    fit,
+    load_model_state,
+    predict,
+    probe,
+    sigterm_raises,
 )
 
-CHECKPOINT, WEIGHTS, OPTIMIZER, METRICS, METRICS_CSV, CURVES = (
-    "checkpoint.npz", "weights.npz", "optimizer.npz", "metrics.json", "metrics.csv",
-    "curves.png")
-# The files derived from the checkpoint, in the order they are written: metrics.json last,
-# so that its epochs_done vouches for every file written before it.
-DERIVED = (WEIGHTS, OPTIMIZER, METRICS_CSV, CURVES, METRICS)
-RUN_FILES = (CHECKPOINT, *DERIVED)
-CHECKPOINT_FORMAT = 1
 EVAL_BATCH_SIZE = 1000
 EXTRAS_INSTALL = 'pip install "zerograd[extras]"'
 
 
 class CLIError(Exception):
     """A problem with what the user asked for; printed without a traceback (exit status 2)."""
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread by ``main``'s handler.
-
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it.
-    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,10 +105,13 @@ class DataRequest:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    build: Callable[[DataRequest], tuple]  # request -> (train, test)
-    spec: DataSpec
+    build: Callable[[DataRequest], tuple]  # request -> (train, test) or (train, test, spec)
+    spec: DataSpec | None  # None: read from the data
     description: str
     requires: tuple[tuple[str, str], ...] = ()  # (module to import, package to pip install)
+    # An image read by `zerograd predict`, as float (C, H, W) in [0, 1] -> what the dataset's
+    # examples look like (its normalisation); None: passed on as it is.
+    image_input: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,16 +125,18 @@ DATASETS: dict[str, DatasetEntry] = {}
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_dataset(name: str, spec: DataSpec, description: str = "",
-                     requires: Sequence[tuple[str, str]] = ()):
+def register_dataset(name: str, spec: DataSpec | None = None, description: str = "",
+                     requires: Sequence[tuple[str, str]] = (),
+                     image_input: Callable[[np.ndarray], np.ndarray] | None = None):
     """Decorator: ``build(request: DataRequest) -> (train_dataset, test_dataset)``.
 
-    ``requires`` lists ``(module, pip package)`` pairs the dataset cannot do without; the
-    command line checks them first and names the package to install.
+    ``spec`` None: read from the data (integer labels: classification). ``requires`` lists
+    ``(module, pip package)`` pairs the dataset cannot do without; the command line checks
+    them first and names the package to install.
     """
     def decorate(build):
         DATASETS[name] = DatasetEntry(build, spec, description or build.__doc__ or "",
-                                      tuple(requires))
+                                      tuple(requires), image_input)
         return build
     return decorate
 
@@ -149,9 +152,79 @@ def register_model(name: str, needs_images: bool = False, description: str = "")
     return decorate
 
 
+def _entry_point(group: str, name: str):
+    for point in entry_points(group=group):
+        if point.name == name:
+            return point
+    return None
+
+
+def _entry_point_names(group: str) -> list[str]:
+    return sorted(point.name for point in entry_points(group=group))
+
+
+def _import_factory(spec: str, flag: str):
+    """``package.module:factory`` -> the object; CLIError naming the flag when it fails."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CLIError(f"{flag} {spec}: cannot import {module_name} ({error}); is the package "
+                       f"installed, or its directory on PYTHONPATH?") from error
+    try:
+        obj = module
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        raise CLIError(f"{flag} {spec}: {module_name} has no {attribute!r}") from None
+    return obj
+
+
+def _lookup(name: str, registry: dict, group: str, flag: str):
+    """The registered entry, the entry point or the imported factory called ``name``."""
+    if name in registry:
+        return registry[name]
+    point = _entry_point(group, name)
+    if point is not None:
+        try:
+            return point.load()
+        except Exception as error:
+            raise CLIError(f"{flag} {name}: the entry point {point.value} (group {group}) "
+                           f"cannot be loaded: {type(error).__name__}: {error}") from error
+    if ":" in name:
+        return _import_factory(name, flag)
+    known = sorted(registry) + _entry_point_names(group)
+    raise CLIError(f"unknown {flag[2:]} {name!r}; choose from {known} or give "
+                   f"package.module:factory")
+
+
+def model_entry(name: str) -> ModelEntry:
+    found = _lookup(name, MODELS, "zerograd.models", "--model")
+    if isinstance(found, ModelEntry):
+        return found
+    if not callable(found):
+        raise CLIError(f"--model {name}: {type(found).__name__} is not a model factory "
+                       f"(factory(spec, config) -> Layer)")
+    return ModelEntry(found, bool(getattr(found, "needs_images", False)), found.__doc__ or "")
+
+
+def dataset_entry(name: str) -> DatasetEntry:
+    found = _lookup(name, DATASETS, "zerograd.datasets", "--dataset")
+    if isinstance(found, DatasetEntry):
+        return found
+    if not callable(found):
+        raise CLIError(f"--dataset {name}: {type(found).__name__} is not a dataset factory "
+                       f"(factory(request) -> (train, test))")
+    return DatasetEntry(found, None, found.__doc__ or "")
+
+
+def _images_in_unit_range(x: np.ndarray) -> np.ndarray:
+    return x
+
+
 @register_dataset("digits", DataSpec("classification", 10, (1, 8, 8)),
                   "scikit-learn's 8x8 digits (1,438 train / 359 test), no network needed",
-                  requires=[("sklearn", "scikit-learn")])
+                  requires=[("sklearn", "scikit-learn")], image_input=_images_in_unit_range)
 def _digits(request: DataRequest):
     from zerograd.data.digits import DEFAULT_TRANSFORM, Digits
 
@@ -159,7 +232,7 @@ def _digits(request: DataRequest):
     return Digits(train=True, transform=transform), Digits(train=False, transform=transform)
 
 
-def _missing_mnist_files(root: str, train: bool) -> list[str]:
+def _missing_idx_files(root: str, train: bool) -> list[str]:
     """The split's IDX files that are in ``root`` neither gzipped nor unpacked."""
     from zerograd.data.mnist import MNIST
 
@@ -167,14 +240,11 @@ def _missing_mnist_files(root: str, train: bool) -> list[str]:
             if not any(os.path.isfile(os.path.join(root, stem + ext)) for ext in (".gz", ""))]
 
 
-@register_dataset("mnist", DataSpec("classification", 10, (1, 28, 28)),
-                  "MNIST from IDX files in --data-dir (default: the cache directory)")
-def _mnist(request: DataRequest):
-    from zerograd.data.download import cache_dir
+def _idx_splits(name: str, root: str, request: DataRequest, download_hint: str):
+    """MNIST-format IDX files (MNIST, Fashion-MNIST, KMNIST ...) from ``root``."""
     from zerograd.data.mnist import MNIST
     from zerograd.data.transforms import Compose, Normalize, ToFloat
 
-    root = request.data_dir or os.path.join(cache_dir(), "mnist")
     kwargs = {"root": root, "download": request.download}
     if request.as_images:
         kwargs["transform"] = Compose([ToFloat(), Normalize(0.0, 255.0)])
@@ -184,13 +254,61 @@ def _mnist(request: DataRequest):
             splits.append(MNIST(train=train, **kwargs))
         except FileNotFoundError as error:
             # The library's message names its keyword arguments; say it in the CLI's flags.
-            missing = ", ".join(_missing_mnist_files(root, train)) or "its files"
+            missing = ", ".join(_missing_idx_files(root, train)) or "its files"
             raise CLIError(
-                f"--dataset mnist: the {'train' if train else 'test'} split is not in {root}: "
+                f"--dataset {name}: the {'train' if train else 'test'} split is not in {root}: "
                 f"missing {missing}. Put the IDX files (.gz or unpacked) there, give "
-                f"--data-dir DIR holding them, or add --download to fetch them from "
-                f"{MNIST.mirrors[0]}") from error
+                f"--data-dir DIR holding them{download_hint}") from error
     return splits[0], splits[1]
+
+
+@register_dataset("mnist", DataSpec("classification", 10, (1, 28, 28)),
+                  "MNIST from IDX files in --data-dir (default: the cache directory)",
+                  image_input=_images_in_unit_range)
+def _mnist(request: DataRequest):
+    from zerograd.data.download import cache_dir
+    from zerograd.data.mnist import MNIST
+
+    root = request.data_dir or os.path.join(cache_dir(), "mnist")
+    return _idx_splits("mnist", root, request,
+                       f", or add --download to fetch them from {MNIST.mirrors[0]}")
+
+
+@register_dataset("fashion-mnist", DataSpec("classification", 10, (1, 28, 28)),
+                  "Fashion-MNIST (or any MNIST-format IDX quartet) from --data-dir",
+                  image_input=_images_in_unit_range)
+def _fashion_mnist(request: DataRequest):
+    from zerograd.data.download import cache_dir
+
+    if request.download:
+        raise CLIError("--dataset fashion-mnist: --download fetches MNIST's files only; put "
+                       "Fashion-MNIST's train-*/t10k-* IDX files into --data-dir")
+    root = request.data_dir or os.path.join(cache_dir(), "fashion-mnist")
+    return _idx_splits("fashion-mnist", root, request, "")
+
+
+def _cifar_input(x: np.ndarray) -> np.ndarray:
+    return (x * 255.0 - 127.5) / 127.5  # CIFAR10's default transform, from [0, 1] pixels
+
+
+@register_dataset("cifar10", DataSpec("classification", 10, (3, 32, 32)),
+                  "CIFAR-10 binary batches or archive in --data-dir (--download fetches it)",
+                  image_input=_cifar_input)
+def _cifar10(request: DataRequest):
+    from zerograd.data.cifar import CIFAR10, DEFAULT_TRANSFORM
+    from zerograd.data.download import cache_dir
+    from zerograd.data.transforms import Compose, Flatten
+
+    root = request.data_dir or os.path.join(cache_dir(), "cifar")
+    transform = DEFAULT_TRANSFORM if request.as_images else Compose([DEFAULT_TRANSFORM,
+                                                                     Flatten()])
+    try:
+        return tuple(CIFAR10(train=train, transform=transform, root=root,
+                             download=request.download) for train in (True, False))
+    except FileNotFoundError as error:
+        raise CLIError(f"--dataset cifar10: neither {CIFAR10.folder}/ nor {CIFAR10.archive} "
+                       f"is in {root}. Give --data-dir DIR holding one of them, or add "
+                       f"--download to fetch {CIFAR10.url}") from error
 
 
 @register_dataset("spiral", DataSpec("classification", 3, None),
@@ -251,7 +369,9 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name: str, lr: float | None):
+def make_optimizer(name: str, lr: float | None, weight_decay: float = 0.0):
+    """The optimizer called ``name``; ``weight_decay``: AdamW's own decoupled decay, an L2
+    ``WeightDecay`` hook for the others."""
     from zerograd import optimizers
 
     cls = getattr(optimizers, OPTIMIZERS[name])
@@ -260,7 +380,64 @@ def make_optimizer(name: str, lr: float | None):
         if optimizer.lr_attribute is None:
             raise CLIError(f"--optimizer {name} has no learning rate; drop --lr")
         optimizer.set_lr(lr)
+    if name == "adamw":
+        optimizer.weight_decay = weight_decay if weight_decay else optimizer.weight_decay
+    elif weight_decay:
+        optimizer.add_hook(optimizers.WeightDecay(weight_decay))
     return optimizer
+
+
+SCHEDULERS = {"step": "StepLR", "multistep": "MultiStepLR", "exponential": "ExponentialLR",
+              "cosine": "CosineAnnealingLR"}
+
+
+def _parse_value(text: str):
+    if "/" in text:  # milestones=10/20/30
+        return [_parse_value(part) for part in text.split("/")]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_scheduler(text: str) -> tuple[str, dict]:
+    """``"step:step_size=10,gamma=0.5"`` -> ``("step", {"step_size": 10, "gamma": 0.5})``."""
+    name, _, rest = text.partition(":")
+    if name not in SCHEDULERS:
+        raise CLIError(f"--scheduler {text}: unknown scheduler {name!r}; choose from "
+                       f"{sorted(SCHEDULERS)} (add --warmup N for a linear warm-up)")
+    kwargs = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise CLIError(f"--scheduler {text}: expected name:key=value,..., got {part!r}")
+        kwargs[key.strip()] = _parse_value(value.strip())
+    return name, kwargs
+
+
+def make_scheduler(config: TrainConfig, optimizer):
+    """The learning-rate scheduler of ``config`` on ``optimizer``, or None."""
+    from zerograd import optim
+
+    if config.scheduler is None and not config.warmup:
+        return None
+    if optimizer.lr_attribute is None:
+        raise CLIError(f"--optimizer {config.optimizer} has no learning rate to schedule; drop "
+                       f"--scheduler and --warmup")
+    after = None
+    if config.scheduler is not None:
+        name, kwargs = parse_scheduler(config.scheduler)
+        if name == "cosine":
+            kwargs.setdefault("T_max", max(1, config.epochs - config.warmup))
+        try:
+            after = getattr(optim, SCHEDULERS[name])(optimizer, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise CLIError(f"--scheduler {config.scheduler}: {error}") from None
+    if config.warmup:
+        return optim.LinearWarmup(optimizer, config.warmup, after=after)
+    return after
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +447,14 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a size
 
 
+def _is_number(value) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _optional(test):
+    return lambda v: v is None or test(v)
+
+
 # What each setting may be when read from a file: (test, what the message says is expected).
 _SETTING_TYPES = {
     "dataset": (lambda v: isinstance(v, str), "a dataset name"),
@@ -277,17 +462,30 @@ _SETTING_TYPES = {
     "epochs": (_is_int, "an integer"),
     "batch_size": (_is_int, "an integer"),
     "optimizer": (lambda v: isinstance(v, str), "an optimizer name"),
-    "lr": (lambda v: v is None or _is_int(v) or isinstance(v, float), "a number or null"),
+    "lr": (_optional(_is_number), "a number or null"),
     "seed": (_is_int, "an integer"),
     "hidden": (lambda v: isinstance(v, (list, tuple)) and all(_is_int(h) for h in v),
                "a list of integers"),
-    "data_dir": (lambda v: v is None or isinstance(v, str), "a path or null"),
+    "data_dir": (_optional(lambda v: isinstance(v, str)), "a path or null"),
     "download": (lambda v: isinstance(v, bool), "true or false"),
+    "weight_decay": (_is_number, "a number"),
+    "clip": (_optional(_is_number), "a number or null"),
+    "scheduler": (_optional(lambda v: isinstance(v, str)), "a scheduler such as "
+                                                           "'step:step_size=10' or null"),
+    "warmup": (_is_int, "an integer"),
+    "early_stopping": (_optional(_is_int), "an integer (patience) or null"),
+    "monitor": (_optional(lambda v: isinstance(v, str)), "a column name or null"),
+    "val_split": (_is_number, "a fraction"),
+    "save_best": (lambda v: isinstance(v, bool), "true or false"),
+    "checkpoint_every": (_optional(_is_int), "an integer (batches) or null"),
+    "tensorboard": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 
 @dataclass
 class TrainConfig:
+    """Every setting of ``zerograd train``; a run saves it, ``--config`` reads it back."""
+
     dataset: str = "digits"
     model: str = "mlp"
     epochs: int = 30
@@ -298,12 +496,19 @@ class TrainConfig:
     hidden: tuple[int, ...] = (100,)
     data_dir: str | None = None
     download: bool = False
+    weight_decay: float = 0.0
+    clip: float | None = None
+    scheduler: str | None = None
+    warmup: int = 0
+    early_stopping: int | None = None
+    monitor: str | None = None
+    val_split: float = 0.0
+    save_best: bool = False
+    checkpoint_every: int | None = None
+    tensorboard: bool = False
 
     def check(self) -> TrainConfig:
-        if self.dataset not in DATASETS:
-            raise CLIError(f"unknown dataset {self.dataset!r}; choose from {sorted(DATASETS)}")
-        if self.model not in MODELS:
-            raise CLIError(f"unknown model {self.model!r}; choose from {sorted(MODELS)}")
+        dataset, model = dataset_entry(self.dataset), model_entry(self.model)
         if self.optimizer not in OPTIMIZERS:
             raise CLIError(f"unknown optimizer {self.optimizer!r}; choose from "
                            f"{sorted(OPTIMIZERS)}")
@@ -314,39 +519,88 @@ class TrainConfig:
             raise CLIError(f"--lr must be positive, got {self.lr}")
         if not 0 <= self.seed < 2**32:  # what NumPy's seed accepts
             raise CLIError(f"--seed must lie in [0, 2**32), got {self.seed}")
-        if MODELS[self.model].needs_images and DATASETS[self.dataset].spec.image_shape is None:
+        if model.needs_images and dataset.spec is not None and dataset.spec.image_shape is None:
             raise CLIError(f"--model {self.model} needs image data; {self.dataset} has none")
         self.hidden = tuple(int(h) for h in self.hidden)
         if not self.hidden or min(self.hidden) < 1:
             raise CLIError(f"--hidden must list positive layer sizes, got {self.hidden}")
+        if self.weight_decay < 0:
+            raise CLIError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.clip is not None and not self.clip > 0:
+            raise CLIError(f"--clip must be positive, got {self.clip}")
+        if self.scheduler is not None:
+            parse_scheduler(self.scheduler)
+        if self.warmup < 0:
+            raise CLIError(f"--warmup must be >= 0 epochs, got {self.warmup}")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise CLIError(f"--early-stopping must be a patience >= 1, got "
+                           f"{self.early_stopping}")
+        if not 0 <= self.val_split < 1:
+            raise CLIError(f"--val-split must lie in [0, 1), got {self.val_split}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise CLIError(f"--checkpoint-every must be a positive number of batches, got "
+                           f"{self.checkpoint_every}")
         return self
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
 
     @classmethod
-    def from_json(cls, values: dict, source: str = "the settings") -> TrainConfig:
-        """Settings read from a file (``source`` names it in errors); unknown keys are ignored,
-        missing ones take their defaults, and a value of the wrong type is a CLIError."""
+    def from_json(cls, values: dict, source: str = "the settings",
+                  strict: bool = False) -> TrainConfig:
+        """Settings read from a file (``source`` names it in errors). Missing keys take their
+        defaults; unknown keys are ignored (a checkpoint of another version), or with
+        ``strict`` an error (a --config file: a typo must not pass silently); a value of the
+        wrong type is a CLIError."""
         if not isinstance(values, dict):
             raise CLIError(f"{source}: the settings are a {type(values).__name__}, expected a "
                            f"JSON object of settings")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if strict and unknown:
+            raise CLIError(f"{source}: unknown setting(s) {unknown}; the settings are {names}")
         kwargs = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in values:
+        for name in names:
+            if name not in values:
                 continue
-            value = values[f.name]
-            fits, expected = _SETTING_TYPES[f.name]
+            value = values[name]
+            fits, expected = _SETTING_TYPES[name]
             if not fits(value):
-                raise CLIError(f"{source}: setting {f.name!r} is {value!r}, expected "
-                               f"{expected}")
-            kwargs[f.name] = tuple(value) if f.name == "hidden" else value
+                raise CLIError(f"{source}: setting {name!r} is {value!r}, expected {expected}")
+            kwargs[name] = tuple(value) if name == "hidden" else value
         return cls(**kwargs)
 
     def describe(self) -> str:
         """The model-defining settings as command-line flags, for messages."""
         return (f"--model {self.model} --hidden {','.join(map(str, self.hidden))} "
                 f"--dataset {self.dataset}")
+
+
+def read_config_file(path: str) -> dict:
+    """The settings in a ``--config`` file: a JSON or YAML object of settings, or a run's
+    ``metrics.json`` (its ``config``), so a run's saved configuration passes back as it is."""
+    if not os.path.isfile(path):
+        raise CLIError(f"--config: no such file: {path}")
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise CLIError(f"--config {path}: YAML needs PyYAML: pip install pyyaml (or "
+                           f"pip install 'zerograd[yaml]'); or give the settings as JSON") \
+                from None
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = yaml.safe_load(f)
+        except yaml.YAMLError as error:
+            raise CLIError(f"--config {path}: not valid YAML: {error}") from None
+    else:
+        values = load_json(path)  # CorruptFileError names the file
+    if isinstance(values, dict) and "config" in values and "history" in values:
+        values = values["config"]  # a run's metrics.json
+    if not isinstance(values, dict):
+        raise CLIError(f"--config {path}: holds a {type(values).__name__}, expected an object "
+                       f"of settings")
+    return values
 
 
 @dataclass
@@ -360,8 +614,11 @@ class Run:
     loader: DataLoader
     model: zerograd.Model
     optimizer: object
+    val_set: object = None
+    callbacks: list = field(default_factory=list)
     epoch: int = 0
     history: list = field(default_factory=list)
+    trainer: Trainer | None = None
 
 
 def _check_requirements(name: str, entry: DatasetEntry) -> None:
@@ -376,383 +633,132 @@ def _check_requirements(name: str, entry: DatasetEntry) -> None:
                 f"--dataset spiral and --dataset sincurve work with NumPy alone") from error
 
 
+def infer_spec(dataset, name: str) -> DataSpec:
+    """A user dataset's task, outputs and image shape, read from its examples: integer
+    labels are classes (as many as the largest label + 1), float targets are regression."""
+    if len(dataset) == 0:
+        raise CLIError(f"--dataset {name}: the training set is empty")
+    x, t = dataset[0]
+    x, t = np.asarray(x), None if t is None else np.asarray(t)
+    if t is None:
+        raise CLIError(f"--dataset {name}: the examples have no labels (t is None); "
+                       f"training needs (x, t) pairs")
+    image_shape = tuple(int(n) for n in x.shape) if x.ndim == 3 else None
+    if t.dtype.kind in "iub":
+        labels = getattr(dataset, "label", None)
+        if labels is None:
+            labels = [int(np.asarray(dataset[i][1])) for i in range(len(dataset))]
+        return DataSpec("classification", int(np.max(labels)) + 1, image_shape)
+    return DataSpec("regression", int(t.size), image_shape)
+
+
 def build_data(config: TrainConfig):
-    entry = DATASETS[config.dataset]
+    """The spec, the training set and the test set of ``config``'s dataset."""
+    entry = dataset_entry(config.dataset)
     _check_requirements(config.dataset, entry)
-    as_images = MODELS[config.model].needs_images
+    as_images = model_entry(config.model).needs_images
     try:
-        train_set, test_set = entry.build(DataRequest(config.data_dir, as_images,
-                                                      config.download))
+        built = entry.build(DataRequest(config.data_dir, as_images, config.download))
     except (FileNotFoundError, ImportError, OSError) as error:
         raise CLIError(str(error)) from error
-    return entry.spec, train_set, test_set
+    if not (isinstance(built, tuple) and len(built) in (2, 3)):
+        raise CLIError(f"--dataset {config.dataset}: the factory returned "
+                       f"{type(built).__name__}, expected (train, test) or (train, test, spec)")
+    train_set, test_set = built[0], built[1]
+    spec = built[2] if len(built) == 3 else entry.spec
+    if spec is None:
+        spec = infer_spec(train_set, config.dataset)
+    return spec, train_set, test_set
 
 
-def build_run(config: TrainConfig) -> Run:
-    """Seeds, then builds data, loader, model and optimizer in a fixed order."""
+def split_validation(train_set, fraction: float, seed: int):
+    """(train, validation) Subsets: a ``fraction`` of the examples held out, chosen by a
+    generator of its own seeded with ``seed`` (the global random state is left alone)."""
+    from zerograd.data.dataset import Subset
+
+    n = len(train_set)
+    n_val = int(round(fraction * n))
+    if not 0 < n_val < n:
+        raise CLIError(f"--val-split {fraction} of {n} training examples leaves "
+                       f"{n_val} for validation and {n - n_val} for training; both need some")
+    order = np.random.RandomState(seed).permutation(n)
+    return Subset(train_set, np.sort(order[n_val:])), Subset(train_set, np.sort(order[:n_val]))
+
+
+def build_callbacks(config: TrainConfig, optimizer, out: str | None) -> list:
+    callbacks = []
+    scheduler = make_scheduler(config, optimizer)
+    if scheduler is not None:
+        callbacks.append(LearningRateScheduler(scheduler))
+    if config.clip is not None:
+        callbacks.append(GradientClipping(config.clip))
+    if config.early_stopping is not None:
+        callbacks.append(EarlyStopping(config.monitor, patience=config.early_stopping))
+    if config.save_best:
+        callbacks.append(ModelCheckpoint(monitor=config.monitor))
+    if config.tensorboard and out is not None:
+        callbacks.append(TensorBoard(os.path.join(out, "tensorboard")))
+    return callbacks
+
+
+def build_run(config: TrainConfig, out: str | None = None) -> Run:
+    """Seeds, then builds data, loader, model, optimizer and callbacks in a fixed order."""
     random_state.seed(config.seed)
     spec, train_set, test_set = build_data(config)
+    val_set = None
+    if config.val_split:
+        train_set, val_set = split_validation(train_set, config.val_split, config.seed)
     loader = DataLoader(train_set, config.batch_size, shuffle=True)
-    model = MODELS[config.model].build(spec, config)
-    optimizer = make_optimizer(config.optimizer, config.lr).setup(model)
-    return Run(config, spec, train_set, test_set, loader, model, optimizer)
+    model = model_entry(config.model).build(spec, config)
+    optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay).setup(model)
+    callbacks = build_callbacks(config, optimizer, out)
+    return Run(config, spec, train_set, test_set, loader, model, optimizer, val_set, callbacks)
 
 
-# ---------------------------------------------------------------------------------------------
-# Training and evaluation
-# ---------------------------------------------------------------------------------------------
-def _loss_and_correct(spec: DataSpec, y, t):
+def _task_loss(spec: DataSpec):
     if spec.task == "classification":
-        loss = F.softmax_cross_entropy(y, t)
-        correct = int((y.data.argmax(axis=1) == t).sum())
-        return loss, correct
-    return F.mean_squared_error(y, t), None
+        return F.softmax_cross_entropy, ("accuracy",)
+    return F.mean_squared_error, ()
 
 
 def evaluate(model, dataset, spec: DataSpec) -> dict:
     """Mean loss (and accuracy for classification) over ``dataset``, without a graph."""
-    loader = DataLoader(dataset, EVAL_BATCH_SIZE, shuffle=False)
-    total_loss, total_correct, count = 0.0, 0, 0
-    model.eval()
-    try:
-        with zerograd.no_grad(), zerograd.test_mode():
-            for x, t in loader:
-                loss, correct = _loss_and_correct(spec, model(x), t)
-                total_loss += float(loss.data) * len(x)
-                total_correct += correct or 0
-                count += len(x)
-    finally:
-        model.train()
-    result = {"loss": total_loss / count}
-    if spec.task == "classification":
-        result["accuracy"] = total_correct / count
-    return result
+    from zerograd.training.trainer import evaluate as evaluate_loader
 
-
-class _PlainProgress:
-    """A minimal progress bar on stderr for when tqdm is not installed."""
-
-    def __init__(self, iterable: Iterable, total: int, desc: str):
-        self.iterable, self.total, self.desc = iterable, total, desc
-
-    def __iter__(self):
-        width = 30
-        for i, item in enumerate(self.iterable, 1):
-            yield item
-            done = width * i // self.total
-            sys.stderr.write(f"\r{self.desc} [{'#' * done}{'.' * (width - done)}] "
-                             f"{i}/{self.total}")
-            sys.stderr.flush()
-        sys.stderr.write("\r" + " " * (len(self.desc) + width + 16) + "\r")
-
-
-def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _PlainProgress(iterable, total, desc) if sys.stderr.isatty() else iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="batch", disable=None)
-
-
-def train_epoch(run: Run, progress: bool = True) -> dict:
-    """One pass over the training set; returns the mean loss and the running accuracy."""
-    spec, model, optimizer = run.spec, run.model, run.optimizer
-    total_loss, total_correct, count = 0.0, 0, 0
-    desc = f"epoch {run.epoch + 1}/{run.config.epochs}"
-    for x, t in _progress(run.loader, run.loader.max_iter, desc, progress):
-        loss, correct = _loss_and_correct(spec, model(x), t)
-        model.cleargrads()
-        loss.backward()
-        optimizer.update()
-        total_loss += float(loss.data) * len(x)
-        total_correct += correct or 0
-        count += len(x)
-    result = {"loss": total_loss / count}
-    if spec.task == "classification":
-        result["accuracy"] = total_correct / count
-    return result
-
-
-def format_seconds(seconds: float) -> str:
-    """Three significant digits, in ms under a second: '0.52 ms', '48.1 ms', '1.23 s', '125 s'."""
-    value, unit = (seconds * 1e3, "ms") if seconds < 1 else (seconds, "s")
-    decimals = 0 if value >= 100 else 1 if value >= 10 else 2
-    return f"{value:.{decimals}f} {unit}"
-
-
-def _format_epoch(record: dict, epochs: int) -> str:
-    text = f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}  loss {record['loss']:.4f}"
-    if "accuracy" in record:
-        text += f"  train acc {record['accuracy']:.4f}"
-    text += f"  test loss {record['test_loss']:.4f}"
-    if "test_accuracy" in record:
-        text += f"  test acc {record['test_accuracy']:.4f}"
-    return text + f"  ({format_seconds(record['seconds'])})"
+    loss, metrics = _task_loss(spec)
+    return evaluate_loader(model, DataLoader(dataset, EVAL_BATCH_SIZE, shuffle=False), loss,
+                           metrics)
 
 
 # ---------------------------------------------------------------------------------------------
-# The run directory: one commit point (the checkpoint), files derived from it
+# Training, resuming, evaluating: the loop's run directory in the command line's words
 # ---------------------------------------------------------------------------------------------
-def checkpoint_state(run: Run) -> dict:
-    """What ``checkpoint.npz`` holds. Before the first epoch the settings are the whole run:
-    ``build_run`` rebuilds that state exactly from the seed."""
-    state = {"format": CHECKPOINT_FORMAT, "config": run.config.to_json(), "epoch": run.epoch,
-             "history": run.history}
-    if run.epoch > 0:
-        state.update(model=run.model.state_dict(), optimizer=run.optimizer.state_dict(),
-                     rng=random_state.get_state(), loader=run.loader.state_dict())
-    return state
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def write_metrics_csv(path: str, history: list) -> None:
-    """One row per epoch; the columns are those of the records (no accuracy for regression)."""
-    columns = list(history[0]) if history else ["epoch", "loss", "test_loss", "seconds"]
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    with atomic_write(path, "w") as f:
-        f.write(text.getvalue())
-
-
-def write_outputs(out: str, state: dict, curves: bool) -> list[str]:
-    """Rewrites every derived file of ``out`` from the checkpoint ``state``; returns their names.
-
-    Each file is written atomically and ``metrics.json`` last. What the state has nothing for
-    is removed rather than left stale: weights and optimizer state before the first epoch,
-    curves before the first epoch or without matplotlib. With ``curves=False`` an existing
-    ``curves.png`` of the run is left as it is (it is redrawn at the end, at an interrupt and
-    on resume, not after every epoch: drawing costs more than a small epoch).
-    """
-    config = TrainConfig.from_json(state["config"])
-    epoch, history = state["epoch"], state["history"]
-    paths = {name: os.path.join(out, name) for name in DERIVED}
-    if epoch > 0:
-        save_npz(paths[WEIGHTS], state["model"])  # what Layer.save_weights writes
-        save_state(paths[OPTIMIZER], state["optimizer"])
-    else:
-        _remove(paths[WEIGHTS])
-        _remove(paths[OPTIMIZER])
-    write_metrics_csv(paths[METRICS_CSV], history)
-    if epoch == 0 or (curves and plot_curves(history, paths[CURVES]) is None):
-        _remove(paths[CURVES])
-    save_json(paths[METRICS], {
-        "config": state["config"], "task": DATASETS[config.dataset].spec.task,
-        "epochs_done": epoch, "finished": epoch >= config.epochs, "history": history,
-    })
-    return [name for name in DERIVED if os.path.exists(paths[name])]
-
-
-def commit(run: Run, out: str, curves: bool = False) -> list[str]:
-    """Saves the run: the checkpoint (the commit point), then the files derived from it."""
-    state = checkpoint_state(run)
-    save_state(os.path.join(out, CHECKPOINT), state)
-    return write_outputs(out, state, curves)
-
-
-def outputs_match(out: str, state: dict) -> bool:
-    """Whether the derived files describe the checkpoint ``state``.
-
-    ``metrics.json`` is written last, so its ``epochs_done`` equal to the checkpoint's epoch
-    vouches for the files written before it.
-    """
-    try:
-        metrics = load_json(os.path.join(out, METRICS))
-    except (OSError, ZerogradError):
-        return False
-    if not isinstance(metrics, dict) or metrics.get("epochs_done") != state["epoch"]:
-        return False
-    return state["epoch"] == 0 or all(os.path.exists(os.path.join(out, name))
-                                      for name in (WEIGHTS, OPTIMIZER))
-
-
-def _bad_checkpoint(path: str, problem: str) -> CLIError:
-    return CLIError(f"{path}: not a usable zerograd checkpoint: {problem} (the file is corrupt, "
-                    f"was edited, or was written by another program)")
-
-
-def _check_arrays(arrays: dict, path: str, what: str) -> None:
-    """Weights must be numeric arrays: a crafted file may hold text, which NumPy loads."""
-    for key, value in arrays.items():
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
-            kind = getattr(value, "dtype", type(value).__name__)
-            raise CLIError(f"{path}: {what} entry {key!r} is {kind}, expected a numeric array")
-
-
-def check_checkpoint(state, path: str) -> TrainConfig:
-    """Checks the structure of a loaded checkpoint; returns its settings."""
-    if not isinstance(state, dict):
-        raise _bad_checkpoint(path, f"it holds a {type(state).__name__}, not a dict")
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise _bad_checkpoint(path, f"format {state.get('format')!r}, expected "
-                                    f"{CHECKPOINT_FORMAT}")
-    config = TrainConfig.from_json(state.get("config"), source=path)
-    try:
-        config.check()
-    except CLIError as error:
-        raise CLIError(f"{path}: {error}") from None
-    epoch, history = state.get("epoch"), state.get("history")
-    if not _is_int(epoch) or epoch < 0:
-        raise _bad_checkpoint(path, f"epoch is {epoch!r}, expected a count of epochs")
-    if not isinstance(history, list):
-        raise _bad_checkpoint(path, f"the history is a {type(history).__name__}, expected a "
-                                    f"list of records")
-    if len(history) != epoch:
-        raise _bad_checkpoint(path, f"the history has {len(history)} records for {epoch} "
-                                    f"epochs")
-    for i, record in enumerate(history, 1):
-        if not _is_record(record, i, history[0]):
-            raise _bad_checkpoint(path, f"history record {i} is {record!r}")
-    if epoch > 0:
-        for key in ("model", "optimizer", "rng", "loader"):
-            if not isinstance(state.get(key), dict):
-                raise _bad_checkpoint(path, f"no {key!r} state after {epoch} epochs")
-        _check_arrays(state["model"], path, "the weights")
-    return config
-
-
-def _is_record(record, epoch: int, first) -> bool:
-    """Whether ``record`` is epoch ``epoch``'s: numbers only, and the same columns as the
-    first record (the CSV and the curves take their columns from it)."""
-    return (isinstance(record, dict) and record.get("epoch") == epoch
-            and {"epoch", "loss", "test_loss", "seconds"} <= set(record)
-            and set(record) == set(first)
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                    for v in record.values()))
-
-
 def load_checkpoint(out: str) -> tuple[dict, TrainConfig]:
     """The checkpoint of the run in ``out`` and its settings; CLIError when unusable."""
     path = os.path.join(out, CHECKPOINT)
-    if not os.path.exists(path):
+    try:
+        state = rundir.load_checkpoint(out)  # a CorruptFileError names the file too
+    except CheckpointError as error:
+        raise CLIError(str(error)) from error
+    if state is None:
         raise CLIError(f"--resume: no checkpoint at {path}; start the run without --resume")
-    state = load_state(path)  # CorruptFileError (a ZerogradError) names the file
-    return state, check_checkpoint(state, path)
+    return state, checked_config(state.get("config"), path)
 
 
-def load_weights_into(model, arrays: dict, source: str, config: TrainConfig, hint: str) -> None:
-    """``model.load_state_dict(arrays)`` with errors that name ``source`` and the CLI's flags."""
+def checked_config(values, path: str) -> TrainConfig:
+    config = TrainConfig.from_json(values, source=path)
     try:
-        model.load_state_dict(arrays, source=source)
-    except StateDictError:
-        keys = [key for key, _ in model.named_params()] + [k for k, _ in model.named_buffers()]
-        missing = [key for key in keys if key not in arrays]
-        unexpected = [key for key in arrays if key not in set(keys)]
-        parts = ([f"the model has {missing} that the file lacks"] if missing else []) + \
-                ([f"the file has {unexpected} that the model lacks"] if unexpected else [])
-        raise CLIError(f"{source} does not fit {config.describe()}: {'; '.join(parts)}. "
-                       f"{hint}") from None
-    except ShapeError as error:
-        raise CLIError(f"{source} does not fit {config.describe()}: {error}. {hint}") from None
+        return config.check()
+    except CLIError as error:
+        raise CLIError(f"{path}: {error}") from None
 
 
-def check_fits(model, dataset, source: str, config: TrainConfig) -> None:
-    """One forward pass on two examples, so that weights whose shapes only the data can check
-    (lazily sized layers take a stored array as it is) fail here, naming their file."""
-    x, _ = next(iter(DataLoader(dataset, 2, shuffle=False)))
+def _describe_run(state: dict) -> str:
     try:
-        with zerograd.no_grad(), zerograd.test_mode():
-            model(x)
-    except ShapeError as error:
-        raise CLIError(f"{source} does not fit {config.describe()}: {error}") from None
-
-
-def restore(run: Run, state: dict, source: str = CHECKPOINT) -> None:
-    """Puts a freshly built run into the checkpointed state (random state last).
-
-    Before the first epoch there is nothing to restore: the fresh run is that state.
-    """
-    run.epoch = state["epoch"]
-    run.history = list(state["history"])
-    if run.epoch == 0:
-        return
-    hint = "The checkpoint does not belong to the settings it records"
-    load_weights_into(run.model, state["model"], source, run.config, hint)
-    check_fits(run.model, run.train_set, source, run.config)
-    try:
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.loader.load_state_dict(state["loader"])
-        random_state.set_state(state["rng"])
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
-        # Where file contents meet code that trusts them: a crafted state must not surface
-        # as a traceback from deep inside the optimizer.
-        raise _bad_checkpoint(source, f"cannot restore the run ({type(error).__name__}: "
-                                      f"{error})") from None
-    # Any order of the right length loads; only a permutation trains on every example once.
-    loader = run.loader
-    if not np.array_equal(np.sort(np.asarray(loader.index)), np.arange(loader.data_size)) or \
-            not 0 <= loader.iteration <= loader.max_iter:
-        raise _bad_checkpoint(source, f"the loader's order is not a permutation of the "
-                                      f"{loader.data_size} training examples")
-
-
-def _existing_run(out: str) -> str | None:
-    """What run ``out`` already holds, in words, or None when it holds none."""
-    present = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
-    if not present:
-        return None
-    if CHECKPOINT in present:
-        try:
-            state, config = load_checkpoint(out)
-        except (CLIError, ZerogradError):
-            return f"an unreadable {CHECKPOINT}"
-        return (f"{config.model} on {config.dataset}, {state['epoch']} of {config.epochs} "
-                f"epochs")
-    return ", ".join(present)
-
-
-def draw_curves(history: list):
-    """A matplotlib Figure of loss (and accuracy) per epoch; None when matplotlib is missing.
-
-    Epochs are whole numbers, so are the ticks; the loss axis is logarithmic when the loss
-    spans a decade or more, where a linear axis would flatten everything after the drop.
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return None
-
-    epochs = [r["epoch"] for r in history]
-    has_accuracy = "accuracy" in history[0]
-    figure = Figure(figsize=(10 if has_accuracy else 5, 4))
-    FigureCanvasAgg(figure)  # attaches a non-interactive canvas: no display needed
-    axes = figure.subplots(1, 2 if has_accuracy else 1, squeeze=False)[0]
-    losses = [r["loss"] for r in history] + [r["test_loss"] for r in history]
-    axes[0].plot(epochs, [r["loss"] for r in history], marker="o", label="train")
-    axes[0].plot(epochs, [r["test_loss"] for r in history], marker="o", label="test")
-    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
-    if min(losses) > 0 and max(losses) >= 10 * min(losses):
-        axes[0].set_yscale("log")
-    if has_accuracy:
-        axes[1].plot(epochs, [r["accuracy"] for r in history], marker="o", label="train")
-        axes[1].plot(epochs, [r["test_accuracy"] for r in history], marker="o", label="test")
-        axes[1].set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in axes:
-        # min_n_ticks=1: with one or two epochs, fewer ticks rather than fractional ones.
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.tight_layout()
-    return figure
-
-
-def plot_curves(history: list, path: str) -> str | None:
-    """``draw_curves`` saved as a PNG at ``path``; returns None when matplotlib is missing."""
-    figure = draw_curves(history)
-    if figure is None:
-        return None
-    with atomic_write(path, "wb") as f:
-        figure.savefig(f, format="png", dpi=100)
-    return path
+        config = TrainConfig.from_json(state.get("config"))
+    except CLIError:
+        return f"{state['epoch']} epochs"
+    return f"{config.model} on {config.dataset}, {state['epoch']} of {config.epochs} epochs"
 
 
 def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
@@ -765,43 +771,16 @@ def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
                 f"{f.name}={getattr(saved, f.name)!r}")
 
 
-def _repair(out: str, state: dict, log, always: bool, curves: bool = True) -> None:
-    """Rewrites the derived files from the checkpoint: ``always`` (on resume), or when they
-    are behind it. Either way the temporary files of killed saves go first. ``curves=False``
-    when training goes on, which redraws them at its end."""
-    removed = remove_stale_temp_files(out)
-    if removed:
-        log(f"note: removed {len(removed)} temporary file(s) of interrupted saves from {out}")
-    behind = not outputs_match(out, state)
-    if behind:
-        log(f"note: the files in {out} were behind {CHECKPOINT} (epoch {state['epoch']}), "
-            f"from a save that was interrupted; rewriting them from it")
-    if behind or always:
-        write_outputs(out, state, curves=curves)
-
-
-def _finish_interrupted(out: str, log) -> None:
-    """After Ctrl-C or SIGTERM: rewrites every derived file, curves included, from the
-    checkpoint on disk. That is the last committed epoch whatever instant the interrupt came
-    at (the one in memory may be an epoch ahead when it came during a save)."""
-    if not os.path.exists(os.path.join(out, CHECKPOINT)):
-        return
-    state, _ = load_checkpoint(out)
-    write_outputs(out, state, curves=True)
-    log(f"interrupted: {state['epoch']} completed epoch(s) saved in {out}, with their "
-        f"metrics and curves")
-
-
 def train(config: TrainConfig | None, out: str, resume: bool = False, progress: bool = True,
           epochs: int | None = None, log: Callable[[str], None] = print,
-          overwrite: bool = False) -> Run:
-    """Trains a run (or resumes the one in ``out``) and writes its outputs into ``out``.
+          overwrite: bool = False, quiet: bool = False, distributed=None) -> Run:
+    """Trains a run (or resumes the one in ``out``) with ``training.fit``; returns the Run.
 
     When resuming, the checkpoint's settings are used (a note names any setting of ``config``
     that differs from the default and from the run's), with the total number of epochs set
     to ``epochs`` when given. A new run refuses an ``out`` that holds a run unless
-    ``overwrite``. Returns the Run; KeyboardInterrupt and Terminated propagate after the
-    outputs of the completed epochs are written.
+    ``overwrite``. KeyboardInterrupt and Terminated propagate after the files of the last
+    commit are written. ``distributed`` is passed to ``fit`` (see there).
     """
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
@@ -821,46 +800,36 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
         config.epochs = epochs
     config.check()
     if state is None and not overwrite:
-        existing = _existing_run(out)
+        existing = rundir.existing_run(out, _describe_run)
         if existing is not None:
             raise CLIError(f"--out {out} already holds a run ({existing}); add --resume to "
                            f"continue it, --overwrite to replace it, or choose another --out")
-    run = build_run(config)  # before anything is written: a failure here changes nothing
-    os.makedirs(out, exist_ok=True)
-    try:
-        if state is None:
-            remove_stale_temp_files(out)  # of a killed run that left no checkpoint
-            commit(run, out)  # epoch 0: from here on the run exists (and replaces an old one)
-        else:
-            restore(run, state, os.path.join(out, CHECKPOINT))
-            log(f"resuming {out} after epoch {run.epoch}")
-            _repair(out, state, log, always=True, curves=run.epoch >= config.epochs)
+    run = build_run(config, out)  # before anything is written: a failure here changes nothing
+    loss, metrics = _task_loss(run.spec)
+    evaluated = run.val_set if run.val_set is not None else run.test_set
+    if not quiet:
         log(f"training {config.model} on {config.dataset}: {len(run.train_set)} train / "
-            f"{len(run.test_set)} test examples, {config.epochs} epochs, batch size "
+            + (f"{len(run.val_set)} validation / " if run.val_set is not None else "")
+            + f"{len(run.test_set)} test examples, {config.epochs} epochs, batch size "
             f"{config.batch_size}, {config.optimizer}"
             + (f" (lr {config.lr})" if config.lr is not None else ""))
-        if run.epoch >= config.epochs:
-            log(f"nothing to do: the run is finished, with {run.epoch} of {config.epochs} "
-                f"epochs, and its files are consistent (raise --epochs to continue it)")
-            return run
-        while run.epoch < config.epochs:
-            start = time.perf_counter()
-            train_metrics = train_epoch(run, progress)
-            test_metrics = evaluate(run.model, run.test_set, run.spec)
-            run.epoch += 1
-            record = {"epoch": run.epoch, **train_metrics,
-                      **{f"test_{k}": v for k, v in test_metrics.items()},
-                      "seconds": time.perf_counter() - start}
-            run.history.append(record)
-            written = commit(run, out, curves=run.epoch == config.epochs)
-            log(_format_epoch(record, config.epochs))
-    except (KeyboardInterrupt, Terminated):
-        _finish_interrupted(out, log)
-        raise
-    if CURVES not in written:
-        log(f"note: matplotlib is not installed, so {CURVES} was not written "
-            f"(pip install matplotlib)")
-    log(f"wrote {', '.join([CHECKPOINT, *written])} to {out}")
+    try:
+        trainer = fit(run.model, run.loader, run.optimizer, loss=loss, epochs=config.epochs,
+                      val_loader=DataLoader(evaluated, EVAL_BATCH_SIZE, shuffle=False),
+                      val_name="val" if run.val_set is not None else "test", metrics=metrics,
+                      callbacks=run.callbacks, out=out, resume=resume, overwrite=overwrite,
+                      config=config.to_json(), verbose=0 if quiet else 1 if progress else 2,
+                      log=log, checkpoint_every=config.checkpoint_every,
+                      distributed=distributed)
+    except WeightsMismatchError as error:
+        raise CLIError(f"{error.path} does not fit {config.describe()}: {error.detail}. The "
+                       f"checkpoint does not belong to the settings it records") from None
+    except CheckpointError as error:
+        raise CLIError(str(error)) from error
+    run.trainer, run.epoch, run.history = trainer, trainer.epoch, trainer.history
+    if run.val_set is not None and not quiet and trainer.is_main:
+        result = evaluate(run.model, run.test_set, run.spec)
+        log("test: " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return run
 
 
@@ -879,11 +848,11 @@ def _run_settings(weights: str, log) -> tuple[dict, str]:
             # Evaluating only reads: the weights can still be judged on their own.
             log(f"note: {error}; evaluating {weights} with the settings of {METRICS}")
         else:
-            if state["epoch"] == 0:
+            if not rundir.trained(state):
                 raise CLIError(f"{directory}: the run has no completed epoch yet, so there "
                                f"are no weights to evaluate")
             try:
-                _repair(directory, state, log, always=False)
+                rundir.repair(directory, state, log, always=False)
             except OSError as error:  # a run directory we may read but not write
                 raise CLIError(f"{weights} is behind {checkpoint} (a save was interrupted) "
                                f"and could not be rewritten from it ({error}); run zerograd "
@@ -900,10 +869,14 @@ def _run_settings(weights: str, log) -> tuple[dict, str]:
     return {}, "the command line"
 
 
-def evaluate_weights(weights: str, overrides: dict, split: str = "test",
-                     log: Callable[[str], None] = print) -> dict:
-    """Rebuilds the model of a run, loads ``weights`` and evaluates it on ``split``."""
+def _weights_path(weights: str) -> str:
     weights = os.fspath(weights)
+    return os.path.join(weights, WEIGHTS) if os.path.isdir(weights) else weights
+
+
+def load_model(weights: str, overrides: dict, log: Callable[[str], None] = print,
+               load_data: bool = True):
+    """The model of a run with ``weights`` loaded: (model, config, spec, train, test)."""
     values, source = _run_settings(weights, log)
     values = {**TrainConfig.from_json(values, source).to_json(),
               **{k: v for k, v in overrides.items() if v is not None}}
@@ -913,15 +886,32 @@ def evaluate_weights(weights: str, overrides: dict, split: str = "test",
         raise CLIError(f"{error} (settings read from {source})") from None
     if not os.path.isfile(weights):
         raise CLIError(f"--weights: no such file: {weights}")
-    spec, train_set, test_set = build_data(config)
-    model = MODELS[config.model].build(spec, config)
+    entry = dataset_entry(config.dataset)
+    if load_data or entry.spec is None:
+        spec, train_set, test_set = build_data(config)
+    else:
+        spec, train_set, test_set = entry.spec, None, None
+    model = model_entry(config.model).build(spec, config)
+    arrays = load_npz(weights)
     hint = ("Give the --model and --hidden the weights were trained with (they are read from "
             "the run's checkpoint or metrics.json next to the weights when there is one)")
-    arrays = load_npz(weights)
-    _check_arrays(arrays, weights, "the weights")
-    load_weights_into(model, arrays, weights, config, hint)
+    try:
+        rundir.check_arrays(arrays, weights, "the weights")
+        load_model_state(model, arrays, weights)
+        if train_set is not None:
+            probe(model, train_set, weights)
+    except WeightsMismatchError as error:
+        raise CLIError(f"{weights} does not fit {config.describe()}: {error.detail}. "
+                       f"{hint}") from None
+    return model, config, spec, train_set, test_set
+
+
+def evaluate_weights(weights: str, overrides: dict, split: str = "test",
+                     log: Callable[[str], None] = print) -> dict:
+    """Rebuilds the model of a run, loads ``weights`` and evaluates it on ``split``."""
+    weights = _weights_path(weights)
+    model, config, spec, train_set, test_set = load_model(weights, overrides, log)
     dataset = test_set if split == "test" else train_set
-    check_fits(model, dataset, weights, config)
     result = evaluate(model, dataset, spec)
     text = (f"{config.model} on {config.dataset} ({split}, {len(dataset)} examples): "
             f"loss {result['loss']:.4f}")
@@ -929,6 +919,72 @@ def evaluate_weights(weights: str, overrides: dict, split: str = "test",
         text += f"  accuracy {result['accuracy']:.4f}"
     log(text)
     return result
+
+
+def read_input(path: str, spec: DataSpec, needs_images: bool,
+               entry: DatasetEntry) -> np.ndarray:
+    """A batch of model inputs from a ``.npy`` file (one example or a batch, as the model
+    takes them) or an image (converted to the dataset's image shape and normalisation)."""
+    if not os.path.isfile(path):
+        raise CLIError(f"predict: no such file: {path}")
+    if path.endswith(".npy"):
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise CLIError(f"predict: {path} is not a plain .npy array ({error})") from None
+        if x.dtype.kind not in "biuf":
+            raise CLIError(f"predict: {path} holds {x.dtype} values, expected numbers")
+        example_ndim = 3 if needs_images else 1
+        if x.ndim == example_ndim:
+            x = x[np.newaxis]
+        if x.ndim != example_ndim + 1:
+            raise CLIError(f"predict: {path} has shape {x.shape}; expected one example "
+                           f"({example_ndim}-D) or a batch of them ({example_ndim + 1}-D)")
+        return x.astype(np.float32)
+    if spec.image_shape is None:
+        raise CLIError(f"predict: {path} is an image, but the run's dataset has no image "
+                       f"shape; give a .npy file of inputs")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise CLIError(f"predict: reading {path} needs Pillow: {EXTRAS_INSTALL}") from None
+    C, H, W = spec.image_shape
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if C == 1 else "RGB").resize((W, H))
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except OSError as error:
+        raise CLIError(f"predict: cannot read the image {path}: {error}") from None
+    x = pixels[np.newaxis] if C == 1 else pixels.transpose(2, 0, 1)
+    if entry.image_input is not None:
+        x = entry.image_input(x)
+    x = x.astype(np.float32)
+    return x[np.newaxis] if needs_images else x.reshape(1, -1)
+
+
+def predict_files(weights: str, inputs: Sequence[str], overrides: dict, top: int = 3,
+                  log: Callable[[str], None] = print) -> list[np.ndarray]:
+    """Predictions of a run's model for each input file; one line per example."""
+    weights = _weights_path(weights)
+    model, config, spec, _, _ = load_model(weights, overrides, log, load_data=False)
+    needs_images = model_entry(config.model).needs_images
+    entry = dataset_entry(config.dataset)
+    results = []
+    for path in inputs:
+        x = read_input(path, spec, needs_images, entry)
+        y = predict(model, x)
+        results.append(y)
+        for i, row in enumerate(y):
+            name = path if len(y) == 1 else f"{path}[{i}]"
+            if spec.task == "classification":
+                p = np.exp(row - row.max())
+                p /= p.sum()
+                best = np.argsort(-p)[:top]
+                log(f"{name}: class {best[0]}  ("
+                    + ", ".join(f"{k}: {p[k]:.3f}" for k in best) + ")")
+            else:
+                log(f"{name}: " + " ".join(f"{v:.6g}" for v in np.ravel(row)))
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -943,108 +999,180 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _name_of(registry: dict, group: str):
+    """An argparse type: a registered name, an entry point's, or package.module:factory."""
+    def check(text: str) -> str:
+        if text in registry or ":" in text or _entry_point(group, text) is not None:
+            return text
+        known = ", ".join(repr(name) for name in sorted(registry) + _entry_point_names(group))
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {known}, or "
+                                         f"give package.module:factory)")
+    return check
+
+
 def _add_debug(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a subcommand's default must not overwrite `zerograd --debug train`.
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the Python traceback of an error")
 
 
-def _add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    base = TrainConfig()
-
-    def default(name):
-        return getattr(base, name) if defaults else None
-
-    shown = " (default: %(default)s)" if defaults else ""
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default=default("dataset"),
-                        help="dataset" + shown)
-    parser.add_argument("--model", choices=sorted(MODELS), default=default("model"),
-                        help="model" + shown)
-    parser.add_argument("--hidden", type=_hidden_sizes, default=default("hidden"),
-                        help="hidden layer sizes, comma-separated (default: 100)")
-    parser.add_argument("--data-dir", default=None,
-                        help="directory holding the dataset's files (mnist)")
-    parser.add_argument("--download", action="store_true", default=None,
-                        help="download the dataset's missing files (mnist; needs the network)")
+def _add_model_flags(parser: argparse.ArgumentParser, shown: Callable[[str], str]) -> None:
+    """--dataset, --model, --hidden, --data-dir, --download. Their defaults are SUPPRESS:
+    only flags that were given reach the settings, over a --config file or a run's own."""
+    parser.add_argument("--dataset", type=_name_of(DATASETS, "zerograd.datasets"),
+                        default=argparse.SUPPRESS, metavar="NAME",
+                        help=f"{{{','.join(sorted(DATASETS))}}} or package.module:factory"
+                             + shown("dataset"))
+    parser.add_argument("--model", type=_name_of(MODELS, "zerograd.models"),
+                        default=argparse.SUPPRESS, metavar="NAME",
+                        help=f"{{{','.join(sorted(MODELS))}}} or package.module:factory"
+                             + shown("model"))
+    parser.add_argument("--hidden", type=_hidden_sizes, default=argparse.SUPPRESS,
+                        help="hidden layer sizes, comma-separated" + shown("hidden"))
+    parser.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="directory holding the dataset's files (mnist, fashion-mnist, "
+                             "cifar10)")
+    parser.add_argument("--download", action="store_const", const=True,
+                        default=argparse.SUPPRESS,
+                        help="download the dataset's missing files (mnist, cifar10; needs "
+                             "the network)")
     _add_debug(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="zerograd", description="Train and evaluate zerograd models.")
+        prog="zerograd", description="Train, evaluate and use zerograd models.")
     parser.add_argument("--version", action="version", version=f"zerograd {zerograd.__version__}")
     _add_debug(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{train,eval}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,eval,predict}")
     commands.required = True
-
     base = TrainConfig()
+
+    def shown(name):
+        value = getattr(base, name)
+        value = ",".join(map(str, value)) if isinstance(value, tuple) else value
+        return f" (default: {value})"
+
     train_parser = commands.add_parser(
         "train", help="train a model and write weights, metrics and curves",
-        description="Train a model; after every epoch, commits a checkpoint into --out and "
-                    "rewrites weights, optimizer state and metrics from it (curves.png at the "
-                    "end). --resume continues an interrupted run and repairs its files.")
-    _add_common(train_parser, defaults=True)
-    train_parser.add_argument("--epochs", type=int, default=None,
-                              help=f"total number of epochs (default: {base.epochs}; with "
-                                   f"--resume: the run's)")
-    train_parser.add_argument("--batch-size", type=int, default=base.batch_size,
-                              help="mini-batch size (default: %(default)s)")
-    train_parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=base.optimizer,
-                              help="update rule (default: %(default)s)")
-    train_parser.add_argument("--lr", type=float, default=None,
-                              help="learning rate (default: the optimizer's own)")
-    train_parser.add_argument("--seed", type=int, default=base.seed,
-                              help="random seed (default: %(default)s)")
-    train_parser.add_argument("--out", default=None,
-                              help="run directory (default: runs/<dataset>-<model>)")
-    train_parser.add_argument("--resume", action="store_true",
-                              help="continue the run in --out from its last checkpoint (its "
-                                   "saved settings are used; --epochs may raise the total)")
-    train_parser.add_argument("--overwrite", action="store_true",
-                              help="replace the run that --out already holds")
-    train_parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        description="Train a model with zerograd.training.fit; after every epoch, commits a "
+                    "checkpoint into --out and rewrites weights, optimizer state, metrics and "
+                    "curves from it. --resume continues an interrupted run and repairs its "
+                    "files. Settings: defaults, then --config FILE, then the flags given.")
+    add = train_parser.add_argument
+    _add_model_flags(train_parser, shown)
+    add("--config", default=None, metavar="FILE",
+        help="settings from a JSON or YAML file, or a run's metrics.json")
+    add("--print-config", action="store_true",
+        help="print the effective settings as JSON (a valid --config file) and exit")
+    add("--epochs", type=int, default=argparse.SUPPRESS,
+        help=f"total number of epochs (default: {base.epochs}; with --resume: the run's)")
+    add("--batch-size", type=int, default=argparse.SUPPRESS,
+        help="mini-batch size" + shown("batch_size"))
+    add("--optimizer", choices=sorted(OPTIMIZERS), default=argparse.SUPPRESS,
+        help="update rule" + shown("optimizer"))
+    add("--lr", type=float, default=argparse.SUPPRESS,
+        help="learning rate (default: the optimizer's own)")
+    add("--weight-decay", type=float, default=argparse.SUPPRESS,
+        help="weight decay: AdamW's decoupled decay, an L2 hook for the others (default: 0)")
+    add("--scheduler", default=argparse.SUPPRESS, metavar="NAME[:k=v,...]",
+        help="learning-rate schedule per epoch: step:step_size=N[,gamma=G], "
+             "multistep:milestones=A/B[,gamma=G], exponential:gamma=G, cosine[:T_max=N,"
+             "eta_min=E] (T_max defaults to the epochs after warm-up)")
+    add("--warmup", type=int, default=argparse.SUPPRESS, metavar="EPOCHS",
+        help="linear learning-rate warm-up over EPOCHS epochs, before --scheduler")
+    add("--clip", type=float, default=argparse.SUPPRESS, metavar="MAX_NORM",
+        help="clip the gradients' global norm to MAX_NORM before every update")
+    add("--early-stopping", type=int, default=argparse.SUPPRESS, metavar="PATIENCE",
+        help="stop when --monitor has not improved for PATIENCE epochs")
+    add("--monitor", default=argparse.SUPPRESS, metavar="COLUMN",
+        help="the column early stopping and --save-best watch (default: val_loss with "
+             "--val-split, else test_loss)")
+    add("--val-split", type=float, default=argparse.SUPPRESS, metavar="FRACTION",
+        help="hold out FRACTION of the training set for validation after every epoch; the "
+             "test set is then evaluated once, at the end (default: 0, validate on the test "
+             "set)")
+    add("--save-best", action="store_const", const=True, default=argparse.SUPPRESS,
+        help="also keep best.npz, the weights of the best epoch by --monitor")
+    add("--checkpoint-every", type=int, default=argparse.SUPPRESS, metavar="BATCHES",
+        help="also commit a checkpoint every BATCHES batches (resumable mid-epoch)")
+    add("--tensorboard", action="store_const", const=True, default=argparse.SUPPRESS,
+        help="log every epoch to TensorBoard event files in OUT/tensorboard (tensorboardX)")
+    add("--seed", type=int, default=argparse.SUPPRESS, help="random seed" + shown("seed"))
+    add("--out", default=None, help="run directory (default: runs/<dataset>-<model>)")
+    add("--resume", action="store_true",
+        help="continue the run in --out from its last checkpoint (its saved settings are "
+             "used; --epochs may raise the total)")
+    add("--overwrite", action="store_true", help="replace the run that --out already holds")
+    add("--no-progress", action="store_true", help="no progress bars, a line per epoch")
+    add("--quiet", action="store_true", help="print nothing but errors")
 
     eval_parser = commands.add_parser(
         "eval", help="evaluate saved weights",
         description="Evaluate weights saved by 'zerograd train'. The dataset and model are read "
                     "from the run's checkpoint (or metrics.json) next to the weights unless "
                     "given.")
-    eval_parser.add_argument("--weights", required=True, help="weights .npz to evaluate")
-    _add_common(eval_parser, defaults=False)
+    eval_parser.add_argument("--weights", required=True,
+                             help="weights .npz to evaluate (or the run directory)")
+    _add_model_flags(eval_parser, lambda name: "")
     eval_parser.add_argument("--split", choices=("test", "train"), default="test")
+
+    predict_parser = commands.add_parser(
+        "predict", help="predict with saved weights, for images or .npy files",
+        description="Print the predictions of a trained model for each input: an image "
+                    "(converted to the dataset's image size and scale) or a .npy file holding "
+                    "one example or a batch, as the model takes them.")
+    predict_parser.add_argument("inputs", nargs="+", metavar="FILE",
+                                help="images (.png, .jpg, ...) or .npy arrays")
+    predict_parser.add_argument("--weights", required=True,
+                                help="weights .npz (or the run directory)")
+    predict_parser.add_argument("--top", type=int, default=3,
+                                help="classes shown per example (default: %(default)s)")
+    _add_model_flags(predict_parser, lambda name: "")
     return parser
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+_MODEL_FLAGS = ("dataset", "model", "hidden", "data_dir", "download")
+_NOT_SETTINGS = ("command", "debug", "config", "print_config", "out", "resume", "overwrite",
+                 "no_progress", "quiet")
 
 
-@contextlib.contextmanager
-def _sigterm_raises():
-    """SIGTERM raises Terminated while the command runs, so that it ends like Ctrl-C (with
-    the curves and metrics of the completed epochs written) instead of dying mid-way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def config_from_args(args) -> TrainConfig:
+    """The settings of ``zerograd train``: defaults, then --config, then the flags given."""
+    values = {}
+    if args.config is not None:
+        values = read_config_file(args.config)
+        TrainConfig.from_json(values, source=args.config, strict=True)  # types and typos
+    given = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    if "hidden" in given:
+        given["hidden"] = list(given["hidden"])
+    return TrainConfig.from_json({**values, **given}, source=args.config or "the settings")
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def _run_command(args) -> None:
     if args.command == "train":
-        config = TrainConfig(dataset=args.dataset, model=args.model,
-                             batch_size=args.batch_size, optimizer=args.optimizer,
-                             lr=args.lr, seed=args.seed, hidden=args.hidden,
-                             data_dir=args.data_dir, download=bool(args.download))
-        train(config, args.out, resume=args.resume, progress=not args.no_progress,
-              epochs=args.epochs, overwrite=args.overwrite)
+        config = config_from_args(args)
+        if args.print_config:
+            if args.resume:
+                _, config = load_checkpoint(args.out)
+                if "epochs" in vars(args):
+                    config.epochs = args.epochs
+            print(json.dumps(config.check().to_json(), indent=2))
+            return
+        train(config, args.out,
+              resume=args.resume, progress=not args.no_progress,
+              epochs=getattr(args, "epochs", None), overwrite=args.overwrite, quiet=args.quiet,
+              log=(lambda text: None) if args.quiet else print)
     else:
-        overrides = {"dataset": args.dataset, "model": args.model, "hidden": args.hidden,
-                     "data_dir": args.data_dir, "download": args.download}
-        evaluate_weights(args.weights, overrides, split=args.split)
+        overrides = {name: getattr(args, name, None) for name in _MODEL_FLAGS}
+        if args.command == "eval":
+            evaluate_weights(args.weights, overrides, split=args.split)
+        else:
+            predict_files(args.weights, args.inputs, overrides, top=args.top)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1060,9 +1188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("zerograd: error: --resume needs --out, the directory of the run to "
                   "continue", file=sys.stderr)
             return 2
-        args.out = args.out or os.path.join("runs", f"{args.dataset}-{args.model}")
+        if args.out is None:
+            dataset = getattr(args, "dataset", None) or TrainConfig.dataset
+            model = getattr(args, "model", None) or TrainConfig.model
+            args.out = os.path.join("runs", f"{_safe_name(dataset)}-{_safe_name(model)}")
     try:
-        with _sigterm_raises():
+        with sigterm_raises():
             _run_command(args)
     except (KeyboardInterrupt, Terminated) as stop:
         cause = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
@@ -1089,7 +1220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
-    "CLIError", "DATASETS", "DataRequest", "DataSpec", "MODELS", "OPTIMIZERS", "Run",
-    "Terminated", "TrainConfig", "build_parser", "build_run", "commit", "evaluate",
-    "evaluate_weights", "main", "register_dataset", "register_model", "train", "write_outputs",
+    "CHECKPOINT", "CURVES", "CLIError", "CheckpointError", "DATASETS", "DERIVED", "DataRequest",
+    "DataSpec", "DatasetEntry", "METRICS", "METRICS_CSV", "MODELS", "ModelEntry", "OPTIMIZER",
+    "OPTIMIZERS", "RUN_FILES", "Run", "Terminated", "TrainConfig", "WEIGHTS", "build_parser",
+    "build_run", "config_from_args", "dataset_entry", "draw_curves", "evaluate",
+    "evaluate_weights", "format_seconds", "load_model", "main", "model_entry", "plot_curves",
+    "predict_files", "read_config_file", "register_dataset", "register_model", "train",
 ]
