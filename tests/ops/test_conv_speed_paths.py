@@ -9,7 +9,7 @@ import pytest
 
 import zerograd.functions as F
 from zerograd import Variable
-from zerograd.ops import conv
+from zerograd.ops import _im2col, conv
 
 
 def naive_grad_weight(x, gy, kernel, stride, pad, dilation, groups):
@@ -48,7 +48,7 @@ CASES = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_both_weight_gradient_product_orders_match_loops(case, transposed_from, dtype,
                                                           monkeypatch):
-    monkeypatch.setattr(conv, "TRANSPOSED_GRAD_ROWS", transposed_from)
+    monkeypatch.setattr(_im2col, "TRANSPOSED_GRAD_ROWS", transposed_from)
     N, C, H, OC, kernel, stride, pad, dilation, groups = case
     KH, KW = (kernel, kernel) if isinstance(kernel, int) else kernel
     rng = np.random.default_rng(7)

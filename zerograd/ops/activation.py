@@ -25,7 +25,8 @@ from zerograd.backend.array_utils import reshape_sum_backward
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError
-from zerograd.ops.elementwise import exp, minimum, normal_cdf_array, tanh
+from zerograd.ops._special import normal_cdf_array, sigmoid_array
+from zerograd.ops.elementwise import exp, minimum, tanh
 from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import reshape
 
@@ -44,23 +45,6 @@ _GELU_TANH_CUBIC = 0.044715
 # SELU's constants (Klambauer et al., 2017), the fixed point of unit mean and variance.
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _sigmoid_array(x):
-    """1 / (1 + e^-x) in four in-place passes, with full relative accuracy for x << 0.
-
-    For x < -88 (float32) / -709 (float64) e^-x overflows to inf and 1 / (1 + inf) = 0,
-    which is the correctly rounded answer down to the subnormal range, so the overflow is
-    silenced rather than avoided. (DeZero's tanh(x/2)/2 + 1/2 is overflow-free too, but it
-    rounds sigmoid(-40) = 4e-18 to 0.)
-    """
-    shape = x.shape
-    y = np.negative(_float_vector(x))  # 1-d: in-place ufuncs on 0-d input would get scalars
-    with np.errstate(over="ignore"):
-        np.exp(y, out=y)
-    y += 1
-    np.reciprocal(y, out=y)
-    return y.reshape(shape)
 
 
 def _softplus_array(x):
@@ -106,7 +90,7 @@ class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)), computed stably; dy/dx = y (1 - y) (keeps its output)."""
 
     def forward(self, x):
-        return _sigmoid_array(x)
+        return sigmoid_array(x)
 
     def backward(self, gy):
         return SigmoidGrad()(self.output, gy)
@@ -343,7 +327,7 @@ class SiLU(Function):
     """
 
     def forward(self, x):
-        self.s = _sigmoid_array(x)
+        self.s = sigmoid_array(x)
         return x * self.s
 
     def backward(self, gy):
@@ -359,7 +343,7 @@ class SiLUGrad(Function):
 
     @_on_flat_view
     def forward(self, x):
-        s = _sigmoid_array(x) if self.s is None else self.s.reshape(-1)
+        s = sigmoid_array(x) if self.s is None else self.s.reshape(-1)
         self.s = None
         y = 1 - s
         y *= x
@@ -397,7 +381,7 @@ class MishGrad(Function):
         np.tanh(t, out=t)
         y = t * t
         np.subtract(1, y, out=y)
-        y *= _sigmoid_array(x)
+        y *= sigmoid_array(x)
         y *= x
         y += t
         return y

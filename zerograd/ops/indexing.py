@@ -1,4 +1,4 @@
-"""Indexing: get_item (``x[slices]``), gather, take, scatter_add, one_hot, embed_id.
+"""Indexing: get_item (``x[slices]``), gather, take, scatter_add, one_hot, embed_id, pad.
 
 Reading with an index is a gather; its gradient is a scatter-add (repeated indices add up).
 The scatter-add runs on flat positions with one ``np.add.at`` over a 1-D array, which NumPy
@@ -14,9 +14,10 @@ from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError
+from zerograd.ops.shape import reshape
 
-__all__ = ["get_item", "gather", "take", "scatter_add", "one_hot", "embed_id",
-           "GetItem", "GetItemGrad", "Gather", "GatherGrad", "ScatterAdd"]
+__all__ = ["get_item", "gather", "take", "scatter_add", "one_hot", "embed_id", "pad",
+           "GetItem", "GetItemGrad", "Gather", "GatherGrad", "ScatterAdd", "Pad", "Crop"]
 
 
 # -- index helpers ---------------------------------------------------------------------------
@@ -317,8 +318,6 @@ class ScatterAdd(Function):
         return out
 
     def backward(self, gy):
-        from zerograd.ops.shape import reshape
-
         gx = gy if self.needs_grad(0) else None
         gu = get_item(reshape(gy, (-1,)), self.positions) if self.needs_grad(1) else None
         return gx, gu
@@ -356,8 +355,6 @@ def take(x, indices, axis: int | None = None) -> Variable:
     NumPy's ``take``: x (a..., n, b...), indices (i...) -> (a..., i..., b...). Values in
     [-n, n); repeated indices accumulate gradient.
     """
-    from zerograd.ops.shape import reshape
-
     indices = _data(indices)
     if np.isscalar(indices):
         indices = np.asarray(indices)
@@ -424,3 +421,73 @@ def embed_id(x, W) -> Variable:
                          f"{table.shape}")
     check_index_range("embed_id", ids, table.shape[0], 0, allow_negative=False)
     return get_item(W, ids)
+
+
+# -- padding: a constant border, or a gather of x's own elements ---------------------------
+class Pad(Function):
+    """y = pad(x, pad_width) with a constant; the gradient is the un-padded slice of gy."""
+
+    retain_inputs = ()  # linear in x
+    retain_outputs = ()
+
+    def __init__(self, pad_width: tuple, constant_values) -> None:
+        self.pad_width = pad_width
+        self.constant_values = constant_values
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        return xp.pad(x, self.pad_width, mode="constant", constant_values=self.constant_values)
+
+    def backward(self, gy):
+        return Crop(self.pad_width)(gy)
+
+
+class Crop(Function):
+    """y = x with ``pad_width`` = ((before, after), ...) removed from each axis: the
+    adjoint of :class:`Pad` (whose backward it is); its own backward pads with zeros."""
+
+    retain_inputs = ()  # linear
+    retain_outputs = ()
+
+    def __init__(self, pad_width: tuple) -> None:
+        self.pad_width = pad_width
+
+    def forward(self, x):
+        return x[tuple(slice(before, n - after)
+                       for (before, after), n in zip(self.pad_width, x.shape))]
+
+    def backward(self, gy):
+        return Pad(self.pad_width, 0)(gy)
+
+
+_INDEX_MAP_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+
+def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
+    """Pad x with ``pad_width`` = int | (before, after) | ((before, after), ...) per axis.
+
+    mode 'constant' fills with ``constant_values``; 'edge', 'reflect', 'symmetric' and
+    'wrap' copy elements of x (NumPy's modes), so their gradient adds the copies back.
+    x: (d0, ...) -> (d0 + before0 + after0, ...).
+    """
+    if x.ndim == 0:
+        raise ShapeError(f"pad: x is 0-d (shape ()), so it has no axis to pad "
+                         f"(pad_width {pad_width!r}); pad x.reshape(1) instead")
+    try:
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    except ValueError as e:
+        raise ShapeError(f"pad: pad_width {pad_width!r} does not fit x of shape {x.shape}; "
+                         "expected an int, (before, after) or one pair per axis") from e
+    if (widths < 0).any():
+        raise ShapeError(f"pad: pad_width must be non-negative, got {pad_width!r}")
+    widths = tuple((int(b), int(a)) for b, a in widths)
+    if mode == "constant":
+        return Pad(widths, constant_values)(x)
+    if mode not in _INDEX_MAP_MODES:
+        raise ValueError(f"pad: mode {mode!r} is not supported; use 'constant' or one of "
+                         f"{_INDEX_MAP_MODES}")
+    # Pad an array of flat indices with the same mode: it says which element of x each
+    # output element copies, so the op is a gather (and its gradient a scatter-add).
+    source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)
+    xp = get_array_module(x)
+    return get_item(reshape(x, (-1,)), xp.asarray(source))

@@ -22,11 +22,11 @@ import warnings
 
 import numpy as np
 
-from zerograd._config import Config
 from zerograd.backend import get_array_module
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
+from zerograd.ops._operands import constant
 from zerograd.ops.activation import log_softmax, sigmoid, softmax
 from zerograd.ops.elementwise import clip, exp, log
 from zerograd.ops.reduction import sum as sum_
@@ -37,7 +37,8 @@ __all__ = [
     "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy",
     "accuracy", "nll_loss", "cross_entropy", "huber_loss", "l1_loss", "kl_div",
     "cosine_similarity",
-    "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidCrossEntropy", "BinaryCrossEntropy",
+    "MeanSquaredError", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "SigmoidCrossEntropy",
+    "BinaryCrossEntropy",
     "SelectLabel", "SelectLabelGrad", "HuberLoss", "L1Loss", "KLDiv", "ClampedNorm",
     "LabelError",
 ]
@@ -171,8 +172,13 @@ def mean_squared_error_simple(x0, x1) -> Variable:
 class SoftmaxCrossEntropy(Function):
     """y = -mean_i log softmax(x)[i, t_i] for logits x (N, C) and integer labels t (N,).
 
-    dy/dx = (softmax(x) - onehot(t)) / N; the one-hot is never built (one scatter per row).
+    dy/dx = (softmax(x) - onehot(t)) / N, computed by :class:`SoftmaxCrossEntropyGrad`
+    from the exponentials this forward pass already has; the one-hot is never built.
     """
+
+    retain_inputs = (0,)
+    retain_outputs = ()
+    saved = ("exp_shifted", "row_sum")
 
     def forward(self, x, t):
         if x.ndim != 2:
@@ -198,18 +204,51 @@ class SoftmaxCrossEntropy(Function):
         return -picked.sum() / x.dtype.type(n)
 
     def backward(self, gy):
-        x = self.inputs[0]
+        stats = None if self.exp_shifted is None else (self.exp_shifted, self.row_sum)
+        return SoftmaxCrossEntropyGrad(self.t, stats)(self.inputs[0], gy), None
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """gx = (softmax(x) - onehot(t)) * gy / N from inputs (x, gy): the gradient of
+    :class:`SoftmaxCrossEntropy`.
+
+    ``stats``: (exp(x - max), its row sums) from the forward pass, or None (recomputed).
+    Backward: d/dx is softmax's own backward applied to ggx gy / N; d/dgy is
+    <ggx, softmax(x) - onehot(t)> / N; both on Variables, so every order is exact.
+    """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+    saved = ("stats",)
+
+    def __init__(self, t, stats: tuple | None = None) -> None:
+        self.t = t
+        self.stats = stats
+
+    def forward(self, x, gy):
         n = len(self.t)
-        if not Config.enable_backprop:
-            # First order only: raw arrays, softmax from the forward's saved exponentials.
-            xp = get_array_module(x.data)
-            scale = gy.data * x.dtype.type(1.0 / n)
-            gx = self.exp_shifted * (scale / self.row_sum)
-            gx[xp.arange(n), self.t] -= scale
-            return Variable(gx, requires_grad=False), None
-        # create_graph: the same formula as a graph, so that it can be differentiated again.
-        p_minus_onehot = _SubtractAtLabels(self.t)(softmax(x, axis=1))
-        return p_minus_onehot * (gy * (1.0 / n)), None
+        if self.stats is None:
+            exp_shifted = np.exp(x - x.max(axis=1, keepdims=True))
+            row_sum = exp_shifted.sum(axis=1, keepdims=True)
+        else:
+            exp_shifted, row_sum = self.stats
+            self.stats = None  # used once: the backward works from x
+        scale = gy * x.dtype.type(1.0 / n)
+        gx = exp_shifted * (scale / row_sum)
+        gx[get_array_module(x).arange(n), self.t] -= scale
+        return gx
+
+    def backward(self, ggx):
+        x, gy = self.inputs
+        n = len(self.t)
+        p = softmax(x, axis=1)
+        g_x = g_gy = None
+        if self.needs_grad(0):
+            u = ggx * (gy * (1.0 / n))
+            g_x = p * (u - sum_(p * u, axis=1, keepdims=True))
+        if self.needs_grad(1):
+            g_gy = sum_(ggx * _SubtractAtLabels(self.t)(p)) * (1.0 / n)
+        return g_x, g_gy
 
 
 def softmax_cross_entropy(x, t) -> Variable:
@@ -345,7 +384,7 @@ def accuracy(y, t) -> Variable:
             f"(y {y_data.shape}); expected one label per row"
         )
     acc = (pred.reshape(t_data.shape) == t_data).mean()
-    return Variable(get_array_module(y_data).asarray(acc), requires_grad=False)
+    return constant(get_array_module(y_data).asarray(acc))
 
 
 # -- negative log-likelihood and cross-entropy (PyTorch semantics) -----------------------
@@ -630,7 +669,7 @@ class KLDiv(Function):
         elif self.reduction == "mean":
             gy = gy * (1.0 / self.size)
         if self.log_target:
-            target = exp(p) if p.requires_grad else Variable(np.exp(p.data), requires_grad=False)
+            target = exp(p) if p.requires_grad else constant(np.exp(p.data))
         else:
             target = p
         g_log_q = -target * gy

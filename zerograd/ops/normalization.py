@@ -1,14 +1,19 @@
 """Normalization: batch_norm (DeZero's ``batch_nrom`` too), layer_norm, group_norm.
 
-All three standardise x over some axes, xhat = (x - mean) / sqrt(var + eps) with the biased
-variance, then apply a per-feature affine map gamma * xhat + beta. They share the backward
-of standardisation,
+All three standardise x over some axes, xhat = (x - mean) * s with s = 1 / sqrt(var + eps)
+and the biased variance, then apply a per-feature affine map gamma * xhat + beta.
 
-    dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps),
+Their backward follows the Grad-node protocol (Chainer's ``BatchNormalizationGrad``): the
+op's backward calls a Grad :class:`~zerograd.core.function.Function` whose ``forward`` is the
+fast raw-array kernel and whose ``backward`` is the next order, written on Variables:
 
-written once (:func:`_standardize_backward`) for raw arrays (first order, fast) and for
-Variables (``create_graph=True``, where mean and variance are rebuilt as a graph of x so
-that the second derivative is exact).
+* :class:`StandardizeGrad` (x, gy) -> gx = s * P(gy), with the projection
+  ``P(g) = g - mean(g) - xhat * mean(g * xhat)`` over the standardised axes. P is
+  symmetric, so the gradient in gy of <v, gx> is StandardizeGrad(x, v) again; the
+  gradient in x is the closed form of :func:`_standardize_grad_x`.
+* :class:`BatchNormGrad` (x, gamma, gy) -> (gx, ggamma, gbeta), built from the same pieces.
+
+Each derivative is written once; every order is exact.
 """
 
 from __future__ import annotations
@@ -18,40 +23,56 @@ import math
 import numpy as np
 
 from zerograd._config import Config
+from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError
 from zerograd.ops.shape import reshape
 
 __all__ = ["batch_norm", "batch_nrom", "layer_norm", "group_norm",
-           "BatchNorm", "Standardize", "LayerNorm", "GroupNorm"]
+           "BatchNorm", "BatchNormGrad", "Standardize", "StandardizeGrad", "LayerNorm",
+           "GroupNorm"]
 
 
 # -- shared pieces ---------------------------------------------------------------------------
+def _mean(a, axes: tuple):
+    """mean over ``axes`` with keepdims, of an array or a Variable alike."""
+    return a.sum(axis=axes, keepdims=True) * (1.0 / math.prod(a.shape[i] for i in axes))
+
+
 def _standardize_graph(x: Variable, axes: tuple, eps: float):
-    """(xhat, 1/sqrt(var + eps)) over ``axes`` (keepdims) as a graph of x."""
-    inv_m = 1.0 / math.prod(x.shape[a] for a in axes)
-    xc = x - x.sum(axis=axes, keepdims=True) * inv_m
-    var = (xc * xc).sum(axis=axes, keepdims=True) * inv_m
-    inv_std = (var + eps) ** -0.5
-    return xc * inv_std, inv_std
-
-
-def _standardize_backward(gxhat, xhat, inv_std, axes: tuple):
-    """dL/dx from dL/dxhat for xhat standardised over ``axes`` (arrays or Variables alike)."""
-    inv_m = 1.0 / math.prod(xhat.shape[a] for a in axes)
-    mean_g = gxhat.sum(axis=axes, keepdims=True) * inv_m
-    mean_gx = (gxhat * xhat).sum(axis=axes, keepdims=True) * inv_m
-    return (gxhat - mean_g - xhat * mean_gx) * inv_std
+    """(xhat, s = 1/sqrt(var + eps)) over ``axes`` (keepdims) as a graph of x."""
+    xc = x - _mean(x, axes)
+    s = (_mean(xc * xc, axes) + eps) ** -0.5
+    return xc * s, s
 
 
 def _standardize_array(x, axes: tuple, eps: float):
-    """(xhat, mean, var, inv_std) over ``axes`` for an array, statistics with keepdims."""
+    """(xhat, mean, var, s) over ``axes`` for an array, statistics with keepdims."""
     mean = x.mean(axis=axes, keepdims=True)
     xc = x - mean
     var = (xc * xc).mean(axis=axes, keepdims=True)
-    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
-    return xc * inv_std, mean, var, inv_std
+    s = 1 / np.sqrt(var + x.dtype.type(eps))
+    return xc * s, mean, var, s
+
+
+def _project(g, xhat, axes: tuple):
+    """P(g) = g - mean(g) - xhat * mean(g * xhat) over ``axes`` (arrays or Variables)."""
+    return g - _mean(g, axes) - xhat * _mean(g * xhat, axes)
+
+
+def _standardize_grad_x(xhat, s, g, v, axes: tuple):
+    """d/dx <v, s P(g)>, the gradient in x of StandardizeGrad's output against ``v``.
+
+    With a = mean(g xhat), b = mean(v xhat) (bars for means over ``axes``), from
+    ds/dx = -s^2 xhat / m and dxhat/dx = s P:
+    -s^2 [xhat (mean(v g) - v_bar g_bar - 3 a b) + b (g - g_bar) + a (v - v_bar)].
+    """
+    g_bar, v_bar = _mean(g, axes), _mean(v, axes)
+    a, b = _mean(g * xhat, axes), _mean(v * xhat, axes)
+    inner = xhat * (_mean(v * g, axes) - v_bar * g_bar - a * b * 3) \
+        + b * (g - g_bar) + a * (v - v_bar)
+    return -(s * s) * inner
 
 
 def _check_float(op: str, x) -> None:
@@ -59,28 +80,65 @@ def _check_float(op: str, x) -> None:
         raise DTypeError(f"{op}: x must be a float array, got {x.dtype} {x.shape}")
 
 
-def _constant(a) -> Variable:
-    return Variable(a, requires_grad=False)
+class StandardizeGrad(Function):
+    """gx = s * (gy - mean(gy) - xhat * mean(gy * xhat)) over ``axes``: the gradient of
+    standardisation, from inputs (x, gy).
+
+    ``stats``: (xhat, s) of x as arrays, when the forward pass has them (saves recomputing
+    them); the backward rebuilds them as a graph of x. Backward: d/dgy is StandardizeGrad
+    again (P is symmetric), d/dx is :func:`_standardize_grad_x`.
+    """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+    saved = ("stats",)
+
+    def __init__(self, axes: tuple, eps: float, stats: tuple | None = None) -> None:
+        self.axes = tuple(axes)
+        self.eps = eps
+        self.stats = stats
+
+    def forward(self, x, gy):
+        if self.stats is None:
+            xhat, _, _, s = _standardize_array(x, self.axes, self.eps)
+        else:
+            xhat, s = self.stats
+            self.stats = None  # used once: the backward works from x
+        return _project(gy, xhat, self.axes) * s
+
+    def backward(self, ggx):
+        x, gy = self.inputs
+        g_x = g_gy = None
+        if self.needs_grad(0):
+            xhat, s = _standardize_graph(x, self.axes, self.eps)
+            g_x = _standardize_grad_x(xhat, s, gy, ggx, self.axes)
+        if self.needs_grad(1):
+            g_gy = StandardizeGrad(self.axes, self.eps)(x, ggx)
+        return g_x, g_gy
 
 
 # -- standardisation over trailing axes (layer and group norm) ------------------------------
 class Standardize(Function):
-    """y = (x - mean) / sqrt(var + eps), mean and biased var over ``axes`` (keepdims)."""
+    """y = (x - mean) / sqrt(var + eps), mean and biased var over ``axes`` (keepdims).
+
+    Backward: :class:`StandardizeGrad` (x, gy), handed this forward's xhat and s.
+    """
+
+    retain_inputs = (0,)
+    retain_outputs = (0,)
+    saved = ("s",)
 
     def __init__(self, axes: tuple, eps: float) -> None:
         self.axes = tuple(axes)
         self.eps = eps
 
     def forward(self, x):
-        xhat, _, _, self.inv_std = _standardize_array(x, self.axes, self.eps)
+        xhat, _, _, self.s = _standardize_array(x, self.axes, self.eps)
         return xhat
 
     def backward(self, gy):
-        if Config.enable_backprop:
-            xhat, inv_std = _standardize_graph(self.inputs[0], self.axes, self.eps)
-            return _standardize_backward(gy, xhat, inv_std, self.axes)
-        gx = _standardize_backward(gy.data, self.output.data, self.inv_std, self.axes)
-        return _constant(gx)
+        stats = None if self.s is None else (self.output.data, self.s)
+        return StandardizeGrad(self.axes, self.eps, stats)(self.inputs[0], gy)
 
 
 class LayerNorm(Standardize):
@@ -88,13 +146,6 @@ class LayerNorm(Standardize):
 
     def __init__(self, n_axes: int, eps: float) -> None:
         super().__init__(tuple(range(-n_axes, 0)), eps)
-
-
-class GroupNorm(Standardize):
-    """Standardisation of x (N, G, M) over its last axis: one statistic per (sample, group)."""
-
-    def __init__(self, eps: float) -> None:
-        super().__init__((2,), eps)
 
 
 def _affine(y: Variable, gamma, beta, shape: tuple) -> Variable:
@@ -145,6 +196,13 @@ def layer_norm(x, gamma=None, beta=None, eps: float = 1e-5,
     return _affine(LayerNorm(k, eps)(x), gamma, beta, normalized_shape)
 
 
+class GroupNorm(Standardize):
+    """Standardisation of x (N, G, M) over its last axis: one statistic per (sample, group)."""
+
+    def __init__(self, eps: float) -> None:
+        super().__init__((2,), eps)
+
+
 def group_norm(x, num_groups: int, gamma=None, beta=None, eps: float = 1e-5) -> Variable:
     """Group normalisation: standardise each sample over groups of channels (and space).
 
@@ -182,7 +240,14 @@ class BatchNorm(Function):
     An empty batch (m = 0) gives an empty output and leaves the running statistics
     untouched, as PyTorch does. One value per channel (m = 1) trains as in DeZero (xhat = 0,
     output beta); PyTorch refuses that in training.
+
+    Backward: with batch statistics :class:`BatchNormGrad` (x, gamma, gy); with frozen
+    statistics the map is affine in x and its gradients are written directly on Variables.
     """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+    saved = ("mu", "s")
 
     def __init__(self, mean, var, decay: float = 0.9, eps: float = 2e-5) -> None:
         self.avg_mean = mean.data if isinstance(mean, Variable) else mean
@@ -214,19 +279,19 @@ class BatchNorm(Function):
             # nan forever). PyTorch does the same (it refuses only m = 1 in training).
             # Gradients: empty for x, 0 for gamma and beta.
             mu = np.zeros(self.param_shape, x.dtype)
-            inv_std = np.ones(self.param_shape, x.dtype)
+            s = np.ones(self.param_shape, x.dtype)
             xhat = x - mu
         elif self.batch_stats:
-            xhat, mu, var, inv_std = _standardize_array(x, self.axes, self.eps)
+            xhat, mu, var, s = _standardize_array(x, self.axes, self.eps)
             if Config.train and has_running:
                 self._update_running_stats(mu, var, m)
         else:
             dtype = x.dtype
             mu = self.avg_mean.reshape(self.param_shape).astype(dtype)
-            inv_std = 1 / np.sqrt(self.avg_var.reshape(self.param_shape).astype(dtype)
-                                  + dtype.type(self.eps))
-            xhat = (x - mu) * inv_std
-        self.mu, self.inv_std = mu, inv_std
+            s = 1 / np.sqrt(self.avg_var.reshape(self.param_shape).astype(dtype)
+                            + dtype.type(self.eps))
+            xhat = (x - mu) * s
+        self.mu, self.s = mu, s
         return xhat * gamma.reshape(self.param_shape) + beta.reshape(self.param_shape)
 
     def _update_running_stats(self, mu, var, m: int) -> None:
@@ -237,51 +302,84 @@ class BatchNorm(Function):
         self.avg_var += (1 - self.decay) * unbiased * var.ravel()
 
     def backward(self, gy):
-        if not Config.enable_backprop:
-            return self._backward_arrays(gy.data)
-        # create_graph: statistics and xhat as a graph of x, for exact second derivatives.
         x, gamma, _ = self.inputs
         if self.batch_stats:
-            xhat, inv_std = _standardize_graph(x, self.axes, self.eps)
+            gx, ggamma, gbeta = BatchNormGrad(self.axes, self.eps, (self.mu, self.s))(
+                x, gamma, gy)
         else:
-            xhat, inv_std = (x - self.mu) * self.inv_std, self.inv_std
-        gx = ggamma = gbeta = None
-        if self.needs_grad(0):
-            gxhat = gy * reshape(gamma, self.param_shape)
-            if self.batch_stats:
-                gx = _standardize_backward(gxhat, xhat, inv_std, self.axes)
-            else:
-                gx = gxhat * inv_std
-        if self.needs_grad(1):
-            ggamma = (gy * xhat).sum(axis=self.axes)
-        if self.needs_grad(2):
+            # Frozen statistics: y = gamma (x - mu) s + beta, affine in x.
+            gx = gy * (reshape(gamma, self.param_shape) * self.s)
+            ggamma = (gy * ((x - self.mu) * self.s)).sum(axis=self.axes)
             gbeta = gy.sum(axis=self.axes)
-        return gx, ggamma, gbeta
+        return (gx if self.needs_grad(0) else None, ggamma if self.needs_grad(1) else None,
+                gbeta if self.needs_grad(2) else None)
 
-    def _backward_arrays(self, gy):
-        """First-order backward on raw arrays, with as few passes over x as the math allows:
-        with dxhat = gamma gy, mean(dxhat) = gamma gbeta / m and mean(dxhat xhat) =
-        gamma ggamma / m, so gx = gamma inv_std (gy - (gbeta + xhat ggamma) / m)."""
-        x, gamma, _ = self.inputs
-        xhat = (x.data - self.mu) * self.inv_std
+
+class BatchNormGrad(Function):
+    """The gradients of batch normalisation with batch statistics, from (x, gamma, gy):
+    gx = gamma * s * P(gy), ggamma = sum(gy * xhat), gbeta = sum(gy) over ``axes``.
+
+    Forward is the raw-array kernel: with P as in :class:`StandardizeGrad`,
+    mean(gamma gy) = gamma gbeta / m and mean(gamma gy xhat) = gamma ggamma / m, so
+    gx = gamma s (gy - (gbeta + xhat ggamma) / m), three passes over x. ``stats``: (mu, s)
+    of x from the forward pass (None: recomputed). Backward: each output's gradient in x,
+    gamma and gy, from StandardizeGrad and :func:`_standardize_grad_x`.
+    """
+
+    retain_inputs = (0, 1, 2)
+    retain_outputs = ()
+    saved = ("stats",)
+
+    def __init__(self, axes: tuple, eps: float, stats: tuple | None = None) -> None:
+        self.axes = tuple(axes)
+        self.eps = eps
+        self.stats = stats
+
+    def forward(self, x, gamma, gy):
+        if self.stats is None:
+            _, mu, _, s = _standardize_array(x, self.axes, self.eps)
+        else:
+            mu, s = self.stats
+            self.stats = None  # used once: the backward works from x
+        shape = s.shape
+        xhat = (x - mu) * s
         gbeta = gy.sum(axis=self.axes)
         ggamma = (gy * xhat).sum(axis=self.axes)
-        gx = None
-        if self.needs_grad(0):
-            shape = self.param_shape
-            scale = gamma.data.reshape(shape) * self.inv_std
-            if self.batch_stats:
-                inv_m = 1.0 / (x.size // x.shape[1])
-                gx = xhat
-                gx *= ggamma.reshape(shape) * inv_m
-                gx += gbeta.reshape(shape) * inv_m
-                np.subtract(gy, gx, out=gx)
-                gx *= scale
-            else:
-                gx = gy * scale
-        return (None if gx is None else _constant(gx),
-                _constant(ggamma) if self.needs_grad(1) else None,
-                _constant(gbeta) if self.needs_grad(2) else None)
+        inv_m = 1.0 / (x.size // x.shape[1])
+        gx = xhat
+        gx *= ggamma.reshape(shape) * inv_m
+        gx += gbeta.reshape(shape) * inv_m
+        np.subtract(gy, gx, out=gx)
+        gx *= gamma.reshape(shape) * s
+        return gx, ggamma, gbeta
+
+    def backward(self, ggx, gggamma, ggbeta):
+        x, gamma, gy = self.inputs
+        axes, eps = self.axes, self.eps
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        xhat, s = _standardize_graph(x, axes, eps)
+        g_x = g_gamma = g_gy = None
+
+        def add(total, term):
+            return term if total is None else total + term
+
+        if ggx is not None:  # gx = gamma s P(gy), linear in gamma and in gy
+            v = ggx * reshape(gamma, shape)
+            if self.needs_grad(0):
+                g_x = _standardize_grad_x(xhat, s, gy, v, axes)
+            if self.needs_grad(1):
+                g_gamma = (ggx * StandardizeGrad(axes, eps)(x, gy)).sum(axis=axes)
+            if self.needs_grad(2):
+                g_gy = StandardizeGrad(axes, eps)(x, v)
+        if gggamma is not None:  # ggamma = sum(gy xhat); dxhat/dx is s P, StandardizeGrad
+            w = reshape(gggamma, shape)
+            if self.needs_grad(0):
+                g_x = add(g_x, StandardizeGrad(axes, eps)(x, gy * w))
+            if self.needs_grad(2):
+                g_gy = add(g_gy, xhat * w)
+        if ggbeta is not None and self.needs_grad(2):  # gbeta = sum(gy)
+            g_gy = add(g_gy, broadcast_to(reshape(ggbeta, shape), gy.shape))
+        return g_x, g_gamma, g_gy
 
 
 def batch_norm(x, gamma, beta, mean, var, decay: float = 0.9, eps: float = 2e-5) -> Variable:

@@ -12,8 +12,9 @@ import numpy as np
 
 from zerograd.backend import get_array_module
 from zerograd.core.variable import Variable, is_array
-from zerograd.ops import arithmetic, indexing, linalg, reduction
+from zerograd.ops import arithmetic, elementwise, indexing, linalg, reduction
 from zerograd.ops import shape as shape_ops
+from zerograd.ops._operands import scalar_operand
 
 
 def _reshape(self, *shape) -> Variable:
@@ -53,17 +54,15 @@ def _rmatmul(self, other) -> Variable:
 
 
 def _pow(self, exponent) -> Variable:
-    if isinstance(exponent, Variable) and _power is not None:
-        return _power(self, exponent)
+    """``x ** 2`` (a constant exponent: arithmetic's Pow) or ``x ** y`` (both differentiable)."""
+    if isinstance(exponent, Variable):
+        return elementwise.power(self, exponent)
     return arithmetic.pow(self, exponent)
 
 
 def _rpow(self, base) -> Variable:
-    if _power is None:
-        raise TypeError("base ** Variable needs F.power, which is not available")
-    from zerograd.ops._operands import scalar_operand
-
-    return _power(scalar_operand(base, self), self)
+    """``2 ** x``: differentiable in the exponent."""
+    return elementwise.power(scalar_operand(base, self), self)
 
 
 def _comparison(compare):
@@ -87,19 +86,7 @@ def _comparison(compare):
 
 
 def _abs(self) -> Variable:
-    from zerograd.ops.elementwise import abs as abs_
-
-    return abs_(self)
-
-
-# Set by the operator library when it provides a differentiable-exponent power.
-_power = None
-
-
-def register_power(power_fn) -> None:
-    """Route ``x ** y`` with a Variable exponent (and ``2 ** x``) to ``power_fn``."""
-    global _power
-    _power = power_fn
+    return elementwise.abs(self)
 
 
 def setup_variable() -> None:

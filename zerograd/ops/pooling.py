@@ -16,7 +16,9 @@ from zerograd.backend.array_utils import get_conv_outsize, pair
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError, describe
-from zerograd.ops.conv import crop_image, im2col, pad_image
+from zerograd.ops import reduction
+from zerograd.ops._im2col import crop_image, pad_image
+from zerograd.ops.conv import im2col
 from zerograd.ops.linalg import matmul
 from zerograd.ops.shape import reshape, transpose
 
@@ -297,8 +299,6 @@ def pooling_simple(x, kernel_size, stride=1, pad=0) -> Variable:
     ``im2col`` (N*OH*OW*C, KH*KW) -> max over each row -> NCHW. Note: im2col pads with
     zeros, so with ``pad > 0`` a window of negative values pools to 0 (``pooling`` pads with
     -inf). Ties send the gradient to every maximal element."""
-    from zerograd.ops import reduction
-
     if x.ndim != 4:
         raise ShapeError(f"pooling_simple: x must be 4-D (N, C, H, W), got {describe([x])}")
     N, C, H, W = x.shape

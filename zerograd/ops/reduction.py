@@ -15,6 +15,7 @@ from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError
+from zerograd.ops.shape import reshape
 
 __all__ = ["sum", "average", "mean", "max", "min", "prod", "cumsum", "var", "std", "norm",
            "argmax", "argmin",
@@ -417,8 +418,6 @@ def cumsum(x, axis: int | None = None) -> Variable:
     sum from the end.
     """
     if axis is None:
-        from zerograd.ops.shape import reshape
-
         x = reshape(x, (-1,))
         axis = 0
     return CumSum(int(axis))(x)

@@ -17,14 +17,12 @@ from zerograd.core.broadcast import BroadcastTo, SumTo, broadcast_to, sum_to
 from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError, describe
-from zerograd.ops.indexing import get_item
-from zerograd.ops.reduction import sum as sum_
 
 __all__ = ["reshape", "transpose", "broadcast_to", "sum_to", "expand_dims", "unsqueeze",
            "squeeze", "flatten", "concat", "concatenate", "stack", "split", "swapaxes",
-           "moveaxis", "repeat", "tile", "pad", "flip", "roll",
+           "moveaxis", "repeat", "tile", "flip", "roll",
            "Reshape", "Transpose", "BroadcastTo", "SumTo", "Concat", "Stack", "Split", "Repeat",
-           "RepeatSum", "Tile", "Pad", "Flip", "Roll"]
+           "RepeatSum", "Tile", "Flip", "Roll"]
 
 
 def _normalize_axis(op: str, axis, ndim: int, shape: tuple) -> int:
@@ -197,25 +195,8 @@ class Tile(Function):
         shape = (1,) * (ndim - len(self.x_shape)) + self.x_shape
         # y viewed as (r0, s0, r1, s1, ...): summing the r axes adds the tiles up.
         interleaved = tuple(n for pair in zip(reps, shape) for n in pair)
-        tiles = sum_(reshape(gy, interleaved), axis=tuple(range(0, 2 * ndim, 2)))
-        return reshape(tiles, self.x_shape)
-
-
-class Pad(Function):
-    """y = pad(x, pad_width) with a constant; the gradient is the un-padded slice of gy."""
-
-    def __init__(self, pad_width: tuple, constant_values) -> None:
-        self.pad_width = pad_width
-        self.constant_values = constant_values
-
-    def forward(self, x):
-        xp = get_array_module(x)
-        return xp.pad(x, self.pad_width, mode="constant", constant_values=self.constant_values)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        inner = tuple(slice(before, before + n) for (before, _), n in zip(self.pad_width, x.shape))
-        return get_item(gy, inner)
+        kept = tuple(n for size in shape for n in (1, size))
+        return reshape(sum_to(reshape(gy, interleaved), kept), self.x_shape)
 
 
 class Flip(Function):
@@ -439,39 +420,6 @@ def tile(x, reps) -> Variable:
     if any(r < 0 for r in reps):
         raise ShapeError(f"tile: reps must be non-negative, got {reps} (x: {x.shape})")
     return Tile(reps)(x)
-
-
-_INDEX_MAP_MODES = ("edge", "reflect", "symmetric", "wrap")
-
-
-def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
-    """Pad x with ``pad_width`` = int | (before, after) | ((before, after), ...) per axis.
-
-    mode 'constant' fills with ``constant_values``; 'edge', 'reflect', 'symmetric' and
-    'wrap' copy elements of x (NumPy's modes), so their gradient adds the copies back.
-    x: (d0, ...) -> (d0 + before0 + after0, ...).
-    """
-    if x.ndim == 0:
-        raise ShapeError(f"pad: x is 0-d (shape ()), so it has no axis to pad "
-                         f"(pad_width {pad_width!r}); pad x.reshape(1) instead")
-    try:
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
-    except ValueError as e:
-        raise ShapeError(f"pad: pad_width {pad_width!r} does not fit x of shape {x.shape}; "
-                         "expected an int, (before, after) or one pair per axis") from e
-    if (widths < 0).any():
-        raise ShapeError(f"pad: pad_width must be non-negative, got {pad_width!r}")
-    widths = tuple((int(b), int(a)) for b, a in widths)
-    if mode == "constant":
-        return Pad(widths, constant_values)(x)
-    if mode not in _INDEX_MAP_MODES:
-        raise ValueError(f"pad: mode {mode!r} is not supported; use 'constant' or one of "
-                         f"{_INDEX_MAP_MODES}")
-    # Pad an array of flat indices with the same mode: it says which element of x each
-    # output element copies, so the op is a gather (and its gradient a scatter-add).
-    source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)
-    xp = get_array_module(x)
-    return get_item(reshape(x, (-1,)), xp.asarray(source))
 
 
 def flip(x, axis=None) -> Variable:
