@@ -1,9 +1,10 @@
 """Shortened runs of the recurrent examples, with the thresholds they must reach.
 
 examples/sin_rnn.py (the book's steps 59 and 60): an untrained model predicts the next value
-of the clean cosine with a mean squared error of about 0.5; after 3 epochs the RNN reaches
-about 0.004 and after 20 epochs the LSTM about 0.005 (seed 0). Asserted: below 0.02, with a
-4x margin.
+of the clean cosine with a mean squared error of about 0.5. The RNN draws its recurrent weight
+at its second call, as DeZero does, which makes its first epochs noisy: 0.024 after 3 epochs,
+0.0039 after 4; after 20 epochs the LSTM reaches about 0.005 (seed 0). Asserted: below 0.02,
+a 4-5x margin.
 
 examples/char_lstm.py: the loss starts at about ln(26) = 3.26 nats per character; after 40
 iterations the LSTM reaches about 1.45 and the Transformer (smaller windows) about 2.1.
@@ -23,7 +24,7 @@ import sin_rnn  # noqa: E402
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, epochs", [("rnn", 3), ("lstm", 20)])
+@pytest.mark.parametrize("kind, epochs", [("rnn", 4), ("lstm", 20)])
 def test_sin_curve_prediction_error_falls_below_threshold(kind, epochs):
     result = sin_rnn.train(kind, epochs, verbose=False)
     assert result["initial_mse"] > 0.3
