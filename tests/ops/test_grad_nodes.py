@@ -1,0 +1,355 @@
+"""The differentiation protocol of the fused ops (Chainer's Grad nodes).
+
+A fused op's backward calls a Grad Function whose forward is the raw-array kernel and whose
+backward gives the next order; nothing branches on the graph-recording flag. Checked here:
+
+* third derivatives of the fused normalization, loss and convolution ops against PyTorch
+  (directional: <d^k L / dx^k, u> for random u, every differentiable input at once);
+* the first-order gradients are those of the Grad node's kernel, with and without
+  ``create_graph`` (one formula, both ways);
+* what one node hands another is passed explicitly (conv's patches) and dropped after use;
+* no op's forward or backward reads the graph-recording flag;
+* the layout rules: the op modules import each other without a cycle and without imports
+  inside functions; the sigmoid kernel is shared and accurate.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zerograd
+import zerograd.functions as F
+from zerograd import Variable, test_mode
+from zerograd.core.function import Function
+from zerograd.ops import _special, conv, loss, normalization
+
+OPS_DIR = Path(zerograd.__file__).parent / "ops"
+
+
+# -- higher orders against PyTorch -------------------------------------------------------
+def _directional_derivatives(fn, arrays, order: int, seed: int = 0):
+    """[[<d^k L/dx_i^k ...>], ...]: the gradients of L_0 = <w, fn(x)>, then of
+    L_k = sum_i <g_i, u_i> for k = 1..order-1, for every input, in zerograd."""
+    rng = np.random.default_rng(seed)
+    xs = [Variable(a) for a in arrays]
+    y = fn(*xs)
+    L = (y * rng.standard_normal(y.shape)).sum()
+    results = []
+    for _ in range(order):
+        for x in xs:
+            x.cleargrad()
+        L.backward(create_graph=True)
+        grads = [x.grad for x in xs]
+        results.append([np.zeros(a.shape) if g is None else g.data.copy()
+                        for g, a in zip(grads, arrays)])
+        directions = [rng.standard_normal(a.shape) for a in arrays]  # as in the torch twin
+        terms = [(g * u).sum() for g, u in zip(grads, directions)
+                 if g is not None and g.creator is not None]
+        if not terms:  # every gradient is constant: the next orders are all zero
+            results += [[np.zeros(a.shape) for a in arrays]] * (order - len(results))
+            break
+        L = terms[0]
+        for term in terms[1:]:
+            L = L + term
+    return results
+
+
+def _directional_derivatives_torch(fn, arrays, order: int, seed: int = 0):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*ts)
+    L = (y * torch.tensor(rng.standard_normal(tuple(y.shape)))).sum()
+    results = []
+    for _ in range(order):
+        if not L.requires_grad:  # every gradient was constant
+            results.append([np.zeros(a.shape) for a in arrays])
+            continue
+        grads = torch.autograd.grad(L, ts, create_graph=True, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, ts)]
+        results.append([g.detach().numpy().copy() for g in grads])
+        directions = [torch.tensor(rng.standard_normal(a.shape)) for a in arrays]
+        L = sum((g * u).sum() for g, u in zip(grads, directions))
+    return results
+
+
+def _rand(*shape, low=-2.0, high=2.0, seed=0):
+    return np.random.default_rng(seed + len(shape)).uniform(low, high, shape)
+
+
+LABELS = np.array([2, 0, 1, 2])
+
+
+def _torch_cases():
+    import torch.nn.functional as TF
+
+    mean, var = np.array([0.1, -0.2, 0.3]), np.array([0.5, 1.5, 2.0])
+
+    def bn_test(x, g, b):
+        with test_mode():
+            return F.batch_norm(x, g, b, mean.copy(), var.copy())
+
+    return {
+        "batch_norm": (
+            lambda x, g, b: F.batch_norm(x, g, b, np.zeros(3), np.ones(3)),
+            lambda x, g, b: TF.batch_norm(x, None, None, g, b, training=True, eps=2e-5),
+            [_rand(4, 3, 2, 2), _rand(3, low=0.5, high=1.5), _rand(3, seed=1)]),
+        "batch_norm_test_mode": (
+            bn_test,
+            lambda x, g, b: TF.batch_norm(x, _t(mean), _t(var), g, b, training=False,
+                                          eps=2e-5),
+            [_rand(4, 3), _rand(3, low=0.5, high=1.5), _rand(3, seed=1)]),
+        "layer_norm": (
+            lambda x, g, b: F.layer_norm(x, g, b),
+            lambda x, g, b: TF.layer_norm(x, (5,), g, b, eps=1e-5),
+            [_rand(3, 5), _rand(5, low=0.5, high=1.5), _rand(5, seed=1)]),
+        "group_norm": (
+            lambda x, g, b: F.group_norm(x, 2, g, b),
+            lambda x, g, b: TF.group_norm(x, 2, g, b, eps=1e-5),
+            [_rand(2, 4, 3), _rand(4, low=0.5, high=1.5), _rand(4, seed=1)]),
+        "softmax_cross_entropy": (
+            lambda x: F.softmax_cross_entropy(x, LABELS),
+            lambda x: TF.cross_entropy(x, _t(LABELS)),
+            [_rand(4, 3, low=-3, high=3)]),
+        "conv2d": (
+            lambda x, W, b: F.conv2d(x, W, b, stride=1, pad=1),
+            lambda x, W, b: TF.conv2d(x, W, b, stride=1, padding=1),
+            [_rand(2, 3, 5, 5), _rand(4, 3, 3, 3, seed=2), _rand(4, seed=3)]),
+    }
+
+
+def _t(a):
+    import torch
+
+    return torch.tensor(a)
+
+
+# PyTorch's third derivatives of batch_norm (training) and layer_norm in x disagree with
+# central differences of its own (and zerograd's) second derivatives by O(1) (torch 2.13,
+# float64); zerograd's agree to 1e-10. Those two are checked against differences below.
+TORCH_THIRD_ORDER_OFF = {"batch_norm", "layer_norm"}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["batch_norm", "batch_norm_test_mode", "layer_norm",
+                                  "group_norm", "softmax_cross_entropy", "conv2d"])
+def test_third_order_matches_torch(name):
+    pytest.importorskip("torch")
+    ours, theirs, arrays = _torch_cases()[name]
+    order = 2 if name in TORCH_THIRD_ORDER_OFF else 3
+    got = _directional_derivatives(ours, arrays, order)
+    expected = _directional_derivatives_torch(theirs, arrays, order)
+    for order, (g_orders, e_orders) in enumerate(zip(got, expected), start=1):
+        for i, (g, e) in enumerate(zip(g_orders, e_orders)):
+            np.testing.assert_allclose(g, e, rtol=1e-8, atol=1e-10,
+                                       err_msg=f"{name}: order {order}, input {i}")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", sorted(TORCH_THIRD_ORDER_OFF))
+def test_third_order_of_batch_and_layer_norm_matches_central_differences(name):
+    pytest.importorskip("torch")  # (only for the shared case table)
+    ours, _, arrays = _torch_cases()[name]
+    third = _directional_derivatives(ours, arrays, 3)[2]
+
+    def second_order_objective(perturbed):
+        """L_2 = sum_i <d^2 L / dx_i^2 ..., u_i>, the function the third order differentiates."""
+        rng = np.random.default_rng(0)  # replays the directions of _directional_derivatives
+        shape = ours(*[Variable(a) for a in perturbed]).shape
+        rng.standard_normal(shape)
+        for a in arrays:
+            rng.standard_normal(a.shape)
+        directions = [rng.standard_normal(a.shape) for a in arrays]
+        second = _directional_derivatives(ours, perturbed, 2)[1]
+        return sum((g * u).sum() for g, u in zip(second, directions))
+
+    eps = 1e-5
+    for i, a in enumerate(arrays):
+        numeric = np.zeros(a.shape)
+        for index in np.ndindex(a.shape):
+            plus, minus = [b.copy() for b in arrays], [b.copy() for b in arrays]
+            plus[i][index] += eps
+            minus[i][index] -= eps
+            numeric[index] = (second_order_objective(plus)
+                              - second_order_objective(minus)) / (2 * eps)
+        np.testing.assert_allclose(third[i], numeric, rtol=1e-6, atol=1e-8,
+                                   err_msg=f"{name}: third order, input {i}")
+
+
+# -- one formula with and without create_graph -------------------------------------------
+@pytest.mark.parametrize("fn", [
+    lambda x, g, b: F.batch_norm(x, g, b, None, None),
+    lambda x, g, b: F.layer_norm(x, g[:4], b[:4]),
+], ids=["batch_norm", "layer_norm"])
+def test_first_order_is_the_same_with_and_without_create_graph(fn):
+    x = _rand(3, 4)
+    g = _rand(4, low=0.5, high=1.5)
+    b = _rand(4, seed=1)
+    grads = []
+    for create_graph in (False, True):
+        vs = [Variable(a) for a in (x, g, b)]
+        (fn(*vs) * np.arange(12.0).reshape(3, 4)).sum().backward(create_graph=create_graph)
+        grads.append([v.grad.data for v in vs])
+    for plain, recorded in zip(*grads):
+        np.testing.assert_allclose(plain, recorded, rtol=1e-13, atol=1e-13)
+
+
+def test_batch_norm_backward_is_one_grad_node_with_three_outputs():
+    x, g, b = Variable(_rand(5, 3)), Variable(_rand(3)), Variable(_rand(3))
+    y = F.batch_norm(x, g, b, None, None)
+    (y * y).sum().backward(create_graph=True)
+    assert isinstance(x.grad.creator, normalization.BatchNormGrad)
+    assert g.grad.creator is x.grad.creator  # (gx, ggamma, gbeta) come from one node
+    assert b.grad.creator is x.grad.creator
+
+
+def test_softmax_cross_entropy_backward_is_its_grad_node():
+    x = Variable(_rand(4, 3))
+    F.softmax_cross_entropy(x, LABELS).backward(create_graph=True)
+    assert isinstance(x.grad.creator, loss.SoftmaxCrossEntropyGrad)
+    p = np.exp(x.data) / np.exp(x.data).sum(axis=1, keepdims=True)
+    p[np.arange(4), LABELS] -= 1
+    np.testing.assert_allclose(x.grad.data, p / 4, rtol=1e-13)
+
+
+def test_grad_nodes_recompute_their_statistics_when_none_are_handed_over():
+    """Built on their own (as their backward builds them), the Grad nodes compute from x."""
+    x, gy = _rand(3, 4), _rand(3, 4, seed=5)
+    axes = (1,)
+    handed = normalization.StandardizeGrad(axes, 1e-5, None)(x, gy).data
+    xhat, _, _, s = normalization._standardize_array(x, axes, 1e-5)
+    given = normalization.StandardizeGrad(axes, 1e-5, (xhat, s))(x, gy).data
+    np.testing.assert_allclose(handed, given, rtol=1e-14)
+    t = np.array([0, 3, 1])
+    gx = loss.SoftmaxCrossEntropyGrad(t)(x, np.array(1.0)).data
+    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
+    p[np.arange(3), t] -= 1
+    np.testing.assert_allclose(gx, p / 3, rtol=1e-13)
+
+
+# -- state passed explicitly ---------------------------------------------------------------
+def test_conv2d_hands_its_patches_to_the_weight_gradient_and_drops_them():
+    x = _rand(2, 3, 6, 6)
+    W = Variable(_rand(4, 3, 3, 3, seed=1))
+    y = F.conv2d(x, W, pad=1)
+    f = y.creator
+    assert f.keep_patches and f.patches is not None and f.patches[0] is x
+    y.sum().backward()
+    assert f.patches is None  # used once
+    expected = W.grad.data.copy()
+    W.cleargrad()
+    y.sum().backward()  # a second backward recomputes the patches: same gradient
+    np.testing.assert_allclose(W.grad.data, expected, rtol=1e-13)
+
+
+def test_conv2d_keeps_no_patches_when_nothing_will_use_them():
+    x, W = _rand(2, 3, 6, 6), _rand(4, 3, 3, 3, seed=1)
+    with zerograd.no_grad():
+        f = F.conv2d(Variable(x), Variable(W)).creator
+    assert f is None  # nothing recorded
+    frozen = F.conv2d(Variable(x), Variable(W, requires_grad=False)).creator
+    assert not frozen.keep_patches and frozen.patches is None  # W needs no gradient
+    op = conv.Conv2d(1, 0)  # built directly (DeZero's way): recomputes in backward
+    op(Variable(x), Variable(W))
+    assert op.patches is None
+
+
+def test_conv2dgradw_takes_dezeros_conv_argument_and_the_explicit_form():
+    x = _rand(2, 3, 6, 6)
+    W = _rand(4, 3, 3, 3, seed=1)
+    gy = _rand(2, 4, 3, 3, seed=2)
+    y = F.conv2d(Variable(x), Variable(W), stride=2, pad=1)
+    by_conv = conv.Conv2DGradW(y.creator)(x, gy).data  # DeZero's Conv2DGradW(conv)
+    explicit = conv.Conv2DGradW(kernel=(3, 3), geometry=y.creator.geometry)(x, gy).data
+    xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    naive = np.zeros_like(W)
+    for i in range(3):
+        for j in range(3):
+            naive[:, :, i, j] = np.einsum("nohw,nchw->oc", gy, xpad[:, :, i:i + 5:2, j:j + 5:2])
+    np.testing.assert_allclose(by_conv, naive, rtol=1e-12)
+    np.testing.assert_allclose(explicit, naive, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"Conv2DGradW: pass the conv op .*kernel="):
+        conv.Conv2DGradW()
+
+
+# -- no op reads the graph-recording flag ----------------------------------------------------
+def _function_classes():
+    import importlib
+
+    for path in sorted(OPS_DIR.glob("*.py")):
+        module = importlib.import_module(f"zerograd.ops.{path.stem}")
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and issubclass(obj, Function)
+                    and obj.__module__ == module.__name__):
+                yield obj
+
+
+def test_no_op_reads_the_graph_recording_flag_in_forward_or_backward():
+    offenders = []
+    for cls in _function_classes():
+        if cls.__module__ == "zerograd.ops.recurrent":  # converted in a later step
+            continue
+        for name, method in vars(cls).items():
+            if callable(method) and "enable_backprop" in inspect.getsource(method):
+                offenders.append(f"{cls.__module__}.{cls.__name__}.{name}")
+    assert offenders == []
+
+
+# -- layout ----------------------------------------------------------------------------------
+def _zerograd_imports(tree: ast.Module):
+    """(module-level imports, imports inside functions) of zerograd.ops modules."""
+    top, inner = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                "zerograd.ops"):
+            names = ([f"{node.module}.{a.name}" for a in node.names]
+                     if node.module == "zerograd.ops" else [node.module])
+            target = top if node.col_offset == 0 else inner
+            if target is top:
+                top.update(names)
+            else:
+                inner.extend(names)
+    return top, inner
+
+
+def test_op_modules_import_each_other_without_a_cycle_or_a_late_import():
+    graph = {}
+    for path in OPS_DIR.glob("*.py"):
+        top, inner = _zerograd_imports(ast.parse(path.read_text()))
+        assert inner == [], f"{path.name} imports {inner} inside a function"
+        graph[f"zerograd.ops.{path.stem}"] = {m for m in top if m != f"zerograd.ops.{path.stem}"}
+    state: dict = {}
+
+    def visit(module, chain):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", f"import cycle: {' -> '.join(chain + [module])}"
+        state[module] = "open"
+        for dep in graph.get(module, ()):
+            visit(dep, chain + [module])
+        state[module] = "done"
+
+    for module in graph:
+        visit(module, [])
+    assert "zerograd.ops.indexing" not in graph["zerograd.ops.shape"]
+    assert "zerograd.ops.reduction" not in graph["zerograd.ops.shape"]
+
+
+def test_one_sigmoid_kernel_accurate_in_the_tail_and_in_place():
+    x = np.array([-40.0, -1.0, 0.0, 2.0, 800.0, -800.0])
+    with np.errstate(over="ignore"):
+        expected = 1 / (1 + np.exp(-x))  # exp(800) = inf: sigmoid(-800) rounds to 0
+    np.testing.assert_allclose(_special.sigmoid_array(x), expected, rtol=1e-15)
+    assert _special.sigmoid_array(x)[0] == pytest.approx(4.248354255291589e-18, rel=1e-14)
+    block = x.reshape(2, 3).copy()
+    view = block[:, 1:]  # strided, in place
+    _special.sigmoid_(view)
+    np.testing.assert_allclose(block[:, 1:], expected.reshape(2, 3)[:, 1:], rtol=1e-15)
+    assert _special.sigmoid_array(np.float32(-3.0) * np.ones(2, np.float32)).dtype == np.float32
+    np.testing.assert_allclose(F.sigmoid(np.array(-40.0)).data, expected[0], rtol=1e-14)
