@@ -8,6 +8,7 @@ Set ZEROGRAD_SCREENSHOTS to a folder to keep the screenshots there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -106,7 +107,7 @@ def test_clicking_through_every_step_shows_the_engines_gradients(browser, build,
             if key(v) not in want:
                 assert shown == "null" and text == "grad None"
                 continue
-            values = np.array(eval(shown), dtype=float)  # a JSON list of numbers
+            values = np.array(json.loads(shown), dtype=float)
             np.testing.assert_allclose(values, want[key(v)].ravel(), rtol=1e-12)
             np.testing.assert_allclose(_numbers(text.removeprefix("grad ")),
                                        want[key(v)].ravel(), rtol=1e-3, atol=1e-12)
@@ -117,11 +118,11 @@ def test_clicking_through_every_step_shows_the_engines_gradients(browser, build,
             rows = page.locator("table.received tr")
             assert rows.count() == len(step.received)
             for i, g in enumerate(step.received):  # what the engine passed to backward
-                np.testing.assert_allclose(eval(rows.nth(i).get_attribute("data-values")),
+                np.testing.assert_allclose(json.loads(rows.nth(i).get_attribute("data-values")),
                                            g.data.ravel(), rtol=1e-12)
             rows = page.locator("table.sent tr")
             for i, g in enumerate(step.sent):
-                np.testing.assert_allclose(eval(rows.nth(i).get_attribute("data-values")),
+                np.testing.assert_allclose(json.loads(rows.nth(i).get_attribute("data-values")),
                                            g.data.ravel(), rtol=1e-12)
 
     check(0)
@@ -131,7 +132,7 @@ def test_clicking_through_every_step_shows_the_engines_gradients(browser, build,
     assert page.is_disabled("#next")
     for v, want in zip(leaves, expected_final):
         shown = page.locator(f'#graph [data-key="{key(v)}"]').get_attribute("data-grad")
-        np.testing.assert_allclose(np.array(eval(shown)), want.ravel(), rtol=1e-12)
+        np.testing.assert_allclose(np.array(json.loads(shown)), want.ravel(), rtol=1e-12)
     for position in range(len(explorer.trace) - 1, -1, -1):  # and all the way back
         page.click("#prev")
         check(position)

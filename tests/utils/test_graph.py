@@ -13,7 +13,6 @@ import pytest
 import zerograd.functions as F
 from zerograd import Variable
 from zerograd.utils import Graph, _layout, graph
-from zerograd.utils import graph as graph_module  # noqa: F401  (the function, re-exported)
 from zerograd.utils.graph import ranks
 
 SVG = "{http://www.w3.org/2000/svg}"
