@@ -37,8 +37,6 @@ SKIP_MARK = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->\s*$")
 KNOWN_FAILURES = {
     ("architecture.md", "class Tanh(Function):"):
         "uses Function and np without importing them",
-    ("data.md", 'full = MNIST(train=False, root="../shared/data/mnist")'):
-        "reads MNIST from ../shared/data/mnist, a path users do not have",
 }
 
 

@@ -42,6 +42,18 @@ def sha256sum(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def show_progress(block_num: int, block_size: int, total_size: int) -> None:
+    """DeZero's download progress bar, a ``urllib.request.urlretrieve`` report hook.
+
+    Prints ``[###...] 42.00%`` over itself on one line: 30 marks for the whole file.
+    """
+    if total_size <= 0:
+        return  # the server sent no length: nothing to show a fraction of
+    fraction = min(block_num * block_size / total_size, 1.0)
+    marks = int(fraction * 30)
+    print(f"\r[{'#' * marks}{'.' * (30 - marks)}] {fraction * 100:.2f}%", end="")
+
+
 def get_file(url: str, file_name: str | None = None, *, directory: str | os.PathLike | None = None,
              sha256: str | None = None, timeout: float = 60.0, quiet: bool = False) -> str:
     """Download ``url`` into ``directory`` (default ``cache_dir()``) unless already there.

@@ -34,10 +34,10 @@ def __getattr__(name: str):
         from zerograd.data.download import cache_dir
 
         return cache_dir()
-    if name == "get_file":
-        from zerograd.data.download import get_file
+    if name in ("get_file", "show_progress"):
+        from zerograd.data import download
 
-        return get_file
+        return getattr(download, name)
     raise AttributeError(f"module 'zerograd.utils' has no attribute {name!r}")
 
 
