@@ -166,6 +166,10 @@ def _entry_point_names(group: str) -> list[str]:
 def _import_factory(spec: str, flag: str):
     """``package.module:factory`` -> the object; CLIError naming the flag when it fails."""
     module_name, _, attribute = spec.partition(":")
+    # The current directory, as for `python -m`: the console script's own directory is
+    # first on sys.path instead, and a user's module next to their data would not be found.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
