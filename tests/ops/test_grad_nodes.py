@@ -293,7 +293,7 @@ def _function_classes():
 def test_no_op_reads_the_graph_recording_flag_in_forward_or_backward():
     offenders = []
     for cls in _function_classes():
-        if cls.__module__ == "zerograd.ops.recurrent":  # converted in a later step
+        if cls.__name__ in {"LSTMCell", "GRUCell"}:  # not converted yet (see docs/engine.md)
             continue
         for name, method in vars(cls).items():
             if callable(method) and "enable_backprop" in inspect.getsource(method):
@@ -353,3 +353,110 @@ def test_one_sigmoid_kernel_accurate_in_the_tail_and_in_place():
     np.testing.assert_allclose(block[:, 1:], expected.reshape(2, 3)[:, 1:], rtol=1e-15)
     assert _special.sigmoid_array(np.float32(-3.0) * np.ones(2, np.float32)).dtype == np.float32
     np.testing.assert_allclose(F.sigmoid(np.array(-40.0)).data, expected[0], rtol=1e-14)
+
+
+# -- first-order-only ops: one error from the engine ---------------------------------------
+@pytest.mark.parametrize("op, gates", [(F.lstm_sequence, 4), (F.gru_sequence, 3),
+                                        (F.rnn_sequence, 1)])
+def test_first_order_only_ops_raise_one_clear_error_under_create_graph(op, gates):
+    Wh = Variable(_rand(2, 2 * gates))
+    args = (_rand(2, 3, 2 * gates), None) + ((None,) if op is F.lstm_sequence else ())
+    y = op(*args, Wh)[0]
+    f = y.creator
+    assert type(f).first_order_only
+    with pytest.raises(zerograd.errors.GraphError,
+                       match=rf"^{f.name} has first-order gradients only .*create_graph=True"
+                             r".*fused=False"):
+        (y * y).sum().backward(create_graph=True)
+    Wh.cleargrad()
+    y = op(*args, Wh)[0]
+    y.sum().backward()  # first order is fine
+    assert Wh.grad is not None and Wh.grad.shape == Wh.shape
+
+
+def test_a_users_first_order_only_function_is_refused_the_same_way():
+    class Cube(Function):
+        first_order_only = True
+
+        def forward(self, x):
+            return x ** 3
+
+        def backward(self, gy):
+            return gy.data * 3 * self.inputs[0].data ** 2
+
+    x = Variable(np.array(2.0))
+    Cube()(x).backward()
+    assert float(x.grad.data) == 12.0
+    with pytest.raises(zerograd.errors.GraphError, match=r"^Cube has first-order gradients "
+                                                         r"only .*Use ops without that limit"):
+        Cube()(x).backward(create_graph=True)
+
+
+# -- what a backward keeps is declared and released --------------------------------------
+def _graph_functions(y):
+    seen, stack = [], [y.creator]
+    while stack:
+        f = stack.pop()
+        if f is None or any(f is g for g in seen):
+            continue
+        seen.append(f)
+        stack.extend(x.creator for x in f.inputs)
+    return seen
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: F.softmax_cross_entropy(F.batch_norm(x, np.ones(4), np.zeros(4), None, None),
+                                      np.array([0, 1, 2, 3, 0])),
+    lambda x: F.sum(F.layer_norm(x) * F.conv2d(F.reshape(x, (5, 1, 2, 2)),
+                                               Variable(_rand(3, 1, 2, 2)), pad=1).sum()),
+    lambda x: F.sum(F.rnn_sequence(F.reshape(x, (5, 2, 2)), None, Variable(_rand(2, 2)))[0]),
+], ids=["batch_norm+softmax_cross_entropy", "layer_norm+conv2d", "rnn_sequence"])
+def test_retain_graph_false_releases_every_saved_activation(build):
+    x = Variable(_rand(5, 4))
+    y = build(x)
+    functions = _graph_functions(y)
+    saved = [(f, name) for f in functions for name in f.saved]
+    assert saved, "the graph has ops that save activations"
+    assert all(getattr(f, name) is not None for f, name in saved
+               if not isinstance(f, conv.Conv2d))  # (conv keeps small patches only)
+    y.backward(retain_graph=False)
+    # y still holds its creator and the ops behind it are reachable from the test's list:
+    # each has let go of its inputs and of everything its forward saved.
+    assert all(f.inputs is None for f in functions)
+    assert [(type(f).__name__, name) for f, name in saved if getattr(f, name) is not None] == []
+    assert x.grad is not None
+
+
+def test_declared_saved_attributes_are_attributes_the_op_sets():
+    for cls in _function_classes():
+        for name in cls.saved:
+            assert isinstance(name, str) and name.isidentifier(), (cls, name)
+        if cls.retain_inputs is not None:
+            assert all(isinstance(i, int) for i in cls.retain_inputs), cls
+
+
+# -- RNNCell's Grad node against PyTorch ---------------------------------------------------
+@pytest.mark.torch
+def test_rnn_cell_third_order_matches_torch():
+    pytest.importorskip("torch")
+    import torch
+
+    arrays = [_rand(3, 2), _rand(3, 4, seed=1), _rand(2, 4, seed=2), _rand(4, 4, seed=3),
+              _rand(4, seed=4)]
+    ours = _directional_derivatives(F.rnn_cell, arrays, 3)
+    theirs = _directional_derivatives_torch(
+        lambda x, h, Wx, Wh, b: torch.tanh(x @ Wx + h @ Wh + b), arrays, 3)
+    for order, (g_orders, e_orders) in enumerate(zip(ours, theirs), start=1):
+        for i, (g, e) in enumerate(zip(g_orders, e_orders)):
+            np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-11,
+                                       err_msg=f"rnn_cell: order {order}, input {i}")
+
+
+def test_rnn_cell_skips_the_gradients_nobody_needs():
+    x, h = _rand(3, 2), Variable(_rand(3, 4, seed=1))  # x: data, no gradient
+    Wx, Wh = Variable(_rand(2, 4, seed=2)), Variable(_rand(4, 4, seed=3))
+    y = F.rnn_cell(x, h, Wx, Wh, None)
+    (y * y).sum().backward(create_graph=True)
+    node = Wx.grad.creator
+    assert node.needs == (False, True, True, True, False)
+    assert len(node.outputs) == 3  # gh, gWx, gWh only

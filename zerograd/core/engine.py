@@ -52,6 +52,7 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
     first = output.creator
     seen.add(first)
     heappush(heap, (-first.generation, counter, first))
+    waiting: dict = {}  # retain_graph=False: creator -> its outputs that have a gradient
     previous_mode = _state.enable_backprop
     _state.enable_backprop = create_graph
     try:
@@ -60,6 +61,8 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             inputs = f.inputs
             if inputs is None:
                 raise GraphError(_freed_graph_message(f))
+            if create_graph and f.first_order_only:
+                raise GraphError(_first_order_message(f))
             refs = f.outputs
             if len(refs) == 1:
                 y = refs[0]()
@@ -119,7 +122,13 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
                     heappush(heap, (-creator.generation, counter, creator))
 
             if not retain_graph:
-                f.inputs = None
+                f.release()  # its inputs and what its forward saved for backward
+                # The creator of an input holds it weakly, and f no longer does: keep each
+                # input that carries a gradient alive until its creator has run.
+                for x in inputs:
+                    if x.creator is not None and x.grad is not None:
+                        waiting.setdefault(x.creator, []).append(x)
+                waiting.pop(f, None)
     finally:
         _state.enable_backprop = previous_mode
 
@@ -164,6 +173,14 @@ def _sum_to_input(gx: Variable, f, x) -> Variable:
             f"{_input_label(f, x)}; a gradient must have its input's shape, or a shape that "
             "broadcasting produced from it (the engine sums it back)"
         ) from e
+
+
+def _first_order_message(f) -> str:
+    return (
+        f"{f.name} has first-order gradients only (it declares first_order_only), and this "
+        f"backward is being recorded (create_graph=True), which needs its backward to be "
+        f"differentiable. {f.higher_order_hint or 'Use ops without that limit on this path'}"
+    )
 
 
 def _freed_graph_message(f) -> str:

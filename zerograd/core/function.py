@@ -88,6 +88,15 @@ class Function:
     generation = 0
     inputs = None
     outputs = None
+    retain_inputs: tuple | None = None
+    retain_outputs: tuple | None = None
+    # Names of the attributes forward stores for backward (activations); ``release`` drops
+    # them, so backward(retain_graph=False) frees them as soon as the op's backward ran.
+    saved: tuple = ()
+    # An op whose backward is not itself differentiable says so: the engine then raises
+    # under create_graph=True, naming the op, with ``higher_order_hint`` as the way out.
+    first_order_only = False
+    higher_order_hint = ""
 
     def __call__(self, *inputs):
         # This is the hottest path of the framework: keep it lean (no generators, no
@@ -152,6 +161,15 @@ class Function:
 
     def backward(self, *gys):
         raise NotImplementedError(f"{self.name}.backward is not implemented")
+
+    def release(self) -> None:
+        """Drop what this node keeps for backward: its inputs and its ``saved`` attributes.
+
+        The engine calls it right after the node's backward under ``retain_graph=False``.
+        """
+        self.inputs = None
+        for name in self.saved:
+            setattr(self, name, None)
 
     # Helpers for backward implementations -------------------------------------------
     def needs_grad(self, index: int) -> bool:

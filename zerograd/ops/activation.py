@@ -235,6 +235,8 @@ class GELU(Function):
     second erfc evaluation (about 30 array passes).
     """
 
+    saved = ("cdf",)  # released with the graph (Function.release)
+
     def forward(self, x):
         self.cdf = normal_cdf_array(x)
         return x * self.cdf
@@ -325,6 +327,8 @@ class SiLU(Function):
 
     Keeps s from the forward pass for backward (one array of memory for half the passes).
     """
+
+    saved = ("s",)  # released with the graph (Function.release)
 
     def forward(self, x):
         self.s = sigmoid_array(x)

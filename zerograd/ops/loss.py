@@ -318,6 +318,8 @@ class BinaryCrossEntropy(Function):
     """y = -sum(t log p + (1 - t) log(1 - p)) / len(p), p clipped to [eps, 1 - eps];
     dy/dp = (p - t) / (p (1 - p)) / len(p) inside the clip range, 0 outside."""
 
+    saved = ("p_clipped", "inside")  # released with the graph (Function.release)
+
     def forward(self, p, t):
         if p.dtype.kind != "f":
             raise DTypeError(f"binary_cross_entropy: p must be float probabilities, got {p.dtype}")
@@ -567,6 +569,8 @@ class HuberLoss(Function):
     """y = reduce(h(x - t)), h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2);
     dh/dd = clip(d, -delta, delta)."""
 
+    saved = ("quadratic", "linear_slope")  # released with the graph (Function.release)
+
     def __init__(self, delta: float, reduction: str) -> None:
         self.delta = float(delta)
         self.reduction = reduction
@@ -612,6 +616,8 @@ def huber_loss(x, t, delta: float = 1.0, reduction: str = "mean") -> Variable:
 class L1Loss(Function):
     """y = reduce(|x - t|); dy/dx = sign(x - t) (0 where x == t), dy/dt = -dy/dx."""
 
+    saved = ("sign",)  # released with the graph (Function.release)
+
     def __init__(self, reduction: str) -> None:
         self.reduction = reduction
 
@@ -640,6 +646,8 @@ def l1_loss(x, t, reduction: str = "mean") -> Variable:
 class KLDiv(Function):
     """Pointwise KL(p || q) = p (log p - log q) with 0 where p == 0, from log_q and p
     (or log p when ``log_target``); reduced by ``reduction``."""
+
+    saved = ("positive", "safe_p")  # released with the graph (Function.release)
 
     def __init__(self, reduction: str, log_target: bool) -> None:
         self.reduction = reduction
@@ -699,6 +707,8 @@ def kl_div(log_q, p, reduction: str = "batchmean", log_target: bool = False) -> 
 
 class ClampedNorm(Function):
     """y = max(||x||_2 over axis (keepdims), eps); dy/dx = x / y where the norm exceeds eps."""
+
+    saved = ("above",)  # released with the graph (Function.release)
 
     def __init__(self, axis: int, eps: float) -> None:
         self.axis = axis

@@ -116,6 +116,8 @@ class Pooling(Function):
     (N, C, OH, OW): the argmax's offset i*KW + j inside its window (first one on ties).
     """
 
+    saved = ("indexes",)  # released with the graph (Function.release)
+
     def __init__(self, kernel_size, stride=1, pad=0, ceil_mode: bool = False) -> None:
         self.windows = _Windows("pooling", kernel_size, stride, pad, ceil_mode)
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad

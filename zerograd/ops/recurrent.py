@@ -40,34 +40,23 @@ import numpy as np
 
 from zerograd._config import _state
 from zerograd.backend import get_array_module
-from zerograd.core.function import Function, _new_variable
+from zerograd.core.broadcast import broadcast_to
+from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, GraphError, ShapeError
+from zerograd.ops._operands import constant
+from zerograd.ops._special import sigmoid_
 from zerograd.ops.activation import sigmoid
-from zerograd.ops.elementwise import tanh
+from zerograd.ops.elementwise import TanhGrad, tanh
 from zerograd.ops.linalg import matmul
 from zerograd.ops.shape import concat, split
 
 __all__ = ["lstm_cell", "gru_cell", "rnn_cell", "lstm_sequence", "gru_sequence",
            "rnn_sequence", "fused_weights", "LSTMCell", "GRUCell", "RNNCell", "LSTMSequence",
-           "GRUSequence", "RNNSequence", "FusedWeights"]
+           "GRUSequence", "RNNSequence", "FusedWeights", "RNNCellGrad"]
 
 
 # -- raw-array kernels shared by the cell and the sequence ops ------------------------------
-def _sigmoid_(a):
-    """sigmoid(a) in place as tanh(a / 2) / 2 + 1/2: overflow-free, three ufunc calls."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
-
-
-def _const(a) -> Variable:
-    """A raw gradient array as a Variable without a creator (first-order backward)."""
-    return _new_variable(a, None, 0, False)
-
-
 def _data(v):
     return None if v is None else v.data
 
@@ -94,7 +83,7 @@ def _lstm_step(gates, c_prev):
     Returns (h, c, tanh(c)); ``gates`` then holds the activations f, i, o, u.
     """
     H = gates.shape[1] // 4
-    _sigmoid_(gates[:, :3 * H])
+    sigmoid_(gates[:, :3 * H])
     u = gates[:, 3 * H:]
     np.tanh(u, out=u)
     c = gates[:, :H] * c_prev
@@ -142,7 +131,7 @@ def _gru_step(gx, hw, h_prev):
     """
     H = h_prev.shape[1]
     rz = gx[:, :2 * H] + hw[:, :2 * H]
-    _sigmoid_(rz)
+    sigmoid_(rz)
     n = rz[:, :H] * hw[:, 2 * H:]
     n += gx[:, 2 * H:]
     np.tanh(n, out=n)
@@ -220,6 +209,8 @@ class LSTMCell(Function):
     c' = f * c + i * u;  h' = o * tanh(c').
     """
 
+    saved = ("act", "tanh_c")  # released with the graph (Function.release)
+
     def forward(self, x, h, c, Wx, Wh, b):
         _check("lstm_cell", 4, x, h, Wx, Wh, (b,), c=c)
         gates = _project(x, Wx)
@@ -235,12 +226,12 @@ class LSTMCell(Function):
         x, h, c, Wx, Wh, b = self.inputs
         d, gc_prev = _lstm_step_grad(self.act, c.data, self.tanh_c, _data(gh), _data(gc))
         return (
-            _const(d @ Wx.data.T) if x.requires_grad else None,
-            _const(d @ Wh.data.T) if h.requires_grad else None,
-            _const(gc_prev) if c.requires_grad else None,
-            _const(_outer(x.data, d)) if Wx.requires_grad else None,
-            _const(_outer(h.data, d)) if Wh.requires_grad else None,
-            _const(d.sum(axis=0)) if b.requires_grad else None,
+            constant(d @ Wx.data.T) if x.requires_grad else None,
+            constant(d @ Wh.data.T) if h.requires_grad else None,
+            constant(gc_prev) if c.requires_grad else None,
+            constant(_outer(x.data, d)) if Wx.requires_grad else None,
+            constant(_outer(h.data, d)) if Wh.requires_grad else None,
+            constant(d.sum(axis=0)) if b.requires_grad else None,
         )
 
     def _backward_graph(self, gh, gc):
@@ -304,6 +295,8 @@ class GRUCell(Function):
     h' = (1 - z) * n + z * h.
     """
 
+    saved = ("rz", "n", "hn")  # released with the graph (Function.release)
+
     def forward(self, x, h, Wx, Wh, bx, bh):
         _check("gru_cell", 3, x, h, Wx, Wh, (bx, bh), bias_names=("bx", "bh"))
         gx = _project(x, Wx)
@@ -324,12 +317,12 @@ class GRUCell(Function):
             gh = dhw @ Wh.data.T
             gh += gh_direct
         return (
-            _const(dgx @ Wx.data.T) if x.requires_grad else None,
-            _const(gh) if gh is not None else None,
-            _const(_outer(x.data, dgx)) if Wx.requires_grad else None,
-            _const(_outer(h.data, dhw)) if Wh.requires_grad else None,
-            _const(dgx.sum(axis=0)) if bx.requires_grad else None,
-            _const(dhw.sum(axis=0)) if bh.requires_grad else None,
+            constant(dgx @ Wx.data.T) if x.requires_grad else None,
+            constant(gh) if gh is not None else None,
+            constant(_outer(x.data, dgx)) if Wx.requires_grad else None,
+            constant(_outer(h.data, dhw)) if Wh.requires_grad else None,
+            constant(dgx.sum(axis=0)) if bx.requires_grad else None,
+            constant(dhw.sum(axis=0)) if bh.requires_grad else None,
         )
 
     def _backward_graph(self, g):
@@ -374,7 +367,13 @@ def gru_cell(x, h, Wx, Wh, bx=None, bh=None) -> Variable:
 
 # -- Elman RNN -------------------------------------------------------------------------------
 class RNNCell(Function):
-    """One Elman step: h' = tanh(x Wx + h Wh + b); dh'/da = 1 - h'^2 (keeps its output)."""
+    """One Elman step: h' = tanh(x Wx + h Wh + b); dh'/da = 1 - h'^2 (keeps its output).
+
+    Backward: :class:`RNNCellGrad`, differentiable to any order.
+    """
+
+    retain_inputs = (0, 1, 2, 3)  # x, h, Wx, Wh; never b
+    retain_outputs = (0,)
 
     def forward(self, x, h, Wx, Wh, b):
         _check("rnn_cell", 1, x, h, Wx, Wh, (b,))
@@ -384,28 +383,79 @@ class RNNCell(Function):
         return np.tanh(a, out=a)
 
     def backward(self, g):
-        x, h, Wx, Wh, b = self.inputs
-        if _state.enable_backprop:
-            y = self.output
-            d = g * (1 - y * y)
-            return (
-                matmul(d, Wx.T) if x.requires_grad else None,
-                matmul(d, Wh.T) if h.requires_grad else None,
-                matmul(x.T, d) if Wx.requires_grad else None,
-                matmul(h.T, d) if Wh.requires_grad else None,
-                d.sum(axis=0) if b.requires_grad else None,
-            )
-        y = self.output.data
+        needs = tuple(v.requires_grad for v in self.inputs)
+        x, h, Wx, Wh, _ = self.inputs
+        grads = RNNCellGrad(needs)(x, h, Wx, Wh, self.output, g)
+        return _in_slots(needs, grads)
+
+
+class RNNCellGrad(Function):
+    """The gradients (gx, gh, gWx, gWh, gb) of h' = tanh(x Wx + h Wh + b), from inputs
+    (x, h, Wx, Wh, y = h', g = dL/dh'); only those whose flag in ``needs`` is set.
+
+    Forward, on raw arrays: d = g (1 - y^2), then gx = d Wx^T, gh = d Wh^T, gWx = x^T d,
+    gWh = h^T d, gb = sum_n d. Backward: every output is bilinear in d and one input, and
+    d = TanhGrad(y, g), so the next order is a few products and a TanhGrad.
+    """
+
+    def __init__(self, needs: tuple) -> None:
+        self.needs = needs
+
+    def forward(self, x, h, Wx, Wh, y, g):
         d = y * y
         np.subtract(1, d, out=d)
-        d *= g.data
-        return (
-            _const(d @ Wx.data.T) if x.requires_grad else None,
-            _const(d @ Wh.data.T) if h.requires_grad else None,
-            _const(_outer(x.data, d)) if Wx.requires_grad else None,
-            _const(_outer(h.data, d)) if Wh.requires_grad else None,
-            _const(d.sum(axis=0)) if b.requires_grad else None,
-        )
+        d *= g
+        need_x, need_h, need_Wx, need_Wh, need_b = self.needs
+        grads = []
+        if need_x:
+            grads.append(d @ Wx.T)
+        if need_h:
+            grads.append(d @ Wh.T)
+        if need_Wx:
+            grads.append(_outer(x, d))
+        if need_Wh:
+            grads.append(_outer(h, d))
+        if need_b:
+            grads.append(d.sum(axis=0))
+        return tuple(grads)
+
+    def backward(self, *ggs):
+        x, h, Wx, Wh, y, g = self.inputs
+        ggx, ggh, ggWx, ggWh, ggb = _in_slots(self.needs, ggs)
+        d = TanhGrad()(y, g)
+        g_x = g_h = g_Wx = g_Wh = dd = None  # dd: the gradient reaching d
+        if ggx is not None:  # gx = d Wx^T
+            dd = _plus(dd, matmul(ggx, Wx))
+            g_Wx = matmul(ggx.T, d)
+        if ggh is not None:  # gh = d Wh^T
+            dd = _plus(dd, matmul(ggh, Wh))
+            g_Wh = matmul(ggh.T, d)
+        if ggWx is not None:  # gWx = x^T d
+            dd = _plus(dd, matmul(x, ggWx))
+            g_x = matmul(d, ggWx.T)
+        if ggWh is not None:  # gWh = h^T d
+            dd = _plus(dd, matmul(h, ggWh))
+            g_h = matmul(d, ggWh.T)
+        if ggb is not None:  # gb = sum_n d
+            dd = _plus(dd, broadcast_to(ggb, d.shape))
+        g_y = g_g = None
+        if dd is not None:  # d = g (1 - y^2)
+            g_y = dd * g * y * -2.0 if self.needs_grad(4) else None
+            g_g = TanhGrad()(y, dd) if self.needs_grad(5) else None
+        return g_x, g_h, g_Wx, g_Wh, g_y, g_g
+
+
+def _in_slots(needs: tuple, values) -> tuple:
+    """``values`` (one per set flag of ``needs``, in order) spread over len(needs) slots,
+    None where the flag is not set."""
+    if not isinstance(values, (tuple, list)):
+        values = (values,)
+    it = iter(values)
+    return tuple(next(it) if need else None for need in needs)
+
+
+def _plus(total, term):
+    return term if total is None else total + term
 
 
 def rnn_cell(x, h, Wx, Wh, b=None) -> Variable:
@@ -494,16 +544,11 @@ def fused_weights(layout, blocks: int, *parts) -> list[Variable]:
 
 
 # -- whole sequences -----------------------------------------------------------------------
+_FUSED_FALSE = ("Build the layer with fused=False, which runs the cell ops step by step and "
+                "supports higher-order gradients")
+
 def _time_order(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
-
-
-def _first_order_only(op: str):
-    return GraphError(
-        f"{op}: the fused sequence op has first-order gradients only, and this backward is "
-        "being recorded (create_graph=True). Build the layer with fused=False, which runs the "
-        "cell ops step by step and supports higher-order gradients"
-    )
 
 
 def _previous(states, first, reverse: bool):
@@ -523,6 +568,11 @@ class LSTMSequence(Function):
     xw: (N, T, 4H) = x Wx + b, h0, c0: (N, H), Wh: (H, 4H) -> y (N, T, H), h_T, c_T (N, H).
     ``reverse=True`` runs from the last step to the first (y stays in input order).
     """
+
+    saved = ("act", "cs", "tanh_c", "hs")  # released with the graph (Function.release)
+
+    first_order_only = True  # backward runs the recurrence on raw arrays
+    higher_order_hint = _FUSED_FALSE
 
     def __init__(self, reverse: bool = False) -> None:
         self.reverse = reverse
@@ -544,7 +594,7 @@ class LSTMSequence(Function):
             a = act[t]
             xp.matmul(h, Wh, out=a)
             a += xw[:, t]
-            _sigmoid_(a[:, :3 * H])
+            sigmoid_(a[:, :3 * H])
             np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
             c_new = np.multiply(a[:, :H], c, out=cs[t])
             c_new += a[:, H:2 * H] * a[:, 3 * H:]
@@ -555,8 +605,6 @@ class LSTMSequence(Function):
         return y, (h0 if T == 0 else h.copy()), (c0 if T == 0 else c.copy())
 
     def backward(self, gy, gh_last, gc_last):
-        if _state.enable_backprop:
-            raise _first_order_only("lstm_sequence")
         xw, h0, c0, Wh = self.inputs
         xp = get_array_module(xw.data)
         Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
@@ -565,10 +613,10 @@ class LSTMSequence(Function):
         H = G // 4
         if T == 0:  # nothing ran: the final state is the initial one
             zeros = xp.zeros((N, H), dtype=Wh.dtype)
-            return (_const(xp.zeros(xw.shape, dtype=Wh.dtype)),
-                    _const(zeros if gh_rec is None else gh_rec),
-                    _const(zeros if gc is None else gc),
-                    _const(xp.zeros(Wh.shape, dtype=Wh.dtype)))
+            return (constant(xp.zeros(xw.shape, dtype=Wh.dtype)),
+                    constant(zeros if gh_rec is None else gh_rec),
+                    constant(zeros if gc is None else gc),
+                    constant(xp.zeros(Wh.shape, dtype=Wh.dtype)))
         act, tanh_c = self.act, self.tanh_c
         # Everything that does not depend on the recurrence, for all steps at once:
         # dL/da = [gct * c_prev, gct * u, gh * tanh(c), gct * i] * (activation slopes) and
@@ -610,10 +658,10 @@ class LSTMSequence(Function):
             gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, G)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
-            _const(zeros if gh_rec is None else gh_rec) if h0.requires_grad else None,
-            _const(zeros if gc is None else gc) if c0.requires_grad else None,
-            _const(gWh) if gWh is not None else None,
+            constant(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            constant(zeros if gh_rec is None else gh_rec) if h0.requires_grad else None,
+            constant(zeros if gc is None else gc) if c0.requires_grad else None,
+            constant(gWh) if gWh is not None else None,
         )
 
 
@@ -642,6 +690,11 @@ class GRUSequence(Function):
     """The GRU recurrence over a batch: xw (N, T, 3H) = x Wx + bx, h0 (N, H), Wh (H, 3H),
     bh (3H,) -> y (N, T, H), h_T (N, H)."""
 
+    saved = ("rz", "n", "hn", "hs")  # released with the graph (Function.release)
+
+    first_order_only = True  # backward runs the recurrence on raw arrays
+    higher_order_hint = _FUSED_FALSE
+
     def __init__(self, reverse: bool = False) -> None:
         self.reverse = reverse
 
@@ -660,7 +713,7 @@ class GRUSequence(Function):
             hw = h @ Wh
             hw += bh
             rz = np.add(xw[:, t, :2 * H], hw[:, :2 * H], out=rz_all[t])
-            _sigmoid_(rz)
+            sigmoid_(rz)
             hn_all[t] = hw[:, 2 * H:]
             n = np.multiply(rz[:, :H], hw[:, 2 * H:], out=n_all[t])
             n += xw[:, t, 2 * H:]
@@ -672,8 +725,6 @@ class GRUSequence(Function):
         return hs.transpose(1, 0, 2).copy(), (h0 if T == 0 else h.copy())
 
     def backward(self, gy, gh_last):
-        if _state.enable_backprop:
-            raise _first_order_only("gru_sequence")
         xw, h0, Wh, bh = self.inputs
         xp = get_array_module(xw.data)
         Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
@@ -708,10 +759,10 @@ class GRUSequence(Function):
         h_prev = _previous(self.hs, h0.data, self.reverse) if Wh.requires_grad else None
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(dgx_all.transpose(1, 0, 2)) if xw.requires_grad else None,
-            _const(zeros if rec is None else rec) if h0.requires_grad else None,
-            _const(h_prev.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
-            _const(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
+            constant(dgx_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            constant(zeros if rec is None else rec) if h0.requires_grad else None,
+            constant(h_prev.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
+            constant(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
         )
 
 
@@ -732,6 +783,11 @@ class RNNSequence(Function):
     """The Elman recurrence over a batch: xw (N, T, H) = x Wx + b, h0 (N, H), Wh (H, H)
     -> y (N, T, H), h_T (N, H)."""
 
+    saved = ("hs",)  # released with the graph (Function.release)
+
+    first_order_only = True  # backward runs the recurrence on raw arrays
+    higher_order_hint = _FUSED_FALSE
+
     def __init__(self, reverse: bool = False) -> None:
         self.reverse = reverse
 
@@ -748,8 +804,6 @@ class RNNSequence(Function):
         return hs.transpose(1, 0, 2).copy(), (h0 if T == 0 else h.copy())
 
     def backward(self, gy, gh_last):
-        if _state.enable_backprop:
-            raise _first_order_only("rnn_sequence")
         xw, h0, Wh = self.inputs
         xp = get_array_module(xw.data)
         Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
@@ -771,9 +825,9 @@ class RNNSequence(Function):
             gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, H)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            _const(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
-            _const(zeros if rec is None else rec) if h0.requires_grad else None,
-            _const(gWh) if gWh is not None else None,
+            constant(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            constant(zeros if rec is None else rec) if h0.requires_grad else None,
+            constant(gWh) if gWh is not None else None,
         )
 
 
