@@ -17,8 +17,9 @@ if int(_np.__version__.split(".")[0]) < 2:
         f"zerograd needs NumPy >= 2.0, found {_np.__version__}: pip install -U 'numpy>=2'"
     )
 
-from zerograd._config import Config, no_grad, test_mode, using_config
+from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
+from zerograd.core.autograd import checkpoint
 from zerograd.ops.overloads import setup_variable
 
 # DeZero's flag: False means the full core (not the stage-2 ``core_simple``) is in use.
@@ -26,7 +27,7 @@ is_simple_core = False
 
 setup_variable()
 
-from zerograd import cuda, functions, utils  # noqa: E402
+from zerograd import autograd, cuda, functions, utils  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -67,7 +68,8 @@ def __getattr__(name: str):
 # ``seed``.
 __all__ = [
     "Config", "DataLoader", "Dataset", "Function", "Layer", "Model", "Parameter",
-    "SeqDataLoader", "Variable", "as_array", "as_variable", "core", "cuda", "dataloaders",
+    "SeqDataLoader", "Variable", "as_array", "as_variable", "autograd", "checkpoint", "core",
+    "cuda", "dataloaders", "detect_anomaly",
     "datasets", "dezero", "functions", "functions_conv", "is_simple_core", "layers", "models",
     "no_grad", "optimizers", "seed", "setup_variable", "test_mode", "transforms",
     "using_config", "utils", "zerograd",

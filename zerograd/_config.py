@@ -2,7 +2,9 @@
 
 The flags are thread-local: a ``no_grad()`` block in one thread does not turn off
 graph recording in another. DeZero's spelling still works: ``Config.enable_backprop``
-and ``Config.train`` read and write the calling thread's value.
+and ``Config.train`` read and write the calling thread's value. ``Config.detect_anomaly``
+(zerograd's, PyTorch's idea) turns on anomaly mode; ``detect_anomaly()`` switches it for a
+``with`` block.
 """
 
 from __future__ import annotations
@@ -18,12 +20,28 @@ class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.enable_backprop = True
         self.train = True
+        self.detect_anomaly = False
 
 
 # The engine reads this object directly on its hot path (one attribute lookup).
 _state = _ThreadState()
 
-_FLAGS = ("enable_backprop", "train")
+# How many threads have anomaly mode on. Function.__call__ tests this plain number on every
+# call and reads the thread-local flag only when it is not zero: a thread-local attribute
+# costs several times a list item, and anomaly mode must cost nothing while it is off. (A
+# thread that ends with the mode on leaves the count up: the other threads then only pay
+# the thread-local read.)
+_anomaly_threads = [0]
+
+_FLAGS = ("enable_backprop", "train", "detect_anomaly")
+
+
+def _set_flag(name: str, value) -> None:
+    if name == "detect_anomaly":
+        value = bool(value)
+        if value != _state.detect_anomaly:
+            _anomaly_threads[0] += 1 if value else -1
+    setattr(_state, name, value)
 
 
 class _ConfigMeta(type):
@@ -37,11 +55,12 @@ class _ConfigMeta(type):
     def __setattr__(cls, name: str, value) -> None:
         if name not in _FLAGS:
             raise AttributeError(f"Config has no flag {name!r}; flags are {', '.join(_FLAGS)}")
-        setattr(_state, name, value)
+        _set_flag(name, value)
 
 
 class Config(metaclass=_ConfigMeta):
-    """``Config.enable_backprop``: record graphs. ``Config.train``: training mode."""
+    """``Config.enable_backprop``: record graphs. ``Config.train``: training mode.
+    ``Config.detect_anomaly``: anomaly mode (see :func:`detect_anomaly`)."""
 
 
 @contextlib.contextmanager
@@ -63,6 +82,25 @@ def no_grad():
 def test_mode():
     """Inference mode: dropout is the identity, batch norm uses its running statistics."""
     return using_config("train", False)
+
+
+def detect_anomaly(enabled: bool = True):
+    """Anomaly mode inside the ``with`` block (this thread only), for debugging a model that
+    produces NaN or infinity, or a gradient that comes out wrong:
+
+    - the first op whose forward output, or whose backward's gradient, contains NaN or
+      infinity raises :class:`~zerograd.errors.AnomalyError` naming the op, its input shapes
+      and dtypes, and the line of your code that called it (the forward stack is recorded
+      for every op while the mode is on);
+    - an input array changed in place between forward and backward by any route
+      (``x.data[0] = 5`` included, which normal mode cannot see) raises
+      :class:`~zerograd.errors.InPlaceError` in backward: each op's inputs are checksummed.
+
+    It slows every op down (a stack capture, a NaN scan and a checksum per op), so turn it
+    on to find a problem, not to train. ``Config.detect_anomaly = True`` sets it as a flag.
+    ``detect_anomaly(False)`` turns it off inside the block.
+    """
+    return using_config("detect_anomaly", enabled)
 
 
 # pytest would otherwise try to collect `test_mode` when a test module imports it.

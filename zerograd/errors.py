@@ -18,6 +18,17 @@ class GraphError(ZerogradError, RuntimeError):
     a backward that returned something other than gradients)."""
 
 
+class InPlaceError(GraphError):
+    """An array that a backward needs was changed in place after the forward pass recorded
+    it (``x.data -= ...`` between forward and backward): the gradient would be wrong."""
+
+
+class AnomalyError(ZerogradError, FloatingPointError):
+    """Anomaly mode (``zerograd.detect_anomaly()``) found NaN or infinity in an op's output
+    or in the gradient a backward returned (a FloatingPointError, as NumPy's
+    ``np.seterr(all="raise")`` raises)."""
+
+
 def describe(arrays) -> str:
     """'float32 (2, 3), int64 (4,)' for a sequence of arrays (or anything with shape/dtype)."""
     parts = []

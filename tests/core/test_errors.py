@@ -43,8 +43,8 @@ def test_backward_after_the_graph_was_freed():
     x = Variable(np.ones((2, 3)))
     y = F.sum(F.tanh(x))
     y.backward(retain_graph=False)
-    with pytest.raises(GraphError, match=r"Sum, whose inputs an earlier "
-                                         r"backward\(retain_graph=False\) freed"):
+    with pytest.raises(GraphError, match=r"Sum, whose inputs an earlier pass freed: "
+                                         r"backward\(retain_graph=False\)"):
         y.backward()
 
 

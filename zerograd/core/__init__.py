@@ -9,8 +9,10 @@ ops (which import the core) at import time.
 
 import importlib
 
-from zerograd._config import Config, no_grad, test_mode, using_config
+from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
+from zerograd.core import autograd
 from zerograd.core.function import Function, as_array, as_variable
+from zerograd.core.hooks import RemovableHandle
 from zerograd.core.variable import Parameter, Variable
 
 # DeZero's dezero.core names that live above the core: name -> module.
@@ -30,4 +32,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["Variable", "Parameter", "Function", "as_array", "as_variable", "Config", "no_grad",
-           "test_mode", "using_config", *_FROM_OPS]
+           "test_mode", "using_config", "detect_anomaly", "autograd", "RemovableHandle",
+           *_FROM_OPS]

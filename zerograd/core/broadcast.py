@@ -27,6 +27,9 @@ def can_sum_to(shape: tuple, target: tuple) -> bool:
 class SumTo(Function):
     """y = x summed down to ``shape`` (the inverse of broadcasting)."""
 
+    retain_inputs = ()  # backward reads only shapes and dtypes
+    retain_outputs = ()
+
     def __init__(self, shape: tuple) -> None:
         self.shape = tuple(shape)
 
@@ -46,6 +49,9 @@ class SumTo(Function):
 
 class BroadcastTo(Function):
     """y = x broadcast to ``shape`` (NumPy rules)."""
+
+    retain_inputs = ()  # backward reads only shapes and dtypes
+    retain_outputs = ()
 
     def __init__(self, shape: tuple) -> None:
         self.shape = tuple(shape)
@@ -77,6 +83,9 @@ def broadcast_to(x, shape) -> Variable:
 
 class Cast(Function):
     """y = x.astype(dtype); the gradient is cast back to x's dtype."""
+
+    retain_inputs = ()  # backward reads only shapes and dtypes
+    retain_outputs = ()
 
     def __init__(self, dtype) -> None:
         self.dtype = dtype

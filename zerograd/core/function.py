@@ -10,8 +10,9 @@ import weakref
 
 import numpy as np
 
-from zerograd._config import _state
-from zerograd.core.variable import Variable, is_array
+from zerograd._config import _anomaly_threads, _state
+from zerograd.core import anomaly
+from zerograd.core.variable import Variable, _write_clock, is_array
 from zerograd.errors import DTypeError, ShapeError, ZerogradError, describe
 
 
@@ -37,7 +38,7 @@ _variable_new = Variable.__new__
 def _new_variable(data, creator, generation: int, requires_grad: bool) -> Variable:
     """A Variable for an op's output, skipping the constructor's validation (3x faster)."""
     v = _variable_new(Variable)
-    v.data = data
+    v._data = data
     v.name = None
     v.grad = None
     v.creator = creator
@@ -83,6 +84,12 @@ class Function:
 
     After a call that recorded the graph, ``inputs`` holds the input Variables (strongly),
     ``outputs`` weak references to the outputs, and ``generation`` the op's depth.
+
+    ``retain_inputs`` / ``retain_outputs`` (Chainer's names) declare which inputs and outputs
+    (a tuple of positions) ``backward`` reads the values of; None, the default, means all of
+    them. Backward raises :class:`~zerograd.errors.InPlaceError` when one of those was
+    changed in place after the op ran; an op whose backward reads no input (``Add``) declares
+    ``retain_inputs = ()`` so that changing its inputs is allowed.
     """
 
     generation = 0
@@ -97,6 +104,8 @@ class Function:
     # under create_graph=True, naming the op, with ``higher_order_hint`` as the way out.
     first_order_only = False
     higher_order_hint = ""
+    # The write clock's value when this op recorded its graph (see core/variable.py).
+    _stamp = 0
 
     def __call__(self, *inputs):
         # This is the hottest path of the framework: keep it lean (no generators, no
@@ -106,7 +115,7 @@ class Function:
                 inputs = [x if isinstance(x, Variable) else _constant(x, self, i)
                           for i, x in enumerate(inputs)]
                 break
-        xs = [x.data for x in inputs]
+        xs = [x._data for x in inputs]
         try:
             ys = self.forward(*xs)
         except ZerogradError:
@@ -117,6 +126,8 @@ class Function:
             raise DTypeError(f"{self.name}: {e} (inputs: {describe(xs)})") from e
         if type(ys) is not tuple:
             ys = (ys,)
+        if _anomaly_threads[0] and _state.detect_anomaly:  # off: one list read per call
+            anomaly.after_forward(self, xs, ys)
 
         record = False
         if _state.enable_backprop:
@@ -139,6 +150,7 @@ class Function:
             generation = max([x.generation for x in inputs])
         self.generation = generation
         self.inputs = inputs
+        self._stamp = _write_clock[0]
         generation += 1
         if len(ys) == 1:
             y = ys[0]

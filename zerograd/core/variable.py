@@ -10,6 +10,15 @@ from zerograd.backend import as_cupy, as_numpy, cupy_module
 
 _REPR_INDENT = "\n" + " " * 9
 
+# The write clock: a process-wide count of in-place writes through ``Variable.data`` (its one
+# element is the latest value). A Variable written in place records the clock's new value as
+# its ``_version``; a Function records the clock's value when it ran (``Function._stamp``).
+# Backward then knows an input was changed after the forward pass when its ``_version`` is
+# larger than the stamp, and when no write happened at all since (the clock still equals the
+# stamp, the usual case) it pays one comparison per function. A list, so that function.py and
+# engine.py read the live value without a module-attribute lookup.
+_write_clock = [0]
+
 
 def is_array(data) -> bool:
     """True for a NumPy ndarray or (when CuPy is installed) a CuPy ndarray."""
@@ -57,9 +66,16 @@ class Variable:
     for a leaf) and ``generation`` (its depth, used to order backward). zerograd adds
     ``requires_grad``: False for constants that ops wrapped from plain arrays and scalars and
     for results computed without a graph, so that backward never computes their gradients.
+
+    The array lives in the slot ``_data``; ``data`` is a property so that an in-place write
+    through it (``x.data -= lr * g``) is counted (see ``_write_clock`` and docs/engine.md,
+    "In-place safety"). The core reads ``_data`` directly on its hot paths.
     """
 
-    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
+    # _version: the write clock's value at this Variable's last in-place write through
+    # ``data``; never set (read as 0) for a Variable that was never written in place.
+    __slots__ = ("_data", "name", "grad", "creator", "generation", "requires_grad", "_version",
+                 "__weakref__")
     # Legacy NumPy dispatch (array-likes without __array_ufunc__, CuPy's operators): an array
     # on the left of an operator defers to Variable's reflected method.
     __array_priority__ = 200
@@ -70,29 +86,45 @@ class Variable:
                 f"Variable: data must be a NumPy/CuPy ndarray or None, got {type(data).__name__}"
                 f" ({data!r:.60}); wrap it first, e.g. Variable(np.array(...))"
             )
-        self.data = data
+        self._data = data
         self.name = name
         self.grad = None
         self.creator = None
         self.generation = 0
         self.requires_grad = requires_grad
 
-    # -- the array's facts --------------------------------------------------------------
+    # -- the array ------------------------------------------------------------------------
+    def _set_data(self, value) -> None:
+        # `x.data -= v` reads the array, updates it in place and assigns the same object back:
+        # that is how an in-place write shows itself here. A different array (`x.data = new`)
+        # is a rebinding, not counted: library code rebinds to equal values (fused weights'
+        # views, linear_simple's freed product), which only a full comparison could tell
+        # from a change. docs/engine.md lists what is and is not detected.
+        if value is not None and value is self._data:
+            clock = _write_clock
+            clock[0] += 1
+            self._version = clock[0]
+        self._data = value
+
+    # The getter is C code (attrgetter), so reading ``x.data`` costs little over the slot.
+    data = property(operator.attrgetter("_data"), _set_data,
+                    doc="The ndarray (NumPy or CuPy), or None.")
+
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     def __len__(self) -> int:
         return len(self.data)
@@ -213,7 +245,7 @@ class Variable:
 
     def __setstate__(self, state: tuple) -> None:
         instance_dict, slots = state
-        self.data = slots["data"]
+        self._data = slots["data"]
         self.name = slots.get("name")
         self.grad = slots.get("grad")
         self.requires_grad = slots.get("requires_grad", True)
@@ -269,15 +301,26 @@ class Variable:
         backward(self, retain_grad=retain_grad, create_graph=create_graph,
                  retain_graph=retain_graph)
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this Variable's gradient whenever a backward pass (or
+        ``zerograd.autograd.grad``) has computed all of it; a non-None return replaces the
+        gradient. Returns a handle whose ``remove()`` unregisters the hook. As in PyTorch: on
+        an intermediate the hook sees the gradient before it flows on to the creator; on a
+        leaf, the gradient of this pass before it is added to ``.grad``."""
+        from zerograd.core.hooks import register_gradient_hook
+
+        return register_gradient_hook(self, hook)
+
     # -- devices ---------------------------------------------------------------------------
+    # A move between devices keeps the numbers, so it is not an in-place write (``_data``).
     def to_cpu(self) -> Variable:
-        if self.data is not None:
-            self.data = as_numpy(self.data)
+        if self._data is not None:
+            self._data = as_numpy(self._data)
         return self
 
     def to_gpu(self) -> Variable:
-        if self.data is not None:
-            self.data = as_cupy(self.data)
+        if self._data is not None:
+            self._data = as_cupy(self._data)
         return self
 
 
