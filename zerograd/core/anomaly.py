@@ -14,6 +14,8 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import threading
+import types
 import zlib
 
 import numpy as np
@@ -24,6 +26,9 @@ from zerograd.errors import AnomalyError, InPlaceError, describe
 # frame outside it (the user's code that called the op, even through layers and functions).
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STACK_LIMIT = 40
+# The Function whose backward is running in this thread (so that an op inside it that
+# produces NaN can say where it is).
+_current = threading.local()
 
 
 class _Record:
@@ -38,8 +43,8 @@ class _Record:
 
 
 def _calling_stack(depth: int) -> list:
-    frame = sys._getframe(depth)
-    stack = []
+    frame: types.FrameType | None = sys._getframe(depth)
+    stack: list[tuple[str, int, str]] = []
     while frame is not None and len(stack) < _STACK_LIMIT:
         stack.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
         frame = frame.f_back
@@ -114,16 +119,20 @@ def after_forward(f, xs: list, ys: tuple) -> None:
             bad_inputs = [j for j, x in enumerate(xs) if _not_finite(x)]
             source = (f"inputs {bad_inputs} already held nan/inf" if bad_inputs
                       else "its inputs are finite")
+            outer = getattr(_current, "function", None)
+            inside = (f"; this ran inside the backward of {outer.name}{created_at(outer)}"
+                      if outer is not None else "")
             raise _with_stack(AnomalyError(
                 f"anomaly mode: {f.name} produced {found} in output {i} "
                 f"({describe([y])}) from inputs {describe(xs) or '(none)'}; {source}"
-                f"{created_at(f)}"
+                f"{created_at(f)}{inside}"
             ), f)
 
 
 def before_backward(f) -> None:
     """Raise InPlaceError if an input array of ``f`` changed since forward (same array object,
     different bytes). A rebound ``x.data`` (a new array) is not a change in place."""
+    _current.function = f
     record = getattr(f, "_anomaly", None)
     if record is None:
         return
@@ -141,6 +150,7 @@ def before_backward(f) -> None:
 
 def after_backward(f, gxs: tuple) -> None:
     """Raise AnomalyError if a gradient that ``f.backward`` returned holds NaN/inf."""
+    _current.function = None
     for i, (x, gx) in enumerate(zip(f.inputs, gxs)):
         if gx is None:
             continue

@@ -36,6 +36,7 @@ import numpy as np
 
 from zerograd._config import no_grad, test_mode
 from zerograd.backend import as_cupy, as_numpy, get_array_module
+from zerograd.core.hooks import HookDict, RemovableHandle
 from zerograd.core.variable import Parameter, Variable, is_array
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
 from zerograd.serialization import NpzReader, save_npz
@@ -60,6 +61,10 @@ class _StrongRef:
 
     def __call__(self):
         return self.obj
+
+
+def _hook_name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
 def _ref(obj):
@@ -185,10 +190,19 @@ class Layer:
         object.__setattr__(self, name, value)
 
     # -- calling -----------------------------------------------------------------------------
+    # (forward pre-hooks, forward hooks) once one is registered on this layer: None costs
+    # a layer call one attribute test.
+    _hooks: tuple[HookDict, HookDict] | None = None
+
     def __call__(self, *inputs, **kwargs):
         # Keyword options (``mask=``, ``state=``) go to forward; only positional inputs are
         # recorded in ``self.inputs``, as in DeZero.
+        hooks = self._hooks
+        if hooks is not None and hooks[0]:
+            inputs, kwargs = self._run_pre_hooks(hooks[0], inputs, kwargs)
         outputs = self.forward(*inputs, **kwargs)
+        if hooks is not None and hooks[1]:
+            outputs = self._run_hooks(hooks[1], inputs, kwargs, outputs)
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
         # Plain dict writes: these are not registered members and this is the hot path.
@@ -201,6 +215,65 @@ class Layer:
 
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    # -- forward hooks (PyTorch's Module hooks) ------------------------------------------------
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(layer, args)`` before every ``forward``; a non-None return replaces
+        the positional inputs (a non-tuple becomes a one-element tuple). With
+        ``with_kwargs=True`` it is ``hook(layer, args, kwargs)`` returning None or
+        ``(args, kwargs)``. ``prepend=True`` runs it before the hooks already registered.
+        Returns a handle; ``handle.remove()`` unregisters it."""
+        return self._register(0, hook, prepend, with_kwargs, "register_forward_pre_hook")
+
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(layer, args, output)`` after every ``forward``; a non-None return
+        replaces the output. With ``with_kwargs=True`` it is ``hook(layer, args, kwargs,
+        output)``. Returns a handle; ``handle.remove()`` unregisters it."""
+        return self._register(1, hook, prepend, with_kwargs, "register_forward_hook")
+
+    def _register(self, kind: int, hook, prepend: bool, with_kwargs: bool,
+                  caller: str) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"{type(self).__name__}.{caller}: hook must be callable, got "
+                            f"{type(hook).__name__}")
+        if self._hooks is None:
+            self.__dict__["_hooks"] = (HookDict(), HookDict())
+        hooks = self._hooks[kind]
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = (hook, with_kwargs)
+        if prepend:  # dicts keep insertion order: rebuild with the new one first
+            entries = list(hooks.items())
+            hooks.clear()
+            hooks.update([entries[-1], *entries[:-1]])
+        return handle
+
+    def _run_pre_hooks(self, hooks: HookDict, inputs: tuple, kwargs: dict):
+        for hook, with_kwargs in list(hooks.values()):
+            if with_kwargs:
+                result = hook(self, inputs, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise TypeError(
+                            f"{type(self).__name__}: forward pre-hook {_hook_name(hook)} "
+                            f"(with_kwargs=True) returned a {type(result).__name__}; return "
+                            f"None or a tuple (args, kwargs)")
+                    inputs, kwargs = result
+                    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+            else:
+                result = hook(self, inputs)
+                if result is not None:
+                    inputs = result if isinstance(result, tuple) else (result,)
+        return inputs, kwargs
+
+    def _run_hooks(self, hooks: HookDict, inputs: tuple, kwargs: dict, outputs):
+        for hook, with_kwargs in list(hooks.values()):
+            result = (hook(self, inputs, kwargs, outputs) if with_kwargs
+                      else hook(self, inputs, outputs))
+            if result is not None:
+                outputs = result
+        return outputs
 
     def __getstate__(self) -> dict:
         # The weak references to the last call's inputs/outputs cannot be pickled, and a
