@@ -121,7 +121,7 @@ def _seeds(outputs: tuple, grad_outputs) -> list:
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs; "
                          "give one per output (None for ones)")
-    seeds = []
+    seeds: list[Variable | None] = []
     for i, (y, gy) in enumerate(zip(outputs, grad_outputs)):
         if not y.requires_grad:
             # A constant output (the derivative of a linear function is one): it depends on

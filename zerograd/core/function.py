@@ -7,6 +7,7 @@ graph recording on (``create_graph=True``) yields higher-order derivatives for f
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import numpy as np
 
@@ -86,15 +87,15 @@ class Function:
     ``outputs`` weak references to the outputs, and ``generation`` the op's depth.
 
     ``retain_inputs`` / ``retain_outputs`` (Chainer's names) declare which inputs and outputs
-    (a tuple of positions) ``backward`` reads the values of; None, the default, means all of
-    them. Backward raises :class:`~zerograd.errors.InPlaceError` when one of those was
-    changed in place after the op ran; an op whose backward reads no input (``Add``) declares
-    ``retain_inputs = ()`` so that changing its inputs is allowed.
+    (a tuple of positions) ``backward`` reads the values of. Backward raises
+    :class:`~zerograd.errors.InPlaceError` when one of those was changed in place after the
+    op ran. None, the default, means "what ``backward`` names": all inputs if its code
+    mentions ``self.inputs``, all outputs if ``self.output``/``self.outputs``.
     """
 
     generation = 0
-    inputs = None
-    outputs = None
+    inputs: list[Variable] | Any = None  # None until recorded (and after a release)
+    outputs: Any = None  # weak references to the outputs, once recorded
     retain_inputs: tuple | None = None
     retain_outputs: tuple | None = None
     # Names of the attributes forward stores for backward (activations); ``release`` drops

@@ -108,7 +108,7 @@ def conv_out_hw(op: str, hw, kernel, stride, pad, dilation) -> tuple[int, int]:
             f"{hw[0]}x{hw[1]} input with pad {pad} and stride {stride}: output would be "
             f"{out[0]}x{out[1]}"
         )
-    return out
+    return out[0], out[1]
 
 
 def im2col_array(img, kernel_size, stride, pad, to_matrix: bool = True, dilation=1):

@@ -520,8 +520,8 @@ def _reduced_shape(shape: tuple, axis) -> tuple:
     ndim = len(shape)
     if axis is None:
         return ()
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    axes = {a % ndim for a in axes} if ndim else set()
+    given = axis if isinstance(axis, tuple) else (axis,)
+    axes = {a % ndim for a in given} if ndim else set()
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 

@@ -474,13 +474,13 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
         raise ShapeError(f"pad: x is 0-d (shape ()), so it has no axis to pad "
                          f"(pad_width {pad_width!r}); pad x.reshape(1) instead")
     try:
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+        pairs = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
     except ValueError as e:
         raise ShapeError(f"pad: pad_width {pad_width!r} does not fit x of shape {x.shape}; "
                          "expected an int, (before, after) or one pair per axis") from e
-    if (widths < 0).any():
+    if (pairs < 0).any():
         raise ShapeError(f"pad: pad_width must be non-negative, got {pad_width!r}")
-    widths = tuple((int(b), int(a)) for b, a in widths)
+    widths = tuple((int(b), int(a)) for b, a in pairs)
     if mode == "constant":
         return Pad(widths, constant_values)(x)
     if mode not in _INDEX_MAP_MODES:
@@ -488,6 +488,6 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
                          f"{_INDEX_MAP_MODES}")
     # Pad an array of flat indices with the same mode: it says which element of x each
     # output element copies, so the op is a gather (and its gradient a scatter-add).
-    source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)
+    source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)  # type: ignore[call-overload]
     xp = get_array_module(x)
     return get_item(reshape(x, (-1,)), xp.asarray(source))

@@ -304,7 +304,7 @@ def _parse_einsum(subscripts: str, shapes: Sequence[tuple]) -> tuple[list[str], 
             raise ValueError(f"einsum: output {output!r} repeats a label or uses one that no "
                              f"operand has ({subscripts!r})")
     else:
-        counts = {}
+        counts: dict[str, int] = {}
         for label in "".join(terms):
             counts[label] = counts.get(label, 0) + 1
         once = sorted(label for label, c in counts.items()

@@ -7,6 +7,7 @@ The methods are installed here, after the ops exist, because ``core`` must not i
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import numpy as np
 
@@ -17,19 +18,19 @@ from zerograd.ops import shape as shape_ops
 from zerograd.ops._operands import scalar_operand
 
 
-def _reshape(self, *shape) -> Variable:
+def _reshape(self, *shape: Any) -> Variable:
     """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
+        return shape_ops.reshape(self, shape[0])
     return shape_ops.reshape(self, shape)
 
 
-def _transpose(self, *axes) -> Variable:
+def _transpose(self, *axes: Any) -> Variable:
     """``x.transpose()``, ``x.transpose(1, 0)``, ``x.transpose((1, 0))`` or ``(None)``."""
     if len(axes) == 0:
-        axes = None
-    elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
-        axes = axes[0]
+        return shape_ops.transpose(self, None)
+    if len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+        return shape_ops.transpose(self, axes[0])
     return shape_ops.transpose(self, axes)
 
 
@@ -90,40 +91,35 @@ def _abs(self) -> Variable:
 
 
 def setup_variable() -> None:
-    """Install operators and array-like methods on :class:`Variable`."""
-    V = Variable
-    V.__add__ = arithmetic.add
-    V.__radd__ = arithmetic.add
-    V.__sub__ = arithmetic.sub
-    V.__rsub__ = arithmetic.rsub
-    V.__mul__ = arithmetic.mul
-    V.__rmul__ = arithmetic.mul
-    V.__truediv__ = arithmetic.div
-    V.__rtruediv__ = arithmetic.rdiv
-    V.__neg__ = arithmetic.neg
-    V.__pow__ = _pow
-    V.__rpow__ = _rpow
-    V.__matmul__ = linalg.matmul
-    V.__rmatmul__ = _rmatmul
-    V.__getitem__ = indexing.get_item
-    V.matmul = linalg.matmul
-    V.dot = linalg.matmul
-    V.reshape = _reshape
-    V.transpose = _transpose
-    V.T = property(lambda self: shape_ops.transpose(self))
-    V.sum = _sum
-    V.max = _max  # DeZero installs F.max / F.min as methods too
-    V.min = _min
-    V.mean = _mean
-    V.flatten = lambda self: shape_ops.flatten(self)
-    V.squeeze = lambda self, axis=None: shape_ops.squeeze(self, axis)
-    V.__abs__ = _abs
-    V.__lt__ = _comparison(operator.lt)
-    V.__le__ = _comparison(operator.le)
-    V.__gt__ = _comparison(operator.gt)
-    V.__ge__ = _comparison(operator.ge)
-    V.__eq__ = _comparison(operator.eq)
-    V.__ne__ = _comparison(operator.ne)
-    # Defining __eq__ must not make Variables unhashable: graphs, optimizers and user code
-    # keep them in sets and dicts, by identity.
-    V.__hash__ = object.__hash__
+    """Install operators and array-like methods on :class:`Variable`.
+
+    ``core/variable.py`` declares each of them for type checkers (under TYPE_CHECKING), so
+    that ``x + y`` or ``x.sum()`` type-checks as a Variable; this is where they come from.
+    """
+    methods = {
+        "__add__": arithmetic.add, "__radd__": arithmetic.add,
+        "__sub__": arithmetic.sub, "__rsub__": arithmetic.rsub,
+        "__mul__": arithmetic.mul, "__rmul__": arithmetic.mul,
+        "__truediv__": arithmetic.div, "__rtruediv__": arithmetic.rdiv,
+        "__neg__": arithmetic.neg,
+        "__pow__": _pow, "__rpow__": _rpow,
+        "__matmul__": linalg.matmul, "__rmatmul__": _rmatmul,
+        "__getitem__": indexing.get_item,
+        "matmul": linalg.matmul, "dot": linalg.matmul,
+        "reshape": _reshape, "transpose": _transpose,
+        "T": property(lambda self: shape_ops.transpose(self)),
+        "sum": _sum,
+        "max": _max, "min": _min,  # DeZero installs F.max / F.min as methods too
+        "mean": _mean,
+        "flatten": lambda self: shape_ops.flatten(self),
+        "squeeze": lambda self, axis=None: shape_ops.squeeze(self, axis),
+        "__abs__": _abs,
+        "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le),
+        "__gt__": _comparison(operator.gt), "__ge__": _comparison(operator.ge),
+        "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
+        # Defining __eq__ must not make Variables unhashable: graphs, optimizers and user
+        # code keep them in sets and dicts, by identity.
+        "__hash__": object.__hash__,
+    }
+    for name, method in methods.items():
+        setattr(Variable, name, method)
