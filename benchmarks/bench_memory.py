@@ -4,9 +4,12 @@
 
 Workload: a 20-layer MLP of width 2048 (Linear + ReLU, float32), batch 256, loss = sum of
 the output; we report how far the process's peak resident memory rises above its level with
-the model and the input already built, for one forward+backward pass and for a forward
-pass under no_grad (inference). Each framework runs in its own subprocess; the kernel's
-peak-RSS counter is reset (/proc/self/clear_refs) just before the measured pass.
+the model and the input already built, for one forward+backward pass, for a forward
+pass under no_grad (inference), and for a forward+backward pass with gradient
+checkpointing (the 20 layers in SEGMENTS segments, each ``zerograd.checkpoint`` /
+``torch.utils.checkpoint``: only the segments' inputs are kept, their insides are
+recomputed in backward). Each framework runs in its own subprocess; the kernel's peak-RSS
+counter is reset (/proc/self/clear_refs) just before the measured pass.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPTH, WIDTH, BATCH = 20, 2048, 256
+SEGMENTS = 4  # about sqrt(DEPTH): the usual choice, memory ~ DEPTH/SEGMENTS + SEGMENTS
 
 
 def _rss_kib(field: str) -> int:
@@ -61,6 +65,10 @@ def worker(framework: str, mode: str) -> float:
             if mode == "no_grad":
                 with torch.no_grad():
                     model(x).sum()
+            elif mode == "checkpoint":
+                from torch.utils.checkpoint import checkpoint_sequential
+
+                checkpoint_sequential(model, SEGMENTS, x, use_reentrant=False).sum().backward()
             else:
                 model(x).sum().backward()
 
@@ -111,11 +119,19 @@ def worker(framework: str, mode: str) -> float:
     for _ in range(DEPTH):
         layers += [L.Linear(WIDTH, in_size=WIDTH), F.relu]
     model = Sequential(*layers)
+    per_segment = len(layers) // SEGMENTS
+    segments = [Sequential(*layers[i:i + per_segment])
+                for i in range(0, len(layers), per_segment)]
 
     def run():
         if mode == "no_grad":
             with zerograd.no_grad():
                 F.sum(model(x_data))
+        elif mode == "checkpoint":
+            h = zerograd.Variable(x_data)
+            for segment in segments:
+                h = zerograd.checkpoint(segment, h)
+            F.sum(h).backward()
         else:
             F.sum(model(x_data)).backward()
 
@@ -137,14 +153,17 @@ def main() -> None:
     print(f"peak memory above model+input, {DEPTH} x Linear({WIDTH})+ReLU, batch {BATCH}, "
           f"float32 (param grads alone: {DEPTH * WIDTH * (WIDTH + 1) * 4 / 2**20:.0f} MiB)")
     results = {}
-    for mode in ("train", "no_grad"):
-        for name in frameworks:
+    modes = {"train": frameworks, "no_grad": frameworks,
+             "checkpoint": [n for n in frameworks if n != "dezero"]}  # DeZero has none
+    for mode, names in modes.items():
+        for name in names:
             out = subprocess.run([sys.executable, __file__, "--worker", name, mode],
                                  capture_output=True, text=True, check=True)
             results[(name, mode)] = json.loads(out.stdout.strip().splitlines()[-1])
     for mode, label in (("train", "peak memory, forward+backward"),
-                        ("no_grad", "peak memory, forward under no_grad")):
-        print_row(label, {n: results[(n, mode)] for n in frameworks}, "MiB")
+                        ("no_grad", "peak memory, forward under no_grad"),
+                        ("checkpoint", f"peak memory, fwd+bwd, {SEGMENTS} checkpointed segments")):
+        print_row(label, {n: results[(n, mode)] for n in modes[mode]}, "MiB")
 
 if __name__ == "__main__":
     main()
