@@ -51,7 +51,8 @@ def _as_3d(a, axis: int):
     """a as (lead, a.shape[axis], trail), a C-contiguous view (a copy if a is not)."""
     a = np.ascontiguousarray(a)
     lead = int(np.prod(a.shape[:axis], dtype=np.int64))
-    return a.reshape(lead, a.shape[axis], -1)
+    trail = int(np.prod(a.shape[axis + 1:], dtype=np.int64))  # (-1 fails on empty arrays)
+    return a.reshape(lead, a.shape[axis], trail)
 
 
 @kernel(parallel=True)

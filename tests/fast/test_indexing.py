@@ -1,0 +1,45 @@
+"""zerograd._fast.indexing.scatter_rows (embedding backward) against ops/indexing.py's
+_scatter_rows: bitwise equal (additions in the order of the ids, as np.add.at)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from zerograd._fast.indexing import scatter_rows  # noqa: E402
+from zerograd.ops.indexing import _scatter_rows  # noqa: E402
+
+# (table shape, axis, ids shape, id range): embeddings with many repeats, a small gradient
+# (the NumPy path's add.at branch), distinct ids (its assignment branch), another axis,
+# an odd column count, empty ids, a 1x1 table.
+CASES = [((1000, 64), 0, (100_000,), 1000), ((50, 3), 0, (7, 9), 50), ((37, 5), 0, (37,), 0),
+         ((4, 30, 5), 1, (3, 8), 30), ((100, 33), 0, (2000,), 100), ((9, 4), 0, (0,), 9),
+         ((1, 1), 0, (5,), 1)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_scatter_rows_matches_numpy(case, dtype):
+    shape, axis, ids_shape, high = case
+    rng = np.random.default_rng(0)
+    if high == 0:  # a permutation: no id repeats
+        ids = rng.permutation(shape[axis]).reshape(ids_shape)
+    else:
+        ids = rng.integers(0, high, size=ids_shape)
+    gy_shape = shape[:axis] + ids_shape + shape[axis + 1:]
+    gy = rng.standard_normal(gy_shape).astype(dtype)
+    got = scatter_rows(shape, axis, ids, gy)
+    assert got.shape == shape and got.dtype == dtype
+    np.testing.assert_array_equal(got, _scatter_rows(shape, axis, ids, gy))
+
+
+def test_negative_ids_count_from_the_end():
+    gy = np.arange(6, dtype=np.float64).reshape(3, 2)
+    got = scatter_rows((4, 2), 0, np.array([-1, 3, 0]), gy)
+    np.testing.assert_array_equal(got, [[4, 5], [0, 0], [0, 0], [0 + 2, 1 + 3]])
+
+
+def test_error_names_the_kernel():
+    with pytest.raises(TypeError, match=r"scatter_rows: gy must be float32 or float64, got "
+                                        r"int64 \(2, 2\)"):
+        scatter_rows((3, 2), 0, np.array([0, 1]), np.zeros((2, 2), dtype=np.int64))

@@ -1,0 +1,105 @@
+"""zerograd._fast.pooling against ops/pooling.py's NumPy kernels: bitwise equal values and
+argmax offsets, forward, backward and the second-order gather, on varied geometries."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from zerograd._fast import pooling as FP  # noqa: E402
+from zerograd.ops import pooling as P  # noqa: E402
+
+# (shape (N, C, H, W), kernel, stride, pad, ceil_mode)
+GEOMETRIES = [
+    ((2, 3, 8, 8), 2, 2, 0, False),      # the CNN's 2x2/2: disjoint windows tiling the input
+    ((3, 4, 9, 11), 3, 2, 1, True),      # odd sizes, padding, ceil_mode overhang
+    ((2, 2, 7, 5), 3, 1, 1, False),      # overlapping windows (stride < kernel)
+    ((1, 1, 1, 1), 1, 1, 0, False),      # 1-sized everything
+    ((2, 1, 6, 9), (2, 3), (1, 2), (1, 0), False),  # non-square kernel, stride, pad
+    ((0, 3, 6, 6), 2, 2, 0, False),      # an empty batch
+    ((4, 2, 5, 5), 5, 1, 2, False),      # windows larger than the stride, heavy overlap
+]
+DTYPES = [np.float32, np.float64]
+
+
+def _windows(f):
+    w = f.windows
+    return w.kernel, w.stride, (w.pad_h[0], w.pad_w[0]), w.out_hw, w.in_hw
+
+
+def _channel_major(x):
+    """The same values laid out (C, N, H, W) and viewed as NCHW, as conv2d's outputs are."""
+    return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_max_pooling_matches_numpy(geometry, dtype, layout):
+    shape, kernel, stride, pad, ceil = geometry
+    rng = np.random.default_rng(0)
+    # Rounded values: ties inside windows check the first-maximum rule.
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)
+    if layout == "channel_major":
+        x = _channel_major(x)
+    f = P.Pooling(kernel, stride, pad, ceil)
+    y_ref = f.forward(x)
+    k, s, p, out_hw, in_hw = _windows(f)
+    y, idx = FP.max_pool_forward(x, k, s, p, out_hw)
+    assert y.dtype == dtype and idx.dtype == f.indexes.dtype
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, f.indexes)
+
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx_ref = P.Pooling2DGrad(f).forward(gy)
+    gx = FP.max_pool_backward(gy, idx, k, s, p, in_hw)
+    assert gx.shape == x.shape and gx.dtype == dtype
+    np.testing.assert_array_equal(gx, gx_ref)  # the same sums in the same order
+
+    ggx = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(FP.max_pool_gather(ggx, idx, k, s, p),
+                                  P.Pooling2DWithIndexes(f).forward(ggx))
+
+
+def test_max_pooling_layout_follows_the_input():
+    x = _channel_major(np.random.default_rng(1).standard_normal((3, 4, 6, 6)))
+    y, idx = FP.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (3, 3))
+    assert y.transpose(1, 0, 2, 3).flags.c_contiguous  # channel-major in, channel-major out
+    gx = FP.max_pool_backward(np.ones_like(y), idx, (2, 2), (2, 2), (0, 0), (6, 6))
+    assert gx.transpose(1, 0, 2, 3).flags.c_contiguous
+    assert gx.sum() == 27.0 * 4  # one 1 per window
+
+
+def test_max_pooling_nan_and_inf_follow_numpy():
+    x = np.array([[[[1.0, np.nan, 3.0, -np.inf],
+                    [0.5, 2.0, -np.inf, -np.inf]]]])
+    f = P.Pooling(2, 2, 0)
+    y_ref = f.forward(x)
+    y, idx = FP.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 2))
+    np.testing.assert_array_equal(y, y_ref)  # nan propagates; an all -inf window is -inf
+    np.testing.assert_array_equal(idx, f.indexes)
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 3.0
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_average_pooling_matches_numpy(geometry, dtype, count_include_pad):
+    shape, kernel, stride, pad, ceil = geometry
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(dtype)
+    f = P.AveragePooling(kernel, stride, pad, ceil, count_include_pad)
+    y_ref = f.forward(x)
+    k, s, p, out_hw, in_hw = _windows(f)
+    y = FP.avg_pool_forward(x, k, s, p, out_hw, f.divisor)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, y_ref)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = FP.avg_pool_backward(gy, k, s, p, in_hw, f.divisor)
+    np.testing.assert_array_equal(gx, P.AveragePoolingGrad(f).forward(gy))
+
+
+def test_wrong_input_is_named():
+    with pytest.raises(TypeError, match=r"max_pool_forward: expected a 4-D float32 or "
+                                        r"float64 array \(N, C, H, W\), got int64 \(2, 3\)"):
+        FP.max_pool_forward(np.zeros((2, 3), dtype=np.int64), (2, 2), (2, 2), (0, 0), (1, 1))
