@@ -293,8 +293,6 @@ def _function_classes():
 def test_no_op_reads_the_graph_recording_flag_in_forward_or_backward():
     offenders = []
     for cls in _function_classes():
-        if cls.__name__ in {"LSTMCell", "GRUCell"}:  # not converted yet (see docs/engine.md)
-            continue
         for name, method in vars(cls).items():
             if callable(method) and "enable_backprop" in inspect.getsource(method):
                 offenders.append(f"{cls.__module__}.{cls.__name__}.{name}")
@@ -460,3 +458,79 @@ def test_rnn_cell_skips_the_gradients_nobody_needs():
     node = Wx.grad.creator
     assert node.needs == (False, True, True, True, False)
     assert len(node.outputs) == 3  # gh, gWx, gWh only
+
+
+@pytest.mark.torch
+def test_lstm_cell_third_order_matches_torch():
+    pytest.importorskip("torch")
+    import torch
+
+    H = 3
+    arrays = [_rand(2, 2), _rand(2, H, seed=1), _rand(2, H, seed=5), _rand(2, 4 * H, seed=2),
+              _rand(H, 4 * H, seed=3), _rand(4 * H, seed=4)]
+
+    def torch_cell(x, h, c, Wx, Wh, b):
+        f, i, o, u = torch.split(x @ Wx + h @ Wh + b, H, dim=1)
+        f, i, o, u = torch.sigmoid(f), torch.sigmoid(i), torch.sigmoid(o), torch.tanh(u)
+        c_new = f * c + i * u
+        return torch.cat([o * torch.tanh(c_new), c_new * 0.5], dim=1)
+
+    def ours(x, h, c, Wx, Wh, b):  # both outputs, the second weighted differently
+        h_new, c_new = F.lstm_cell(x, h, c, Wx, Wh, b)
+        return F.concat([h_new, c_new * 0.5], axis=1)
+
+    got = _directional_derivatives(ours, arrays, 3)
+    expected = _directional_derivatives_torch(torch_cell, arrays, 3)
+    for order, (g_orders, e_orders) in enumerate(zip(got, expected), start=1):
+        for i, (g, e) in enumerate(zip(g_orders, e_orders)):
+            np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-11,
+                                       err_msg=f"lstm_cell: order {order}, input {i}")
+
+
+@pytest.mark.torch
+def test_gru_cell_third_order_matches_torch():
+    pytest.importorskip("torch")
+    import torch
+
+    H = 3
+    arrays = [_rand(2, 2), _rand(2, H, seed=1), _rand(2, 3 * H, seed=2),
+              _rand(H, 3 * H, seed=3), _rand(3 * H, seed=4), _rand(3 * H, seed=6)]
+
+    def torch_cell(x, h, Wx, Wh, bx, bh):  # PyTorch's GRU equations
+        xr, xz, xn = torch.split(x @ Wx + bx, H, dim=1)
+        hr, hz, hn = torch.split(h @ Wh + bh, H, dim=1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+    got = _directional_derivatives(F.gru_cell, arrays, 3)
+    expected = _directional_derivatives_torch(torch_cell, arrays, 3)
+    for order, (g_orders, e_orders) in enumerate(zip(got, expected), start=1):
+        for i, (g, e) in enumerate(zip(g_orders, e_orders)):
+            np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-11,
+                                       err_msg=f"gru_cell: order {order}, input {i}")
+
+
+def test_lstm_cell_with_only_one_output_used_differentiates_twice():
+    """c' unused: its gradient enters the Grad node as zeros; the values match the same
+    step composed of elementary ops."""
+    arrays = [_rand(2, 2), _rand(2, 3, seed=1), _rand(2, 3, seed=5), _rand(2, 12, seed=2),
+              _rand(3, 12, seed=3)]
+
+    def composed(x, h, c, Wx, Wh):
+        f, i, o, u = F.split(F.matmul(x, Wx) + F.matmul(h, Wh), 4, axis=1)
+        c_new = F.sigmoid(f) * c + F.sigmoid(i) * F.tanh(u)
+        return F.sigmoid(o) * F.tanh(c_new)
+
+    results = []
+    for fn in (lambda *a: F.lstm_cell(*a)[0], composed):
+        xs = [Variable(a) for a in arrays]
+        y = fn(*xs)
+        (y * y).sum().backward(create_graph=True)
+        g = xs[0].grad
+        for v in xs:
+            v.cleargrad()
+        (g * g).sum().backward()
+        results.append([v.grad.data for v in xs])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-14)

@@ -11,9 +11,11 @@ Cell ops (one time step, differentiable to any order):
 - ``gru_cell(x, h, Wx, Wh, bx, bh) -> h_new``, gates (r, z, n), PyTorch's formulation;
 - ``rnn_cell(x, h, Wx, Wh, b) -> h_new``, Elman with tanh.
 
-Their first-order backward works on raw arrays (fast). When the backward itself is recorded
-(``backward(create_graph=True)``) they recompute the step with zerograd ops and write the same
-formulas on Variables, so second and higher derivatives are exact.
+Their backward is a Grad node (``LSTMCellGrad``, ``GRUCellGrad``, ``RNNCellGrad``, Chainer's
+``LSTMGrad`` design): its forward is the raw-array kernel of the step's gradients (fast, one
+node), its backward the next order on Variables: the products are bilinear and the gates'
+elementwise part is differentiated by hand, so every order is exact and nothing branches on
+whether the graph is being recorded.
 
 Sequence ops (a whole (N, T, .) batch in one node; first-order only):
 
@@ -23,8 +25,9 @@ Sequence ops (a whole (N, T, .) batch in one node; first-order only):
 
 where ``xw = x @ Wx + b`` is the input projection of every step, computed beforehand by one
 batched matrix product. The loop over time runs inside forward and (reversed) inside
-backward. Their backward raises ``GraphError`` under ``create_graph=True``: for higher-order
-gradients run the cell ops step by step (the layers' ``fused=False``).
+backward. They declare ``first_order_only``, so the engine raises ``GraphError`` naming the
+op when ``create_graph=True`` reaches one: for higher-order gradients run the cell ops step
+by step (the layers' ``fused=False``).
 
 Per-gate parameters as one array (any order):
 
@@ -38,7 +41,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function
@@ -53,7 +55,8 @@ from zerograd.ops.shape import concat, split
 
 __all__ = ["lstm_cell", "gru_cell", "rnn_cell", "lstm_sequence", "gru_sequence",
            "rnn_sequence", "fused_weights", "LSTMCell", "GRUCell", "RNNCell", "LSTMSequence",
-           "GRUSequence", "RNNSequence", "FusedWeights", "RNNCellGrad"]
+           "GRUSequence", "RNNSequence", "FusedWeights", "RNNCellGrad", "LSTMCellGrad",
+           "GRUCellGrad"]
 
 
 # -- raw-array kernels shared by the cell and the sequence ops ------------------------------
@@ -206,8 +209,11 @@ class LSTMCell(Function):
     """One LSTM step, all gates from one product per side (Hochreiter & Schmidhuber, 1997).
 
     a = x Wx + h Wh + b, split into (f, i, o, u); f, i, o = sigmoid(.), u = tanh(.);
-    c' = f * c + i * u;  h' = o * tanh(c').
+    c' = f * c + i * u;  h' = o * tanh(c'). Backward: :class:`LSTMCellGrad`, any order.
     """
+
+    retain_inputs = (0, 1, 2, 3, 4, 5)
+    retain_outputs = ()
 
     saved = ("act", "tanh_c")  # released with the graph (Function.release)
 
@@ -221,44 +227,115 @@ class LSTMCell(Function):
         return h_new, c_new
 
     def backward(self, gh, gc):
-        if _state.enable_backprop:
-            return self._backward_graph(gh, gc)
-        x, h, c, Wx, Wh, b = self.inputs
-        d, gc_prev = _lstm_step_grad(self.act, c.data, self.tanh_c, _data(gh), _data(gc))
-        return (
-            constant(d @ Wx.data.T) if x.requires_grad else None,
-            constant(d @ Wh.data.T) if h.requires_grad else None,
-            constant(gc_prev) if c.requires_grad else None,
-            constant(_outer(x.data, d)) if Wx.requires_grad else None,
-            constant(_outer(h.data, d)) if Wh.requires_grad else None,
-            constant(d.sum(axis=0)) if b.requires_grad else None,
-        )
+        needs = tuple(v.requires_grad for v in self.inputs)
+        x, h, c = self.inputs[:3]
+        # An output nobody used has no gradient: zeros, so that the Grad node's inputs are
+        # always arrays (a step's c' is unused at the last step, its h' when only c' flows).
+        gh = constant(np.zeros_like(self.tanh_c)) if gh is None else gh
+        gc = constant(np.zeros_like(self.tanh_c)) if gc is None else gc
+        grad = LSTMCellGrad(needs, (self.act, self.tanh_c))
+        return _in_slots(needs, grad(*self.inputs, gh, gc))
 
-    def _backward_graph(self, gh, gc):
-        """The same gradients written with zerograd ops (for create_graph=True)."""
-        x, h, c, Wx, Wh, b = self.inputs
+
+class LSTMCellGrad(Function):
+    """The gradients (gx, gh, gc, gWx, gWh, gb) of one LSTM step from inputs
+    (x, h, c, Wx, Wh, b, gh', gc'), the upstream gradients last; only those whose flag in
+    ``needs`` is set.
+
+    Forward, on raw arrays: the pre-activation gradients
+    d = [gct c f(1-f), gct u i(1-i), gh' t o(1-o), gct i (1-u^2)], gct = gh' o (1-t^2) + gc',
+    t = tanh(c'), then gc = gct f and the products gx = d Wx^T, gh = d Wh^T, gWx = x^T d,
+    gWh = h^T d, gb = sum_n d. ``state``: (activations, tanh(c')) from the forward pass, or
+    None (recomputed). Backward: the products are bilinear (as in :class:`RNNCellGrad`);
+    the elementwise part is differentiated by hand below, on Variables, so every order is
+    exact.
+    """
+
+    saved = ("state",)  # released with the graph (Function.release)
+
+    def __init__(self, needs: tuple, state: tuple | None = None) -> None:
+        self.needs = needs
+        self.state = state
+
+    def forward(self, x, h, c, Wx, Wh, b, gh, gc):
+        if self.state is None:
+            gates = _project(x, Wx)
+            gates += h @ Wh
+            gates += b
+            _, _, tanh_c = _lstm_step(gates, c)
+            act = gates
+        else:
+            act, tanh_c = self.state
+            self.state = None  # used once: the backward works from the inputs
+        d, gc_prev = _lstm_step_grad(act, c, tanh_c, gh, gc)
+        need_x, need_h, need_c, need_Wx, need_Wh, need_b = self.needs
+        grads = []
+        if need_x:
+            grads.append(d @ Wx.T)
+        if need_h:
+            grads.append(d @ Wh.T)
+        if need_c:
+            grads.append(gc_prev)
+        if need_Wx:
+            grads.append(_outer(x, d))
+        if need_Wh:
+            grads.append(_outer(h, d))
+        if need_b:
+            grads.append(d.sum(axis=0))
+        return tuple(grads)
+
+    def backward(self, *ggs):
+        x, h, c, Wx, Wh, b, gh, gc = self.inputs
+        ggx, ggh, ggc, ggWx, ggWh, ggb = _in_slots(self.needs, ggs)
+        # The step again, as a graph of the inputs.
         f, i, o, u = split(matmul(x, Wx) + matmul(h, Wh) + b, 4, axis=1)
         f, i, o, u = sigmoid(f), sigmoid(i), sigmoid(o), tanh(u)
-        tanh_c = tanh(f * c + i * u)
-        gct = 0
-        go = None
-        if gh is not None:
-            go = gh * tanh_c
-            gct = gh * o * (1 - tanh_c * tanh_c)
-        if gc is not None:
-            gct = gct + gc
-        if go is None:
-            go = o * 0.0
-        d = concat([gct * c * f * (1 - f), gct * u * i * (1 - i), go * o * (1 - o),
-                    gct * i * (1 - u * u)], axis=1)
-        return (
-            matmul(d, Wx.T) if x.requires_grad else None,
-            matmul(d, Wh.T) if h.requires_grad else None,
-            gct * f if c.requires_grad else None,
-            matmul(x.T, d) if Wx.requires_grad else None,
-            matmul(h.T, d) if Wh.requires_grad else None,
-            d.sum(axis=0) if b.requires_grad else None,
-        )
+        t = tanh(f * c + i * u)
+        sf, si, so, su = f * (1 - f), i * (1 - i), o * (1 - o), 1 - u * u  # the slopes
+        st = 1 - t * t
+        gct = gh * o * st + gc
+        d = concat([gct * c * sf, gct * u * si, gh * t * so, gct * i * su], axis=1)
+        # The products: the gradient reaching d (dd), and their direct terms.
+        g_x = g_h = g_Wx = g_Wh = dd = None
+        if ggx is not None:
+            dd = _plus(dd, matmul(ggx, Wx))
+            g_Wx = matmul(ggx.T, d)
+        if ggh is not None:
+            dd = _plus(dd, matmul(ggh, Wh))
+            g_Wh = matmul(ggh.T, d)
+        if ggWx is not None:
+            dd = _plus(dd, matmul(x, ggWx))
+            g_x = matmul(d, ggWx.T)
+        if ggWh is not None:
+            dd = _plus(dd, matmul(h, ggWh))
+            g_h = matmul(d, ggWh.T)
+        if ggb is not None:
+            dd = _plus(dd, broadcast_to(ggb, d.shape))
+        if dd is None and ggc is None:
+            return g_x, g_h, None, g_Wx, g_Wh, None, None, None
+        zero = 0.0 * t  # a zero of the right shape where one cotangent is missing
+        df, di, do, du = split(dd, 4, axis=1) if dd is not None else (zero,) * 4
+        dc = zero if ggc is None else ggc  # the cotangent of gc = gct f
+        # The elementwise part: d and gc as functions of (f, i, o, u, t, c, gh', gc').
+        g_gct = df * c * sf + di * u * si + du * i * su + dc * f
+        g_gh = g_gct * o * st + do * t * so
+        g_gc = g_gct
+        g_t = g_gct * gh * o * t * -2.0 + do * gh * so
+        g_o = g_gct * gh * st + do * gh * t * (1 - o * 2)
+        g_cnew = g_t * st  # through t = tanh(c')
+        g_f = g_cnew * c + df * gct * c * (1 - f * 2) + dc * gct
+        g_i = g_cnew * u + di * gct * u * (1 - i * 2) + du * gct * su
+        g_u = g_cnew * i + di * gct * si
+        g_c = g_cnew * f + df * gct * sf
+        # Through the activations to the pre-activations a = x Wx + h Wh + b.
+        ga = concat([g_f * sf, g_i * si, g_o * so,
+                     g_u * su + du * gct * i * u * su * -2.0], axis=1)
+        g_x = _plus(g_x, matmul(ga, Wx.T)) if self.needs_grad(0) else None
+        g_h = _plus(g_h, matmul(ga, Wh.T)) if self.needs_grad(1) else None
+        g_Wx = _plus(g_Wx, matmul(x.T, ga)) if self.needs_grad(3) else None
+        g_Wh = _plus(g_Wh, matmul(h.T, ga)) if self.needs_grad(4) else None
+        g_b = ga.sum(axis=0) if self.needs_grad(5) else None
+        return g_x, g_h, g_c, g_Wx, g_Wh, g_b, g_gh, g_gc
 
 
 def _zeros_state(x, H: int, dtype) -> np.ndarray:
@@ -292,9 +369,11 @@ class GRUCell(Function):
 
     gx = x Wx + bx, gh = h Wh + bh, each split into (r, z, n) parts;
     r = sigmoid(gx_r + gh_r), z = sigmoid(gx_z + gh_z), n = tanh(gx_n + r * gh_n);
-    h' = (1 - z) * n + z * h.
+    h' = (1 - z) * n + z * h. Backward: :class:`GRUCellGrad`, any order.
     """
 
+    retain_inputs = (0, 1, 2, 3, 4, 5)
+    retain_outputs = ()
     saved = ("rz", "n", "hn")  # released with the graph (Function.release)
 
     def forward(self, x, h, Wx, Wh, bx, bh):
@@ -308,41 +387,120 @@ class GRUCell(Function):
         return h_new
 
     def backward(self, g):
-        if _state.enable_backprop:
-            return self._backward_graph(g)
-        x, h, Wx, Wh, bx, bh = self.inputs
-        dgx, dhw, gh_direct = _gru_step_grad(self.rz, self.n, self.hn, h.data, g.data)
-        gh = None
-        if h.requires_grad:
-            gh = dhw @ Wh.data.T
-            gh += gh_direct
-        return (
-            constant(dgx @ Wx.data.T) if x.requires_grad else None,
-            constant(gh) if gh is not None else None,
-            constant(_outer(x.data, dgx)) if Wx.requires_grad else None,
-            constant(_outer(h.data, dhw)) if Wh.requires_grad else None,
-            constant(dgx.sum(axis=0)) if bx.requires_grad else None,
-            constant(dhw.sum(axis=0)) if bh.requires_grad else None,
-        )
+        needs = tuple(v.requires_grad for v in self.inputs)
+        grad = GRUCellGrad(needs, (self.rz, self.n, self.hn))
+        return _in_slots(needs, grad(*self.inputs, g))
 
-    def _backward_graph(self, g):
-        x, h, Wx, Wh, bx, bh = self.inputs
+
+class GRUCellGrad(Function):
+    """The gradients (gx, gh, gWx, gWh, gbx, gbh) of one GRU step from inputs
+    (x, h, Wx, Wh, bx, bh, g = dL/dh'); only those whose flag in ``needs`` is set.
+
+    Forward, on raw arrays: dn = g (1-z)(1-n^2), dr = dn hn r(1-r), dz = g (h-n) z(1-z);
+    the input side's pre-activation gradient is [dr, dz, dn], the hidden side's
+    [dr, dz, dn r]; then gx = dgx Wx^T, gh = dhw Wh^T + g z, gWx = x^T dgx, gWh = h^T dhw,
+    gbx, gbh their sums over the batch. ``state``: (r|z, n, hn) from the forward pass, or
+    None (recomputed). Backward: the products are bilinear; the elementwise part is
+    differentiated by hand below, on Variables, so every order is exact.
+    """
+
+    saved = ("state",)  # released with the graph (Function.release)
+
+    def __init__(self, needs: tuple, state: tuple | None = None) -> None:
+        self.needs = needs
+        self.state = state
+
+    def forward(self, x, h, Wx, Wh, bx, bh, g):
+        if self.state is None:
+            gx = _project(x, Wx)
+            gx += bx
+            hw = h @ Wh
+            hw += bh
+            _, rz, n = _gru_step(gx, hw, h)
+            hn = hw[:, 2 * h.shape[1]:]
+        else:
+            rz, n, hn = self.state
+            self.state = None  # used once: the backward works from the inputs
+        dgx, dhw, gh_direct = _gru_step_grad(rz, n, hn, h, g)
+        need_x, need_h, need_Wx, need_Wh, need_bx, need_bh = self.needs
+        grads = []
+        if need_x:
+            grads.append(dgx @ Wx.T)
+        if need_h:
+            gh = dhw @ Wh.T
+            gh += gh_direct
+            grads.append(gh)
+        if need_Wx:
+            grads.append(_outer(x, dgx))
+        if need_Wh:
+            grads.append(_outer(h, dhw))
+        if need_bx:
+            grads.append(dgx.sum(axis=0))
+        if need_bh:
+            grads.append(dhw.sum(axis=0))
+        return tuple(grads)
+
+    def backward(self, *ggs):
+        x, h, Wx, Wh, bx, bh, g = self.inputs
+        ggx, ggh, ggWx, ggWh, ggbx, ggbh = _in_slots(self.needs, ggs)
+        # The step again, as a graph of the inputs.
         xr, xz, xn = split(matmul(x, Wx) + bx, 3, axis=1)
         hr, hz, hn = split(matmul(h, Wh) + bh, 3, axis=1)
         r, z = sigmoid(xr + hr), sigmoid(xz + hz)
         n = tanh(xn + r * hn)
-        dn = g * (1 - z) * (1 - n * n)
-        dr = dn * hn * r * (1 - r)
-        dz = g * (h - n) * z * (1 - z)
+        sr, sz, sn = r * (1 - r), z * (1 - z), 1 - n * n  # the slopes
+        dn = g * (1 - z) * sn
+        dr = dn * hn * sr
+        dz = g * (h - n) * sz
         dgx = concat([dr, dz, dn], axis=1)
         dhw = concat([dr, dz, dn * r], axis=1)
+        # The products: the gradients reaching dgx and dhw, and their direct terms.
+        g_x = g_h = g_Wx = g_Wh = d_gx = d_hw = g_g = g_z = None
+        if ggx is not None:  # gx = dgx Wx^T
+            d_gx = _plus(d_gx, matmul(ggx, Wx))
+            g_Wx = matmul(ggx.T, dgx)
+        if ggh is not None:  # gh = dhw Wh^T + g z
+            d_hw = _plus(d_hw, matmul(ggh, Wh))
+            g_Wh = matmul(ggh.T, dhw)
+            g_g = ggh * z
+            g_z = ggh * g
+        if ggWx is not None:  # gWx = x^T dgx
+            d_gx = _plus(d_gx, matmul(x, ggWx))
+            g_x = matmul(dgx, ggWx.T)
+        if ggWh is not None:  # gWh = h^T dhw
+            d_hw = _plus(d_hw, matmul(h, ggWh))
+            g_h = matmul(dhw, ggWh.T)
+        if ggbx is not None:
+            d_gx = _plus(d_gx, broadcast_to(ggbx, dgx.shape))
+        if ggbh is not None:
+            d_hw = _plus(d_hw, broadcast_to(ggbh, dhw.shape))
+        zero = 0.0 * n  # a zero of the right shape where one cotangent is missing
+        d_xr, d_xz, d_xn = split(d_gx, 3, axis=1) if d_gx is not None else (zero,) * 3
+        d_hr, d_hz, d_hnr = split(d_hw, 3, axis=1) if d_hw is not None else (zero,) * 3
+        # The elementwise part: dr, dz, dn (and dn r) as functions of r, z, n, hn, h, g.
+        d_dr, d_dz = d_xr + d_hr, d_xz + d_hz
+        d_dn = d_xn + d_hnr * r + d_dr * hn * sr
+        g_g = _plus(g_g, d_dn * (1 - z) * sn + d_dz * (h - n) * sz)
+        g_z = _plus(g_z, -(d_dn * g * sn) + d_dz * g * (h - n) * (1 - z * 2))
+        g_n = d_dn * g * (1 - z) * n * -2.0 - d_dz * g * sz
+        g_hn = d_dr * dn * sr
+        g_r = d_hnr * dn + d_dr * dn * hn * (1 - r * 2)
+        g_h = _plus(g_h, d_dz * g * sz)  # h in dz
+        # Through the activations: n = tanh(xn + r hn), r and z sigmoids.
+        g_pre_n = g_n * sn
+        g_r = g_r + g_pre_n * hn
+        g_hn = g_hn + g_pre_n * r
+        g_pre_r, g_pre_z = g_r * sr, g_z * sz
+        ga_x = concat([g_pre_r, g_pre_z, g_pre_n], axis=1)  # reaching x Wx + bx
+        ga_h = concat([g_pre_r, g_pre_z, g_hn], axis=1)  # reaching h Wh + bh
         return (
-            matmul(dgx, Wx.T) if x.requires_grad else None,
-            matmul(dhw, Wh.T) + g * z if h.requires_grad else None,
-            matmul(x.T, dgx) if Wx.requires_grad else None,
-            matmul(h.T, dhw) if Wh.requires_grad else None,
-            dgx.sum(axis=0) if bx.requires_grad else None,
-            dhw.sum(axis=0) if bh.requires_grad else None,
+            _plus(g_x, matmul(ga_x, Wx.T)) if self.needs_grad(0) else None,
+            _plus(g_h, matmul(ga_h, Wh.T)) if self.needs_grad(1) else None,
+            _plus(g_Wx, matmul(x.T, ga_x)) if self.needs_grad(2) else None,
+            _plus(g_Wh, matmul(h.T, ga_h)) if self.needs_grad(3) else None,
+            ga_x.sum(axis=0) if self.needs_grad(4) else None,
+            ga_h.sum(axis=0) if self.needs_grad(5) else None,
+            g_g if self.needs_grad(6) else None,
         )
 
 
