@@ -41,7 +41,7 @@ _LAZY = {
     "seed": ("zerograd.random_state", "seed"),
 }
 _LAZY_MODULES = ("layers", "models", "optimizers", "datasets", "dataloaders", "transforms",
-                 "functions_conv", "nn", "optim", "data", "distributed")
+                 "functions_conv", "nn", "optim", "data", "distributed", "training")
 # DeZero's ``__init__`` imports ``dezero.layers`` and friends, which also binds the package's
 # own name inside it, so ``from dezero import *`` hands a program ``dezero`` itself (book code
 # then calls ``dezero.no_grad()``). zerograd answers to both names.
