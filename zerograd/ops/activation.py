@@ -96,6 +96,16 @@ class Sigmoid(Function):
         return SigmoidGrad()(self.output, gy)
 
 
+def sigmoid(x) -> Variable:
+    """1 / (1 + exp(-x)), elementwise, stable for any |x| (no overflow, no nan).
+
+    Computed as 1 / (1 + e^-x) with e^-x allowed to overflow to inf for x << 0 (giving the
+    correct 0): full relative accuracy everywhere, no nan, no warning.
+    dy/dx = y (1 - y). x: any shape -> same shape.
+    """
+    return Sigmoid()(x)
+
+
 class SigmoidGrad(Function):
     """gx = gy y (1 - y) from sigmoid's output y, in one node (LSTM gates call it a lot).
 
@@ -125,6 +135,11 @@ class ReLU(Function):
         return gy * (self.output.data > 0)
 
 
+def relu(x) -> Variable:
+    """max(x, 0), elementwise; dy/dx = [x > 0], so relu'(0) = 0. x: any shape -> same."""
+    return ReLU()(x)
+
+
 class LeakyReLU(Function):
     """y = x for x > 0, slope * x otherwise; dy/dx = 1 or slope (slope at x = 0)."""
 
@@ -149,6 +164,14 @@ class LeakyReLU(Function):
         return factor
 
 
+def leaky_relu(x, slope: float = 0.2) -> Variable:
+    """x for x > 0, slope * x otherwise (DeZero's default slope 0.2).
+
+    dy/dx = 1 for x > 0, slope for x <= 0 (slope at the kink). x: any shape -> same.
+    """
+    return LeakyReLU(float(slope))(x)
+
+
 class Softplus(Function):
     """y = log(1 + exp(x)), computed stably; dy/dx = sigmoid(x)."""
 
@@ -158,6 +181,14 @@ class Softplus(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * sigmoid(x)
+
+
+def softplus(x) -> Variable:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for any |x|.
+
+    dy/dx = sigmoid(x). x: any shape -> same shape.
+    """
+    return Softplus()(x)
 
 
 class ELU(Function):
@@ -181,6 +212,14 @@ class ELU(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * ELUGrad(self.alpha, self.scale)(x)
+
+
+def elu(x, alpha: float = 1.0) -> Variable:
+    """x for x > 0, alpha (exp(x) - 1) otherwise.
+
+    dy/dx = 1 for x > 0, alpha exp(x) for x <= 0 (alpha at the kink). x: any shape -> same.
+    """
+    return ELU(float(alpha))(x)
 
 
 class ELUGrad(Function):
@@ -215,6 +254,14 @@ class SELU(ELU):
         super().__init__(_SELU_ALPHA, _SELU_SCALE)
 
 
+def selu(x) -> Variable:
+    """scale * elu(x, alpha) with alpha = 1.6732632..., scale = 1.0507009... (self-normalising).
+
+    dy/dx = scale for x > 0, scale alpha exp(x) for x <= 0. x: any shape -> same shape.
+    """
+    return SELU()(x)
+
+
 class HardSigmoid(Function):
     """y = clip(x / 6 + 1/2, 0, 1) (PyTorch's); dy/dx = 1/6 on -3 < x < 3, else 0."""
 
@@ -225,6 +272,14 @@ class HardSigmoid(Function):
         (x,) = self.inputs
         inside = np.abs(x.data) < 3
         return gy * inside * (1 / 6)
+
+
+def hard_sigmoid(x) -> Variable:
+    """clip(x / 6 + 1/2, 0, 1) (PyTorch's hardsigmoid, not Chainer's 0.2x + 0.5).
+
+    dy/dx = 1/6 for -3 < x < 3, 0 otherwise (0 at the kinks +-3). x: any shape -> same.
+    """
+    return HardSigmoid()(x)
 
 
 # -- smooth gated activations: gelu, silu, mish --------------------------------------------
@@ -287,6 +342,21 @@ class GELUTanh(Function):
         return gy * GELUTanhGrad()(x)
 
 
+def gelu(x, approximate: str = "none") -> Variable:
+    """Gaussian error linear unit, x Phi(x), Phi the standard normal CDF.
+
+    approximate='none' (default, PyTorch's): the exact x/2 (1 + erf(x / sqrt 2)), evaluated
+    as x/2 erfc(-x / sqrt 2) so that the tail x << 0 keeps its relative accuracy.
+    approximate='tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    dy/dx = Phi(x) + x phi(x) (exact form). x: any shape -> same shape.
+    """
+    if approximate == "none":
+        return GELU()(x)
+    if approximate == "tanh":
+        return GELUTanh()(x)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
 def _gelu_tanh_inner(x):
     """g(x) = sqrt(2/pi) (x + 0.044715 x^3) (a new array, or a Variable for a Variable)."""
     return (x * x * _GELU_TANH_CUBIC + 1) * x * _SQRT_2_OVER_PI
@@ -339,6 +409,11 @@ class SiLU(Function):
         return gy * SiLUGrad(self.s)(x)
 
 
+def silu(x) -> Variable:
+    """x sigmoid(x) (also called swish); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)."""
+    return SiLU()(x)
+
+
 class SiLUGrad(Function):
     """y = s (1 + x (1 - s)), s = sigmoid(x); dy/dx = s (1 - s) (2 + x (1 - 2 s))."""
 
@@ -374,6 +449,11 @@ class Mish(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * MishGrad()(x)
+
+
+def mish(x) -> Variable:
+    """x tanh(softplus(x)), stable for any |x|. x: any shape -> same shape."""
+    return Mish()(x)
 
 
 class MishGrad(Function):
@@ -415,6 +495,19 @@ class Softmax(Function):
 
     def backward(self, gy):
         return SoftmaxGrad(self.axis)(self.output, gy)
+
+
+def softmax(x, axis=1) -> Variable:
+    """exp(x) / sum(exp(x)) over ``axis`` (int or tuple; DeZero's default 1), max-shifted.
+
+    Stable for any magnitude; dy/dx as a vector-Jacobian product: gx = y (gy - sum(y gy)).
+    x: any shape -> same shape.
+    """
+    axis = _axis(axis)
+    vector = _scalar_as_vector("softmax", x, axis)
+    if vector is not None:
+        return reshape(Softmax(0)(vector), ())
+    return Softmax(axis)(x)
 
 
 class SoftmaxGrad(Function):
@@ -459,6 +552,18 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         return LogSoftmaxGrad(self.axis)(self.output, gy)
+
+
+def log_softmax(x, axis=1) -> Variable:
+    """x - logsumexp(x, axis): log-probabilities, stable for any magnitude.
+
+    gx = gy - softmax(x) sum(gy). x: any shape -> same shape.
+    """
+    axis = _axis(axis)
+    vector = _scalar_as_vector("log_softmax", x, axis)
+    if vector is not None:
+        return reshape(LogSoftmax(0)(vector), ())
+    return LogSoftmax(axis)(x)
 
 
 class LogSoftmaxGrad(Function):
@@ -510,6 +615,19 @@ class LogSumExp(Function):
         return gy * softmax(x, self.axis)
 
 
+def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
+    """log(sum(exp(x), axis)), computed as m + log(sum(exp(x - m))) with m the max.
+
+    axis: int, tuple or None (all elements); default 1 as the rest of the softmax family.
+    x: shape S -> S without ``axis`` (kept as size 1 with keepdims). dy/dx = softmax(x).
+    """
+    axis = _axis(axis)
+    vector = _scalar_as_vector("logsumexp", x, axis)
+    if vector is not None:
+        return reshape(LogSumExp(0)(vector), ())
+    return LogSumExp(axis, keepdims)(x)
+
+
 def _finite_max(x, axis):
     """max over ``axis`` (keepdims), 0 where it is not finite (a row of -inf stays finite)."""
     shift = x.max(axis=axis, keepdims=True)
@@ -549,15 +667,7 @@ def _scalar_as_vector(op: str, x, axis):
     return reshape(x, (1,))
 
 
-# -- the functions -----------------------------------------------------------------------------
-def sigmoid(x) -> Variable:
-    """1 / (1 + exp(-x)), elementwise, stable for any |x| (no overflow, no nan).
-
-    Computed as 1 / (1 + e^-x) with e^-x allowed to overflow to inf for x << 0 (giving the
-    correct 0): full relative accuracy everywhere, no nan, no warning.
-    dy/dx = y (1 - y). x: any shape -> same shape.
-    """
-    return Sigmoid()(x)
+# -- DeZero's composed versions and aliases ----------------------------------------------
 
 
 def sigmoid_simple(x) -> Variable:
@@ -569,90 +679,7 @@ def sigmoid_simple(x) -> Variable:
     return 1 / (exp(-x) + 1)
 
 
-def relu(x) -> Variable:
-    """max(x, 0), elementwise; dy/dx = [x > 0], so relu'(0) = 0. x: any shape -> same."""
-    return ReLU()(x)
-
-
-def leaky_relu(x, slope: float = 0.2) -> Variable:
-    """x for x > 0, slope * x otherwise (DeZero's default slope 0.2).
-
-    dy/dx = 1 for x > 0, slope for x <= 0 (slope at the kink). x: any shape -> same.
-    """
-    return LeakyReLU(float(slope))(x)
-
-
-def softplus(x) -> Variable:
-    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow for any |x|.
-
-    dy/dx = sigmoid(x). x: any shape -> same shape.
-    """
-    return Softplus()(x)
-
-
-def gelu(x, approximate: str = "none") -> Variable:
-    """Gaussian error linear unit, x Phi(x), Phi the standard normal CDF.
-
-    approximate='none' (default, PyTorch's): the exact x/2 (1 + erf(x / sqrt 2)), evaluated
-    as x/2 erfc(-x / sqrt 2) so that the tail x << 0 keeps its relative accuracy.
-    approximate='tanh': x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-    dy/dx = Phi(x) + x phi(x) (exact form). x: any shape -> same shape.
-    """
-    if approximate == "none":
-        return GELU()(x)
-    if approximate == "tanh":
-        return GELUTanh()(x)
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-
-
-def elu(x, alpha: float = 1.0) -> Variable:
-    """x for x > 0, alpha (exp(x) - 1) otherwise.
-
-    dy/dx = 1 for x > 0, alpha exp(x) for x <= 0 (alpha at the kink). x: any shape -> same.
-    """
-    return ELU(float(alpha))(x)
-
-
-def selu(x) -> Variable:
-    """scale * elu(x, alpha) with alpha = 1.6732632..., scale = 1.0507009... (self-normalising).
-
-    dy/dx = scale for x > 0, scale alpha exp(x) for x <= 0. x: any shape -> same shape.
-    """
-    return SELU()(x)
-
-
-def silu(x) -> Variable:
-    """x sigmoid(x) (also called swish); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)."""
-    return SiLU()(x)
-
-
 swish = silu
-
-
-def mish(x) -> Variable:
-    """x tanh(softplus(x)), stable for any |x|. x: any shape -> same shape."""
-    return Mish()(x)
-
-
-def hard_sigmoid(x) -> Variable:
-    """clip(x / 6 + 1/2, 0, 1) (PyTorch's hardsigmoid, not Chainer's 0.2x + 0.5).
-
-    dy/dx = 1/6 for -3 < x < 3, 0 otherwise (0 at the kinks +-3). x: any shape -> same.
-    """
-    return HardSigmoid()(x)
-
-
-def softmax(x, axis=1) -> Variable:
-    """exp(x) / sum(exp(x)) over ``axis`` (int or tuple; DeZero's default 1), max-shifted.
-
-    Stable for any magnitude; dy/dx as a vector-Jacobian product: gx = y (gy - sum(y gy)).
-    x: any shape -> same shape.
-    """
-    axis = _axis(axis)
-    vector = _scalar_as_vector("softmax", x, axis)
-    if vector is not None:
-        return reshape(Softmax(0)(vector), ())
-    return Softmax(axis)(x)
 
 
 def softmax_simple(x, axis=1) -> Variable:
@@ -668,26 +695,3 @@ def softmax_simple(x, axis=1) -> Variable:
     return y / sum_(y, axis=axis, keepdims=True)
 
 
-def log_softmax(x, axis=1) -> Variable:
-    """x - logsumexp(x, axis): log-probabilities, stable for any magnitude.
-
-    gx = gy - softmax(x) sum(gy). x: any shape -> same shape.
-    """
-    axis = _axis(axis)
-    vector = _scalar_as_vector("log_softmax", x, axis)
-    if vector is not None:
-        return reshape(LogSoftmax(0)(vector), ())
-    return LogSoftmax(axis)(x)
-
-
-def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
-    """log(sum(exp(x), axis)), computed as m + log(sum(exp(x - m))) with m the max.
-
-    axis: int, tuple or None (all elements); default 1 as the rest of the softmax family.
-    x: shape S -> S without ``axis`` (kept as size 1 with keepdims). dy/dx = softmax(x).
-    """
-    axis = _axis(axis)
-    vector = _scalar_as_vector("logsumexp", x, axis)
-    if vector is not None:
-        return reshape(LogSumExp(0)(vector), ())
-    return LogSumExp(axis, keepdims)(x)

@@ -99,6 +99,11 @@ class Neg(Function):
         return -gy
 
 
+def neg(x) -> Variable:
+    """-x."""
+    return Neg()(x)
+
+
 class AddConstant(Function):
     """y = x + c for a scalar constant c."""
 
@@ -182,6 +187,21 @@ class Pow(Function):
         return gy * (x ** (c - 1) * c)
 
 
+def pow(x, c) -> Variable:
+    """x ** c for a constant exponent ``c``; dy/dx = c * x ** (c - 1).
+
+    For an exponent that is itself differentiated, use ``F.power(x, y)``.
+    """
+    if isinstance(c, Variable):
+        raise DTypeError(
+            f"pow: the exponent must be a constant (a scalar or an ndarray), got a Variable of "
+            f"shape {c.shape} and dtype {c.dtype} (base: {getattr(x, 'shape', ())}); use "
+            f"F.power(x, y) to differentiate with respect to the exponent"
+        )
+    scalar = _as_scalar(c)
+    return Pow(c if scalar is None else scalar)(x)
+
+
 def add(x0, x1) -> Variable:
     """x0 + x1 with NumPy broadcasting. Either side may be a Variable, array or scalar."""
     c = _as_scalar(x1)
@@ -230,21 +250,3 @@ def rdiv(x0, x1) -> Variable:
     return Div()(x1, x0)
 
 
-def neg(x) -> Variable:
-    """-x."""
-    return Neg()(x)
-
-
-def pow(x, c) -> Variable:
-    """x ** c for a constant exponent ``c``; dy/dx = c * x ** (c - 1).
-
-    For an exponent that is itself differentiated, use ``F.power(x, y)``.
-    """
-    if isinstance(c, Variable):
-        raise DTypeError(
-            f"pow: the exponent must be a constant (a scalar or an ndarray), got a Variable of "
-            f"shape {c.shape} and dtype {c.dtype} (base: {getattr(x, 'shape', ())}); use "
-            f"F.power(x, y) to differentiate with respect to the exponent"
-        )
-    scalar = _as_scalar(c)
-    return Pow(c if scalar is None else scalar)(x)

@@ -43,12 +43,6 @@ class MaskedSoftmax(Function):
         return yg - y * yg.sum(axis=-1, keepdims=True)
 
 
-def _swap_last_two(x: Variable) -> Variable:
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return transpose(x, axes)
-
-
 def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None) -> Variable:
     """softmax(q k^T * scale + mask) v, with scale = 1 / sqrt(D) by default.
 
@@ -96,3 +90,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None)
             )
     weights = MaskedSoftmax(keep)(scores)
     return matmul(weights, v)
+
+
+def _swap_last_two(x: Variable) -> Variable:
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return transpose(x, axes)
+
+

@@ -57,6 +57,11 @@ class Square(Function):
         return gy * x * 2
 
 
+def square(x) -> Variable:
+    """x ** 2, elementwise."""
+    return Square()(x)
+
+
 class Exp(Function):
     """y = exp(x); dy/dx = y (keeps its output, not its input)."""
 
@@ -65,6 +70,11 @@ class Exp(Function):
 
     def backward(self, gy):
         return gy * self.output
+
+
+def exp(x) -> Variable:
+    """e ** x, elementwise."""
+    return Exp()(x)
 
 
 class Log(Function):
@@ -78,6 +88,11 @@ class Log(Function):
         return gy / x
 
 
+def log(x) -> Variable:
+    """Natural logarithm, elementwise."""
+    return Log()(x)
+
+
 class Sin(Function):
     """y = sin(x); dy/dx = cos(x)."""
 
@@ -87,6 +102,11 @@ class Sin(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * cos(x)
+
+
+def sin(x) -> Variable:
+    """Sine (radians), elementwise."""
+    return Sin()(x)
 
 
 class Cos(Function):
@@ -100,6 +120,11 @@ class Cos(Function):
         return gy * -sin(x)
 
 
+def cos(x) -> Variable:
+    """Cosine (radians), elementwise."""
+    return Cos()(x)
+
+
 class Tanh(Function):
     """y = tanh(x); dy/dx = 1 - y^2 (keeps its output)."""
 
@@ -108,6 +133,11 @@ class Tanh(Function):
 
     def backward(self, gy):
         return TanhGrad()(self.output, gy)
+
+
+def tanh(x) -> Variable:
+    """Hyperbolic tangent, elementwise."""
+    return Tanh()(x)
 
 
 class TanhGrad(Function):
@@ -138,6 +168,11 @@ class Sqrt(Function):
         return gy / (self.output * 2)
 
 
+def sqrt(x) -> Variable:
+    """sqrt(x), elementwise; dy/dx = 1 / (2 sqrt(x)), inf at x = 0. x: any shape -> same."""
+    return Sqrt()(x)
+
+
 class Abs(Function):
     """y = |x|; dy/dx = sign(x), 0 at x = 0."""
 
@@ -147,6 +182,11 @@ class Abs(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * np.sign(x.data)
+
+
+def abs(x) -> Variable:  # NumPy's name; it shadows the builtin only inside this module and F
+    """|x|, elementwise; dy/dx = sign(x), with abs'(0) = 0. x: any shape -> same shape."""
+    return Abs()(x)
 
 
 class Power(Function):
@@ -179,6 +219,17 @@ class Power(Function):
         return gx0, gx1
 
 
+def power(x, y) -> Variable:
+    """x ** y elementwise with broadcasting, differentiable in both x and y.
+
+    dy/dx = y x^(y-1); d/dy = x^y log(x) (nan for x < 0, 0 at x == 0). Either side may be a
+    Variable, an array or a scalar (``power(2, x)``); a scalar takes the other side's dtype.
+    ``x ** y`` with a Variable exponent and ``2 ** x`` call this function.
+    """
+    x, y = _binary_operands(x, y)
+    return Power()(x, y)
+
+
 class Maximum(Function):
     """y = max(x0, x1) elementwise; ties give each input half of the gradient."""
 
@@ -191,6 +242,12 @@ class Maximum(Function):
         return _split(gy, share0, self)
 
 
+def maximum(x0, x1) -> Variable:
+    """max(x0, x1) elementwise with broadcasting; a tie splits the gradient half/half."""
+    x0, x1 = _binary_operands(x0, x1)
+    return Maximum()(x0, x1)
+
+
 class Minimum(Function):
     """y = min(x0, x1) elementwise; ties give each input half of the gradient."""
 
@@ -201,6 +258,12 @@ class Minimum(Function):
         x0, x1 = self.inputs
         share0 = _winner_share(np.less(x0.data, x1.data), x0.data == x1.data, gy.dtype)
         return _split(gy, share0, self)
+
+
+def minimum(x0, x1) -> Variable:
+    """min(x0, x1) elementwise with broadcasting; a tie splits the gradient half/half."""
+    x0, x1 = _binary_operands(x0, x1)
+    return Minimum()(x0, x1)
 
 
 def _winner_share(wins, ties, dtype):
@@ -234,6 +297,34 @@ class Where(Function):
         gx = where(c, gy, 0.0) if self.needs_grad(0) else None
         gy_other = where(c, 0.0, gy) if self.needs_grad(1) else None
         return gx, gy_other
+
+
+def where(condition, x, y) -> Variable:
+    """x where ``condition`` holds, else y; condition, x and y broadcast together.
+
+    condition: a boolean (or integer) array or Variable, never differentiated. x, y:
+    Variables, arrays or scalars; the gradient of each is the incoming gradient where its
+    branch is taken and 0 elsewhere. Output shape: broadcast(condition, x, y).
+    """
+    if isinstance(condition, Variable):
+        condition = condition.data
+    if not is_array(condition):
+        condition = np.asarray(condition)
+    if condition.dtype.kind not in "bui":
+        raise DTypeError(
+            f"where: condition must be a boolean (or integer) array, got {condition.dtype} "
+            f"{condition.shape}; compare first, e.g. where(x > 0, ...)"
+        )
+    x, y = _binary_operands(x, y)
+    shapes = [condition.shape, getattr(x, "shape", ()), getattr(y, "shape", ())]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ShapeError(
+            f"where: condition {shapes[0]}, x {shapes[1]} and y {shapes[2]} do not broadcast "
+            "together; they must broadcast to one shape"
+        ) from None
+    return Where(condition)(x, y)
 
 
 class Clip(Function):
@@ -275,227 +366,6 @@ class ClipBetween(Function):
         return gx, g_lo, g_hi
 
 
-def _inside(x, lo, hi):
-    """The boolean mask lo <= x <= hi (a None bound is no bound)."""
-    if lo is None:
-        return x <= hi
-    if hi is None:
-        return x >= lo
-    return (x >= lo) & (x <= hi)
-
-
-class Log1p(Function):
-    """y = log(1 + x), accurate for tiny x; dy/dx = 1 / (1 + x)."""
-
-    def forward(self, x):
-        return np.log1p(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy / (x + 1)
-
-
-class Expm1(Function):
-    """y = exp(x) - 1, accurate for tiny x; dy/dx = exp(x) = y + 1 (keeps its output)."""
-
-    def forward(self, x):
-        return np.expm1(x)
-
-    def backward(self, gy):
-        return gy * (self.output + 1)
-
-
-class Log2(Function):
-    """y = log2(x); dy/dx = 1 / (x ln 2)."""
-
-    def forward(self, x):
-        return np.log2(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy / (x * _LN2)
-
-
-class Log10(Function):
-    """y = log10(x); dy/dx = 1 / (x ln 10)."""
-
-    def forward(self, x):
-        return np.log10(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy / (x * _LN10)
-
-
-class Sinh(Function):
-    """y = sinh(x); dy/dx = cosh(x)."""
-
-    def forward(self, x):
-        return np.sinh(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * cosh(x)
-
-
-class Cosh(Function):
-    """y = cosh(x); dy/dx = sinh(x)."""
-
-    def forward(self, x):
-        return np.cosh(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * sinh(x)
-
-
-class Arcsin(Function):
-    """y = arcsin(x) for |x| <= 1; dy/dx = 1 / sqrt(1 - x^2)."""
-
-    def forward(self, x):
-        return np.arcsin(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy / sqrt(1 - x * x)
-
-
-class Arccos(Function):
-    """y = arccos(x) for |x| <= 1; dy/dx = -1 / sqrt(1 - x^2)."""
-
-    def forward(self, x):
-        return np.arccos(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return -gy / sqrt(1 - x * x)
-
-
-class Arctan(Function):
-    """y = arctan(x); dy/dx = 1 / (1 + x^2)."""
-
-    def forward(self, x):
-        return np.arctan(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy / (x * x + 1)
-
-
-class Erf(Function):
-    """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt; dy/dx = 2/sqrt(pi) exp(-x^2)."""
-
-    def forward(self, x):
-        return erf_array(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * exp(-(x * x)) * _TWO_OVER_SQRT_PI
-
-
-class Erfc(Function):
-    """y = erfc(x) = 1 - erf(x), relatively accurate in the tail; dy/dx = -2/sqrt(pi) e^-x^2."""
-
-    def forward(self, x):
-        return erfc_array(x)
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return gy * exp(-(x * x)) * -_TWO_OVER_SQRT_PI
-
-
-# -- the functions -----------------------------------------------------------------------------
-def square(x) -> Variable:
-    """x ** 2, elementwise."""
-    return Square()(x)
-
-
-def exp(x) -> Variable:
-    """e ** x, elementwise."""
-    return Exp()(x)
-
-
-def log(x) -> Variable:
-    """Natural logarithm, elementwise."""
-    return Log()(x)
-
-
-def sin(x) -> Variable:
-    """Sine (radians), elementwise."""
-    return Sin()(x)
-
-
-def cos(x) -> Variable:
-    """Cosine (radians), elementwise."""
-    return Cos()(x)
-
-
-def tanh(x) -> Variable:
-    """Hyperbolic tangent, elementwise."""
-    return Tanh()(x)
-
-
-def sqrt(x) -> Variable:
-    """sqrt(x), elementwise; dy/dx = 1 / (2 sqrt(x)), inf at x = 0. x: any shape -> same."""
-    return Sqrt()(x)
-
-
-def abs(x) -> Variable:  # NumPy's name; it shadows the builtin only inside this module and F
-    """|x|, elementwise; dy/dx = sign(x), with abs'(0) = 0. x: any shape -> same shape."""
-    return Abs()(x)
-
-
-def power(x, y) -> Variable:
-    """x ** y elementwise with broadcasting, differentiable in both x and y.
-
-    dy/dx = y x^(y-1); d/dy = x^y log(x) (nan for x < 0, 0 at x == 0). Either side may be a
-    Variable, an array or a scalar (``power(2, x)``); a scalar takes the other side's dtype.
-    ``x ** y`` with a Variable exponent and ``2 ** x`` call this function.
-    """
-    x, y = _binary_operands(x, y)
-    return Power()(x, y)
-
-
-def maximum(x0, x1) -> Variable:
-    """max(x0, x1) elementwise with broadcasting; a tie splits the gradient half/half."""
-    x0, x1 = _binary_operands(x0, x1)
-    return Maximum()(x0, x1)
-
-
-def minimum(x0, x1) -> Variable:
-    """min(x0, x1) elementwise with broadcasting; a tie splits the gradient half/half."""
-    x0, x1 = _binary_operands(x0, x1)
-    return Minimum()(x0, x1)
-
-
-def where(condition, x, y) -> Variable:
-    """x where ``condition`` holds, else y; condition, x and y broadcast together.
-
-    condition: a boolean (or integer) array or Variable, never differentiated. x, y:
-    Variables, arrays or scalars; the gradient of each is the incoming gradient where its
-    branch is taken and 0 elsewhere. Output shape: broadcast(condition, x, y).
-    """
-    if isinstance(condition, Variable):
-        condition = condition.data
-    if not is_array(condition):
-        condition = np.asarray(condition)
-    if condition.dtype.kind not in "bui":
-        raise DTypeError(
-            f"where: condition must be a boolean (or integer) array, got {condition.dtype} "
-            f"{condition.shape}; compare first, e.g. where(x > 0, ...)"
-        )
-    x, y = _binary_operands(x, y)
-    shapes = [condition.shape, getattr(x, "shape", ()), getattr(y, "shape", ())]
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ShapeError(
-            f"where: condition {shapes[0]}, x {shapes[1]} and y {shapes[2]} do not broadcast "
-            "together; they must broadcast to one shape"
-        ) from None
-    return Where(condition)(x, y)
-
-
 def clip(x, x_min, x_max) -> Variable:
     """x clipped to [x_min, x_max] elementwise; dy/dx = 1 where x_min <= x <= x_max, else 0.
 
@@ -519,9 +389,39 @@ def clip(x, x_min, x_max) -> Variable:
     return Clip(x_min, x_max)(x)
 
 
+def _inside(x, lo, hi):
+    """The boolean mask lo <= x <= hi (a None bound is no bound)."""
+    if lo is None:
+        return x <= hi
+    if hi is None:
+        return x >= lo
+    return (x >= lo) & (x <= hi)
+
+
+class Log1p(Function):
+    """y = log(1 + x), accurate for tiny x; dy/dx = 1 / (1 + x)."""
+
+    def forward(self, x):
+        return np.log1p(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / (x + 1)
+
+
 def log1p(x) -> Variable:
     """log(1 + x), accurate for |x| << 1; dy/dx = 1 / (1 + x). x: any shape -> same."""
     return Log1p()(x)
+
+
+class Expm1(Function):
+    """y = exp(x) - 1, accurate for tiny x; dy/dx = exp(x) = y + 1 (keeps its output)."""
+
+    def forward(self, x):
+        return np.expm1(x)
+
+    def backward(self, gy):
+        return gy * (self.output + 1)
 
 
 def expm1(x) -> Variable:
@@ -529,9 +429,31 @@ def expm1(x) -> Variable:
     return Expm1()(x)
 
 
+class Log2(Function):
+    """y = log2(x); dy/dx = 1 / (x ln 2)."""
+
+    def forward(self, x):
+        return np.log2(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / (x * _LN2)
+
+
 def log2(x) -> Variable:
     """Base-2 logarithm; dy/dx = 1 / (x ln 2). x: any shape -> same."""
     return Log2()(x)
+
+
+class Log10(Function):
+    """y = log10(x); dy/dx = 1 / (x ln 10)."""
+
+    def forward(self, x):
+        return np.log10(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / (x * _LN10)
 
 
 def log10(x) -> Variable:
@@ -539,9 +461,31 @@ def log10(x) -> Variable:
     return Log10()(x)
 
 
+class Sinh(Function):
+    """y = sinh(x); dy/dx = cosh(x)."""
+
+    def forward(self, x):
+        return np.sinh(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * cosh(x)
+
+
 def sinh(x) -> Variable:
     """Hyperbolic sine; dy/dx = cosh(x). x: any shape -> same."""
     return Sinh()(x)
+
+
+class Cosh(Function):
+    """y = cosh(x); dy/dx = sinh(x)."""
+
+    def forward(self, x):
+        return np.cosh(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * sinh(x)
 
 
 def cosh(x) -> Variable:
@@ -549,9 +493,31 @@ def cosh(x) -> Variable:
     return Cosh()(x)
 
 
+class Arcsin(Function):
+    """y = arcsin(x) for |x| <= 1; dy/dx = 1 / sqrt(1 - x^2)."""
+
+    def forward(self, x):
+        return np.arcsin(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / sqrt(1 - x * x)
+
+
 def arcsin(x) -> Variable:
     """Inverse sine for |x| <= 1; dy/dx = 1 / sqrt(1 - x^2) (inf at |x| = 1)."""
     return Arcsin()(x)
+
+
+class Arccos(Function):
+    """y = arccos(x) for |x| <= 1; dy/dx = -1 / sqrt(1 - x^2)."""
+
+    def forward(self, x):
+        return np.arccos(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return -gy / sqrt(1 - x * x)
 
 
 def arccos(x) -> Variable:
@@ -559,9 +525,31 @@ def arccos(x) -> Variable:
     return Arccos()(x)
 
 
+class Arctan(Function):
+    """y = arctan(x); dy/dx = 1 / (1 + x^2)."""
+
+    def forward(self, x):
+        return np.arctan(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy / (x * x + 1)
+
+
 def arctan(x) -> Variable:
     """Inverse tangent; dy/dx = 1 / (1 + x^2). x: any shape -> same."""
     return Arctan()(x)
+
+
+class Erf(Function):
+    """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt; dy/dx = 2/sqrt(pi) exp(-x^2)."""
+
+    def forward(self, x):
+        return erf_array(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * exp(-(x * x)) * _TWO_OVER_SQRT_PI
 
 
 def erf(x) -> Variable:
@@ -570,6 +558,17 @@ def erf(x) -> Variable:
     Relative error below 1e-13 in float64 (NumPy has no erf; see ``ops/_special.py``).
     """
     return Erf()(x)
+
+
+class Erfc(Function):
+    """y = erfc(x) = 1 - erf(x), relatively accurate in the tail; dy/dx = -2/sqrt(pi) e^-x^2."""
+
+    def forward(self, x):
+        return erfc_array(x)
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        return gy * exp(-(x * x)) * -_TWO_OVER_SQRT_PI
 
 
 def erfc(x) -> Variable:

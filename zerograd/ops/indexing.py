@@ -200,6 +200,16 @@ class GetItem(Function):
         return GetItemGrad(self.slices, x.shape)(gy)
 
 
+def get_item(x, slices) -> Variable:
+    """``x[slices]`` with NumPy's basic or advanced indexing; the gradient scatters back.
+
+    Repeated indices accumulate their gradients. An integer array on one axis (embedding
+    lookups, row picks) takes a fast scatter path. Out-of-range indices raise an IndexError
+    that names the op, the index range and the axis size.
+    """
+    return GetItem(_normalize_index(slices))(x)
+
+
 class GetItemGrad(Function):
     """gx = zeros(in_shape) with gy added at ``slices`` (repeated indices accumulate).
 
@@ -253,6 +263,21 @@ class Gather(Function):
 
     def backward(self, gy):
         return GatherGrad(self.indices, self.axis, self.x_shape[self.axis])(gy)
+
+
+def gather(x, indices, axis: int) -> Variable:
+    """y[..., i, ...] = x[..., indices[..., i, ...], ...] along ``axis`` (take_along_axis).
+
+    x: (..., n, ...), indices: integer array with x's ndim (other axes broadcast against x)
+    -> indices' shape. Values in [-n, n). Repeated indices accumulate gradient.
+    """
+    indices = _data(indices)
+    _check_int_dtype("gather", indices)
+    xv = _data(x)
+    axis = int(axis)
+    if not -xv.ndim <= axis < xv.ndim:
+        raise ShapeError(f"gather: axis {axis} is out of range for x of shape {xv.shape}")
+    return Gather(indices, axis % xv.ndim)(x)
 
 
 class GatherGrad(Function):
@@ -323,30 +348,22 @@ class ScatterAdd(Function):
         return gx, gu
 
 
-# -- public functions ------------------------------------------------------------------------
-def get_item(x, slices) -> Variable:
-    """``x[slices]`` with NumPy's basic or advanced indexing; the gradient scatters back.
+def scatter_add(x, indices, updates, axis: int) -> Variable:
+    """x with ``updates`` added at ``indices`` along ``axis``; repeated indices accumulate.
 
-    Repeated indices accumulate their gradients. An integer array on one axis (embedding
-    lookups, row picks) takes a fast scatter path. Out-of-range indices raise an IndexError
-    that names the op, the index range and the axis size.
-    """
-    return GetItem(_normalize_index(slices))(x)
-
-
-def gather(x, indices, axis: int) -> Variable:
-    """y[..., i, ...] = x[..., indices[..., i, ...], ...] along ``axis`` (take_along_axis).
-
-    x: (..., n, ...), indices: integer array with x's ndim (other axes broadcast against x)
-    -> indices' shape. Values in [-n, n). Repeated indices accumulate gradient.
+    x: (..., n, ...); indices: integer array with x's ndim, at most x's length on the other
+    axes; updates: indices' shape -> x's shape. Differentiable in x and in updates.
     """
     indices = _data(indices)
-    _check_int_dtype("gather", indices)
+    _check_int_dtype("scatter_add", indices)
     xv = _data(x)
     axis = int(axis)
     if not -xv.ndim <= axis < xv.ndim:
-        raise ShapeError(f"gather: axis {axis} is out of range for x of shape {xv.shape}")
-    return Gather(indices, axis % xv.ndim)(x)
+        raise ShapeError(f"scatter_add: axis {axis} is out of range for x of shape {xv.shape}")
+    return ScatterAdd(indices, axis % xv.ndim)(x, updates)
+
+
+# -- public functions ------------------------------------------------------------------------
 
 
 def take(x, indices, axis: int | None = None) -> Variable:
@@ -370,21 +387,6 @@ def take(x, indices, axis: int | None = None) -> Variable:
     axis %= xv.ndim
     check_index_range("take", indices, xv.shape[axis], axis, allow_negative=True)
     return get_item(x, (slice(None),) * axis + (indices,))
-
-
-def scatter_add(x, indices, updates, axis: int) -> Variable:
-    """x with ``updates`` added at ``indices`` along ``axis``; repeated indices accumulate.
-
-    x: (..., n, ...); indices: integer array with x's ndim, at most x's length on the other
-    axes; updates: indices' shape -> x's shape. Differentiable in x and in updates.
-    """
-    indices = _data(indices)
-    _check_int_dtype("scatter_add", indices)
-    xv = _data(x)
-    axis = int(axis)
-    if not -xv.ndim <= axis < xv.ndim:
-        raise ShapeError(f"scatter_add: axis {axis} is out of range for x of shape {xv.shape}")
-    return ScatterAdd(indices, axis % xv.ndim)(x, updates)
 
 
 def one_hot(indices, num_classes: int, dtype=np.float32):
@@ -442,27 +444,6 @@ class Pad(Function):
         return Crop(self.pad_width)(gy)
 
 
-class Crop(Function):
-    """y = x with ``pad_width`` = ((before, after), ...) removed from each axis: the
-    adjoint of :class:`Pad` (whose backward it is); its own backward pads with zeros."""
-
-    retain_inputs = ()  # linear
-    retain_outputs = ()
-
-    def __init__(self, pad_width: tuple) -> None:
-        self.pad_width = pad_width
-
-    def forward(self, x):
-        return x[tuple(slice(before, n - after)
-                       for (before, after), n in zip(self.pad_width, x.shape))]
-
-    def backward(self, gy):
-        return Pad(self.pad_width, 0)(gy)
-
-
-_INDEX_MAP_MODES = ("edge", "reflect", "symmetric", "wrap")
-
-
 def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
     """Pad x with ``pad_width`` = int | (before, after) | ((before, after), ...) per axis.
 
@@ -491,3 +472,26 @@ def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
     source = np.pad(np.arange(x.size).reshape(x.shape), widths, mode=mode)  # type: ignore[call-overload]
     xp = get_array_module(x)
     return get_item(reshape(x, (-1,)), xp.asarray(source))
+
+
+class Crop(Function):
+    """y = x with ``pad_width`` = ((before, after), ...) removed from each axis: the
+    adjoint of :class:`Pad` (whose backward it is); its own backward pads with zeros."""
+
+    retain_inputs = ()  # linear
+    retain_outputs = ()
+
+    def __init__(self, pad_width: tuple) -> None:
+        self.pad_width = pad_width
+
+    def forward(self, x):
+        return x[tuple(slice(before, n - after)
+                       for (before, after), n in zip(self.pad_width, x.shape))]
+
+    def backward(self, gy):
+        return Pad(self.pad_width, 0)(gy)
+
+
+_INDEX_MAP_MODES = ("edge", "reflect", "symmetric", "wrap")
+
+

@@ -217,6 +217,16 @@ class TensorDot(Function):
         return ga, gb
 
 
+def tensordot(a, b, axes=2) -> Variable:
+    """Sum of products over paired axes (``numpy.tensordot``).
+
+    axes: an int n (a's last n axes with b's first n) or (a_axes, b_axes).
+    a: (free_a..., k...), b: (k..., free_b...) -> (free_a..., free_b...).
+    """
+    a_axes, b_axes = _tensordot_axes(axes, tuple(a.shape), tuple(b.shape))
+    return TensorDot(a_axes, b_axes)(a, b)
+
+
 def _tensordot_axes(axes, a_shape: tuple, b_shape: tuple) -> tuple[tuple, tuple]:
     a_ndim, b_ndim = len(a_shape), len(b_shape)
     if isinstance(axes, (int, np.integer)):
@@ -242,16 +252,6 @@ def _tensordot_axes(axes, a_shape: tuple, b_shape: tuple) -> tuple[tuple, tuple]
             raise ShapeError(f"tensordot: axis {axis} is out of range for {name} of shape "
                              f"{shape}")
     return (tuple(int(a) % a_ndim for a in a_axes), tuple(int(b) % b_ndim for b in b_axes))
-
-
-def tensordot(a, b, axes=2) -> Variable:
-    """Sum of products over paired axes (``numpy.tensordot``).
-
-    axes: an int n (a's last n axes with b's first n) or (a_axes, b_axes).
-    a: (free_a..., k...), b: (k..., free_b...) -> (free_a..., free_b...).
-    """
-    a_axes, b_axes = _tensordot_axes(axes, tuple(a.shape), tuple(b.shape))
-    return TensorDot(a_axes, b_axes)(a, b)
 
 
 # -- einsum ----------------------------------------------------------------------------------
@@ -361,11 +361,6 @@ class Einsum(Function):
         return broadcast_to(reshape(g, kept_shape), target_var.shape)
 
 
-def _einsum_explicit(spec: str, operands) -> Variable:
-    inputs, _, output = spec.partition("->")
-    return Einsum(inputs.split(","), output)(*operands)
-
-
 def einsum(subscripts: str, *operands) -> Variable:
     """Einstein summation (``numpy.einsum``), differentiable in every operand.
 
@@ -378,3 +373,10 @@ def einsum(subscripts: str, *operands) -> Variable:
     shapes = [getattr(op, "shape", np.shape(op)) for op in operands]
     terms, output = _parse_einsum(subscripts, shapes)
     return Einsum(terms, output)(*operands)
+
+
+def _einsum_explicit(spec: str, operands) -> Variable:
+    inputs, _, output = spec.partition("->")
+    return Einsum(inputs.split(","), output)(*operands)
+
+

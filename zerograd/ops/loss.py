@@ -208,6 +208,54 @@ class SoftmaxCrossEntropy(Function):
         return SoftmaxCrossEntropyGrad(self.t, stats)(self.inputs[0], gy), None
 
 
+def softmax_cross_entropy(x, t) -> Variable:
+    """Mean cross-entropy of softmax(x) against integer labels, computed via log-sum-exp.
+
+    y = -(1/N) sum_i (x[i, t_i] - log sum_c exp(x[i, c])). x: (N, C) logits; t: N integer
+    class ids of any shape (raveled) -> (). Stable for logits of any magnitude.
+    """
+    return SoftmaxCrossEntropy()(x, t)
+
+
+def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
+                  reduction: str = "mean") -> Variable:
+    """Cross-entropy of softmax(x) over axis 1 against labels or class probabilities.
+
+    PyTorch's semantics. x: (N, C), (N, C, d1, ...) or (C,) logits. t is either integer
+    labels shaped like x without axis 1, or probabilities shaped like x. With eps =
+    label_smoothing the target is q = (1 - eps) target + eps / C, and
+    loss_n = -sum_c q[n, c] log softmax(x)[n, c]. Labels equal to ``ignore_index`` give 0 and
+    are left out of the 'mean' (which divides by the number of kept labels, or by the number
+    of samples for probability targets). Stable for logits of any magnitude.
+    """
+    _check_reduction("cross_entropy", reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x = as_variable(x)
+    if x.dtype.kind != "f":
+        raise DTypeError(f"cross_entropy: logits must be floats, got {x.dtype} {x.shape}")
+    target_is_prob = x.ndim >= 1 and getattr(t, "shape", None) == x.shape and \
+        getattr(t, "dtype", np.dtype(int)).kind == "f"
+    if target_is_prob:
+        return _soft_cross_entropy(x, t, label_smoothing, reduction)
+    x, t_data, unbatched = _as_batched("cross_entropy", x, t)
+    if (x.ndim == 2 and reduction == "mean" and label_smoothing == 0 and t_data.ndim == 1
+            and len(t_data) == len(x) and not (t_data == ignore_index).any()):
+        _check_labels("cross_entropy", t_data, x.shape[1])  # errors name this op
+        return SoftmaxCrossEntropy()(x, t_data)  # the common case: one fused node
+    n_classes = x.shape[1]
+    log_p = log_softmax(x, axis=1)
+    losses, n_kept = _per_label_nll("cross_entropy", log_p, t_data, ignore_index)
+    if label_smoothing > 0:
+        smooth = -sum_(log_p, axis=1) * (1.0 / n_classes)
+        if n_kept != t_data.size:
+            smooth = smooth * (t_data != ignore_index)
+        losses = losses * (1.0 - label_smoothing) + smooth * label_smoothing
+    if unbatched and reduction == "none":
+        losses = reshape(losses, ())
+    return _reduce(losses, reduction, n_kept)
+
+
 class SoftmaxCrossEntropyGrad(Function):
     """gx = (softmax(x) - onehot(t)) * gy / N from inputs (x, gy): the gradient of
     :class:`SoftmaxCrossEntropy`.
@@ -249,15 +297,6 @@ class SoftmaxCrossEntropyGrad(Function):
         if self.needs_grad(1):
             g_gy = sum_(ggx * _SubtractAtLabels(self.t)(p)) * (1.0 / n)
         return g_x, g_gy
-
-
-def softmax_cross_entropy(x, t) -> Variable:
-    """Mean cross-entropy of softmax(x) against integer labels, computed via log-sum-exp.
-
-    y = -(1/N) sum_i (x[i, t_i] - log sum_c exp(x[i, c])). x: (N, C) logits; t: N integer
-    class ids of any shape (raveled) -> (). Stable for logits of any magnitude.
-    """
-    return SoftmaxCrossEntropy()(x, t)
 
 
 def softmax_cross_entropy_simple(x, t) -> Variable:
@@ -479,45 +518,6 @@ def nll_loss(log_probs, t, ignore_index: int = -100, reduction: str = "mean") ->
     log_probs = as_variable(log_probs)
     log_probs, t_data, unbatched = _as_batched("nll_loss", log_probs, t)
     losses, n_kept = _per_label_nll("nll_loss", log_probs, t_data, ignore_index)
-    if unbatched and reduction == "none":
-        losses = reshape(losses, ())
-    return _reduce(losses, reduction, n_kept)
-
-
-def cross_entropy(x, t, label_smoothing: float = 0.0, ignore_index: int = -100,
-                  reduction: str = "mean") -> Variable:
-    """Cross-entropy of softmax(x) over axis 1 against labels or class probabilities.
-
-    PyTorch's semantics. x: (N, C), (N, C, d1, ...) or (C,) logits. t is either integer
-    labels shaped like x without axis 1, or probabilities shaped like x. With eps =
-    label_smoothing the target is q = (1 - eps) target + eps / C, and
-    loss_n = -sum_c q[n, c] log softmax(x)[n, c]. Labels equal to ``ignore_index`` give 0 and
-    are left out of the 'mean' (which divides by the number of kept labels, or by the number
-    of samples for probability targets). Stable for logits of any magnitude.
-    """
-    _check_reduction("cross_entropy", reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    x = as_variable(x)
-    if x.dtype.kind != "f":
-        raise DTypeError(f"cross_entropy: logits must be floats, got {x.dtype} {x.shape}")
-    target_is_prob = x.ndim >= 1 and getattr(t, "shape", None) == x.shape and \
-        getattr(t, "dtype", np.dtype(int)).kind == "f"
-    if target_is_prob:
-        return _soft_cross_entropy(x, t, label_smoothing, reduction)
-    x, t_data, unbatched = _as_batched("cross_entropy", x, t)
-    if (x.ndim == 2 and reduction == "mean" and label_smoothing == 0 and t_data.ndim == 1
-            and len(t_data) == len(x) and not (t_data == ignore_index).any()):
-        _check_labels("cross_entropy", t_data, x.shape[1])  # errors name this op
-        return SoftmaxCrossEntropy()(x, t_data)  # the common case: one fused node
-    n_classes = x.shape[1]
-    log_p = log_softmax(x, axis=1)
-    losses, n_kept = _per_label_nll("cross_entropy", log_p, t_data, ignore_index)
-    if label_smoothing > 0:
-        smooth = -sum_(log_p, axis=1) * (1.0 / n_classes)
-        if n_kept != t_data.size:
-            smooth = smooth * (t_data != ignore_index)
-        losses = losses * (1.0 - label_smoothing) + smooth * label_smoothing
     if unbatched and reduction == "none":
         losses = reshape(losses, ())
     return _reduce(losses, reduction, n_kept)
@@ -748,3 +748,5 @@ def cosine_similarity(x1, x2, axis: int = 1, eps: float = 1e-8) -> Variable:
     dot = sum_(x1 * x2, axis=axis, keepdims=True)
     y = dot / (ClampedNorm(axis, eps)(x1) * ClampedNorm(axis, eps)(x2))
     return reshape(y, shape[:axis] + shape[axis + 1:])
+
+

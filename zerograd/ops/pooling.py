@@ -146,6 +146,19 @@ class Pooling(Function):
         return Pooling2DGrad(self)(gy)
 
 
+def pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False) -> Variable:
+    """Max pooling (DeZero's name and defaults: stride 1). x (N, C, H, W) -> (N, C, OH, OW),
+    ``y[n, c, y, x] = max_{i, j} xpad[n, c, y*SH + i, x*SW + j]``, padding -inf,
+    OH = (H + 2PH - KH) // SH + 1 (rounded up with ``ceil_mode``; a window must start
+    inside the input or its left padding). The gradient goes to the argmax only."""
+    return Pooling(kernel_size, stride, pad, ceil_mode)(x)
+
+
+def max_pool2d(x, kernel_size, stride=None, pad=0, ceil_mode: bool = False) -> Variable:
+    """Max pooling with PyTorch's default stride (= kernel_size); otherwise :func:`pooling`."""
+    return Pooling(kernel_size, kernel_size if stride is None else stride, pad, ceil_mode)(x)
+
+
 class Pooling2DGrad(Function):
     """gx = gy scattered to the argmax of each window (adding where windows overlap).
 
@@ -242,6 +255,15 @@ class AveragePooling(Function):
         return AveragePoolingGrad(self)(gy)
 
 
+def average_pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False,
+                    count_include_pad: bool = True) -> Variable:
+    """Average pooling (DeZero's defaults): x (N, C, H, W) -> (N, C, OH, OW), the mean of
+    each KH x KW window (non-square kernels work). Padding counts as zeros in the mean
+    (DeZero and PyTorch's default); ``count_include_pad=False`` averages real elements only.
+    """
+    return AveragePooling(kernel_size, stride, pad, ceil_mode, count_include_pad)(x)
+
+
 class AveragePoolingGrad(Function):
     """gx = gy / divisor spread evenly over each window: gy (N, C, OH, OW) -> (N, C, H, W).
     Linear; its gradient is the average pooling itself."""
@@ -274,26 +296,6 @@ def _to_module(a, like):
 
 
 # -- public functions --------------------------------------------------------------------
-def pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False) -> Variable:
-    """Max pooling (DeZero's name and defaults: stride 1). x (N, C, H, W) -> (N, C, OH, OW),
-    ``y[n, c, y, x] = max_{i, j} xpad[n, c, y*SH + i, x*SW + j]``, padding -inf,
-    OH = (H + 2PH - KH) // SH + 1 (rounded up with ``ceil_mode``; a window must start
-    inside the input or its left padding). The gradient goes to the argmax only."""
-    return Pooling(kernel_size, stride, pad, ceil_mode)(x)
-
-
-def max_pool2d(x, kernel_size, stride=None, pad=0, ceil_mode: bool = False) -> Variable:
-    """Max pooling with PyTorch's default stride (= kernel_size); otherwise :func:`pooling`."""
-    return Pooling(kernel_size, kernel_size if stride is None else stride, pad, ceil_mode)(x)
-
-
-def average_pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False,
-                    count_include_pad: bool = True) -> Variable:
-    """Average pooling (DeZero's defaults): x (N, C, H, W) -> (N, C, OH, OW), the mean of
-    each KH x KW window (non-square kernels work). Padding counts as zeros in the mean
-    (DeZero and PyTorch's default); ``count_include_pad=False`` averages real elements only.
-    """
-    return AveragePooling(kernel_size, stride, pad, ceil_mode, count_include_pad)(x)
 
 
 def pooling_simple(x, kernel_size, stride=1, pad=0) -> Variable:

@@ -56,3 +56,5 @@ def dropout(x, dropout_ratio: float = 0.5) -> Variable:
     xp = get_array_module(x.data)
     mask = xp.asarray(xp.random.rand(*x.shape) > dropout_ratio)
     return Dropout(mask, dropout_ratio)(x)
+
+

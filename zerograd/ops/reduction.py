@@ -65,6 +65,11 @@ class Sum(Function):
         return broadcast_to(gy, self.x_shape)
 
 
+def sum(x, axis=None, keepdims: bool = False) -> Variable:
+    """Sum of elements over ``axis`` (None: all; int or tuple; negatives allowed)."""
+    return Sum(_axis_arg(axis), keepdims)(x)
+
+
 class Mean(Function):
     """y = x.mean(axis, keepdims); dy/dx = 1 / count for every element of the group."""
 
@@ -80,6 +85,14 @@ class Mean(Function):
         count = _reduced_count(self.x_shape, self.axis)
         # Scale before broadcasting: the reduced array is the smaller one.
         return _grad_to_input(gy * (1.0 / (count or 1)), self.x_shape, self.axis, self.keepdims)
+
+
+def average(x, axis=None, keepdims: bool = False) -> Variable:
+    """Arithmetic mean over ``axis``: sum(x, axis) / count. x: any shape -> the reduced shape.
+
+    Integer input gives a float64 mean (NumPy's rule); float32 stays float32.
+    """
+    return Mean(_axis_arg(axis), keepdims)(x)
 
 
 class Max(Function):
@@ -115,11 +128,24 @@ class Max(Function):
         return _grad_to_input(gy, x.shape, self.axis, self.keepdims) * share
 
 
+def max(x, axis=None, keepdims: bool = False) -> Variable:
+    """Maximum over ``axis``. Tied maxima split the gradient equally (total 1 per output).
+
+    x: any shape -> the reduced shape. ``max([1, 3, 3])`` has gradient ``[0, .5, .5]``.
+    """
+    return Max(_axis_arg(axis), keepdims)(x)
+
+
 class Min(Max):
     """y = x.min(axis, keepdims); tied minima share the gradient (see :class:`Max`)."""
 
     def _reduce(self, x):
         return x.min(axis=self.axis, keepdims=self.keepdims)
+
+
+def min(x, axis=None, keepdims: bool = False) -> Variable:
+    """Minimum over ``axis``. Tied minima split the gradient equally (total 1 per output)."""
+    return Min(_axis_arg(axis), keepdims)(x)
 
 
 def _moved_to_last(x, axis):
@@ -204,6 +230,15 @@ class Prod(Function):
         return _grad_to_input(gy, x.shape, self.axis, self.keepdims) * others
 
 
+def prod(x, axis=None, keepdims: bool = False) -> Variable:
+    """Product of elements over ``axis``; dy/dx_i = prod_{j != i} x_j, exact where x has zeros.
+
+    x: any shape -> the reduced shape. First and second derivatives are exact where x has
+    zeros (no division by x); third and higher need an x without zeros.
+    """
+    return Prod(_axis_arg(axis), keepdims)(x)
+
+
 class ProductOfOthers(Function):
     """p_i = prod_{j != i} x_j over the ``axis`` group (the gradient of prod).
 
@@ -266,6 +301,18 @@ class CumSum(Function):
         return CumSum(self.axis, not self.reverse)(gy)
 
 
+def cumsum(x, axis: int | None = None) -> Variable:
+    """Cumulative sum along ``axis``: y_i = sum_{j <= i} x_j. None: over the flattened x.
+
+    x: any shape -> same shape (``(x.size,)`` for axis None). The gradient is the cumulative
+    sum from the end.
+    """
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    return CumSum(int(axis))(x)
+
+
 class Var(Function):
     """y = mean((x - mean(x))^2) * N / (N - ddof); dy/dx = 2 (x - mean(x)) / (N - ddof)."""
 
@@ -284,6 +331,15 @@ class Var(Function):
         centred = x - mean(x, self.axis, keepdims=True)
         gy = _grad_to_input(gy, x.shape, self.axis, self.keepdims)
         return gy * centred * (2.0 / dof)
+
+
+def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
+    """Variance over ``axis``: sum((x - mean(x))^2) / (N - ddof).
+
+    ddof=0 is the population variance, ddof=1 the unbiased estimate. x: any shape -> the
+    reduced shape. ``N - ddof <= 0`` raises ShapeError.
+    """
+    return Var(_axis_arg(axis), keepdims, int(ddof))(x)
 
 
 class Std(Function):
@@ -306,6 +362,14 @@ class Std(Function):
         centred = x - mean(x, self.axis, keepdims=True)
         gy = _grad_to_input(gy, x.shape, self.axis, self.keepdims)
         return gy * centred / (y * float(dof))
+
+
+def std(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
+    """Standard deviation over ``axis``: sqrt(var(x, axis, ddof)).
+
+    The gradient is 0 (not NaN) for a group whose elements are all equal.
+    """
+    return Std(_axis_arg(axis), keepdims, int(ddof))(x)
 
 
 def _nonzero(y: Variable) -> Variable:
@@ -372,74 +436,6 @@ class Norm(Function):
         return gy * x / y
 
 
-# -- public functions ------------------------------------------------------------------------
-def sum(x, axis=None, keepdims: bool = False) -> Variable:
-    """Sum of elements over ``axis`` (None: all; int or tuple; negatives allowed)."""
-    return Sum(_axis_arg(axis), keepdims)(x)
-
-
-def average(x, axis=None, keepdims: bool = False) -> Variable:
-    """Arithmetic mean over ``axis``: sum(x, axis) / count. x: any shape -> the reduced shape.
-
-    Integer input gives a float64 mean (NumPy's rule); float32 stays float32.
-    """
-    return Mean(_axis_arg(axis), keepdims)(x)
-
-
-mean = average
-
-
-def max(x, axis=None, keepdims: bool = False) -> Variable:
-    """Maximum over ``axis``. Tied maxima split the gradient equally (total 1 per output).
-
-    x: any shape -> the reduced shape. ``max([1, 3, 3])`` has gradient ``[0, .5, .5]``.
-    """
-    return Max(_axis_arg(axis), keepdims)(x)
-
-
-def min(x, axis=None, keepdims: bool = False) -> Variable:
-    """Minimum over ``axis``. Tied minima split the gradient equally (total 1 per output)."""
-    return Min(_axis_arg(axis), keepdims)(x)
-
-
-def prod(x, axis=None, keepdims: bool = False) -> Variable:
-    """Product of elements over ``axis``; dy/dx_i = prod_{j != i} x_j, exact where x has zeros.
-
-    x: any shape -> the reduced shape. First and second derivatives are exact where x has
-    zeros (no division by x); third and higher need an x without zeros.
-    """
-    return Prod(_axis_arg(axis), keepdims)(x)
-
-
-def cumsum(x, axis: int | None = None) -> Variable:
-    """Cumulative sum along ``axis``: y_i = sum_{j <= i} x_j. None: over the flattened x.
-
-    x: any shape -> same shape (``(x.size,)`` for axis None). The gradient is the cumulative
-    sum from the end.
-    """
-    if axis is None:
-        x = reshape(x, (-1,))
-        axis = 0
-    return CumSum(int(axis))(x)
-
-
-def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
-    """Variance over ``axis``: sum((x - mean(x))^2) / (N - ddof).
-
-    ddof=0 is the population variance, ddof=1 the unbiased estimate. x: any shape -> the
-    reduced shape. ``N - ddof <= 0`` raises ShapeError.
-    """
-    return Var(_axis_arg(axis), keepdims, int(ddof))(x)
-
-
-def std(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
-    """Standard deviation over ``axis``: sqrt(var(x, axis, ddof)).
-
-    The gradient is 0 (not NaN) for a group whose elements are all equal.
-    """
-    return Std(_axis_arg(axis), keepdims, int(ddof))(x)
-
-
 def norm(x, ord=2, axis=None, keepdims: bool = False) -> Variable:
     """Vector norm over ``axis``: ord 2 (or 'fro', None) sqrt(sum x^2), ord 1 sum |x|.
 
@@ -450,6 +446,12 @@ def norm(x, ord=2, axis=None, keepdims: bool = False) -> Variable:
     if ord not in _NORM_ORDS:
         raise ValueError(f"norm: ord={ord!r} is not supported; use 2 (or 'fro', None) or 1")
     return Norm(1 if ord == 1 else 2, _axis_arg(axis), keepdims)(x)
+
+
+# -- composed from the ops above, and aliases ------------------------------------------
+
+
+mean = average
 
 
 def _arg_extremum(op: str, x, axis, keepdims: bool):

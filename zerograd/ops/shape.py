@@ -52,6 +52,16 @@ class Reshape(Function):
         return reshape(gy, self.x_shape)
 
 
+def reshape(x, shape) -> Variable:
+    """x with a new shape (one entry may be -1). Returns x itself if the shape is unchanged."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(shape)
+    if getattr(x, "shape", None) == shape:  # a non-array x gets Reshape's DTypeError
+        return as_variable(x)
+    return Reshape(shape)(x)
+
+
 class Transpose(Function):
     """y = x.transpose(axes) (axes None reverses them); the gradient uses the inverse order."""
 
@@ -69,6 +79,13 @@ class Transpose(Function):
         return transpose(gy, inverse)
 
 
+def transpose(x, axes=None) -> Variable:
+    """Permute the axes of x (None: reverse them), like ``ndarray.transpose``."""
+    if axes is not None:
+        axes = tuple(int(a) for a in axes)
+    return Transpose(axes)(x)
+
+
 class Concat(Function):
     """y = concatenate(xs, axis); the gradient is split back into the inputs' pieces."""
 
@@ -84,6 +101,20 @@ class Concat(Function):
         if len(self.sizes) == 1:
             return gy
         return tuple(Split(_offsets(self.sizes), self.axis)(gy))
+
+
+def concat(xs, axis: int = 0) -> Variable:
+    """Join Variables/arrays along an existing ``axis``.
+
+    xs: shapes equal except on ``axis`` -> that axis is the sum of their lengths. The gradient
+    is split back into one piece per input.
+    """
+    xs = _sequence_of_inputs("concat", xs)
+    if xs[0].ndim == 0:
+        raise ShapeError(f"concat: zero-dimensional inputs cannot be concatenated "
+                         f"({describe(xs)}); use stack")
+    axis = _normalize_axis("concat", axis, xs[0].ndim, xs[0].shape)
+    return Concat(axis)(*xs)
 
 
 class Split(Function):
@@ -112,6 +143,27 @@ class Split(Function):
         return Concat(self.axis)(*pieces)
 
 
+def split(x, indices_or_sections, axis: int = 0) -> list[Variable]:
+    """Split x along ``axis`` into a list of Variables (NumPy's ``split``).
+
+    An int n cuts x into n equal pieces (the axis length must divide by n); a sequence of
+    indices gives the cut points. Unused pieces contribute zero gradient.
+    """
+    axis = _normalize_axis("split", axis, x.ndim, x.shape)
+    length = x.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0 or length % sections:
+            raise ShapeError(f"split: axis {axis} of x {x.shape} has length {length}, which "
+                             f"cannot be split into {sections} equal pieces")
+        step = length // sections
+        indices = [step * k for k in range(1, sections)]
+    else:
+        indices = [int(i) for i in indices_or_sections]
+    pieces = Split(indices, axis)(x)
+    return pieces if isinstance(pieces, list) else [pieces]
+
+
 class Stack(Function):
     """y = stack(xs, axis): a new axis at ``axis``; the gradient is unstacked."""
 
@@ -132,6 +184,13 @@ class Stack(Function):
         return tuple(reshape(p, x_shape) for p in pieces)
 
 
+def stack(xs, axis: int = 0) -> Variable:
+    """Join same-shaped Variables/arrays along a new ``axis``: n x (d...) -> (..., n, ...)."""
+    xs = _sequence_of_inputs("stack", xs)
+    axis = _normalize_axis("stack", axis, xs[0].ndim + 1, xs[0].shape)
+    return Stack(axis)(*xs)
+
+
 class Repeat(Function):
     """y = repeat(x, repeats, axis): each slice along ``axis`` repeated ``repeats`` times."""
 
@@ -145,6 +204,30 @@ class Repeat(Function):
 
     def backward(self, gy):
         return RepeatSum(self.repeats, self.axis, self.x_shape[self.axis])(gy)
+
+
+def repeat(x, repeats, axis: int | None = None) -> Variable:
+    """Repeat each element (axis None: of the flattened x) or each slice along ``axis``.
+
+    repeats: an int, or one non-negative int per slice. x: (.., n, ..) -> (.., sum(repeats), ..).
+    The gradient sums each run of copies.
+    """
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    axis = _normalize_axis("repeat", axis, x.ndim, x.shape)
+    counts = np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
+        raise ShapeError(f"repeat: repeats must be a non-negative int or a 1-D sequence of them, "
+                         f"got {repeats!r}")
+    if counts.size == 1:
+        repeats = int(counts.reshape(()))
+    elif counts.size != x.shape[axis]:
+        raise ShapeError(f"repeat: {counts.size} repeat counts for axis {axis} of length "
+                         f"{x.shape[axis]} (x: {x.shape})")
+    else:
+        repeats = counts
+    return Repeat(repeats, axis)(x)
 
 
 class RepeatSum(Function):
@@ -199,6 +282,17 @@ class Tile(Function):
         return reshape(sum_to(reshape(gy, interleaved), kept), self.x_shape)
 
 
+def tile(x, reps) -> Variable:
+    """x repeated as a whole ``reps`` times along each axis (NumPy's ``tile``).
+
+    reps: an int or a tuple; shapes are aligned on the right, as in NumPy.
+    """
+    reps = tuple(int(r) for r in _axes_tuple(reps))
+    if any(r < 0 for r in reps):
+        raise ShapeError(f"tile: reps must be non-negative, got {reps} (x: {x.shape})")
+    return Tile(reps)(x)
+
+
 class Flip(Function):
     """y = flip(x, axis) (None: every axis); its own adjoint."""
 
@@ -210,6 +304,13 @@ class Flip(Function):
 
     def backward(self, gy):
         return Flip(self.axis)(gy)
+
+
+def flip(x, axis=None) -> Variable:
+    """x reversed along ``axis`` (None: every axis; an int or a tuple)."""
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Flip(axis)(x)
 
 
 class Roll(Function):
@@ -228,6 +329,20 @@ class Roll(Function):
         else:
             back = -self.shift
         return Roll(back, self.axis)(gy)
+
+
+def roll(x, shift, axis=None) -> Variable:
+    """Elements shifted by ``shift`` along ``axis``, wrapping around (NumPy's ``roll``).
+
+    axis None rolls the flattened x and restores its shape.
+    """
+    if isinstance(shift, (tuple, list)):
+        shift = tuple(int(s) for s in shift)
+    else:
+        shift = int(shift)
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Roll(shift, axis)(x)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -262,22 +377,7 @@ def _sequence_of_inputs(op: str, xs) -> list:
     return list(xs)
 
 
-# -- public functions ------------------------------------------------------------------------
-def reshape(x, shape) -> Variable:
-    """x with a new shape (one entry may be -1). Returns x itself if the shape is unchanged."""
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(shape)
-    if getattr(x, "shape", None) == shape:  # a non-array x gets Reshape's DTypeError
-        return as_variable(x)
-    return Reshape(shape)(x)
-
-
-def transpose(x, axes=None) -> Variable:
-    """Permute the axes of x (None: reverse them), like ``ndarray.transpose``."""
-    if axes is not None:
-        axes = tuple(int(a) for a in axes)
-    return Transpose(axes)(x)
+# -- composed from the ops above, and aliases ------------------------------------------
 
 
 def expand_dims(x, axis) -> Variable:
@@ -319,49 +419,7 @@ def flatten(x) -> Variable:
     return reshape(x, (x.shape[0], -1))
 
 
-def concat(xs, axis: int = 0) -> Variable:
-    """Join Variables/arrays along an existing ``axis``.
-
-    xs: shapes equal except on ``axis`` -> that axis is the sum of their lengths. The gradient
-    is split back into one piece per input.
-    """
-    xs = _sequence_of_inputs("concat", xs)
-    if xs[0].ndim == 0:
-        raise ShapeError(f"concat: zero-dimensional inputs cannot be concatenated "
-                         f"({describe(xs)}); use stack")
-    axis = _normalize_axis("concat", axis, xs[0].ndim, xs[0].shape)
-    return Concat(axis)(*xs)
-
-
 concatenate = concat
-
-
-def stack(xs, axis: int = 0) -> Variable:
-    """Join same-shaped Variables/arrays along a new ``axis``: n x (d...) -> (..., n, ...)."""
-    xs = _sequence_of_inputs("stack", xs)
-    axis = _normalize_axis("stack", axis, xs[0].ndim + 1, xs[0].shape)
-    return Stack(axis)(*xs)
-
-
-def split(x, indices_or_sections, axis: int = 0) -> list[Variable]:
-    """Split x along ``axis`` into a list of Variables (NumPy's ``split``).
-
-    An int n cuts x into n equal pieces (the axis length must divide by n); a sequence of
-    indices gives the cut points. Unused pieces contribute zero gradient.
-    """
-    axis = _normalize_axis("split", axis, x.ndim, x.shape)
-    length = x.shape[axis]
-    if isinstance(indices_or_sections, (int, np.integer)):
-        sections = int(indices_or_sections)
-        if sections <= 0 or length % sections:
-            raise ShapeError(f"split: axis {axis} of x {x.shape} has length {length}, which "
-                             f"cannot be split into {sections} equal pieces")
-        step = length // sections
-        indices = [step * k for k in range(1, sections)]
-    else:
-        indices = [int(i) for i in indices_or_sections]
-    pieces = Split(indices, axis)(x)
-    return pieces if isinstance(pieces, list) else [pieces]
 
 
 def swapaxes(x, axis1: int, axis2: int) -> Variable:
@@ -385,62 +443,6 @@ def moveaxis(x, source, destination) -> Variable:
     for dest, src in sorted(zip(destination, source)):
         order.insert(dest, src)
     return transpose(x, order)
-
-
-def repeat(x, repeats, axis: int | None = None) -> Variable:
-    """Repeat each element (axis None: of the flattened x) or each slice along ``axis``.
-
-    repeats: an int, or one non-negative int per slice. x: (.., n, ..) -> (.., sum(repeats), ..).
-    The gradient sums each run of copies.
-    """
-    if axis is None:
-        x = reshape(x, (-1,))
-        axis = 0
-    axis = _normalize_axis("repeat", axis, x.ndim, x.shape)
-    counts = np.asarray(repeats)
-    if counts.dtype.kind not in "iu" or counts.ndim > 1 or (counts < 0).any():
-        raise ShapeError(f"repeat: repeats must be a non-negative int or a 1-D sequence of them, "
-                         f"got {repeats!r}")
-    if counts.size == 1:
-        repeats = int(counts.reshape(()))
-    elif counts.size != x.shape[axis]:
-        raise ShapeError(f"repeat: {counts.size} repeat counts for axis {axis} of length "
-                         f"{x.shape[axis]} (x: {x.shape})")
-    else:
-        repeats = counts
-    return Repeat(repeats, axis)(x)
-
-
-def tile(x, reps) -> Variable:
-    """x repeated as a whole ``reps`` times along each axis (NumPy's ``tile``).
-
-    reps: an int or a tuple; shapes are aligned on the right, as in NumPy.
-    """
-    reps = tuple(int(r) for r in _axes_tuple(reps))
-    if any(r < 0 for r in reps):
-        raise ShapeError(f"tile: reps must be non-negative, got {reps} (x: {x.shape})")
-    return Tile(reps)(x)
-
-
-def flip(x, axis=None) -> Variable:
-    """x reversed along ``axis`` (None: every axis; an int or a tuple)."""
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    return Flip(axis)(x)
-
-
-def roll(x, shift, axis=None) -> Variable:
-    """Elements shifted by ``shift`` along ``axis``, wrapping around (NumPy's ``roll``).
-
-    axis None rolls the flattened x and restores its shape.
-    """
-    if isinstance(shift, (tuple, list)):
-        shift = tuple(int(s) for s in shift)
-    else:
-        shift = int(shift)
-    if isinstance(axis, list):
-        axis = tuple(axis)
-    return Roll(shift, axis)(x)
 
 
 # Re-exported so that the shape family is complete in one place.
