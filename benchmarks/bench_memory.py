@@ -8,8 +8,10 @@ the model and the input already built, for one forward+backward pass, for a forw
 pass under no_grad (inference), and for a forward+backward pass with gradient
 checkpointing (the 20 layers in SEGMENTS segments, each ``zerograd.checkpoint`` /
 ``torch.utils.checkpoint``: only the segments' inputs are kept, their insides are
-recomputed in backward). Each framework runs in its own subprocess; the kernel's peak-RSS
-counter is reset (/proc/self/clear_refs) just before the measured pass.
+recomputed in backward), and for a forward+backward pass with ``backward(retain_graph=
+False)``, which frees each op's inputs and saved activations right after its backward
+(PyTorch's default; DeZero has no such option). Each framework runs in its own subprocess;
+the kernel's peak-RSS counter is reset (/proc/self/clear_refs) just before the measured pass.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def worker(framework: str, mode: str) -> float:
             if mode == "no_grad":
                 with torch.no_grad():
                     model(x).sum()
+            elif mode == "free_graph":
+                model(x).sum().backward(retain_graph=False)  # torch's default, spelled out
             elif mode == "checkpoint":
                 from torch.utils.checkpoint import checkpoint_sequential
 
@@ -127,6 +131,8 @@ def worker(framework: str, mode: str) -> float:
         if mode == "no_grad":
             with zerograd.no_grad():
                 F.sum(model(x_data))
+        elif mode == "free_graph":
+            F.sum(model(x_data)).backward(retain_graph=False)
         elif mode == "checkpoint":
             h = zerograd.Variable(x_data)
             for segment in segments:
@@ -153,8 +159,9 @@ def main() -> None:
     print(f"peak memory above model+input, {DEPTH} x Linear({WIDTH})+ReLU, batch {BATCH}, "
           f"float32 (param grads alone: {DEPTH * WIDTH * (WIDTH + 1) * 4 / 2**20:.0f} MiB)")
     results = {}
-    modes = {"train": frameworks, "no_grad": frameworks,
-             "checkpoint": [n for n in frameworks if n != "dezero"]}  # DeZero has none
+    without_dezero = [n for n in frameworks if n != "dezero"]  # DeZero has neither
+    modes = {"train": frameworks, "no_grad": frameworks, "free_graph": without_dezero,
+             "checkpoint": without_dezero}
     for mode, names in modes.items():
         for name in names:
             out = subprocess.run([sys.executable, __file__, "--worker", name, mode],
@@ -162,6 +169,7 @@ def main() -> None:
             results[(name, mode)] = json.loads(out.stdout.strip().splitlines()[-1])
     for mode, label in (("train", "peak memory, forward+backward"),
                         ("no_grad", "peak memory, forward under no_grad"),
+                        ("free_graph", "peak memory, fwd+bwd, backward(retain_graph=False)"),
                         ("checkpoint", f"peak memory, fwd+bwd, {SEGMENTS} checkpointed segments")):
         print_row(label, {n: results[(n, mode)] for n in modes[mode]}, "MiB")
 
