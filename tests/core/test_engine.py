@@ -494,3 +494,44 @@ class TestBackwardContract:
         assert type(y.data) is np.ndarray and y.data.shape == () and y.data == 3.0
         y.backward()
         np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+
+
+def test_retain_graph_false_keeps_gradients_of_intermediates_nobody_holds():
+    """Regression: the engine kept an intermediate's gradient on the intermediate itself,
+    which only its consumers' (freed) input lists kept alive, so sin(x) * cos(x) lost the
+    first operand and backward crashed with an AttributeError. The pass's gradient table
+    now holds each gradient until its creator ran."""
+    x = Variable(np.array([1.0, 2.0]))
+
+    def forward():
+        return F.sin(x) * F.cos(x)  # no Python name holds sin(x) or cos(x)
+
+    forward().backward(retain_graph=False)
+    np.testing.assert_allclose(x.grad.data, np.cos(2 * x.data))
+
+
+def test_retain_grad_twice_counts_each_pass_once():
+    """backward(retain_grad=True) twice through one graph: each pass sends on only its own
+    gradient (PyTorch's 12 here; genuine DeZero sends the accumulated .grad of y on, 14)."""
+    x = Variable(np.array(1.0))
+    y = x * 2.0
+    z = y * 3.0
+    z.backward(retain_grad=True)
+    assert float(y.grad.data) == 3.0 and float(x.grad.data) == 6.0
+    z.backward(retain_grad=True)
+    assert float(y.grad.data) == 6.0 and float(x.grad.data) == 12.0
+    assert float(z.grad.data) == 1.0  # the seed, given back (not added to itself)
+
+
+def test_chain_fast_path_visits_in_the_same_order_as_the_heap():
+    """A function whose successor is the only pending one skips the heap; the order of a
+    graph mixing chains and branches is still the generation order."""
+    Recorder.log = []
+    x = Variable(np.array(1.0))
+    a = Recorder("a")(x)
+    b = Recorder("b")(Recorder("b0")(a))          # a chain on one branch
+    c = Recorder("c")(a)
+    y = Recorder("y")(b * c)
+    y.backward()
+    # b (generation 3) before c and b0 (both 2), which tie: c was discovered first.
+    assert Recorder.log == ["y", "b", "c", "b0", "a"]
