@@ -512,7 +512,7 @@ def test_retain_graph_false_keeps_gradients_of_intermediates_nobody_holds():
 
 def test_retain_grad_twice_counts_each_pass_once():
     """backward(retain_grad=True) twice through one graph: each pass sends on only its own
-    gradient (PyTorch's 12 here; genuine DeZero sends the accumulated .grad of y on, 14)."""
+    gradient (PyTorch gives 12 here; genuine DeZero sends the accumulated .grad of y on: 18)."""
     x = Variable(np.array(1.0))
     y = x * 2.0
     z = y * 3.0
