@@ -55,7 +55,7 @@ def _as_3d(a, axis: int):
     return a.reshape(lead, a.shape[axis], trail)
 
 
-@kernel(parallel=True)
+@kernel
 def _bias_relu3(a, b):
     lead, C, trail = a.shape
     for task in prange(lead * C):
@@ -81,7 +81,7 @@ def bias_relu(a, b, axis: int = 1):
     return a3.reshape(a.shape)
 
 
-@kernel(parallel=True)
+@kernel
 def _relu_grad3(y, gy, gx, gb, want_gb):
     lead, C, trail = y.shape
     for c in prange(C):  # one channel per task: its bias-gradient sum stays in one thread

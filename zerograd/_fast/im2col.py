@@ -34,7 +34,7 @@ def _check(op: str, a, ndim: int) -> None:
 
 
 # -- conv2d's channel-major patch matrix ------------------------------------------------------
-@kernel(parallel=True)
+@kernel
 def _patches_cm(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, groups, col):
     N, C, H, W = x.shape
     Cg = C // groups
@@ -78,7 +78,7 @@ def conv_patches(x, kernel, stride, pad, dilation, groups: int, out_hw, row_leng
     return col
 
 
-@kernel(parallel=True)
+@kernel
 def _patches_cm_adjoint(col, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, groups, img):
     C, N, H, W = img.shape
     Cg = C // groups
@@ -116,7 +116,7 @@ def conv_patches_adjoint(col, N: int, C: int, kernel, stride, pad, dilation, gro
 
 
 # -- DeZero's im2col / col2im ---------------------------------------------------------------
-@kernel(parallel=True)
+@kernel
 def _im2col6(x, SH, SW, PH, PW, DH, DW, col):
     N, C, H, W = x.shape
     KH, KW, OH, OW = col.shape[2], col.shape[3], col.shape[4], col.shape[5]
@@ -133,7 +133,7 @@ def _im2col6(x, SH, SW, PH, PW, DH, DW, col):
                         col[n, c, i, j, oy, ox] = x[n, c, r, cc] if inside else 0
 
 
-@kernel(parallel=True)
+@kernel
 def _im2col_rows(x, KH, KW, SH, SW, PH, PW, DH, DW, col):
     N, C, H, W = x.shape
     OH, OW = col.shape[1], col.shape[2]
@@ -166,7 +166,7 @@ def im2col(img, kernel, stride, pad, out_hw, to_matrix: bool = True, dilation=(1
     return col
 
 
-@kernel(parallel=True)
+@kernel
 def _col2im6(col, SH, SW, PH, PW, DH, DW, img):
     N, C, H, W = img.shape
     KH, KW, OH, OW = col.shape[2], col.shape[3], col.shape[4], col.shape[5]

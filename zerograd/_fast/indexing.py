@@ -21,7 +21,7 @@ __all__ = ["scatter_rows"]
 _COLUMN_BLOCK = 32
 
 
-@kernel(parallel=True)
+@kernel
 def _scatter_rows3(ids, gy, out, block):
     lead, M, trail = gy.shape
     n = out.shape[1]

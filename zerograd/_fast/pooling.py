@@ -62,7 +62,7 @@ def _check(op: str, a) -> None:
 
 
 # -- max pooling ----------------------------------------------------------------------------
-@kernel(parallel=True)
+@kernel
 def _max_pool_planes(x, KH, KW, SH, SW, PH, PW, neg_inf, y, idx):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -107,7 +107,7 @@ def max_pool_forward(x, kernel, stride, pad, out_hw):
     return from_planes(y, N, C, cm), from_planes(idx, N, C, cm)
 
 
-@kernel(parallel=True)
+@kernel
 def _max_pool_grad_planes(gy, idx, KH, KW, SH, SW, PH, PW, gx):
     P, OH, OW = gy.shape
     H, W = gx.shape[1], gx.shape[2]
@@ -137,7 +137,7 @@ def max_pool_backward(gy, indexes, kernel, stride, pad, in_hw):
     return from_planes(gx, N, C, cm)
 
 
-@kernel(parallel=True)
+@kernel
 def _max_pool_gather_planes(x, idx, KH, KW, SH, SW, PH, PW, y):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -164,7 +164,7 @@ def max_pool_gather(x, indexes, kernel, stride, pad):
 
 
 # -- average pooling --------------------------------------------------------------------------
-@kernel(parallel=True)
+@kernel
 def _avg_pool_planes(x, KH, KW, SH, SW, PH, PW, divisor, y):
     P, H, W = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -205,7 +205,7 @@ def avg_pool_forward(x, kernel, stride, pad, out_hw, divisor):
     return from_planes(y, N, C, cm)
 
 
-@kernel(parallel=True)
+@kernel
 def _avg_pool_grad_planes(gy, KH, KW, SH, SW, PH, PW, divisor, gx):
     P, OH, OW = gy.shape
     H, W = gx.shape[1], gx.shape[2]
