@@ -19,7 +19,9 @@ class SGD(Optimizer):
         self.lr = lr
 
     def update_one(self, param: Parameter) -> None:
-        add_scaled(param.data, -self.lr, param.grad.data)
+        w = param.data
+        add_scaled(w, -self.lr, param.grad.data)
+        param.data = w  # the same array back: counted as an in-place write (docs/engine.md)
 
 
 class MomentumSGD(Optimizer):
@@ -49,7 +51,9 @@ class MomentumSGD(Optimizer):
         v *= self.momentum
         add_scaled(v, -self.lr, grad)
         if self.nesterov:
-            add_scaled(param.data, self.momentum, v)
-            add_scaled(param.data, -self.lr, grad)
+            w = param.data
+            add_scaled(w, self.momentum, v)
+            add_scaled(w, -self.lr, grad)
+            param.data = w  # counted as an in-place write, as `+=` below is
         else:
             param.data += v
