@@ -36,6 +36,7 @@ from importlib.metadata import entry_points
 import numpy as np
 
 import zerograd
+import zerograd.distributed as dist
 from zerograd import functions as F
 from zerograd import random_state
 from zerograd.data.loader import DataLoader
@@ -705,16 +706,39 @@ def build_callbacks(config: TrainConfig, optimizer, out: str | None) -> list:
     return callbacks
 
 
-def build_run(config: TrainConfig, out: str | None = None) -> Run:
-    """Seeds, then builds data, loader, model, optimizer and callbacks in a fixed order."""
+def build_run(config: TrainConfig, out: str | None = None, distributed: bool = False) -> Run:
+    """Seeds, then builds data, loader, model, optimizer and callbacks in a fixed order.
+
+    ``distributed``: this process's part of a data-parallel run (``zerograd.distributed``,
+    its group joined): its shard of the training set in batches of ``batch_size``, rank 0's
+    initial weights, and an optimizer that averages the gradients over the processes.
+    """
     random_state.seed(config.seed)
     spec, train_set, test_set = build_data(config)
     val_set = None
     if config.val_split:
         train_set, val_set = split_validation(train_set, config.val_split, config.seed)
-    loader = DataLoader(train_set, config.batch_size, shuffle=True)
+    if distributed:
+        # Every rank draws epoch e's order from (seed, e), not from the global random
+        # state, so the shards agree without talking; the loader keeps the shard's order.
+        shard = dist.scatter_dataset(train_set, shuffle=True, seed=config.seed)
+        loader = DataLoader(shard, config.batch_size, shuffle=False)
+    else:
+        loader = DataLoader(train_set, config.batch_size, shuffle=True)
     model = model_entry(config.model).build(spec, config)
     optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay).setup(model)
+    if distributed:
+        # Lazily sized layers get their weights from one forward pass (in test mode: no
+        # BatchNorm statistics move, no dropout mask is drawn); then all take rank 0's.
+        x, _ = next(iter(DataLoader(train_set, 1, shuffle=False)))
+        with zerograd.no_grad(), zerograd.test_mode():
+            model(x)
+        dist.broadcast_parameters(model)
+        if dist.rank() > 0:
+            # Rank 0 keeps the stream a one-process run has; the others draw other dropout
+            # masks, from a seed of their own.
+            random_state.seed((config.seed + dist.rank()) % 2**32)
+        optimizer = dist.DistributedOptimizer(optimizer)
     callbacks = build_callbacks(config, optimizer, out)
     return Run(config, spec, train_set, test_set, loader, model, optimizer, val_set, callbacks)
 
@@ -784,17 +808,31 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
     that differs from the default and from the run's), with the total number of epochs set
     to ``epochs`` when given. A new run refuses an ``out`` that holds a run unless
     ``overwrite``. KeyboardInterrupt and Terminated propagate after the files of the last
-    commit are written. ``distributed`` is passed to ``fit`` (see there).
+    commit are written.
+
+    ``distributed=True``: data-parallel over the processes ``mpiexec`` started
+    (``zerograd.distributed``; one process without it). ``batch_size`` is per process; only
+    rank 0 reads and writes ``out`` and logs; see ``build_run`` for what each process
+    builds. Any other object is passed to ``fit`` as it is (see there).
     """
     out = os.fspath(out)
-    if os.path.exists(out) and not os.path.isdir(out):
+    if distributed is True:
+        dist.init()
+        if not dist.is_main():
+            log = _no_log
+    is_main = distributed is not True or dist.is_main()
+    if is_main and os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out {out} is a file, not a directory")
     state = None
     if resume:
         if overwrite:
             raise CLIError("--resume continues the run in --out and --overwrite replaces it; "
                            "give one of them")
-        state, saved = load_checkpoint(out)
+        if distributed is True:
+            # Rank 0 reads the checkpoint; the others need not see its file system.
+            state, saved = dist.broadcast_object(load_checkpoint(out) if is_main else None)
+        else:
+            state, saved = load_checkpoint(out)
         if config is not None:
             _note_ignored_settings(config, saved, log)
         config = saved
@@ -804,18 +842,31 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
         config.epochs = epochs
     config.check()
     if state is None and not overwrite:
-        existing = rundir.existing_run(out, _describe_run)
+        existing = rundir.existing_run(out, _describe_run) if is_main else None
+        if distributed is True:
+            existing = dist.broadcast_object(existing)
         if existing is not None:
             raise CLIError(f"--out {out} already holds a run ({existing}); add --resume to "
                            f"continue it, --overwrite to replace it, or choose another --out")
-    run = build_run(config, out)  # before anything is written: a failure here changes nothing
+    # Before anything is written: a failure here changes nothing.
+    run = build_run(config, out, distributed=distributed is True)
     loss, metrics = _task_loss(run.spec)
     evaluated = run.val_set if run.val_set is not None else run.test_set
+    batch = f"batch size {config.batch_size}"
+    if distributed is True:
+        size = dist.world_size()
+        batch += f" per process x {size} process{'es' if size > 1 else ''}"
+        if size == 1 and not quiet:
+            log("note: --distributed, but no MPI launcher started this process: training as "
+                "one process (world size 1); start it as mpiexec -n N zerograd train "
+                "--distributed ... to train on N")
+        # Every example once over the ranks; each sums its own, fit adds the sums.
+        evaluated = dist.scatter_dataset(evaluated, shuffle=False, pad=False)
     if not quiet:
         log(f"training {config.model} on {config.dataset}: {len(run.train_set)} train / "
             + (f"{len(run.val_set)} validation / " if run.val_set is not None else "")
-            + f"{len(run.test_set)} test examples, {config.epochs} epochs, batch size "
-            f"{config.batch_size}, {config.optimizer}"
+            + f"{len(run.test_set)} test examples, {config.epochs} epochs, {batch}, "
+            f"{config.optimizer}"
             + (f" (lr {config.lr})" if config.lr is not None else ""))
     try:
         trainer = fit(run.model, run.loader, run.optimizer, loss=loss, epochs=config.epochs,
@@ -835,6 +886,10 @@ def train(config: TrainConfig | None, out: str, resume: bool = False, progress: 
         result = evaluate(run.model, run.test_set, run.spec)
         log("test: " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return run
+
+
+def _no_log(text: str) -> None:
+    """The log of a process other than rank 0: one process speaks for the run."""
 
 
 def _run_settings(weights: str, log) -> tuple[dict, str]:
@@ -1110,6 +1165,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--overwrite", action="store_true", help="replace the run that --out already holds")
     add("--no-progress", action="store_true", help="no progress bars, a line per epoch")
     add("--quiet", action="store_true", help="print nothing but errors")
+    add("--distributed", action="store_true",
+        help="data-parallel over the processes mpiexec started (zerograd.distributed): "
+             "mpiexec -n N zerograd train --distributed ...; --batch-size is per process; "
+             "rank 0 alone writes --out and prints")
 
     eval_parser = commands.add_parser(
         "eval", help="evaluate saved weights",
@@ -1138,7 +1197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _MODEL_FLAGS = ("dataset", "model", "hidden", "data_dir", "download")
 _NOT_SETTINGS = ("command", "debug", "config", "print_config", "out", "resume", "overwrite",
-                 "no_progress", "quiet")
+                 "no_progress", "quiet", "distributed")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -1170,7 +1229,8 @@ def _run_command(args) -> None:
         train(config, args.out,
               resume=args.resume, progress=not args.no_progress,
               epochs=getattr(args, "epochs", None), overwrite=args.overwrite, quiet=args.quiet,
-              log=(lambda text: None) if args.quiet else print)
+              log=(lambda text: None) if args.quiet else print,
+              distributed=True if args.distributed else None)
     else:
         overrides = {name: getattr(args, name, None) for name in _MODEL_FLAGS}
         if args.command == "eval":
@@ -1212,15 +1272,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         # ZerogradError: corrupt data or checkpoint files, weights that do not fit the model.
         if debug:
             raise
-        print(f"zerograd: error: {error}", file=sys.stderr)
+        size = _world_size(args)
+        where = f" on rank {dist.rank()} of {size}" if size > 1 and not dist.is_main() else ""
+        print(f"zerograd: error{where}: {error}", file=sys.stderr)
+        if size > 1:
+            # The other processes would wait forever in their next collective.
+            dist.abort(2)
         return 2
     except Exception as error:
-        if debug:
+        if debug or _world_size(args) > 1:
+            # Under mpiexec: zerograd.distributed's hook prints the traceback, naming the
+            # rank, and aborts the job (one line would not say where a rank failed).
             raise
         print(f"zerograd: error: {type(error).__name__}: {error} (run again with --debug for "
               f"the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def _world_size(args) -> int:
+    """The number of processes of ``zerograd train --distributed`` (1 otherwise, and when
+    the process group could not be joined)."""
+    if not getattr(args, "distributed", False):
+        return 1
+    try:
+        return dist.world_size()
+    except ImportError:  # launched by mpiexec without mpi4py: init's own error says so
+        return 1
 
 
 __all__ = [

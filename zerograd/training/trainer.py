@@ -11,12 +11,16 @@ interrupted run and ends with the very weights an uninterrupted one has. What is
 the model, the optimizer, the callbacks (schedulers, early stopping, best values), NumPy's
 global random state and the loader's order and cursor (``DataLoader.state_dict``).
 
-Distributed training plugs in through ``distributed=``: any object with ``is_main()``,
-``allreduce_sum(array) -> array`` (``zerograd.distributed`` itself fits). Then only the main
-process prints and writes files, the epoch's sums are added over all processes before
-means are taken, and a loader whose dataset has ``set_epoch`` (a ``DatasetShard``) is told
-each epoch. Gradient averaging is the optimizer's business: pass a
-``DistributedOptimizer``.
+Distributed training plugs in through ``distributed=``: ``True`` for
+``zerograd.distributed``, or any object with ``is_main()`` and ``allreduce_sum(array) ->
+array`` (``training.group`` says what more it may have). Then only the main process prints
+and writes files, the epoch's sums are added over all processes before means are taken,
+and a loader whose dataset has ``set_epoch`` (a ``DatasetShard``) is told each epoch.
+Gradient averaging is the optimizer's business: pass a ``DistributedOptimizer`` (with more
+than one process of ``zerograd.distributed``, fit refuses any other). With
+``zerograd.distributed`` the checkpoint is read by the main process alone and broadcast,
+and it keeps every process's random state and running sums, so that resuming is exact on
+every process.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from zerograd import random_state
 from zerograd.backend import as_numpy
 from zerograd.core.variable import Variable
 from zerograd.data.loader import DataLoader
+from zerograd.distributed import DistributedOptimizer
 from zerograd.errors import ShapeError, ZerogradError
 from zerograd.nn.layer import StateDictError
 from zerograd.serialization import remove_stale_temp_files
 from zerograd.training import rundir
 from zerograd.training.callbacks import Callback, ModelCheckpoint
+from zerograd.training.group import ProcessGroup
 from zerograd.training.metrics import resolve_loss, resolve_metrics
 from zerograd.training.progress import epoch_progress, format_epoch, running_postfix
 
@@ -188,8 +194,17 @@ class Trainer:
         self._train = (lambda batch: train_step(self, batch)) if train_step else self.train_step
         self._eval = (lambda batch: eval_step(self, batch)) if eval_step else self.eval_step
         self.verbose = verbose
-        self.distributed = distributed
-        self.is_main = distributed is None or bool(distributed.is_main())
+        self.group = ProcessGroup(distributed)
+        self.distributed = self.group.distributed
+        self.is_main = self.group.is_main
+        if not self.group.alone and self.group.size is not None:
+            for opt in (self.optimizers or {"": optimizer}).values():
+                if opt is not None and not isinstance(opt, DistributedOptimizer):
+                    # Without the averaging every process would train its own model.
+                    raise TypeError(f"fit: training on {self.group.size} processes needs "
+                                    f"each optimizer wrapped in "
+                                    f"zerograd.distributed.DistributedOptimizer, which "
+                                    f"averages the gradients; got {type(opt).__name__}")
         self.log = log if verbose and self.is_main else (lambda text: None)
         self.checkpoint_every = checkpoint_every
         self.curves_every = curves_every
@@ -306,11 +321,13 @@ class Trainer:
     def train_epoch(self) -> dict:
         """One pass over the training data (or the rest of one, after a resume mid-epoch);
         returns the means of the epoch's loss and metrics."""
+        dataset = getattr(self.train_loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            # A distributed shard: this epoch's examples. Also when resuming in the middle
+            # of an epoch, whose remaining batches come from that epoch's shard.
+            dataset.set_epoch(self.epoch)
         if self.step == 0:
             self._sums, self._count, self._elapsed = {}, 0, 0.0
-            dataset = getattr(self.train_loader, "dataset", None)
-            if hasattr(dataset, "set_epoch"):  # a distributed shard: its order for this epoch
-                dataset.set_epoch(self.epoch)
             for cb in self.callbacks:
                 cb.on_epoch_begin(self)
         start = time.perf_counter()
@@ -378,8 +395,8 @@ class Trainer:
     def _means(self, sums: dict, count: int, what: str) -> dict:
         if self.distributed is not None:
             keys = list(sums)
-            total = np.asarray(self.distributed.allreduce_sum(
-                np.array([count, *[sums[k] for k in keys]], dtype=np.float64)))
+            total = self.group.allreduce_sum(
+                np.array([count, *[sums[k] for k in keys]], dtype=np.float64))
             count, sums = int(total[0]), dict(zip(keys, total[1:].tolist()))
         if count == 0:
             raise ValueError(f"fit: the {what} data gave no batches")
@@ -422,15 +439,57 @@ class Trainer:
             self._elapsed = elapsed  # the epoch's clock keeps counting from ``start``
 
     def _commit(self, curves: bool) -> list[str]:
-        if self.out is None or not self.is_main:
+        if self.out is None:
+            return []
+        # What differs between the processes, gathered on every one (a collective), written
+        # by the main one.
+        ranks = self.group.gather(self._rank_state())
+        if not self.is_main:
             return []
         if curves:
             self._last_curves = time.perf_counter()
-        return rundir.commit(self.out, self.state_dict(), curves=curves)
+        state = self.state_dict()
+        if ranks is not None and rundir.trained(state):
+            state["ranks"] = ranks
+        return rundir.commit(self.out, state, curves=curves)
+
+    def _rank_state(self) -> dict:
+        """This process's own part of the run: its random state (dropout masks differ
+        between processes) and the running sums of an unfinished epoch (of its shard)."""
+        state = {"rng": random_state.get_state()}
+        if self.step > 0:
+            state["partial"] = {"sums": dict(self._sums), "count": self._count,
+                                "seconds": self._elapsed}
+        return state
+
+    def _own_rank_state(self, state: dict, source: str) -> dict | None:
+        """This process's part of a checkpointed ``state`` (see ``_rank_state``), or None
+        to take the saved one of the main process."""
+        saved = state.get("world_size", 1)
+        size = self.group.size
+        if size is None or saved == size:
+            ranks = state.get("ranks")
+            if size is None or size == 1 or ranks is None:
+                return None
+            if not isinstance(ranks, list) or len(ranks) != size \
+                    or not isinstance(ranks[self.group.rank], dict):
+                raise rundir.bad_checkpoint(source, f"the states of its {saved} processes "
+                                                    f"are not {saved} records")
+            return ranks[self.group.rank]
+        if self.step > 0:
+            raise rundir.CheckpointError(
+                f"{source}: the run stopped in the middle of epoch {self.epoch + 1} on "
+                f"{saved} process(es), whose shards of that epoch {size} processes do not "
+                f"have; resume it on {saved} (mpiexec -n {saved})")
+        self.log(f"note: the run was trained on {saved} process(es) and continues on {size}: "
+                 f"each takes the main process's random state, and the shards change, so the "
+                 f"result differs from a run on {saved}")
+        return None
 
     def state_dict(self) -> dict:
         """Everything the run is at this instant: what ``checkpoint.npz`` holds."""
         state = {"format": rundir.CHECKPOINT_FORMAT, "config": self.config,
+                 "world_size": self.group.size or 1,
                  "epochs": self.epochs, "epoch": self.epoch, "step": self.step,
                  "global_step": self.global_step, "history": self.history,
                  "stopped": self.stopped, "created": self.created, "saved": _now(),
@@ -472,6 +531,9 @@ class Trainer:
         dataset = getattr(self.train_loader, "dataset", None)
         if self.custom_step is None and dataset is not None and hasattr(dataset, "__len__"):
             probe(self.model, dataset, source)
+        own = self._own_rank_state(state, source)
+        # The loaders' positions are in a shard of the saved number of processes.
+        same_shards = state.get("world_size", 1) == (self.group.size or 1)
         try:
             if self.optimizers is not None:
                 for name, opt in self.optimizers.items():
@@ -479,7 +541,7 @@ class Trainer:
             else:
                 self.optimizer.load_state_dict(state["optimizer"], source=source)
             for key, loader in (("loader", self.train_loader), ("val_loader", self.val_loader)):
-                if key in state and _has_state(loader):
+                if key in state and _has_state(loader) and same_shards:
                     loader.load_state_dict(state[key])
             saved = state.get("callbacks", {})
             for i, cb in enumerate(self.callbacks):
@@ -487,19 +549,20 @@ class Trainer:
                     cb.load_state_dict(saved[str(i)])
             if "train_step" in state and hasattr(self.custom_step, "load_state_dict"):
                 self.custom_step.load_state_dict(state["train_step"])
-            partial = state.get("partial")
+            mine = state if own is None else own
+            partial = mine.get("partial")
             if self.step > 0 and partial is not None:
                 self._sums = {k: float(v) for k, v in partial["sums"].items()}
                 self._count = int(partial["count"])
                 self._elapsed = float(partial["seconds"])
-            random_state.set_state(state["rng"])
+            random_state.set_state(mine["rng"])
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
             # Where file contents meet code that trusts them: a crafted state must not
             # surface as a traceback from deep inside the optimizer.
             raise rundir.bad_checkpoint(source, f"cannot restore the run "
                                                 f"({type(error).__name__}: {error})") from None
         loader = self.train_loader
-        if isinstance(loader, DataLoader) and "loader" in state:
+        if isinstance(loader, DataLoader) and "loader" in state and same_shards:
             # Any order of the right length loads; only a permutation trains on every
             # example once.
             if not np.array_equal(np.sort(np.asarray(loader.index)),
@@ -509,12 +572,10 @@ class Trainer:
                                                     f"of the {loader.data_size} training "
                                                     f"examples")
 
-    def _start(self) -> dict | None:
-        """Prepares ``out``: a fresh run commits its epoch 0; a resumed one is restored and
-        its files repaired. Returns the checkpoint resumed from, or None."""
+    def _open_out(self) -> dict | None:
+        """Checks ``out``, and on the main process creates it (a fresh run commits its
+        epoch 0). Returns the checkpoint to resume from, or None."""
         out = self.out
-        if out is None:
-            return None
         if os.path.exists(out) and not os.path.isdir(out):
             raise NotADirectoryError(f"fit: out={out} is a file, not a directory")
         state = rundir.load_checkpoint(out) if self.resume else None
@@ -528,10 +589,23 @@ class Trainer:
                                      f"it, or choose another out")
         if self.is_main:
             os.makedirs(out, exist_ok=True)
-        if state is None:
-            if self.is_main:
+            if state is None:
                 remove_stale_temp_files(out)  # of a killed run that left no checkpoint
-            self._commit(curves=False)  # epoch 0: from here on the run exists
+                # Epoch 0: from here on the run exists. A fresh run is its settings, the
+                # same on every process, so nothing needs gathering.
+                rundir.commit(out, self.state_dict(), curves=False)
+        return state
+
+    def _start(self) -> dict | None:
+        """Prepares ``out``: a fresh run commits its epoch 0; a resumed one is restored and
+        its files repaired. Returns the checkpoint resumed from, or None."""
+        out = self.out
+        if out is None:
+            return None
+        # The main process opens the run directory; with zerograd.distributed the others
+        # get the checkpoint it read from it (their hosts need not see the directory).
+        state = self.group.from_main(self._open_out)
+        if state is None:
             return None
         path = os.path.join(out, rundir.CHECKPOINT)
         if state.get("config", {}) != self.config and self.config:
