@@ -103,8 +103,11 @@ def created_at(f) -> str:
 def _with_stack(error: Exception, f) -> Exception:
     record = getattr(f, "_anomaly", None)
     if record is not None:
-        error.add_note(f"The forward call of {f.name}, outermost first:\n"
-                       + _format_stack(record.stack))
+        note = f"The forward call of {f.name}, outermost first:\n" + _format_stack(record.stack)
+        if hasattr(error, "add_note"):  # Python 3.11+: shown under the traceback
+            error.add_note(note)
+        else:  # Python 3.10 has no notes: the stack goes into the message itself
+            error.args = (f"{error.args[0] if error.args else ''}\n{note}", *error.args[1:])
     return error
 
 
