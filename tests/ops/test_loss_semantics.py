@@ -392,8 +392,23 @@ def test_regression_loss_of_equal_shapes_does_not_warn(name):
         getattr(F, name)(np.zeros((4, 1)), np.ones((4, 1)))
 
 
+@pytest.mark.parametrize("a, b", [((1, 1), (1,)), ((3, 1), (1, 3, 1)), ((), (1,))])
+def test_shapes_differing_only_by_unit_axes_do_not_warn(a, b):
+    """Each prediction still meets its own target (book step 59: (1, 1) against (1,))."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = np.arange(np.prod(a), dtype=float).reshape(a)
+        y = F.mean_squared_error(x, np.zeros(b))
+        shape = np.broadcast_shapes(a, b)
+        same_shapes = F.mean_squared_error(x.reshape(shape), np.zeros(shape))
+    assert y.item() == same_shapes.item()
+
+
 def test_mse_warning_matches_torch_condition():
-    """PyTorch warns for exactly the same pairs of shapes."""
+    """PyTorch warns for the same pairs of shapes (except those differing only by unit axes,
+    tested above)."""
     torch = pytest.importorskip("torch")
     import warnings
 

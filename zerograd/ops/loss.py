@@ -18,6 +18,7 @@ the softmax pieces the losses need are the small private Functions below.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -556,9 +557,15 @@ def _warn_if_shapes_differ(op: str, x, t, names=("input", "target")) -> None:
     if x_shape == t_shape:
         return
     try:
-        shape = f"broadcast to {np.broadcast_shapes(x_shape, t_shape)}"
+        broadcast = np.broadcast_shapes(x_shape, t_shape)
     except ValueError:
         return  # the op itself raises a ShapeError naming both shapes
+    if math.prod(broadcast) == math.prod(x_shape) == math.prod(t_shape):
+        # The shapes differ only by axes of length 1 (the book's step 59 compares a (1, 1)
+        # prediction with a (1,) target): each prediction still meets exactly its own
+        # target, so the loss is the intended one. PyTorch warns here too; we stay quiet.
+        return
+    shape = f"broadcast to {broadcast}"
     warnings.warn(
         f"{op}: {names[0]} shape {x_shape} differs from {names[1]} shape {t_shape}; they "
         f"{shape}, which is likely not what was meant (PyTorch warns the same). Reshape one "
