@@ -65,12 +65,11 @@ def __getattr__(name: str):
 
 # What ``from zerograd import *`` gives: every name ``from dezero import *`` gives (DeZero's
 # public classes and functions, its submodules and the package under its own name), plus
-# ``seed``.
+# zerograd's own top-level tools: ``seed``, ``autograd``, ``checkpoint``, ``detect_anomaly``.
 __all__ = [
     "Config", "DataLoader", "Dataset", "Function", "Layer", "Model", "Parameter",
     "SeqDataLoader", "Variable", "as_array", "as_variable", "autograd", "checkpoint", "core",
-    "cuda", "dataloaders", "detect_anomaly",
-    "datasets", "dezero", "functions", "functions_conv", "is_simple_core", "layers", "models",
-    "no_grad", "optimizers", "seed", "setup_variable", "test_mode", "transforms",
-    "using_config", "utils", "zerograd",
+    "cuda", "dataloaders", "datasets", "detect_anomaly", "dezero", "functions",
+    "functions_conv", "is_simple_core", "layers", "models", "no_grad", "optimizers", "seed",
+    "setup_variable", "test_mode", "transforms", "using_config", "utils", "zerograd",
 ]
