@@ -13,8 +13,11 @@ when it is truncated, damaged, not the expected format, or would need pickle to 
 .npz from the internet cannot run code). :class:`NpzReader` reads the zip directory and
 every member's ``.npy`` header (name, shape, dtype, memory order) and checks them, and the
 sizes they declare, before any array data is read: a small file that claims or inflates to a
-huge array fails before the memory is allocated. JSON is refused beyond
-:data:`MAX_JSON_DEPTH` levels of nesting.
+huge array fails before the memory is allocated. A caller that knows what it will receive (a
+model's parameters, an optimizer's state) passes it as ``expected`` and every such array must
+have that shape; the others together may declare at most :data:`MAX_INFLATION` times the
+file's size (so a decompression bomb fails from its directory), unless the caller passes a
+larger ``max_bytes``. JSON is refused beyond :data:`MAX_JSON_DEPTH` levels of nesting.
 
 Nested state (an optimizer's per-parameter arrays next to its scalar settings) is stored in
 one .npz by :func:`save_state` / :func:`load_state`: the arrays under their own keys and the
@@ -42,7 +45,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 
 from zerograd.backend import as_numpy
-from zerograd.errors import ZerogradError
+from zerograd.errors import DTypeError, ShapeError, ZerogradError
 
 try:  # zipfile reads LZMA members when Python was built with lzma
     from lzma import LZMAError
@@ -53,7 +56,7 @@ except ImportError:  # pragma: no cover - such builds cannot open those members 
 __all__ = [
     "CorruptFileError", "atomic_write", "remove_stale_temp_files", "save_npz", "load_npz",
     "NpyHeader", "NpzReader", "save_json", "load_json", "save_state", "load_state",
-    "npz_path", "MAX_LOAD_BYTES", "MAX_JSON_DEPTH",
+    "npz_path", "MAX_LOAD_BYTES", "MAX_INFLATION", "INFLATION_ALLOWANCE", "MAX_JSON_DEPTH",
 ]
 
 _TREE_KEY = "__tree__"
@@ -64,6 +67,16 @@ _ARRAY_TAG = "__array__"
 #: two moments 1.6 GiB. Pass ``max_bytes=`` to read a larger trusted file (``math.inf``: no
 #: bound), or raise this module attribute (read at each call).
 MAX_LOAD_BYTES = 4 * 2**30
+
+#: Without ``max_bytes=``, the arrays a file declares (those the caller does not expect by
+#: shape) may together be at most this many times the file's own size. Deflate expands one
+#: byte to at most 1032, so a decompression bomb declares about 1000 times its size; saved
+#: weights, optimizer moments and datasets declare 1 to 10 times theirs. A file of mostly
+#: zeros can exceed the ratio honestly: its reader passes ``max_bytes=`` (or ``expected=``).
+MAX_INFLATION = 100
+
+#: Whatever the file's size, it may declare this much: a small file of zeros is no danger.
+INFLATION_ALLOWANCE = 64 * 2**20
 
 #: Deepest nesting of lists/objects accepted in JSON (metadata, the tree of ``save_state``).
 #: Without a bound a file of ``[[[[...`` makes the parser raise RecursionError.
@@ -240,6 +253,60 @@ _NPY_MAGIC = b"\x93NUMPY"
 _READ_CHUNK = 1 << 20  # bytes per read while filling an array (the zip's own buffer stays small)
 
 
+def _size(nbytes: float) -> str:
+    """A byte count as people read it: '1.5 GiB' (messages only)."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if nbytes < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def _default_bound(file_size: int) -> float:
+    """What a file of ``file_size`` bytes may declare when its reader set no ``max_bytes``."""
+    return min(MAX_LOAD_BYTES, max(MAX_INFLATION * file_size, INFLATION_ALLOWANCE))
+
+
+class _Expected(NamedTuple):
+    """What the caller will accept under one key: the array's shape and dtype, and the name
+    the caller knows it by (the last step of its path in the tree) for messages."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    name: str
+
+
+def _expected_arrays(expected: Any) -> dict[str, _Expected]:
+    """Flatten an expected tree to {key in the file: _Expected}, with save_state's keys.
+
+    ``expected`` mirrors the state that will be loaded (dicts, lists); its leaves are arrays
+    or anything else with ``shape`` and ``dtype`` (only those are used: pass the model's own
+    arrays, nothing is copied), or anything else (None: not known yet), which expects nothing.
+    A key that save_state would have had to make unique (a dict key ``'a/b'`` next to a
+    nested ``a`` holding ``b``) is ambiguous here, so it expects nothing either.
+    """
+    found: dict[str, _Expected] = {}
+    ambiguous: set[str] = set()
+    stack = [("", "", expected)]
+    while stack:
+        prefix, name, node = stack.pop()
+        if isinstance(node, Mapping):
+            children = [(str(k), v) for k, v in node.items()]
+        elif isinstance(node, (list, tuple)):
+            children = [(str(i), v) for i, v in enumerate(node)]
+        else:
+            if hasattr(node, "shape") and hasattr(node, "dtype"):
+                key = prefix or "array"
+                if key in found or key == _TREE_KEY:
+                    ambiguous.add(key)
+                found[key] = _Expected(tuple(node.shape), np.dtype(node.dtype), name or key)
+            continue
+        stack.extend((f"{prefix}/{k}" if prefix else k, k, v) for k, v in children)
+    for key in ambiguous:
+        found.pop(key, None)
+    return found
+
+
 class NpyHeader(NamedTuple):
     """What a member's ``.npy`` header declares, read without reading the data."""
 
@@ -285,11 +352,17 @@ class NpzReader:
     - every header parses (format 1.0 or 2.0), declares no object dtype (pickle) and no
       negative dimension, and its shape times its item size equals the data size the zip
       directory declares for the member;
-    - the sizes together are at most ``max_bytes`` (``None``: :data:`MAX_LOAD_BYTES`;
-      ``math.inf``: no bound).
+    - every array named in ``expected`` (a tree like the state to be loaded, whose leaves
+      are arrays of the shapes and dtypes wanted, see :func:`load_state`) has exactly that
+      shape (else ShapeError) and numbers that convert to that dtype, ``np.can_cast(...,
+      "same_kind")`` (else DTypeError): these arrays are bounded by the caller's own;
+    - the other arrays together declare at most ``max_bytes``. ``None`` (the default):
+      :data:`MAX_INFLATION` times the file's size, at least :data:`INFLATION_ALLOWANCE` and
+      at most :data:`MAX_LOAD_BYTES` (a decompression bomb fails from the zip directory
+      alone); a number: that many bytes; ``math.inf``: no bound.
 
     ``read(key)`` then reads one array, checking that the data is complete and its CRC right.
-    Every failure is a :class:`CorruptFileError` naming the file (and the member).
+    Every other failure is a :class:`CorruptFileError` naming the file (and the member).
 
     ::
 
@@ -299,7 +372,7 @@ class NpzReader:
     """
 
     def __init__(self, path: str | os.PathLike, max_bytes: float | None = None,
-                 caller: str = "NpzReader") -> None:
+                 caller: str = "NpzReader", expected: Any = None) -> None:
         self.caller = caller
         self.path = _find_npz(path, caller)
         self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close()/__exit__
@@ -313,7 +386,8 @@ class NpzReader:
                                   f"{e})") from e
             self._check_member_count()
             self._members: dict[str, tuple[zipfile.ZipInfo, int]] = {}
-            self.headers: dict[str, NpyHeader] = self._read_headers(max_bytes)
+            self.headers: dict[str, NpyHeader] = self._read_headers(
+                max_bytes, _expected_arrays(expected))
         except BaseException:
             self._file.close()
             raise
@@ -332,16 +406,30 @@ class NpzReader:
             raise self._error(f"is damaged: its directory holds {listed} members but its end "
                               f"record counts {end[zipfile._ECD_ENTRIES_TOTAL]}")
 
-    def _read_headers(self, max_bytes: float | None) -> dict[str, NpyHeader]:
-        if max_bytes is None:
-            max_bytes = MAX_LOAD_BYTES
+    def _read_headers(self, max_bytes: float | None,
+                      expected: Mapping[str, _Expected]) -> dict[str, NpyHeader]:
         infos = self._zip.infolist()
-        declared = sum(info.file_size for info in infos)
-        if declared > max_bytes:
-            # The zip directory alone shows the bomb: nothing is decompressed.
-            raise self._error(f"declares {declared} bytes of arrays, more than max_bytes="
-                              f"{max_bytes}; pass a larger max_bytes (math.inf: no bound) if "
-                              "the file is trusted")
+        # Arrays the caller expects are bounded by its own shapes, checked on each header
+        # below; the rest are bounded by max_bytes, checked here on the zip directory alone,
+        # so that nothing of a bomb is decompressed.
+        unexpected = [info for info in infos if info.filename[: -len(".npy")] not in expected]
+        declared = sum(info.file_size for info in unexpected)
+        if max_bytes is None:
+            file_size = os.fstat(self._file.fileno()).st_size
+            bound = _default_bound(file_size)
+            rule = (f"in a file of {_size(file_size)}; without max_bytes a file may declare "
+                    f"{MAX_INFLATION} times its size (MAX_INFLATION), at least "
+                    f"{_size(INFLATION_ALLOWANCE)} and at most {_size(MAX_LOAD_BYTES)} "
+                    f"(MAX_LOAD_BYTES): {_size(bound)} here")
+        else:
+            bound, rule = max_bytes, f"more than max_bytes={max_bytes}"
+        if declared > bound:
+            largest = max(unexpected, key=lambda info: info.file_size)
+            raise self._error(
+                f"declares {_size(declared)} of arrays ({declared} bytes; "
+                f"{_size(largest.file_size)} in {largest.filename[: -len('.npy')]!r}) {rule}. "
+                "Nothing was read; pass a larger max_bytes (math.inf: no bound) if the file "
+                "is trusted")
         headers = {}
         for info in infos:
             name = info.filename
@@ -363,9 +451,27 @@ class NpzReader:
                 raise self._error(
                     f"declares {header.dtype} {header.shape} ({header.nbytes} bytes) but the "
                     f"archive holds {data_size} bytes of data for it", key)
+            if key in expected:
+                self._check_expected(key, header, expected[key])
             headers[key] = header
             self._members[key] = (info, header_size)
         return headers
+
+    def _check_expected(self, key: str, header: NpyHeader, want: _Expected) -> None:
+        """The header of an array the caller expects must fit it; nothing has been read."""
+        where = f"{self.caller}: {self.path!r}, array {key!r}"
+        # The caller's name for the array when it differs from the key ('l0/b' of a model,
+        # stored under 'model/l0/b' in a checkpoint), so that the message speaks its words.
+        what = f"{where}:" if want.name == key else f"{where}: {want.name!r}"
+        if header.shape != want.shape:
+            raise ShapeError(f"{what} has shape {header.shape} ({header.dtype}, "
+                             f"{_size(header.nbytes)} declared) in the file, expected "
+                             f"{want.shape} ({want.dtype}); no data was read")
+        if header.dtype.kind not in "biuf" or not np.can_cast(header.dtype, want.dtype,
+                                                               "same_kind"):
+            raise DTypeError(f"{what} is a {header.dtype} array in the file, expected numbers "
+                             f"convertible to {want.dtype} (shape {want.shape}); no data was "
+                             "read")
 
     def _read_header(self, info: zipfile.ZipInfo) -> tuple[NpyHeader, int]:
         key = info.filename[: -len(".npy")]
@@ -439,16 +545,19 @@ class NpzReader:
         self.close()
 
 
-def load_npz(path: str | os.PathLike, max_bytes: float | None = None) -> dict[str, np.ndarray]:
+def load_npz(path: str | os.PathLike, max_bytes: float | None = None,
+             expected: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Read every array of an .npz file into a dict (NumPy arrays, in the file's key order).
 
     Raises FileNotFoundError if there is no such file (``path`` and ``path + '.npz'`` are
     tried) and CorruptFileError if it is truncated, damaged, not an .npz, holds object
-    arrays or declares more than ``max_bytes`` bytes (None: :data:`MAX_LOAD_BYTES`;
-    checked before reading, see :class:`NpzReader`). Nothing is returned unless every array
-    was read whole.
+    arrays or declares more than ``max_bytes`` bytes (None: :data:`MAX_INFLATION` times the
+    file's size, see :class:`NpzReader`). ``expected`` ({key: array of the wanted shape and
+    dtype}) makes those arrays ShapeError/DTypeError unless they fit, and exempts them from
+    the bound. Everything is checked on the headers before any data is read; nothing is
+    returned unless every array was read whole.
     """
-    with NpzReader(path, max_bytes=max_bytes, caller="load_npz") as npz:
+    with NpzReader(path, max_bytes=max_bytes, caller="load_npz", expected=expected) as npz:
         return npz.read_all()
 
 
@@ -601,26 +710,35 @@ def save_state(path: str | os.PathLike, state: Any, compressed: bool = True) -> 
     return save_npz(path, arrays, compressed=compressed)
 
 
-def load_state(path: str | os.PathLike, max_bytes: float | None = None) -> Any:
+def load_state(path: str | os.PathLike, max_bytes: float | None = None,
+               expected: Any = None, caller: str = "load_state") -> Any:
     """Read a tree written by :func:`save_state` (arrays come back as NumPy arrays).
+
+    ``expected`` is what the receiver of the state wants: a tree of the state's structure
+    whose leaves are arrays (or anything with ``shape`` and ``dtype``) of the wanted shape and
+    dtype, None where not known, e.g. ``{"model": {"l0/W": W.data}, "optimizer":
+    optimizer.expected_state()}``. Each such array in the file must have that shape
+    (ShapeError) and convertible numbers (DTypeError), and is exempt from ``max_bytes``; the
+    others are bounded by it (None: :data:`MAX_INFLATION` times the file's size). ``caller``
+    names the operation in errors.
 
     Before any array is read: the headers are checked (see :class:`NpzReader`), the
     structure under ``__tree__`` is parsed (a text array, JSON, at most MAX_JSON_DEPTH deep),
     and the arrays it refers to must be exactly the arrays in the file, each referred to
     once: a member missing, extra or referred to twice is a CorruptFileError.
     """
-    with NpzReader(path, max_bytes=max_bytes, caller="load_state") as npz:
+    with NpzReader(path, max_bytes=max_bytes, caller=caller, expected=expected) as npz:
         path = npz.path
         tree_header = npz.headers.get(_TREE_KEY)
         if tree_header is None:
-            raise CorruptFileError(f"load_state: {path!r} has no {_TREE_KEY!r} entry; it was "
+            raise CorruptFileError(f"{caller}: {path!r} has no {_TREE_KEY!r} entry; it was "
                                    "not written by save_state (use load_npz for plain arrays)")
         if tree_header.dtype.kind != "U" or tree_header.shape != ():
-            raise CorruptFileError(f"load_state: {path!r} stores {_TREE_KEY!r} as "
+            raise CorruptFileError(f"{caller}: {path!r} stores {_TREE_KEY!r} as "
                                    f"{tree_header.dtype} {tree_header.shape}; save_state writes "
                                    "one text string there")
         skeleton = _parse_json(str(npz.read(_TREE_KEY)),
-                               f"load_state: the structure stored in {path!r}")
+                               f"{caller}: the structure stored in {path!r}")
         refs = _array_refs(skeleton, path)
         stored = [key for key in npz.headers if key != _TREE_KEY]
         missing = sorted(set(refs) - set(stored))
@@ -634,6 +752,6 @@ def load_state(path: str | os.PathLike, max_bytes: float | None = None) -> Any:
                 parts.append(f"contains arrays its structure does not list: {extra}")
             if twice:
                 parts.append(f"lists arrays more than once: {twice}")
-            raise CorruptFileError(f"load_state: {path!r} {'; '.join(parts)}")
+            raise CorruptFileError(f"{caller}: {path!r} {'; '.join(parts)}")
         arrays = npz.read_all(stored)
     return _join_tree(skeleton, arrays)

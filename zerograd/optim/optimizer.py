@@ -22,6 +22,7 @@ state belongs to the copied parameters.
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
@@ -31,6 +32,7 @@ from zerograd.backend import as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
 from zerograd.optim._checks import Integer
+from zerograd.serialization import load_state
 
 __all__ = ["Optimizer", "OptimizerStateError", "ParameterMap", "add_scaled"]
 
@@ -276,8 +278,25 @@ class Optimizer:
                 "counters": {name: int(getattr(self, name)) for name in self.counters},
                 "params": entries}
 
-    def load_state_dict(self, state: Mapping, source: str = "the state") -> None:
+    def expected_state(self) -> dict:
+        """What ``state_dict()`` holds, as far as its arrays go: ``{"params": [{"state":
+        {"m": W.data, ...}}, ...]}``, each state array standing for its shape and dtype (a
+        parameter's state has the parameter's), None for parameters not sized yet.
+
+        For ``load_state(path, expected=...)``, which then checks every state array of a file
+        against it from the ``.npy`` headers, before reading any data. Nothing is copied.
+        """
+        return {"params": [{"state": dict.fromkeys(self.state_names, param.data)}
+                           for param in self.target_params()]}
+
+    def load_state_dict(self, state: Mapping | str | os.PathLike,
+                        source: str = "the state") -> None:
         """Restore what ``state_dict`` returned, mapping entries to parameters by order.
+
+        ``state`` is that dict, or the path of a file ``save_state`` wrote it to: then each
+        state array's shape and dtype is checked against the target's parameters from the
+        file's headers before any data is read (see ``expected_state``), so a file that
+        declares a huge array fails at once, and ``source`` defaults to the path.
 
         Checked before anything changes: the structure (dicts and lists as ``state_dict``
         writes them), the optimizer type, the number of parameters, their names (when both
@@ -287,6 +306,10 @@ class Optimizer:
         ``opt.load_state_dict(load_state(path), source=repr(path))``.
         """
         owner = f"{type(self).__name__}.load_state_dict"
+        if isinstance(state, (str, os.PathLike)):
+            if source == "the state":
+                source = repr(os.fspath(state))
+            state = load_state(state, expected=self.expected_state(), caller=owner)
 
         def fail(what: str) -> OptimizerStateError:
             return OptimizerStateError(f"{owner}: {source} {what}")

@@ -121,12 +121,34 @@ def check_checkpoint(state, path: str) -> dict:
     return state
 
 
-def load_checkpoint(out: str) -> dict | None:
-    """The checked checkpoint of the run in ``out``, or None when there is none."""
+def expected_checkpoint(model, optimizer) -> dict:
+    """The arrays a checkpoint must hold to fit ``model`` and ``optimizer`` (an Optimizer,
+    or a dict of them by name, as ``fit``'s ``optimizers``), as ``load_state``'s
+    ``expected``: the model's own parameters and buffers stand for their shapes and dtypes
+    (None: a lazy entry not sized yet), nothing is copied."""
+    weights = None
+    if hasattr(model, "named_params"):  # a Layer; anything else is restored by its own code
+        weights = {key: param.data for key, param in model.named_params()}
+        weights.update(model.named_buffers())
+    if isinstance(optimizer, dict):
+        state = {name: opt.expected_state() for name, opt in optimizer.items()}
+    else:
+        state = optimizer.expected_state() if optimizer is not None else None
+    return {"model": weights, "optimizer": state}
+
+
+def load_checkpoint(out: str, expected=None) -> dict | None:
+    """The checked checkpoint of the run in ``out``, or None when there is none.
+
+    ``expected`` (see :func:`expected_checkpoint`): the model and optimizer that will receive
+    it, whose shapes are then checked on the file's headers before any array is read. Without
+    it, the arrays are bounded by the file's size (serialization.MAX_INFLATION).
+    """
     path = os.path.join(out, CHECKPOINT)
     if not os.path.exists(path):
         return None
-    return check_checkpoint(load_state(path), path)  # CorruptFileError names the file too
+    state = load_state(path, expected=expected, caller="load_checkpoint")
+    return check_checkpoint(state, path)  # CorruptFileError names the file too
 
 
 def _remove(path: str) -> None:
@@ -257,6 +279,7 @@ def existing_run(out: str, describe: Callable[[dict], str] | None = None) -> str
 __all__ = [
     "CHECKPOINT", "CURVES", "CheckpointError", "DERIVED", "METRICS", "METRICS_CSV", "OPTIMIZER",
     "RUN_FILES", "WEIGHTS", "WeightsMismatchError", "bad_checkpoint", "check_arrays",
-    "check_checkpoint", "commit", "existing_run", "finish_interrupted", "load_checkpoint",
+    "check_checkpoint", "commit", "existing_run", "expected_checkpoint", "finish_interrupted",
+    "load_checkpoint",
     "metrics_summary", "outputs_match", "repair", "write_metrics_csv", "write_outputs",
 ]

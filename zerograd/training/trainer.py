@@ -578,7 +578,13 @@ class Trainer:
         out = self.out
         if os.path.exists(out) and not os.path.isdir(out):
             raise NotADirectoryError(f"fit: out={out} is a file, not a directory")
-        state = rundir.load_checkpoint(out) if self.resume else None
+        state = None
+        if self.resume:
+            # The model and optimizer about to receive the checkpoint bound what is read of
+            # it: an array whose header does not fit them fails before its data is read.
+            expected = rundir.expected_checkpoint(self.model,
+                                                  self.optimizers or self.optimizer)
+            state = rundir.load_checkpoint(out, expected)
         if self.resume and state is None:
             self.log(f"no checkpoint in {out}; starting a new run")
         if state is None and not self.overwrite:
