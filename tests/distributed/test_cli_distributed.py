@@ -194,3 +194,37 @@ def test_an_error_on_rank_0_alone_ends_every_rank_with_status_2(launch):
     result = launch("--out", "missing", "--resume", check=False)
     assert result.returncode == 2
     assert "zerograd: error: --resume: no checkpoint at missing/checkpoint.npz" in result.stderr
+
+
+def test_fit_distributed_true_alone_is_the_one_process_run(tmp_path):
+    """fit(distributed=True) outside mpiexec: zerograd.distributed's world of one, whose
+    run equals a plain one, and whose checkpoint records that world."""
+    from zerograd import optimizers, training
+    from zerograd.data import DataLoader
+    from zerograd.datasets import Spiral
+    from zerograd.models import MLP
+
+    def run(**kwargs):
+        zerograd.seed(0)
+        model = MLP((10, 3))
+        optimizer = optimizers.SGD(lr=1.0).setup(model)
+        loader = DataLoader(Spiral(train=True, seed_global=False), 30, shuffle=True)
+        trainer = training.fit(model, loader, optimizer, epochs=2, verbose=0, **kwargs)
+        return trainer, model
+
+    trainer, model = run(distributed=True, out=tmp_path / "run")
+    plain, plain_model = run()
+    assert trainer.group.size == 1 and trainer.is_main
+    assert trainer.history == [{**r, "seconds": t["seconds"]}
+                               for r, t in zip(plain.history, trainer.history)]
+    for (name, p), (_, q) in zip(model.named_params(), plain_model.named_params()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+    state = load_state(tmp_path / "run" / rundir.CHECKPOINT)
+    assert state["world_size"] == 1 and "ranks" not in state
+
+
+def test_fit_names_what_a_distributed_object_lacks():
+    from zerograd.training.group import ProcessGroup
+
+    with pytest.raises(TypeError, match=r"Half has no \['allreduce_sum'\]"):
+        ProcessGroup(type("Half", (), {"is_main": lambda self: True})())
