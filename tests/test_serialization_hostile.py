@@ -140,8 +140,8 @@ def test_lazy_model_and_load_npz_refuse_the_bomb_by_its_declared_size(bomb):
         peak = _peak_bytes(run)
         (error,) = errors
         message = str(error)
-        assert "bomb.npz' declares 2.0 GiB of arrays (2147483920 bytes; 2.0 GiB in 'W')" \
-            in message, message
+        assert ("bomb.npz' declares 2.0 GiB of arrays (2147483920 bytes; 2.0 GiB in 'W', "
+                "float64 (268435456,))") in message, message
         assert ("100 times its size (MAX_INFLATION), at least 64.0 MiB and at most 4.0 GiB "
                 "(MAX_LOAD_BYTES): 199.2 MiB here" in message
                 or "more than max_bytes=1073741824" in message), message
@@ -473,3 +473,113 @@ def test_a_directory_entry_hiding_the_next_is_found(tmp_path):
     with pytest.raises(S.CorruptFileError, match=r"w.npz' is damaged: its directory holds 2 "
                                                  r"members but its end record counts 3"):
         S.load_npz(path)
+
+
+# -- the receiver's shapes, and the file's own size, bound what is read --------------------
+def test_load_npz_checks_expected_shapes_and_dtypes_on_the_headers(bomb):
+    errors = []
+
+    def load():
+        try:
+            S.load_npz(bomb, expected={"W": np.empty((3, 2), np.float32)})
+        except ShapeError as e:
+            errors.append(e)
+
+    peak = _peak_bytes(load)
+    (error,) = errors
+    assert str(error) == (f"load_npz: {str(bomb)!r}, array 'W': has shape (268435456,) "
+                          "(float64, 2.0 GiB declared) in the file, expected (3, 2) (float32); "
+                          "no data was read")
+    assert peak < 4 * MiB, f"{peak / MiB:.1f} MiB allocated"
+
+
+def test_expected_arrays_are_exempt_from_the_bound_and_others_are_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "INFLATION_ALLOWANCE", MiB)
+    path = S.save_npz(tmp_path / "zeros.npz", {"W": np.zeros((512, 1024)), "b": np.ones(3)})
+    size = os.path.getsize(path)
+    assert size < 20_000  # 4 MiB of zeros: far more than 100 times the file
+    with pytest.raises(S.CorruptFileError, match=r"zeros.npz' declares 4.0 MiB of arrays "
+                       r"\(4194584 bytes; 4.0 MiB in 'W', float64 \(512, 1024\)\) in a file "
+                       r"of .* KiB; .*: 1.0 MiB here. Nothing was read"):
+        S.load_npz(path)
+    # Expected by shape: bounded by the caller's own array, so it loads.
+    loaded = S.load_npz(path, expected={"W": np.empty((512, 1024), np.float32)})
+    np.testing.assert_array_equal(loaded["W"], np.zeros((512, 1024)))
+    np.testing.assert_array_equal(loaded["b"], np.ones(3))
+    assert S.load_npz(path, max_bytes=5 * MiB)["W"].shape == (512, 1024)  # raised by hand
+    monkeypatch.setattr(S, "MAX_INFLATION", 1000)  # read at each call
+    assert S.load_npz(path)["W"].shape == (512, 1024)
+
+
+def test_expected_dtype_is_checked_on_the_header(tmp_path):
+    path = S.save_npz(tmp_path / "t.npz", {"W": np.array([["a", "b"]] * 3)})
+    with pytest.raises(DTypeError, match=r"t.npz', array 'W': is a <U1 array in the file, "
+                                         r"expected numbers convertible to float32 \(shape "
+                                         r"\(3, 2\)\); no data was read"):
+        S.load_npz(path, expected={"W": np.empty((3, 2), np.float32)})
+    # float64 into a float32 receiver converts (same kind), as load_weights allows.
+    S.save_npz(path, {"W": np.ones((3, 2))})
+    assert S.load_npz(path, expected={"W": np.empty((3, 2), np.float32)})["W"].dtype == np.float64
+
+
+def test_load_state_expected_tree_names_the_member_and_the_receivers_name(tmp_path):
+    path = S.save_state(tmp_path / "s.npz", {"model": {"l0/b": np.zeros(7, np.float32)},
+                                             "steps": [np.arange(3)]})
+    expected = {"model": {"l0/b": np.empty(10, np.float32)}, "steps": [None]}
+    with pytest.raises(ShapeError) as info:
+        S.load_state(path, expected=expected)
+    assert str(info.value) == (f"load_state: {str(path)!r}, array 'model/l0/b': 'l0/b' has "
+                               "shape (7,) (float32, 28 bytes declared) in the file, expected "
+                               "(10,) (float32); no data was read")
+    expected["model"]["l0/b"] = np.empty(7, np.float32)
+    state = S.load_state(path, expected=expected)
+    np.testing.assert_array_equal(state["steps"][0], np.arange(3))
+    # A key that save_state had to make unique is ambiguous: it expects nothing.
+    assert S._expected_arrays({"a/b": np.empty(1), "a": {"b": np.empty(2)}}) == {}
+
+
+def _bombed_state_file(path, keys_and_arrays, bomb_key, bomb_shape):
+    """A save_state file whose member ``bomb_key`` is replaced by zeros of ``bomb_shape``."""
+    arrays = {}
+    skeleton = S._split_tree(keys_and_arrays, arrays, "")
+    members = []
+    for key, array in arrays.items():
+        if key == bomb_key:
+            members.append((f"{key}.npy", *_zeros_bomb(bomb_shape)))
+        else:
+            members.append(_plain_member(f"{key}.npy", array))
+    members.append(_plain_member("__tree__.npy", np.array(json.dumps(skeleton))))
+    _write_zip(path, members)
+    return path
+
+
+def test_optimizer_load_state_dict_from_a_file_checks_the_headers_first(tmp_path):
+    model = L.Linear(2, in_size=3)
+    opt = O.Adam().setup(model)
+    model.W.grad = Variable(np.ones((3, 2), np.float32))
+    model.b.grad = Variable(np.ones(2, np.float32))
+    opt.update()
+    path = S.save_state(tmp_path / "opt.npz", opt.state_dict())
+    fresh = O.Adam().setup(model)
+    fresh.load_state_dict(path)  # from the file: source is the path
+    np.testing.assert_array_equal(fresh.state[model.W]["m"], opt.state[model.W]["m"])
+    assert fresh.t == opt.t == 1
+
+    bombed = _bombed_state_file(tmp_path / "bomb.npz", opt.state_dict(), "params/0/state/m",
+                                (2**25,))
+    assert bombed.stat().st_size < MiB
+    errors = []
+
+    def load():
+        try:
+            fresh.load_state_dict(bombed)
+        except ShapeError as e:
+            errors.append(e)
+
+    peak = _peak_bytes(load)
+    (error,) = errors
+    assert str(error) == (f"Adam.load_state_dict: {str(bombed)!r}, array 'params/0/state/m': "
+                          "'m' has shape (33554432,) (float64, 256.0 MiB declared) in the "
+                          "file, expected (3, 2) (float32); no data was read")
+    assert peak < 2 * MiB, f"{peak / MiB:.1f} MiB allocated"
+    np.testing.assert_array_equal(fresh.state[model.W]["m"], opt.state[model.W]["m"])  # kept

@@ -425,9 +425,15 @@ class NpzReader:
             bound, rule = max_bytes, f"more than max_bytes={max_bytes}"
         if declared > bound:
             largest = max(unexpected, key=lambda info: info.file_size)
+            name = largest.filename[: -len(".npy")]
+            try:  # its header costs a few hundred bytes to read, and names the array
+                header = self._read_header(largest)[0]
+                what = f", {header.dtype} {header.shape}"
+            except (CorruptFileError, *_READ_ERRORS):
+                what = ""
             raise self._error(
                 f"declares {_size(declared)} of arrays ({declared} bytes; "
-                f"{_size(largest.file_size)} in {largest.filename[: -len('.npy')]!r}) {rule}. "
+                f"{_size(largest.file_size)} in {name!r}{what}) {rule}. "
                 "Nothing was read; pass a larger max_bytes (math.inf: no bound) if the file "
                 "is trusted")
         headers = {}
