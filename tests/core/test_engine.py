@@ -535,3 +535,24 @@ def test_chain_fast_path_visits_in_the_same_order_as_the_heap():
     y.backward()
     # b (generation 3) before c and b0 (both 2), which tie: c was discovered first.
     assert Recorder.log == ["y", "b", "c", "b0", "a"]
+
+
+def test_retain_graph_false_through_an_accumulated_recurrent_loss():
+    """Regression (found with the LSTM): `loss = 0; loss += f(step)` over steps leaves each
+    step's output held only by the next addition's inputs; under retain_graph=False the
+    engine must keep those gradients until their creators ran, and give the same gradients
+    as a backward that keeps the graph."""
+    import zerograd.layers as L
+
+    grads = []
+    for retain in (True, False):
+        lstm = L.LSTM(3, in_size=2)
+        for name in ("x2f", "x2i", "x2o", "x2u", "h2f", "h2i", "h2o", "h2u"):
+            sub = getattr(lstm, name)
+            sub.W.data = np.full(sub.W.shape, 0.1, np.float32)
+        loss = 0
+        for t in range(3):
+            loss += F.sum(lstm(np.full((1, 2), t + 1.0, np.float32)))
+        loss.backward(retain_graph=retain)
+        grads.append(lstm.x2f.W.grad.data.copy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
