@@ -35,8 +35,6 @@ SKIP_MARK = re.compile(r"<!--\s*not run:\s*(.*?)\s*-->\s*$")
 
 # (file, the block's first line): why it does not run. Owned by the docs' authors.
 KNOWN_FAILURES = {
-    ("architecture.md", "class Tanh(Function):"):
-        "uses Function and np without importing them",
 }
 
 
