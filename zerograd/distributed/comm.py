@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -41,6 +42,10 @@ MPI_INSTALL_HINT = (
     "the MPICH runtime from PyPI, which provides mpiexec), or pip install mpi4py against the "
     "cluster's own MPI"
 )
+
+# Seconds a failing rank waits between writing its traceback and aborting the job, so that
+# the launcher forwards the whole traceback before it ends the processes.
+ABORT_GRACE_SECONDS = 0.5
 
 # Environment variables by which MPI launchers tell a process how many processes they
 # started: MPICH/Intel MPI (hydra, PMI), Open MPI, PMIx, and a Slurm job step (srun).
@@ -189,12 +194,16 @@ def _install_abort_hook() -> None:
     def abort_on_exception(kind, value, tb) -> None:
         group = communicator()
         try:
-            sys.stderr.write(f"zerograd.distributed: uncaught exception on rank {group.rank} "
-                             f"of {group.size}; aborting all {group.size} processes "
-                             f"(MPI Abort)\n")
-            traceback.print_exception(kind, value, tb, file=sys.stderr)
+            report = (f"zerograd.distributed: uncaught exception on rank {group.rank} of "
+                      f"{group.size}; aborting all {group.size} processes (MPI Abort)\n"
+                      + "".join(traceback.format_exception(kind, value, tb)))
             sys.stdout.flush()
             sys.stderr.flush()
+            # One write of the whole report, then a moment for the launcher to pass it on:
+            # the Abort tears the job down, and a traceback written line by line was seen
+            # cut short in mpiexec's output (measured: some runs lost its last lines).
+            os.write(sys.stderr.fileno(), report.encode("utf-8", "replace"))
+            time.sleep(ABORT_GRACE_SECONDS)
         finally:
             group.abort(1)
 
