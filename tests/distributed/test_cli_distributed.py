@@ -110,11 +110,13 @@ def history(run_dir) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
 
 
-def test_two_ranks_equal_one_process_with_twice_the_batch(launch, tmp_path):
-    result = launch(*SPIRAL, "--epochs", "3", "--batch-size", "30")
+@pytest.mark.parametrize("extra", [(), ("--clip", "0.05")], ids=["plain", "clipped"])
+def test_two_ranks_equal_one_process_with_twice_the_batch(launch, tmp_path, extra):
+    # With --clip, the averaged gradient is clipped (as one process clips its whole batch's).
+    result = launch(*SPIRAL, "--epochs", "3", "--batch-size", "30", *extra)
     reference = tmp_path / "alone"
     reference.mkdir()
-    single = alone(reference, *SPIRAL, "--epochs", "3", "--batch-size", "60")
+    single = alone(reference, *SPIRAL, "--epochs", "3", "--batch-size", "60", *extra)
     assert "training as one process (world size 1)" in single.stdout
     assert "batch size 60 per process x 1 process," in single.stdout
     assert "batch size 30 per process x 2 processes," in result.stdout

@@ -158,10 +158,19 @@ class DistributedOptimizer:
         self._forget_layout()
         return self
 
-    def update(self) -> None:
-        """Average the gradients over the ranks, then the wrapped optimizer's update."""
+    def average_gradients(self) -> None:
+        """Replace every gradient by its mean over the ranks (nothing to do on one rank)."""
         if communicator().size > 1:
             self.allreduce_grads()
+
+    def update(self, average: bool = True) -> None:
+        """Average the gradients over the ranks, then the wrapped optimizer's update.
+
+        ``average=False`` skips the averaging, for a caller that already averaged (to clip
+        the averaged gradients first, as one process with the whole batch would).
+        """
+        if average:
+            self.average_gradients()
         self.optimizer.update()
 
     # -- the averaging -----------------------------------------------------------------------

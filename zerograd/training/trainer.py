@@ -260,9 +260,19 @@ class Trainer:
             optimizer = self.optimizer
         elif isinstance(optimizer, str):
             optimizer = self.optimizers[optimizer]
+        average = getattr(optimizer, "average_gradients", None)
+        if average is None:
+            for cb in self.callbacks:
+                cb.on_before_update(self, optimizer)
+            optimizer.update()
+            return
+        # A DistributedOptimizer: average over the ranks first, so that clipping (and any
+        # other callback before the update) sees the gradients one process with the whole
+        # batch would have, then update without averaging again.
+        average()
         for cb in self.callbacks:
             cb.on_before_update(self, optimizer)
-        optimizer.update()
+        optimizer.update(average=False)
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> Trainer:
