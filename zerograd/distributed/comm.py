@@ -45,7 +45,7 @@ MPI_INSTALL_HINT = (
 
 # Seconds a failing rank waits between writing its traceback and aborting the job, so that
 # the launcher forwards the whole traceback before it ends the processes.
-ABORT_GRACE_SECONDS = 0.5
+ABORT_GRACE_SECONDS = 1.0
 
 # Environment variables by which MPI launchers tell a process how many processes they
 # started: MPICH/Intel MPI (hydra, PMI), Open MPI, PMIx, and a Slurm job step (srun).
@@ -239,7 +239,12 @@ def abort(code: int = 1) -> None:
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    communicator().abort(int(code))
+    group = communicator()
+    if group.size > 1:
+        # As for an uncaught exception: the message just written must reach the launcher
+        # before the Abort ends the job (CI saw an error line lost without this wait).
+        time.sleep(ABORT_GRACE_SECONDS)
+    group.abort(int(code))
 
 
 def _check_root(root: int, size: int) -> int:
