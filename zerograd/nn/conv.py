@@ -12,7 +12,11 @@ fan_in = (in_channels / groups) * kernel area, computed in ``dtype`` (float32 st
 
 from __future__ import annotations
 
+import types
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zerograd import functions as F
 from zerograd.backend import get_array_module
@@ -24,8 +28,12 @@ from zerograd.nn.layer import Layer, LazySize, float_input
 
 __all__ = ["Conv2d", "Deconv2d", "Conv1d"]
 
+# A kernel size, stride, padding or dilation: one int for every spatial axis, or one per
+# axis (a pair for the 2-D layers).
+Size = int | tuple[int, ...] | list[int]
 
-def _positive_int(layer: str, name: str, value) -> int:
+
+def _positive_int(layer: str, name: str, value: Any) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return int(value)
@@ -41,9 +49,10 @@ class _ConvBase(Layer):
     _n_spatial = 2
     in_channels = LazySize("W", read=lambda layer, shape: layer._in_channels_of(shape))
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, pad=0, nobias: bool = False,
-                 dtype=np.float32, in_channels: int | None = None, *, dilation=1,
-                 groups: int = 1, initializer=None) -> None:
+    def __init__(self, out_channels: int, kernel_size: Size, stride: Size = 1, pad: Size = 0,
+                 nobias: bool = False, dtype: DTypeLike = np.float32,
+                 in_channels: int | None = None, *, dilation: Size = 1, groups: int = 1,
+                 initializer: init.InitializerLike = None) -> None:
         super().__init__()
         name = type(self).__name__
         self.out_channels = _positive_int(name, "out_channels", out_channels)
@@ -67,7 +76,9 @@ class _ConvBase(Layer):
         else:
             self.b = Parameter(np.zeros(self.out_channels, dtype=self.dtype), name="b")
 
-    def _size(self, value):
+    # Any: a pair for the 2-D layers, an int for Conv1d, which class-level _n_spatial
+    # decides (not something a type checker follows).
+    def _size(self, value: Size) -> Any:
         """An int or pair for 2-D layers (as given to the op); an int for 1-D layers."""
         if self._n_spatial == 2:
             return pair(value)
@@ -77,7 +88,7 @@ class _ConvBase(Layer):
             raise ValueError(f"{type(self).__name__}: expected an int, got {value!r}")
         return int(value)
 
-    def _set_in_channels(self, in_channels) -> None:
+    def _set_in_channels(self, in_channels: int) -> None:
         name = type(self).__name__
         in_channels = _positive_int(name, "in_channels", in_channels)
         if in_channels % self.groups:
@@ -96,7 +107,7 @@ class _ConvBase(Layer):
         """The input channels a weight of ``weight_shape`` is made for."""
         raise NotImplementedError
 
-    def _init_W(self, xp=np) -> None:
+    def _init_W(self, xp: types.ModuleType = np) -> None:
         shape = self._weight_shape(self.in_channels)
         # DeZero's scale: 1 / sqrt(inputs seen by one output) = (C / groups) * kernel area.
         fan_in = self.in_channels // self.groups * self._kernel_area()
@@ -104,7 +115,7 @@ class _ConvBase(Layer):
         W = self.initializer(shape, self.dtype, fan_in=fan_in, fan_out=fan_out)
         self.W.data = W if xp is np else xp.asarray(W)
 
-    def _prepare(self, x):
+    def _prepare(self, x: Any) -> Any:
         """The input cast to a float dtype, its rank and channels checked against W (which
         may have been set or loaded before this call); W drawn at the first call."""
         x = float_input(x, self.dtype)
@@ -152,7 +163,7 @@ class Conv2d(_ConvBase):
     def _in_channels_of(self, weight_shape: tuple) -> int:
         return weight_shape[1] * self.groups
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         return F.conv2d(x, self.W, self.b, self.stride, self.pad, dilation=self.dilation,
                         groups=self.groups)
@@ -167,9 +178,11 @@ class Deconv2d(_ConvBase):
     H and W. DeZero's initialiser scale is sqrt(1 / (C * KH * KW)).
     """
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, pad=0, nobias: bool = False,
-                 dtype=np.float32, in_channels: int | None = None, *, outsize=None,
-                 dilation=1, groups: int = 1, initializer=None) -> None:
+    def __init__(self, out_channels: int, kernel_size: Size, stride: Size = 1, pad: Size = 0,
+                 nobias: bool = False, dtype: DTypeLike = np.float32,
+                 in_channels: int | None = None, *, outsize: Size | None = None,
+                 dilation: Size = 1, groups: int = 1,
+                 initializer: init.InitializerLike = None) -> None:
         super().__init__(out_channels, kernel_size, stride, pad, nobias, dtype, in_channels,
                          dilation=dilation, groups=groups, initializer=initializer)
         self.outsize = None if outsize is None else pair(outsize)
@@ -180,7 +193,7 @@ class Deconv2d(_ConvBase):
     def _in_channels_of(self, weight_shape: tuple) -> int:
         return weight_shape[0]
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         return F.deconv2d(x, self.W, self.b, self.stride, self.pad, self.outsize,
                           dilation=self.dilation, groups=self.groups)
@@ -205,6 +218,6 @@ class Conv1d(_ConvBase):
     def _in_channels_of(self, weight_shape: tuple) -> int:
         return weight_shape[1] * self.groups
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         return F.conv1d(x, self.W, self.b, self.stride, self.pad, self.dilation, self.groups)

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = [
     "Initializer", "compute_fans", "get_initializer",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 Initializer = Callable[..., np.ndarray]
+# What the layers' ``initializer=`` accepts: see get_initializer.
+InitializerLike = Initializer | str | float | None
+# Where an initialiser draws from: None is NumPy's global state (DeZero's draws).
+RandomSource = np.random.Generator | np.random.RandomState | None
 
 
 def compute_fans(shape: tuple) -> tuple[int, int]:
@@ -46,33 +51,35 @@ def compute_fans(shape: tuple) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _fans(shape, fan_in, fan_out) -> tuple[int, int]:
+def _fans(shape: tuple[int, ...], fan_in: int | None,
+          fan_out: int | None) -> tuple[int, int]:
     default_in, default_out = compute_fans(shape)
     return (default_in if fan_in is None else int(fan_in),
             default_out if fan_out is None else int(fan_out))
 
 
-def _standard_normal(shape, rng) -> np.ndarray:
+def _standard_normal(shape: tuple[int, ...], rng: RandomSource) -> np.ndarray:
     # np.random.randn(*shape) is DeZero's draw; keep that exact call for the global state.
     if rng is None:
         return np.random.randn(*shape)
     return rng.standard_normal(shape)
 
 
-def _uniform(low, high, shape, rng) -> np.ndarray:
+def _uniform(low: float, high: float, shape: tuple[int, ...],
+             rng: RandomSource) -> np.ndarray:
     if rng is None:
         return np.random.uniform(low, high, size=shape)
     return rng.uniform(low, high, size=shape)
 
 
-def _scaled_normal(shape, dtype, std: float, mean: float, rng) -> np.ndarray:
-    dtype = np.dtype(dtype)
+def _scaled_normal(shape: tuple[int, ...], dtype: DTypeLike, std: float, mean: float,
+                   rng: RandomSource) -> np.ndarray:
     # Cast first, then scale by a scalar of the same dtype: float32 stays float32 and equals
     # DeZero's float32 result (randn(...).astype(float32) * float32(std)) bit for bit.
     w = _standard_normal(shape, rng).astype(dtype)
-    w *= dtype.type(std)
+    w *= w.dtype.type(std)
     if mean != 0.0:
-        w += dtype.type(mean)
+        w += w.dtype.type(mean)
     return w
 
 
@@ -88,7 +95,8 @@ class _Initializer:
 
     __name__ = "initializer"  # subclasses' instances set their own, shown by repr()
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None) -> np.ndarray:
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -96,30 +104,32 @@ class _Initializer:
 
 
 class _Normal(_Initializer):
-    def __init__(self, std: float, mean: float, rng) -> None:
+    def __init__(self, std: float, mean: float, rng: RandomSource) -> None:
         self.std, self.mean, self.rng = std, mean, rng
         self.__name__ = f"normal(std={std}, mean={mean})"
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         return _scaled_normal(tuple(shape), dtype, self.std, self.mean, self.rng)
 
 
-def normal(std: float = 1.0, mean: float = 0.0, rng=None) -> Initializer:
+def normal(std: float = 1.0, mean: float = 0.0, rng: RandomSource = None) -> Initializer:
     """Draw from N(mean, std^2)."""
     return _Normal(std, mean, rng)
 
 
 class _Uniform(_Initializer):
-    def __init__(self, low: float, high: float, rng) -> None:
+    def __init__(self, low: float, high: float, rng: RandomSource) -> None:
         self.low, self.high, self.rng = low, high, rng
         self.__name__ = f"uniform(low={low}, high={high})"
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         return _uniform(self.low, self.high, tuple(shape), self.rng).astype(dtype)
 
 
 def uniform(scale: float = 0.05, low: float | None = None, high: float | None = None,
-            rng=None) -> Initializer:
+            rng: RandomSource = None) -> Initializer:
     """Draw from U(low, high); by default U(-scale, scale)."""
     return _Uniform(-scale if low is None else low, scale if high is None else high, rng)
 
@@ -127,21 +137,22 @@ def uniform(scale: float = 0.05, low: float | None = None, high: float | None = 
 class _LecunNormal(_Initializer):
     __name__ = "lecun_normal"
 
-    def __init__(self, scale: float, rng) -> None:
+    def __init__(self, scale: float, rng: RandomSource) -> None:
         self.scale, self.rng = scale, rng
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         fan_in, _ = _fans(shape, fan_in, fan_out)
         return _scaled_normal(tuple(shape), dtype, math.sqrt(self.scale / fan_in), 0.0,
                               self.rng)
 
 
-def lecun_normal(scale: float = 1.0, rng=None) -> Initializer:
+def lecun_normal(scale: float = 1.0, rng: RandomSource = None) -> Initializer:
     """N(0, scale / fan_in): randn * sqrt(scale / fan_in). DeZero's default for Linear/Conv."""
     return _LecunNormal(scale, rng)
 
 
-def dezero_default(rng=None) -> Initializer:
+def dezero_default(rng: RandomSource = None) -> Initializer:
     """DeZero's Linear/Conv weights: ``randn(*shape) * sqrt(1 / fan_in)`` (lecun_normal)."""
     return lecun_normal(1.0, rng)
 
@@ -149,16 +160,17 @@ def dezero_default(rng=None) -> Initializer:
 class _XavierNormal(_Initializer):
     __name__ = "xavier_normal"
 
-    def __init__(self, gain: float, rng) -> None:
+    def __init__(self, gain: float, rng: RandomSource) -> None:
         self.gain, self.rng = gain, rng
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         fan_in, fan_out = _fans(shape, fan_in, fan_out)
         std = self.gain * math.sqrt(2.0 / (fan_in + fan_out))
         return _scaled_normal(tuple(shape), dtype, std, 0.0, self.rng)
 
 
-def xavier_normal(gain: float = 1.0, rng=None) -> Initializer:
+def xavier_normal(gain: float = 1.0, rng: RandomSource = None) -> Initializer:
     """Glorot & Bengio (2010): N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     return _XavierNormal(gain, rng)
 
@@ -166,16 +178,17 @@ def xavier_normal(gain: float = 1.0, rng=None) -> Initializer:
 class _XavierUniform(_Initializer):
     __name__ = "xavier_uniform"
 
-    def __init__(self, gain: float, rng) -> None:
+    def __init__(self, gain: float, rng: RandomSource) -> None:
         self.gain, self.rng = gain, rng
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         fan_in, fan_out = _fans(shape, fan_in, fan_out)
         bound = self.gain * math.sqrt(6.0 / (fan_in + fan_out))
         return _uniform(-bound, bound, tuple(shape), self.rng).astype(dtype)
 
 
-def xavier_uniform(gain: float = 1.0, rng=None) -> Initializer:
+def xavier_uniform(gain: float = 1.0, rng: RandomSource = None) -> Initializer:
     """Glorot & Bengio (2010): U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
     return _XavierUniform(gain, rng)
 
@@ -183,16 +196,17 @@ def xavier_uniform(gain: float = 1.0, rng=None) -> Initializer:
 class _HeNormal(_Initializer):
     __name__ = "he_normal"
 
-    def __init__(self, gain: float, rng) -> None:
+    def __init__(self, gain: float, rng: RandomSource) -> None:
         self.gain, self.rng = gain, rng
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         fan_in, _ = _fans(shape, fan_in, fan_out)
         return _scaled_normal(tuple(shape), dtype, self.gain / math.sqrt(fan_in), 0.0,
                               self.rng)
 
 
-def he_normal(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
+def he_normal(gain: float = math.sqrt(2.0), rng: RandomSource = None) -> Initializer:
     """He et al. (2015): N(0, std^2), std = gain / sqrt(fan_in) (gain sqrt(2) suits ReLU)."""
     return _HeNormal(gain, rng)
 
@@ -200,16 +214,17 @@ def he_normal(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
 class _HeUniform(_Initializer):
     __name__ = "he_uniform"
 
-    def __init__(self, gain: float, rng) -> None:
+    def __init__(self, gain: float, rng: RandomSource) -> None:
         self.gain, self.rng = gain, rng
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         fan_in, _ = _fans(shape, fan_in, fan_out)
         bound = self.gain * math.sqrt(3.0 / fan_in)
         return _uniform(-bound, bound, tuple(shape), self.rng).astype(dtype)
 
 
-def he_uniform(gain: float = math.sqrt(2.0), rng=None) -> Initializer:
+def he_uniform(gain: float = math.sqrt(2.0), rng: RandomSource = None) -> Initializer:
     """He et al. (2015): U(-a, a), a = gain * sqrt(3 / fan_in)."""
     return _HeUniform(gain, rng)
 
@@ -219,7 +234,8 @@ class _Constant(_Initializer):
         self.value = value
         self.__name__ = f"constant({value})"
 
-    def __call__(self, shape, dtype=np.float32, fan_in=None, fan_out=None):
+    def __call__(self, shape: tuple[int, ...], dtype: DTypeLike = np.float32,
+                 fan_in: int | None = None, fan_out: int | None = None) -> np.ndarray:
         return np.full(tuple(shape), self.value, dtype=dtype)
 
 
@@ -243,7 +259,7 @@ glorot_uniform = xavier_uniform
 kaiming_normal = he_normal
 kaiming_uniform = he_uniform
 
-_BY_NAME = {
+_BY_NAME: dict[str, Callable[[], Initializer]] = {
     "normal": normal, "uniform": uniform, "lecun_normal": lecun_normal,
     "dezero": dezero_default, "dezero_default": dezero_default,
     "xavier_normal": xavier_normal, "xavier_uniform": xavier_uniform,
@@ -254,7 +270,7 @@ _BY_NAME = {
 }
 
 
-def get_initializer(spec, default: Initializer | None = None) -> Initializer:
+def get_initializer(spec: InitializerLike, default: Initializer | None = None) -> Initializer:
     """An initialiser from ``spec``: None (``default``), a name such as "he_normal", a
     callable initialiser, or a number (a constant)."""
     if spec is None:

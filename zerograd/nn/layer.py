@@ -30,9 +30,11 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zerograd._config import no_grad, test_mode
 from zerograd.backend import as_cupy, as_numpy, get_array_module
@@ -56,25 +58,25 @@ class _StrongRef:
 
     __slots__ = ("obj",)
 
-    def __init__(self, obj) -> None:
+    def __init__(self, obj: object) -> None:
         self.obj = obj
 
-    def __call__(self):
+    def __call__(self) -> object:
         return self.obj
 
 
-def _hook_name(fn) -> str:
+def _hook_name(fn: object) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
-def _ref(obj):
+def _ref(obj: object) -> Callable[[], object]:
     try:
         return weakref.ref(obj)
     except TypeError:
         return _StrongRef(obj)
 
 
-def _array_of(value):
+def _array_of(value: Any) -> Any:
     """The array a Parameter (or a buffer) holds, or None."""
     return value.data if isinstance(value, Variable) else value
 
@@ -92,15 +94,17 @@ class LazySize:
     constructor's argument, or the input's size just before the weights are drawn).
     """
 
-    def __init__(self, *sources: str, read: Callable[[Layer, tuple], object]) -> None:
+    def __init__(self, *sources: str, read: Callable[[Any, tuple], Any]) -> None:
         self.sources = sources
         self.read = read
 
-    def __set_name__(self, owner, name: str) -> None:
+    def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
         self.slot = f"_{name}_given"  # an assigned value, used while no weight exists
 
-    def __get__(self, layer, owner=None):
+    # The size is whatever ``read`` makes of a shape (an int, or a tuple for a kernel), so
+    # it is typed as Any: each layer's annotation of the attribute says what it holds.
+    def __get__(self, layer: Layer | None, owner: type | None = None) -> Any:
         if layer is None:
             return self
         for source in self.sources:
@@ -109,11 +113,11 @@ class LazySize:
                 return self.read(layer, tuple(data.shape))
         return layer.__dict__.get(self.slot)
 
-    def __set__(self, layer, value) -> None:
+    def __set__(self, layer: Layer, value: Any) -> None:
         layer.__dict__[self.slot] = value
 
 
-def float_input(x, dtype):
+def float_input(x: Any, dtype: DTypeLike) -> Any:
     """``x`` as a layer with ``dtype`` weights computes on it: an integer or bool array (or
     Variable) is cast to ``dtype``; anything else passes through unchanged.
 
@@ -129,7 +133,7 @@ def float_input(x, dtype):
 
 
 # Callbacks told about every Layer call while summary() runs (empty otherwise: one check).
-_call_observers: list = []
+_call_observers: list[Callable[[Layer, tuple], None]] = []
 
 
 class Layer:
@@ -140,6 +144,14 @@ class Layer:
     the inputs and outputs in ``self.inputs`` / ``self.outputs``, as DeZero does.
     """
 
+    # Declared for the type checker only (no class attributes): __init__ and __call__ write
+    # them straight into the instance dict, past __setattr__'s registries.
+    _params: dict[str, None]
+    _buffers: dict[str, None]
+    training: bool
+    inputs: list[Callable[[], Any]]
+    outputs: list[Callable[[], Any]]
+
     def __init__(self) -> None:
         set_attribute = object.__setattr__
         set_attribute(self, "_params", {})
@@ -147,7 +159,7 @@ class Layer:
         set_attribute(self, "training", True)
 
     # -- registries ------------------------------------------------------------------------
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         try:
             params = self.__dict__["_params"]
             buffers = self.__dict__["_buffers"]
@@ -175,7 +187,7 @@ class Layer:
         self.__dict__["_buffers"].pop(name, None)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name: str, value=None) -> None:
+    def register_buffer(self, name: str, value: Any = None) -> None:
         """Register attribute ``name`` as a buffer holding ``value`` (an ndarray or None).
 
         Buffers are saved/loaded by ``save_weights``/``state_dict`` and moved by
@@ -194,7 +206,9 @@ class Layer:
     # a layer call one attribute test.
     _hooks: tuple[HookDict, HookDict] | None = None
 
-    def __call__(self, *inputs, **kwargs):
+    # What a layer returns is what its ``forward`` returns (a Variable for most layers, a
+    # tuple for some), which subclasses define: the base class can only say Any.
+    def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         # Keyword options (``mask=``, ``state=``) go to forward; only positional inputs are
         # recorded in ``self.inputs``, as in DeZero.
         hooks = self._hooks
@@ -213,7 +227,7 @@ class Layer:
                 observer(self, outputs)
         return outputs if len(outputs) > 1 else outputs[0]
 
-    def forward(self, *inputs):
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
     # -- forward hooks (PyTorch's Module hooks) ------------------------------------------------
@@ -233,14 +247,16 @@ class Layer:
         output)``. Returns a handle; ``handle.remove()`` unregisters it."""
         return self._register(1, hook, prepend, with_kwargs, "register_forward_hook")
 
-    def _register(self, kind: int, hook, prepend: bool, with_kwargs: bool,
+    def _register(self, kind: int, hook: Callable, prepend: bool, with_kwargs: bool,
                   caller: str) -> RemovableHandle:
         if not callable(hook):
             raise TypeError(f"{type(self).__name__}.{caller}: hook must be callable, got "
                             f"{type(hook).__name__}")
-        if self._hooks is None:
-            self.__dict__["_hooks"] = (HookDict(), HookDict())
-        hooks = self._hooks[kind]
+        both = self._hooks
+        if both is None:
+            both = (HookDict(), HookDict())
+            self.__dict__["_hooks"] = both
+        hooks = both[kind]
         handle = RemovableHandle(hooks)
         hooks[handle.id] = (hook, with_kwargs)
         if prepend:  # dicts keep insertion order: rebuild with the new one first
@@ -249,7 +265,8 @@ class Layer:
             hooks.update([entries[-1], *entries[:-1]])
         return handle
 
-    def _run_pre_hooks(self, hooks: HookDict, inputs: tuple, kwargs: dict):
+    def _run_pre_hooks(self, hooks: HookDict, inputs: tuple,
+                       kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         for hook, with_kwargs in list(hooks.values()):
             if with_kwargs:
                 result = hook(self, inputs, kwargs)
@@ -267,7 +284,8 @@ class Layer:
                     inputs = result if isinstance(result, tuple) else (result,)
         return inputs, kwargs
 
-    def _run_hooks(self, hooks: HookDict, inputs: tuple, kwargs: dict, outputs):
+    def _run_hooks(self, hooks: HookDict, inputs: tuple, kwargs: dict[str, Any],
+                   outputs: Any) -> Any:
         for hook, with_kwargs in list(hooks.values()):
             result = (hook(self, inputs, kwargs, outputs) if with_kwargs
                       else hook(self, inputs, outputs))
@@ -275,7 +293,7 @@ class Layer:
                 outputs = result
         return outputs
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # The weak references to the last call's inputs/outputs cannot be pickled, and a
         # copy of the layer has no business holding them.
         state = self.__dict__.copy()
@@ -288,7 +306,7 @@ class Layer:
         """Those of ``names`` (Parameters or buffers) that hold no array yet."""
         return [name for name in names if _array_of(self.__dict__[name]) is None]
 
-    def _check_shape(self, name: str, expected: tuple, x, size: str, axis: int) -> None:
+    def _check_shape(self, name: str, expected: tuple, x: Any, size: str, axis: int) -> None:
         """Raise ShapeError unless the array in ``name`` has shape ``expected``, the shape
         that input ``x`` needs; ``size`` names the lazy size (a LazySize, e.g. "in_size")
         that the input gives as ``x.shape[axis]``."""
@@ -317,7 +335,8 @@ class Layer:
             if path:
                 yield layer
 
-    def _named_params(self, prefix: str, seen: set | None):
+    def _named_params(self, prefix: str,
+                      seen: set[Parameter] | None) -> Iterator[tuple[str, Parameter]]:
         """(key, Parameter) in definition order; with a ``seen`` set, each Parameter once."""
         for name in self._params:
             obj = self.__dict__[name]
@@ -338,18 +357,18 @@ class Layer:
         for _, param in self._named_params("", set()):
             yield param
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, object]]:
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """('bn/avg_mean', array), ... for every buffer (arrays or None), in order."""
         for path, layer in self.named_layers(prefix):
             for name in layer._buffers:
                 yield (f"{path}/{name}" if path else name), layer.__dict__[name]
 
-    def buffers(self) -> Iterator:
+    def buffers(self) -> Iterator[Any]:
         """Every buffer value (arrays or None), in the order of ``named_buffers``."""
         for _, value in self.named_buffers():
             yield value
 
-    def _flatten_params(self, params_dict: dict, parent_key: str = "") -> None:
+    def _flatten_params(self, params_dict: dict[str, Parameter], parent_key: str = "") -> None:
         """DeZero's helper: fill ``params_dict`` with {'l0/W': Parameter, ...}."""
         for key, param in self._named_params(parent_key, None):
             params_dict[key] = param
@@ -372,7 +391,7 @@ class Layer:
         """``train(False)``: Dropout/BatchNorm behave as at inference. Returns self."""
         return self.train(False)
 
-    def _move(self, convert) -> None:
+    def _move(self, convert: Callable[[Any], Any]) -> None:
         for _, layer in self.named_layers():
             for name in layer._params:
                 obj = layer.__dict__[name]
@@ -397,7 +416,7 @@ class Layer:
     def _state_entries(self, prefix: str = "") -> list[tuple[str, Layer, str, str]]:
         """(key, owning layer, attribute, 'param' | 'buffer') for every saved entry, in
         definition order (a sub-layer's entries where the sub-layer was defined)."""
-        entries = []
+        entries: list[tuple[str, Layer, str, str]] = []
         for name in self._params:
             obj = self.__dict__[name]
             key = f"{prefix}/{name}" if prefix else name
@@ -415,7 +434,7 @@ class Layer:
         Raises ValueError naming the entries that are still uninitialised (lazy sizes that
         no forward pass has fixed yet). The model itself is not moved or changed.
         """
-        state = {}
+        state: dict[str, np.ndarray] = {}
         missing = []
         for key, layer, name, _ in self._state_entries():
             value = layer.__dict__[name]
@@ -432,7 +451,8 @@ class Layer:
             )
         return state
 
-    def load_state_dict(self, state: dict, strict: bool = True, source: str = "state") -> None:
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True,
+                        source: str = "state") -> None:
         """Copy arrays from ``state`` (key -> array) into the parameters and buffers.
 
         ``strict=True`` requires the keys to match exactly; ``strict=False`` loads the keys
@@ -564,7 +584,7 @@ class Layer:
         """Number of scalar parameters (uninitialised lazy parameters count 0)."""
         return sum(p.data.size for p in self.params() if p.data is not None)
 
-    def summary(self, *inputs, dtype=np.float32) -> str:
+    def summary(self, *inputs: Any, dtype: DTypeLike = np.float32) -> str:
         """A table of every layer's output shape and parameter count, from one forward pass.
 
         ``inputs`` are the arrays/Variables to run, or one shape tuple (a zero array of that
@@ -577,7 +597,7 @@ class Layer:
         calls: list[tuple[Layer, tuple]] = []
         thread = threading.get_ident()
 
-        def record(layer, outputs):
+        def record(layer: Layer, outputs: tuple) -> None:
             if threading.get_ident() != thread:  # another thread's model, not this summary
                 return
             calls.append((layer, tuple(tuple(y.shape) for y in outputs if hasattr(y, "shape"))))
@@ -615,5 +635,5 @@ class Layer:
         return "\n".join(lines)
 
 
-def _callable_name(obj) -> str:
+def _callable_name(obj: object) -> str:
     return getattr(obj, "__name__", None) or type(obj).__name__
