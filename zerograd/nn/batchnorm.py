@@ -8,7 +8,10 @@ optimizer (DeZero stored them as Parameters).
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zerograd import functions as F
 from zerograd._config import test_mode
@@ -44,9 +47,13 @@ class BatchNorm(Layer):
 
     _ENTRIES = ("gamma", "beta", "avg_mean", "avg_var")
     size = LazySize(*_ENTRIES, read=lambda layer, shape: shape[0])
+    # The running statistics, buffers registered in __init__ (NumPy arrays, CuPy arrays
+    # after to_gpu(), None until the size is known).
+    avg_mean: np.ndarray | None
+    avg_var: np.ndarray | None
 
     def __init__(self, size: int | None = None, decay: float | None = None, eps: float = 2e-5,
-                 *, momentum: float | None = None, dtype=None) -> None:
+                 *, momentum: float | None = None, dtype: DTypeLike | None = None) -> None:
         super().__init__()
         if decay is not None and momentum is not None:
             raise ValueError(f"BatchNorm: give decay or momentum (momentum = 1 - decay), not "
@@ -74,7 +81,7 @@ class BatchNorm(Layer):
         """PyTorch's name for ``1 - decay``."""
         return 1.0 - self.decay
 
-    def _init_params(self, size: int, dtype, xp) -> None:
+    def _init_params(self, size: int, dtype: DTypeLike, xp: types.ModuleType) -> None:
         """Create the entries (of ``_ENTRIES``) not set or loaded already."""
         if size < 1:
             raise ValueError(f"BatchNorm: size must be positive, got {size}")
@@ -89,7 +96,7 @@ class BatchNorm(Layer):
         if self.avg_var is None:
             self.avg_var = xp.ones(size, dtype=dtype)
 
-    def _known_dtype(self):
+    def _known_dtype(self) -> np.dtype | None:
         """The dtype of the first entry that holds an array, else ``self.dtype`` (or None)."""
         for name in self._ENTRIES:
             value = getattr(self, name)
@@ -98,7 +105,7 @@ class BatchNorm(Layer):
                 return data.dtype
         return self.dtype
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = float_input(x, self._known_dtype() or np.float32)
         if x.ndim < 2:
             raise ShapeError(f"BatchNorm: input must be (N, C) or (N, C, H, W), got "
@@ -134,7 +141,7 @@ class GroupNorm(Layer):
     num_channels = LazySize("gamma", "beta", read=lambda layer, shape: shape[0])
 
     def __init__(self, num_groups: int, num_channels: int | None = None, eps: float = 1e-5,
-                 dtype=np.float32) -> None:
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__()
         if not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
             raise ValueError(f"GroupNorm: num_groups must be a positive int, got {num_groups!r}")
@@ -147,7 +154,7 @@ class GroupNorm(Layer):
         if num_channels is not None:
             self._init_params(int(num_channels), np)
 
-    def _init_params(self, num_channels: int, xp) -> None:
+    def _init_params(self, num_channels: int, xp: types.ModuleType) -> None:
         if num_channels % self.num_groups:
             raise ShapeError(f"GroupNorm: {num_channels} channels cannot be split into "
                              f"{self.num_groups} equal groups")
@@ -157,7 +164,7 @@ class GroupNorm(Layer):
         if self.beta.data is None:
             self.beta.data = xp.zeros(num_channels, dtype=self.dtype)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = float_input(x, self.dtype)
         if x.ndim < 2:
             raise ShapeError(f"GroupNorm: input must be (N, C, ...), got {x.dtype} "

@@ -39,15 +39,20 @@ after.
 from __future__ import annotations
 
 import os
+import types
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zerograd import functions as F
 from zerograd._config import Config, _state
 from zerograd.backend import get_array_module
-from zerograd.core.function import as_variable
+from zerograd.core.function import Function, as_variable
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import ShapeError
+from zerograd.nn.init import InitializerLike
 from zerograd.nn.layer import Layer
 from zerograd.nn.linear import Linear
 from zerograd.ops import recurrent as R
@@ -56,7 +61,7 @@ from zerograd.serialization import load_npz
 __all__ = ["RNN", "LSTM", "GRU", "RNNSeq", "LSTMSeq", "GRUSeq"]
 
 
-def _as_input(x, dtype):
+def _as_input(x: Any, dtype: np.dtype) -> Any:
     """A plain float array in the layer's dtype (SinCurve's float64 data must not turn every
     weight gradient into float64); Variables pass through untouched."""
     if isinstance(x, Variable):
@@ -66,7 +71,7 @@ def _as_input(x, dtype):
     return x
 
 
-def _fill(linear: Linear, in_size: int, blocks: int, xp=np) -> None:
+def _fill(linear: Linear, in_size: int, blocks: int, xp: types.ModuleType = np) -> None:
     """Draw ``linear.W`` as ``blocks`` (in_size, H) matrices side by side, each as DeZero draws
     one Linear weight, in order."""
     H = linear.out_size // blocks
@@ -90,13 +95,14 @@ class _Cell(Layer):
     blocks = 1  # (in, H) blocks per sub-layer, each drawn as DeZero draws one Linear
     h2h_bias = False
     _sublayer_names = frozenset(x_names + h_names)
+    h: Variable | None  # the carried hidden state (None: zeros, the first step)
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._sublayer_names = frozenset(cls.x_names + cls.h_names)
 
-    def __init__(self, hidden_size: int, in_size: int | None = None, dtype=np.float32,
-                 initializer=None) -> None:
+    def __init__(self, hidden_size: int, in_size: int | None = None,
+                 dtype: DTypeLike = np.float32, initializer: InitializerLike = None) -> None:
         super().__init__()
         self.hidden_size = H = int(hidden_size)
         self._in_size = None if in_size is None else int(in_size)
@@ -110,7 +116,7 @@ class _Cell(Layer):
         self.reset_state()
 
     # -- sub-layers: only the ones the fused step reads ----------------------------------
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         if name in self._sublayer_names:
             self._check_sublayer(name, value)
         elif isinstance(value, (Parameter, Layer)):
@@ -121,7 +127,7 @@ class _Cell(Layer):
                 f"{name!r} would be ignored (assign one of those to transplant weights)")
         super().__setattr__(name, value)
 
-    def _check_sublayer(self, name: str, value) -> None:
+    def _check_sublayer(self, name: str, value: Any) -> None:
         cls = type(self).__name__
         if not isinstance(value, Linear) or type(value).forward is not Linear.forward:
             raise TypeError(
@@ -154,7 +160,7 @@ class _Cell(Layer):
         return self._in_size if W is None else int(W.shape[0])
 
     @in_size.setter
-    def in_size(self, value) -> None:
+    def in_size(self, value: int | None) -> None:
         self._in_size = None if value is None else int(value)
 
     def _draw_initial_weights(self) -> None:
@@ -163,14 +169,14 @@ class _Cell(Layer):
             self._draw(self.x_names, self._in_size)
             self._draw(self.h_names, self.hidden_size)
 
-    def _draw(self, names, in_size: int, xp=np) -> None:
+    def _draw(self, names: tuple[str, ...], in_size: int, xp: types.ModuleType = np) -> None:
         """Draw the weights of the sub-layers ``names`` that have none, in order."""
         for name in names:
             linear = self.__dict__[name]
             if linear.W.data is None:
                 _fill(linear, in_size, self.blocks, xp)
 
-    def _draw_missing(self, x, need_h: bool) -> None:
+    def _draw_missing(self, x: Any, need_h: bool) -> None:
         """At a call: the x-side weights still missing (sized by x), then the h-side ones if
         this step uses them."""
         xp = get_array_module(x)
@@ -179,7 +185,7 @@ class _Cell(Layer):
             self._draw(self.h_names, self.hidden_size, xp)
 
     # -- calling ----------------------------------------------------------------------------
-    def _prepare(self, x):
+    def _prepare(self, x: Any) -> Any:
         """x in the layer's dtype, (N, D), with a batch size that fits the carried state."""
         x = _as_input(x, self.dtype)
         if x.ndim != 2:
@@ -197,7 +203,7 @@ class _Cell(Layer):
         """Forget the carried state: the next call starts from zeros (DeZero's first step)."""
         self.h = None
 
-    def set_state(self, h) -> None:
+    def set_state(self, h: Variable | np.ndarray | None) -> None:
         """Start the next step from ``h`` (N, hidden_size)."""
         self.h = None if h is None else as_variable(h)
 
@@ -216,7 +222,11 @@ class RNN(_Cell):
     hidden_size), which fails at the second step when they differ).
     """
 
-    def _weights(self, x, need_h: bool = True):
+    x2h: Linear
+    h2h: Linear
+
+    def _weights(self, x: Any, need_h: bool = True) -> tuple[Parameter, Parameter | None,
+                                                              Parameter | None]:
         x2h, h2h = self.x2h, self.h2h
         if x2h.W.data is None or (need_h and h2h.W.data is None):
             self._draw_missing(x, need_h)
@@ -224,7 +234,7 @@ class RNN(_Cell):
             self._check_h_bias("h2h", h2h)
         return x2h.W, (h2h.W if need_h else None), x2h.b
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         h = self.h
         Wx, Wh, b = self._weights(x, need_h=h is not None)
@@ -240,12 +250,14 @@ class _PackedGates:
 
     __slots__ = ("Wx", "b", "Wh", "views", "layout", "parameters", "joined")
 
-    def __init__(self, Wx, b, Wh, views, layout, parameters) -> None:
+    def __init__(self, Wx: Any, b: Any, Wh: Any, views: tuple[tuple[str, Any, Any], ...],
+                 layout: list[tuple[Any, list[int]]], parameters: list[Parameter]) -> None:
         self.Wx, self.b, self.Wh = Wx, b, Wh
         self.views = views
         self.layout = layout
         self.parameters = parameters
-        self.joined = None  # (FusedWeights node, its output Variables) of the current graph
+        # (FusedWeights node, its output Variables) of the current graph
+        self.joined: tuple[Function | None, tuple[Variable, Variable, Variable]] | None = None
 
 
 class LSTM(_Cell):
@@ -264,9 +276,11 @@ class LSTM(_Cell):
 
     x_names = ("x2f", "x2i", "x2o", "x2u")
     h_names = ("h2f", "h2i", "h2o", "h2u")
+    c: Variable | None  # the carried cell state
+    _packed: _PackedGates | None
 
-    def __init__(self, hidden_size: int, in_size: int | None = None, dtype=np.float32,
-                 initializer=None) -> None:
+    def __init__(self, hidden_size: int, in_size: int | None = None,
+                 dtype: DTypeLike = np.float32, initializer: InitializerLike = None) -> None:
         object.__setattr__(self, "_packed", None)
         super().__init__(hidden_size, in_size, dtype=dtype, initializer=initializer)
 
@@ -277,7 +291,7 @@ class LSTM(_Cell):
             self._draw(self.x_names, self._in_size)
         self._draw(self.h_names, self.hidden_size)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # A copy's arrays are no views of each other: its next call packs them afresh.
         state = super().__getstate__()
         state["_packed"] = None
@@ -327,8 +341,9 @@ class LSTM(_Cell):
         Wx = xp.empty((D, 4 * H), dtype=self.dtype)
         Wh = xp.empty((H, 4 * H), dtype=self.dtype)
         b = xp.zeros(4 * H, dtype=self.dtype)  # a gate without a bias adds zeros
-        views, parameters = [], {"Wx": [], "b": [], "Wh": []}
-        positions = {"Wx": [], "b": [], "Wh": []}
+        views: list[tuple[str, Any, Any]] = []
+        parameters: dict[str, list[Parameter]] = {"Wx": [], "b": [], "Wh": []}
+        positions: dict[str, list[int]] = {"Wx": [], "b": [], "Wh": []}
         for k, (name, linear) in enumerate(zip(self.x_names + self.h_names, x_side + h_side)):
             gate = k % 4
             block = slice(gate * H, (gate + 1) * H)
@@ -353,13 +368,14 @@ class LSTM(_Cell):
         object.__setattr__(self, "_packed", packed)
         return packed
 
-    def _weights(self, x, need_h: bool = True):
+    def _weights(self, x: Any, need_h: bool = True) -> tuple[Any, Any, Any]:
         """(Wx, Wh, b) for the fused step: Variables of one ``fused_weights`` node, made once
-        per graph (again after ``unchain_backward()`` cut it, or when a gate was rebound)."""
-        if not self._intact():
-            self._draw_missing(x, need_h=True)
-            self._pack()
+        per graph (again after ``unchain_backward()`` cut it, or when a gate was rebound);
+        the arrays themselves when no graph is recorded."""
         packed = self._packed
+        if packed is None or not self._intact():
+            self._draw_missing(x, need_h=True)
+            packed = self._pack()
         if not _state.enable_backprop:  # nothing is recorded: the arrays themselves serve
             return packed.Wx, packed.Wh, packed.b
         joined = packed.joined
@@ -377,12 +393,13 @@ class LSTM(_Cell):
         self.h = None
         self.c = None
 
-    def set_state(self, h, c=None) -> None:
+    def set_state(self, h: Variable | np.ndarray | None,
+                  c: Variable | np.ndarray | None = None) -> None:
         """Start the next step from (h, c), each (N, hidden_size) (c None: zeros)."""
         self.h = None if h is None else as_variable(h)
         self.c = None if c is None else as_variable(c)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         Wx, Wh, b = self._weights(x)
         # (``unchain_backward()`` cuts c too, the sibling of the h it reached: one op made both.)
@@ -391,7 +408,8 @@ class LSTM(_Cell):
         state["h"], state["c"] = R.lstm_cell(x, self.h, self.c, Wx, Wh, b)
         return state["h"]
 
-    def load_dezero_weights(self, source, prefix: str = "") -> None:
+    def load_dezero_weights(self, source: str | os.PathLike | Mapping[str, np.ndarray],
+                            prefix: str = "") -> None:
         """Load DeZero ``L.LSTM`` weights: an .npz path (from DeZero's ``save_weights``) or a
         dict of arrays with keys ``{prefix}x2f/W``, ``{prefix}x2f/b``, ..., ``{prefix}h2u/W``.
 
@@ -421,14 +439,17 @@ class GRU(_Cell):
 
     blocks = 3
     h2h_bias = True
+    x2h: Linear
+    h2h: Linear
 
-    def _weights(self, x, need_h: bool = True):
+    def _weights(self, x: Any, need_h: bool = True) -> tuple[Parameter, Parameter,
+                                                              Parameter | None, Parameter | None]:
         x2h, h2h = self.x2h, self.h2h
         if x2h.W.data is None or h2h.W.data is None:
             self._draw_missing(x, need_h=True)
         return x2h.W, h2h.W, x2h.b, h2h.b
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = self._prepare(x)
         Wx, Wh, bx, bh = self._weights(x)
         self.__dict__["h"] = h = R.gru_cell(x, self.h, Wx, Wh, bx, bh)
@@ -436,17 +457,18 @@ class GRU(_Cell):
 
 
 # -- whole sequences --------------------------------------------------------------------------
-def _array(x):
+def _array(x: Any) -> Any:
     """The array of an (N, T, D) batch (a cell sizes its lazy weights by its last axis)."""
     return x.data if isinstance(x, Variable) else x
 
 
 class _Seq(Layer):
-    cell_class: type = _Cell
+    cell_class: type[_Cell] = _Cell
 
     def __init__(self, hidden_size: int, in_size: int | None = None, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, stateful: bool = False,
-                 fused: bool = True, dtype=np.float32, initializer=None) -> None:
+                 fused: bool = True, dtype: DTypeLike = np.float32,
+                 initializer: InitializerLike = None) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be >= 1, got {num_layers}")
@@ -468,7 +490,7 @@ class _Seq(Layer):
                                                 initializer=initializer))
         self.reset_state()
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         # The cells are read by name at every call, so a replaced cell is the one that runs;
         # anything else with weights would never run.
         cls = type(self).__name__
@@ -483,7 +505,7 @@ class _Seq(Layer):
         super().__setattr__(name, value)
 
     @property
-    def cells(self) -> list:
+    def cells(self) -> list[_Cell]:
         """The cells, layer by layer, forward direction first (``l0``, ``l0_reverse``, ...)."""
         return [self.__dict__[name] for name in self._cell_names]
 
@@ -496,7 +518,7 @@ class _Seq(Layer):
         self._final: list | None = None
 
     # -- state plumbing -------------------------------------------------------------------
-    def _initial_states(self, state, N: int) -> list:
+    def _initial_states(self, state: Any, N: int) -> list:
         """One state per cell (a tuple (h, c) for LSTM, h otherwise; None = zeros)."""
         n_cells = len(self.cells)
         if state is None:
@@ -512,11 +534,11 @@ class _Seq(Layer):
                 raise ShapeError(
                     f"{type(self).__name__}: initial state {part.dtype} {tuple(part.shape)}; "
                     f"expected (num_layers * num_directions, N, hidden_size) = {expected}")
-        parts = [as_variable(p) for p in parts]
-        per_cell = [tuple(p[k] for p in parts) for k in range(n_cells)]
+        variables = [as_variable(p) for p in parts]
+        per_cell = [tuple(p[k] for p in variables) for k in range(n_cells)]
         return [s if len(s) > 1 else s[0] for s in per_cell]
 
-    def _stacked_final(self, index: int):
+    def _stacked_final(self, index: int) -> Variable | None:
         if self._final is None:
             return None
         parts = [s[index] if isinstance(s, tuple) else s for s in self._final]
@@ -529,11 +551,11 @@ class _Seq(Layer):
         return self._stacked_final(0)
 
     # -- running ----------------------------------------------------------------------------
-    def __call__(self, x, state=None) -> Variable:
+    def __call__(self, x: Variable | np.ndarray, state: Any = None) -> Variable:
         # Layer.__call__ takes positional inputs only; this accepts state=... by keyword.
         return super().__call__(x, state)
 
-    def forward(self, x, state=None) -> Variable:
+    def forward(self, x: Variable | np.ndarray, state: Any = None) -> Variable:
         """x: (N, T, D) -> y: (N, T, num_directions * hidden_size) (the last layer's h_t).
 
         ``state``: the initial state, (num_layers * num_directions, N, hidden_size) (for
@@ -559,11 +581,15 @@ class _Seq(Layer):
                 y, final = run(cell, x, states[index], reverse=d == 1)
                 outputs.append(y)
                 finals.append(final)
-            x = outputs[0] if directions == 1 else F.concat(outputs, axis=2)
+            x = y = outputs[0] if directions == 1 else F.concat(outputs, axis=2)
         self._final = finals
-        return x
+        return y  # num_layers >= 1: the last layer's output
 
-    def _run_steps(self, cell, x, state, reverse: bool):
+    def _run_fused(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
+        """One layer-direction as one op over the whole sequence: (y, final state)."""
+        raise NotImplementedError
+
+    def _run_steps(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
         """The unfused path: one cell op per step (any order of derivatives)."""
         T = x.shape[1]
         if T == 0:
@@ -591,7 +617,7 @@ class RNNSeq(_Seq):
 
     cell_class = RNN
 
-    def _run_fused(self, cell, x, state, reverse: bool):
+    def _run_fused(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
         Wx, Wh, b = cell._weights(_array(x))
         return R.rnn_sequence(F.linear(x, Wx, b), state, Wh, reverse=reverse)
 
@@ -605,7 +631,7 @@ class LSTMSeq(_Seq):
 
     cell_class = LSTM
 
-    def _run_fused(self, cell, x, state, reverse: bool):
+    def _run_fused(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
         h0, c0 = (None, None) if state is None else state
         Wx, Wh, b = cell._weights(_array(x))
         y, h, c = R.lstm_sequence(F.linear(x, Wx, b), h0, c0, Wh, reverse=reverse)
@@ -616,7 +642,7 @@ class LSTMSeq(_Seq):
         """The cell state after the last call, shaped like ``h_n``."""
         return self._stacked_final(1)
 
-    def _initial_states(self, state, N: int) -> list:
+    def _initial_states(self, state: Any, N: int) -> list:
         if state is not None and not isinstance(state, tuple):
             raise TypeError("LSTMSeq: state must be a tuple (h0, c0) of arrays shaped "
                             "(num_layers * num_directions, N, hidden_size)")
@@ -631,6 +657,6 @@ class GRUSeq(_Seq):
 
     cell_class = GRU
 
-    def _run_fused(self, cell, x, state, reverse: bool):
+    def _run_fused(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
         Wx, Wh, bx, bh = cell._weights(_array(x))
         return R.gru_sequence(F.linear(x, Wx, bx), state, Wh, bh, reverse=reverse)
