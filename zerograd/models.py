@@ -7,6 +7,9 @@ functions; ``MLP`` is DeZero's multi-layer perceptron.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from zerograd import functions as F
 from zerograd import layers as L  # noqa: F401 - DeZero's models module has L too
@@ -21,8 +24,11 @@ __all__ = ["Model", "Sequential", "MLP"]
 class Model(Layer):
     """A Layer that is a whole network; adds ``plot``."""
 
-    def plot(self, *inputs, to_file: str = "model.png"):
-        """Run ``forward(*inputs)`` and draw its graph to ``to_file`` (needs Graphviz)."""
+    def plot(self, *inputs: Variable | np.ndarray, to_file: str = "model.png") -> Any:
+        """Run ``forward(*inputs)`` and draw its graph to ``to_file`` (needs Graphviz).
+
+        Returns what ``utils.plot_dot_graph`` returns (an image a notebook displays, when
+        IPython is installed)."""
         y = self.forward(*inputs)
         return utils.plot_dot_graph(y, verbose=True, to_file=to_file)
 
@@ -35,7 +41,12 @@ class Sequential(Model):
     so only they own parameters) and in the list ``self.layers``.
     """
 
-    def __init__(self, *layers: Layer | Callable) -> None:
+    # DeZero's models keep their layers in a list named ``layers``, and programs written for
+    # DeZero read ``model.layers[0]``; on these models the list shadows Layer.layers() (the
+    # sub-layer iterator), so the two declarations cannot agree.
+    layers: list[Layer | Callable[[Any], Any]]  # type: ignore[assignment]
+
+    def __init__(self, *layers: Layer | Callable[[Any], Any]) -> None:
         super().__init__()
         self.layers = []
         for i, layer in enumerate(layers):
@@ -45,7 +56,7 @@ class Sequential(Model):
             setattr(self, f"l{i}", layer)
             self.layers.append(layer)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for layer in self.layers:
             x = layer(x)
         return x
@@ -53,10 +64,10 @@ class Sequential(Model):
     def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> Layer | Callable[[Any], Any]:
         return self.layers[index]
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[Layer | Callable[[Any], Any]]:
         return iter(self.layers)
 
     def _repr_children(self) -> list[tuple[str, object]]:
@@ -70,6 +81,8 @@ class MLP(Model):
     x (N, in) -> (N, fc_output_sizes[-1]). Layers are ``l0``, ``l1``, ... as in DeZero.
     """
 
+    layers: list[Linear]  # type: ignore[assignment]  # DeZero's list: see Sequential
+
     def __init__(self, fc_output_sizes: Sequence[int],
                  activation: Callable[[Variable], Variable] = F.sigmoid) -> None:
         super().__init__()
@@ -80,7 +93,7 @@ class MLP(Model):
             setattr(self, f"l{i}", layer)
             self.layers.append(layer)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         for layer in self.layers[:-1]:
             x = self.activation(layer(x))
         return self.layers[-1](x)
@@ -96,8 +109,25 @@ _VISION_MODELS = ("VGG16", "ResNet", "ResNet50", "ResNet101", "ResNet152", "Buil
                   "BasicStage", "PretrainedWeightsError")
 __all__ += list(_VISION_MODELS)
 
+if TYPE_CHECKING:  # a type checker sees the real classes (at run time __getattr__ loads them)
+    from zerograd.models_vision import (  # noqa: F401
+        VGG16,
+        BasicBlock,
+        BasicStage,
+        BottleneckA,
+        BottleneckB,
+        BuildingBlock,
+        LeNet,
+        PretrainedWeightsError,
+        ResNet,
+        ResNet50,
+        ResNet101,
+        ResNet152,
+        SmallResNet,
+    )
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> type:
     if name in _VISION_MODELS:
         from zerograd import models_vision
 

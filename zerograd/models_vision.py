@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from zerograd import functions as F
 from zerograd.core.variable import Variable
@@ -63,7 +65,7 @@ def pretrained_weights_path(url: str, model: str) -> str:
         ) from error
 
 
-def _global_average_pooling_2d(x) -> Variable:
+def _global_average_pooling_2d(x: Variable | np.ndarray) -> Variable:
     """(N, C, H, W) -> (N, C): the mean over each feature map."""
     N, C, H, W = x.shape
     return F.reshape(F.average_pooling(x, (H, W), stride=1), (N, C))
@@ -103,7 +105,7 @@ class VGG16(Model):
         if weights is not None:
             self.load_weights(weights)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         for name in self.conv_names:
             x = F.relu(getattr(self, name)(x))
             if name in self.pool_after:
@@ -118,10 +120,12 @@ class VGG16(Model):
         return self.fc8(x)
 
     @staticmethod
-    def preprocess(image, size=(224, 224), dtype=np.float32) -> np.ndarray:
+    def preprocess(image: Any, size: tuple[int, int] | None = (224, 224),
+                   dtype: DTypeLike = np.float32) -> np.ndarray:
         """A PIL image (or an RGB uint8 array (H, W, 3)) as VGG's input: RGB, resized to
         ``size`` (width, height; None keeps it), channels reversed to BGR, the ImageNet
-        channel means (B 103.939, G 116.779, R 123.68) subtracted, laid out (3, H, W)."""
+        channel means (B 103.939, G 116.779, R 123.68) subtracted, laid out (3, H, W).
+        (``image`` is typed Any: PIL, an optional dependency, is imported only here.)"""
         from PIL import Image  # only needed here
 
         if isinstance(image, np.ndarray):
@@ -145,8 +149,8 @@ class BottleneckA(Layer):
     (N, out, H / stride, W / stride).
     """
 
-    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, stride=2,
-                 downsample_fb: bool = False) -> None:
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int,
+                 stride: int = 2, downsample_fb: bool = False) -> None:
         super().__init__()
         stride_1x1, stride_3x3 = (1, stride) if downsample_fb else (stride, 1)
         self.conv1 = Conv2d(mid_channels, 1, stride_1x1, 0, nobias=True, in_channels=in_channels)
@@ -159,7 +163,7 @@ class BottleneckA(Layer):
         self.conv4 = Conv2d(out_channels, 1, stride, 0, nobias=True, in_channels=in_channels)
         self.bn4 = BatchNorm(out_channels)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         h = F.relu(self.bn1(self.conv1(x)))
         h = F.relu(self.bn2(self.conv2(h)))
         h = self.bn3(self.conv3(h))
@@ -179,7 +183,7 @@ class BottleneckB(Layer):
         self.conv3 = Conv2d(in_channels, 1, 1, 0, nobias=True, in_channels=mid_channels)
         self.bn3 = BatchNorm(in_channels)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         h = F.relu(self.bn1(self.conv1(x)))
         h = F.relu(self.bn2(self.conv2(h)))
         h = self.bn3(self.conv3(h))
@@ -191,7 +195,7 @@ class BuildingBlock(Layer):
     ``b{n_layers-1}`` (BottleneckB). x (N, in, H, W) -> (N, out, H / stride, W / stride)."""
 
     def __init__(self, n_layers: int, in_channels: int, mid_channels: int, out_channels: int,
-                 stride, downsample_fb: bool | None = None) -> None:
+                 stride: int, downsample_fb: bool | None = None) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"BuildingBlock: n_layers must be at least 1, got {n_layers}")
@@ -202,10 +206,11 @@ class BuildingBlock(Layer):
             setattr(self, f"b{i}", BottleneckB(out_channels, mid_channels))
             self.block_names.append(f"b{i}")
 
-    def forward(self, x) -> Variable:
-        for name in self.block_names:
-            x = getattr(self, name)(x)
-        return x
+    def forward(self, x: Variable | np.ndarray) -> Variable:
+        h = self.a(x)
+        for name in self.block_names[1:]:  # b1, b2, ...
+            h = getattr(self, name)(h)
+        return h
 
 
 class ResNet(Model):
@@ -238,7 +243,7 @@ class ResNet(Model):
         if weights is not None:
             self.load_weights(weights)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.pooling(x, 3, 2)
         x = self.res5(self.res4(self.res3(self.res2(x))))
@@ -289,7 +294,7 @@ class LeNet(Model):
         self.fc1 = Linear(hidden_size, initializer="he_normal")
         self.fc2 = Linear(out_size, in_size=hidden_size)
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = F.pooling(F.relu(self.conv1(x)), 2, 2)
         x = F.pooling(F.relu(self.conv2(x)), 2, 2)
         x = F.relu(self.fc1(F.reshape(x, (x.shape[0], -1))))
@@ -304,6 +309,10 @@ class BasicBlock(Layer):
     projection bn3(conv3(x)) when the stride or the channel count changes.
     x (N, in, H, W) -> (N, out, H / stride, W / stride).
     """
+
+    # The projection shortcut, present only when the stride or channel count changes.
+    conv3: Conv2d | None
+    bn3: BatchNorm | None
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -320,10 +329,11 @@ class BasicBlock(Layer):
         else:
             self.conv3 = self.bn3 = None
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         h = F.relu(self.bn1(self.conv1(x)))
         h = self.bn2(self.conv2(h))
-        shortcut = x if self.conv3 is None else self.bn3(self.conv3(x))
+        conv3, bn3 = self.conv3, self.bn3  # both set, or both None (see __init__)
+        shortcut = x if conv3 is None or bn3 is None else bn3(conv3(x))
         return F.relu(h + shortcut)
 
 
@@ -340,10 +350,11 @@ class BasicStage(Layer):
             setattr(self, f"b{i}", BasicBlock(out_channels, out_channels))
             self.block_names.append(f"b{i}")
 
-    def forward(self, x) -> Variable:
-        for name in self.block_names:
-            x = getattr(self, name)(x)
-        return x
+    def forward(self, x: Variable | np.ndarray) -> Variable:
+        h = self.a(x)
+        for name in self.block_names[1:]:  # b1, b2, ...
+            h = getattr(self, name)(h)
+        return h
 
 
 class SmallResNet(Model):
@@ -371,7 +382,7 @@ class SmallResNet(Model):
         self.blocks_per_stage = blocks_per_stage
         self.fc = Linear(out_size, in_size=widths[2])
 
-    def forward(self, x) -> Variable:
+    def forward(self, x: Variable | np.ndarray) -> Variable:
         x = F.relu(self.bn1(self.conv1(x)))
         for name in self.stage_names:
             x = getattr(self, name)(x)
