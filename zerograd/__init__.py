@@ -20,6 +20,7 @@ if int(_np.__version__.split(".")[0]) < 2:
 from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
 from zerograd.core.autograd import checkpoint
+from zerograd.core.dlpack import from_dlpack
 from zerograd.ops.overloads import setup_variable
 
 # DeZero's flag: False means the full core (not the stage-2 ``core_simple``) is in use.
@@ -65,11 +66,12 @@ def __getattr__(name: str):
 
 # What ``from zerograd import *`` gives: every name ``from dezero import *`` gives (DeZero's
 # public classes and functions, its submodules and the package under its own name), plus
-# zerograd's own top-level tools: ``seed``, ``autograd``, ``checkpoint``, ``detect_anomaly``.
+# zerograd's own top-level tools: ``seed``, ``autograd``, ``checkpoint``, ``detect_anomaly``,
+# ``from_dlpack``.
 __all__ = [
     "Config", "DataLoader", "Dataset", "Function", "Layer", "Model", "Parameter",
     "SeqDataLoader", "Variable", "as_array", "as_variable", "autograd", "checkpoint", "core",
-    "cuda", "dataloaders", "datasets", "detect_anomaly", "dezero", "functions",
+    "cuda", "dataloaders", "datasets", "detect_anomaly", "dezero", "from_dlpack", "functions",
     "functions_conv", "is_simple_core", "layers", "models", "no_grad", "optimizers", "seed",
     "setup_variable", "test_mode", "transforms", "using_config", "utils", "zerograd",
 ]

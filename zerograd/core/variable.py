@@ -145,6 +145,43 @@ class Variable:
         a = as_numpy(self.data)
         return a if dtype is None else a.astype(dtype, copy=False)
 
+    # -- DLPack: the array to another framework without a copy (zerograd.from_dlpack is the
+    # other direction, core/dlpack.py) ------------------------------------------------------
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The array as a DLPack capsule over the same memory (``torch.from_dlpack(v)``,
+        ``cupy.from_dlpack(v)``, ``np.from_dlpack(v)``); the arguments are the protocol's,
+        passed on to the NumPy or CuPy array. Only the array goes, never the graph, and a
+        write through the consumer's view is outside zerograd's in-place check."""
+        data = self._exported_array("__dlpack__")
+        if copy is not True and any(s < 0 for s in data.strides):
+            # DLPack allows negative strides, but PyTorch 2.x aborts the whole process (a C++
+            # exception) on such a capsule: refuse here, where the error can still be read.
+            raise BufferError(
+                f"Variable.__dlpack__: the array ({data.dtype} {tuple(data.shape)}) has "
+                f"negative strides {tuple(data.strides)} (a reversed view such as x[::-1]), "
+                "which some consumers (PyTorch) cannot take. Share a contiguous copy "
+                "(Variable(xp.ascontiguousarray(v.data))) or ask for a copy (copy=True)"
+            )
+        # Only what the consumer asked for is passed on: an older producer (CuPy before 13)
+        # takes `stream` alone, and a consumer that meets its TypeError retries that way, as
+        # the protocol prescribes.
+        asked = {"stream": stream, "max_version": max_version, "dl_device": dl_device,
+                 "copy": copy}
+        return data.__dlpack__(**{k: v for k, v in asked.items() if v is not None})
+
+    def __dlpack_device__(self) -> tuple:
+        """(DLPack device type, device id) of the array: (1, 0) for NumPy, (2, n) on GPU n."""
+        return self._exported_array("__dlpack_device__").__dlpack_device__()
+
+    def _exported_array(self, method: str):
+        if self._data is None:
+            raise BufferError(
+                f"Variable.{method}: this Variable{f' named {self.name!r}' if self.name else ''}"
+                " holds no array (data is None, e.g. an intermediate freed to save memory); "
+                "there is nothing to share"
+            )
+        return self._data
+
     def __bool__(self) -> bool:
         return bool(self.data)
 
