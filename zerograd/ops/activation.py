@@ -134,6 +134,9 @@ class ReLU(Function):
     def backward(self, gy):
         return gy * (self.output.data > 0)
 
+    def to_onnx(self, g, x):
+        return g.op("Relu", x)
+
 
 def relu(x) -> Variable:
     """max(x, 0), elementwise; dy/dx = [x > 0], so relu'(0) = 0. x: any shape -> same."""

@@ -52,6 +52,9 @@ class Add(Function):
     def backward(self, gy):
         return gy, gy
 
+    def to_onnx(self, g, x0, x1):
+        return g.op("Add", x0, x1)
+
 
 class Sub(Function):
     """y = x0 - x1."""

@@ -85,6 +85,9 @@ class MatMul(Function):
             gW = reshape(sum_to(matmul(swap_last_two(x2), gy), W2.shape), W.shape)
         return gx, gW
 
+    def to_onnx(self, g, x, W):
+        return g.op("MatMul", x, W)  # ONNX's MatMul has NumPy's rules, 1-D operands too
+
 
 def matmul(x, W) -> Variable:
     """Matrix product ``x @ W`` with NumPy's rules (batched, broadcast, 1-D operands)."""
@@ -130,6 +133,13 @@ class Linear(Function):
         b = self.inputs[2]
         gb = sum_to(gy, b.shape) if self.needs_grad(2) else None
         return gx, gW, gb
+
+    def to_onnx(self, g, x, W, b=None):
+        # Gemm needs a 2-D x; MatMul then Add covers (..., in) inputs as well.
+        if self.inputs[0].ndim == 2:
+            return g.op("Gemm", x, W, b)
+        y = g.op("MatMul", x, W)
+        return y if b is None else g.op("Add", y, b)
 
 
 def linear(x, W, b=None) -> Variable:

@@ -1,0 +1,44 @@
+"""ONNX lowerings of the ops that live in ``zerograd.core`` (``sum_to``, ``broadcast_to``,
+``cast``), which the engine itself uses.
+
+The lowering of every other op is a ``to_onnx`` method beside its own code; these three
+are kept here, in a table read by the export walk, because ``core`` is the engine and must
+not grow export code. Each entry has the signature of a ``to_onnx`` method:
+``lower(node, g, *input_names)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from zerograd.core.broadcast import BroadcastTo, Cast, SumTo
+
+
+def _sum_to(node: SumTo, g: Any, x: str) -> str:
+    """Sum the leading axes broadcasting added, then the size-1 axes of the target."""
+    (v,) = node.inputs
+    shape, target = tuple(v.shape), node.shape
+    lead = len(shape) - len(target)
+    axes = list(range(lead))
+    axes += [lead + i for i, n in enumerate(target) if n == 1 and shape[lead + i] != 1]
+    y = g.reduce("ReduceSum", x, axes, keepdims=True) if axes else x
+    if lead:
+        y = g.squeeze(y, list(range(lead)))
+    return y
+
+
+def _broadcast_to(node: BroadcastTo, g: Any, x: str) -> str:
+    (v,) = node.inputs
+    return g.op("Expand", x, g.shape_constant(node.shape, like=v))
+
+
+def _cast(node: Cast, g: Any, x: str) -> str:
+    return g.op("Cast", x, to=g.tensor_type(node.dtype))
+
+
+CORE_LOWERINGS: dict[type, Callable[..., Any]] = {
+    SumTo: _sum_to,
+    BroadcastTo: _broadcast_to,
+    Cast: _cast,
+}
