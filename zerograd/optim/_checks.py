@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Interval", "Flag", "Integer", "NON_NEGATIVE", "POSITIVE", "UNIT", "UNIT_OPEN"]
+__all__ = ["Interval", "Flag", "Integer", "Rule", "NON_NEGATIVE", "POSITIVE", "UNIT",
+           "UNIT_OPEN"]
 
 
-def _describe(value) -> str:
+class Rule(Protocol):
+    """What validates one setting: ``check`` returns the value as stored (a float, an int or
+    a bool) or raises naming ``owner`` and ``name``."""
+
+    def check(self, owner: str, name: str, value: object) -> float: ...
+
+
+def _whole(value: numbers.Real) -> int:
+    # int() converts every real number (NumPy's float32 through __int__: it has no
+    # __trunc__, so math.trunc cannot stand in), but typeshed's numbers.Real declares
+    # __trunc__ and not __int__, so int(Real) does not type-check.
+    return int(value)  # type: ignore[call-overload]
+
+
+def _describe(value: object) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
@@ -40,7 +56,7 @@ class Interval:
         return (f"{'[' if self.low_closed else '('}{end(self.low)}, {end(self.high)}"
                 f"{']' if self.high_closed else ')'}")
 
-    def check(self, owner: str, name: str, value) -> float:
+    def check(self, owner: str, name: str, value: object) -> float:
         # bool is an int to Python, but lr=True is a mistake, not a rate of 1.
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{owner}: {name} must be a real number in {self}, got "
@@ -57,23 +73,24 @@ class Integer:
     def __init__(self, minimum: int) -> None:
         self.minimum = minimum
 
-    def check(self, owner: str, name: str, value) -> int:
+    def check(self, owner: str, name: str, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"{owner}: {name} must be an integer >= {self.minimum}, got "
                             f"{_describe(value)}")
-        if not (math.isfinite(value) and value == int(value)):
+        if not (math.isfinite(value) and value == _whole(value)):
             raise ValueError(f"{owner}: {name} must be an integer >= {self.minimum}, got "
                              f"{value!r}")
-        if int(value) < self.minimum:
+        whole = _whole(value)
+        if whole < self.minimum:
             raise ValueError(f"{owner}: {name} must be an integer >= {self.minimum}, got "
-                             f"{int(value)}")
-        return int(value)
+                             f"{whole}")
+        return whole
 
 
 class Flag:
     """True or False (NumPy's bool too; not 0/1, not strings)."""
 
-    def check(self, owner: str, name: str, value) -> bool:
+    def check(self, owner: str, name: str, value: object) -> bool:
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{owner}: {name} must be True or False, got {_describe(value)}")
         return bool(value)

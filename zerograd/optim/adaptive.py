@@ -32,7 +32,7 @@ class AdaGrad(Optimizer):
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
         h = self._state_for(param)["h"]
-        grad = param.grad.data
+        grad = self._grad_of(param)
         h += grad * grad
         param.data -= self.lr * grad / (xp.sqrt(h) + self.eps)
 
@@ -58,7 +58,7 @@ class AdaDelta(Optimizer):
         state = self._state_for(param)
         msg, msdx = state["msg"], state["msdx"]
         rho, eps = self.rho, self.eps
-        grad = param.grad.data
+        grad = self._grad_of(param)
         msg *= rho
         msg += (1 - rho) * grad * grad
         dx = xp.sqrt((msdx + eps) / (msg + eps)) * grad
@@ -85,7 +85,7 @@ class RMSprop(Optimizer):
     def update_one(self, param: Parameter) -> None:
         xp = get_array_module(param.data)
         ms = self._state_for(param)["ms"]
-        grad = param.grad.data
+        grad = self._grad_of(param)
         ms *= self.alpha
         ms += (1 - self.alpha) * grad * grad
         param.data -= self.lr * grad / (xp.sqrt(ms) + self.eps)
@@ -136,7 +136,7 @@ class Adam(Optimizer):
         xp = get_array_module(param.data)
         state = self._state_for(param)
         m, v = state["m"], state["v"]
-        grad = param.grad.data
+        grad = self._grad_of(param)
         m += (1 - self.beta1) * (grad - m)
         v += (1 - self.beta2) * (grad * grad - v)
         param.data -= self.lr * m / (xp.sqrt(v) + self.eps)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from zerograd.core.variable import Parameter, Variable
+from zerograd.core.variable import Variable
 from zerograd.optim._checks import NON_NEGATIVE, POSITIVE
+from zerograd.optim.optimizer import Target
 
 __all__ = ["clip_grad_norm", "global_grad_norm"]
 
+# Whose gradients: a Layer, a Parameter or Parameters (what Optimizer.setup takes), or plain
+# Variables.
+Gradients = Target | Variable | Iterable[Variable]
 
-def _params_of(params) -> list[Parameter]:
+
+def _params_of(params: Gradients) -> list[Variable]:
     if isinstance(params, Variable):
         return [params]
     if hasattr(params, "params"):
@@ -19,7 +24,7 @@ def _params_of(params) -> list[Parameter]:
     return list(params)
 
 
-def global_grad_norm(params: Iterable[Parameter]) -> float:
+def global_grad_norm(params: Gradients) -> float:
     """sqrt(sum over params of sum(g^2)) for the params that have a gradient."""
     total = 0.0
     for p in _params_of(params):
@@ -29,7 +34,7 @@ def global_grad_norm(params: Iterable[Parameter]) -> float:
     return math.sqrt(total)
 
 
-def clip_grad_norm(params, max_norm: float, eps: float = 1e-6) -> float:
+def clip_grad_norm(params: Gradients, max_norm: float, eps: float = 1e-6) -> float:
     """Scale all gradients by max_norm / (norm + eps) when that is below 1; returns the norm.
 
     ``params``: a Layer, a Parameter or an iterable of Parameters. The norm is the global one
@@ -38,11 +43,11 @@ def clip_grad_norm(params, max_norm: float, eps: float = 1e-6) -> float:
     """
     max_norm = POSITIVE.check("clip_grad_norm", "max_norm", max_norm)
     eps = NON_NEGATIVE.check("clip_grad_norm", "eps", eps)
-    params = _params_of(params)
-    norm = global_grad_norm(params)
+    variables = _params_of(params)
+    norm = global_grad_norm(variables)
     rate = max_norm / (norm + eps)
     if rate < 1.0:
-        for p in params:
+        for p in variables:
             if p.grad is not None:
                 g = p.grad.data
                 p.grad = Variable(g * g.dtype.type(rate), requires_grad=False)

@@ -25,23 +25,39 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from zerograd.backend import as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
-from zerograd.optim._checks import Integer
+from zerograd.optim._checks import Integer, Rule
 from zerograd.serialization import load_state
 
-__all__ = ["Optimizer", "OptimizerStateError", "ParameterMap", "add_scaled"]
+__all__ = ["HasParams", "Optimizer", "OptimizerStateError", "ParameterMap", "Target",
+           "add_scaled"]
+
+
+class HasParams(Protocol):
+    """Anything with ``params()``: a Layer or a Model (DeZero's optimizers look for the
+    method, not the class)."""
+
+    def params(self) -> Iterator[Parameter]: ...
+
+
+# What ``setup`` (and gradient clipping) accepts.
+Target = HasParams | Parameter | Iterable[Parameter]
+# A gradient hook (WeightDecay, ClipGrad, FreezeParam): called with the parameters that
+# have gradients, before the update.
+Hook = Callable[[list[Parameter]], object]
 
 # Elements per block in add_scaled: the temporary (128 KiB in float32) stays in cache.
 _BLOCK = 1 << 15
 
 
-def add_scaled(w, scale: float, x) -> None:
-    """``w += scale * x`` in place, for arrays of one shape.
+def add_scaled(w: Any, scale: float, x: Any) -> None:
+    """``w += scale * x`` in place, for arrays of one shape (NumPy or CuPy).
 
     Large contiguous NumPy arrays are processed in blocks, so the product never
     materialises at full size: one pass over memory less than the plain expression, which
@@ -75,14 +91,16 @@ class _IdentityRef(weakref.ref):
 
     __slots__ = ("_hash",)
 
-    def __init__(self, obj, callback=None) -> None:
-        super().__init__(obj, callback)
+    def __init__(self, obj: object, callback: Callable[[Any], object] | None = None) -> None:
+        # weakref.ref's own __init__ takes (obj, callback), as its documented subclassing
+        # pattern relies on; typeshed declares those arguments on __new__ only.
+        super().__init__(obj, callback)  # type: ignore[call-arg]
         self._hash = object.__hash__(obj)
 
     def __hash__(self) -> int:
         return self._hash
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if self is other:
             return True
         if not isinstance(other, _IdentityRef):
@@ -91,40 +109,43 @@ class _IdentityRef(weakref.ref):
         return obj is not None and obj is other()
 
 
-class ParameterMap:
+V = TypeVar("V")
+
+
+class ParameterMap(Generic[V]):
     """A dict from Parameters (by identity) to values that drops a parameter's entry as soon
     as the parameter is garbage collected (so it neither leaks nor is inherited)."""
 
     def __init__(self) -> None:
-        self._data: dict = {}
+        self._data: dict[_IdentityRef, V] = {}
         self_ref = weakref.ref(self)
 
-        def remove(key, self_ref=self_ref) -> None:
+        def remove(key: _IdentityRef, self_ref: weakref.ref[ParameterMap[V]] = self_ref) -> None:
             owner = self_ref()
             if owner is not None:
                 owner._data.pop(key, None)
 
         self._remove = remove
 
-    def __getitem__(self, param):
+    def __getitem__(self, param: Parameter) -> V:
         return self._data[_IdentityRef(param)]
 
-    def get(self, param, default=None):
+    def get(self, param: Parameter, default: V | None = None) -> V | None:
         return self._data.get(_IdentityRef(param), default)
 
-    def __setitem__(self, param, value) -> None:
+    def __setitem__(self, param: Parameter, value: V) -> None:
         self._data[_IdentityRef(param, self._remove)] = value
 
-    def __delitem__(self, param) -> None:
+    def __delitem__(self, param: Parameter) -> None:
         del self._data[_IdentityRef(param)]
 
-    def __contains__(self, param) -> bool:
+    def __contains__(self, param: object) -> bool:
         return _IdentityRef(param) in self._data
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def items(self) -> Iterator[tuple[Parameter, object]]:
+    def items(self) -> Iterator[tuple[Parameter, V]]:
         for key, value in list(self._data.items()):
             param = key()
             if param is not None:
@@ -133,14 +154,14 @@ class ParameterMap:
     def clear(self) -> None:
         self._data.clear()
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., ParameterMap[V]], tuple[list[tuple[Parameter, V]]]]:
         # Weak references cannot be pickled or copied; the (parameter, value) pairs can. In
         # one pickle or deepcopy with the model, each parameter becomes the model's copy.
         return _parameter_map_from_items, (list(self.items()),)
 
 
-def _parameter_map_from_items(items: Iterable[tuple[Parameter, object]]) -> ParameterMap:
-    mapping = ParameterMap()
+def _parameter_map_from_items(items: Iterable[tuple[Parameter, V]]) -> ParameterMap[V]:
+    mapping: ParameterMap[V] = ParameterMap()
     for param, value in items:
         mapping[param] = value
     return mapping
@@ -159,17 +180,18 @@ class Optimizer:
       for Adam; None when the rule has no learning rate, as AdaDelta).
     """
 
-    hyperparams: Mapping[str, object] = {}
+    hyperparams: Mapping[str, Rule] = {}
     counters: tuple[str, ...] = ()
     state_names: tuple[str, ...] = ()
     lr_attribute: str | None = "lr"
 
     def __init__(self) -> None:
-        self.target = None
-        self.hooks: list[Callable] = []
-        self.state = ParameterMap()
+        self.target: Target | None = None
+        self.hooks: list[Hook] = []
+        # Each parameter's state arrays by name (``state_names``), NumPy or CuPy.
+        self.state: ParameterMap[dict[str, Any]] = ParameterMap()
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         # The one place settings are checked: the constructor, a scheduler's set_lr,
         # load_state_dict and `optimizer.lr = ...` by hand all assign through here.
         rule = type(self).hyperparams.get(name)
@@ -177,7 +199,7 @@ class Optimizer:
             value = rule.check(type(self).__name__, name, value)
         object.__setattr__(self, name, value)
 
-    def setup(self, target) -> Optimizer:
+    def setup(self, target: Target) -> Optimizer:
         """Optimise ``target``: a Layer/Model, a Parameter, or an iterable of Parameters."""
         if isinstance(target, Variable) and not isinstance(target, Parameter):
             raise TypeError(f"{type(self).__name__}.setup: got a Variable; wrap trainable data "
@@ -187,11 +209,12 @@ class Optimizer:
                 raise TypeError(f"{type(self).__name__}.setup: expected a Layer, a Parameter "
                                 "or an iterable of Parameters, got "
                                 f"{type(target).__name__} {target!r:.60}")
-            target = list(target)
-            for p in target:
+            params: list[Parameter] = list(target)
+            for p in params:
                 if not isinstance(p, Parameter):
                     raise TypeError(f"{type(self).__name__}.setup: expected a Layer, a Parameter "
                                     f"or Parameters, got an iterable holding {type(p).__name__}")
+            target = params
         self.target = target
         return self
 
@@ -207,7 +230,7 @@ class Optimizer:
         else:
             yield from target
 
-    def add_hook(self, f: Callable) -> None:
+    def add_hook(self, f: Hook) -> None:
         """Call ``f(params)`` on the list of parameters with gradients before each update."""
         self.hooks.append(f)
 
@@ -224,6 +247,15 @@ class Optimizer:
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
 
+    def _grad_of(self, param: Parameter) -> Any:
+        """The gradient array of ``param``, for ``update_one``: ``update()`` calls it only
+        for parameters that have one; a direct call on one without is refused here."""
+        grad = param.grad
+        if grad is None:
+            raise ValueError(f"{type(self).__name__}.update_one: parameter {param.name!r} has "
+                             "no gradient (grad is None); run backward() first")
+        return grad.data
+
     def cleargrads(self) -> None:
         """Set every target parameter's gradient to None (``model.cleargrads()``)."""
         for p in self.target_params():
@@ -232,7 +264,7 @@ class Optimizer:
     zero_grad = cleargrads
 
     # -- per-parameter state -----------------------------------------------------------------
-    def _state_for(self, param: Parameter) -> dict:
+    def _state_for(self, param: Parameter) -> dict[str, Any]:
         """The state arrays of ``param``, named by ``state_names`` (zeros at first use)."""
         state = self.state.get(param)
         if state is None:
@@ -254,10 +286,10 @@ class Optimizer:
         setattr(self, self.lr_attribute, value)  # validated by __setattr__
 
     # -- saving and loading ------------------------------------------------------------------
-    def _scalar_state(self) -> dict:
+    def _scalar_state(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.hyperparams}
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as arrays and JSON-able scalars.
 
         ``{"type": "Adam", "hyperparams": {...}, "params": [{"name": "l0/W", "shape": [...],
@@ -268,7 +300,7 @@ class Optimizer:
         names = self._param_names()
         entries = []
         for name, param in zip(names, self.target_params()):
-            state = self.state.get(param, {})
+            state = self.state.get(param) or {}
             entries.append({
                 "name": name,
                 "shape": None if param.data is None else list(param.data.shape),
@@ -278,7 +310,7 @@ class Optimizer:
                 "counters": {name: int(getattr(self, name)) for name in self.counters},
                 "params": entries}
 
-    def expected_state(self) -> dict:
+    def expected_state(self) -> dict[str, Any]:
         """What ``state_dict()`` holds, as far as its arrays go: ``{"params": [{"state":
         {"m": W.data, ...}}, ...]}``, each state array standing for its shape and dtype (a
         parameter's state has the parameter's), None for parameters not sized yet.
@@ -289,7 +321,7 @@ class Optimizer:
         return {"params": [{"state": dict.fromkeys(self.state_names, param.data)}
                            for param in self.target_params()]}
 
-    def load_state_dict(self, state: Mapping | str | os.PathLike,
+    def load_state_dict(self, state: Mapping[str, Any] | str | os.PathLike,
                         source: str = "the state") -> None:
         """Restore what ``state_dict`` returned, mapping entries to parameters by order.
 

@@ -20,7 +20,7 @@ class SGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         w = param.data
-        add_scaled(w, -self.lr, param.grad.data)
+        add_scaled(w, -self.lr, self._grad_of(param))
         param.data = w  # the same array back: counted as an in-place write (docs/engine.md)
 
 
@@ -47,7 +47,7 @@ class MomentumSGD(Optimizer):
 
     def update_one(self, param: Parameter) -> None:
         v = self._state_for(param)["v"]
-        grad = param.grad.data
+        grad = self._grad_of(param)
         v *= self.momentum
         add_scaled(v, -self.lr, grad)
         if self.nesterov:
