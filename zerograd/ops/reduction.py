@@ -49,6 +49,26 @@ def _keepdims_view(y, x_shape: tuple, axis, keepdims: bool):
     return reshape_sum_backward(y, x_shape, axis, keepdims)
 
 
+def _lower_reduction(g, op_type: str, x: str, node: Function) -> str:
+    """The ONNX ``op_type`` reduction of ``node`` (with ``axis`` and ``keepdims``)."""
+    ndim = node.inputs[0].ndim
+    if ndim == 0:  # NumPy reduces a 0-d array to itself; ONNX has no axis to name
+        return g.op("Identity", x)
+    return g.reduce(op_type, x, normalize_axes(node.axis, ndim), node.keepdims)
+
+
+def _lower_variance(g, x: str, node: Function) -> str:
+    """sum((x - mean(x))^2) / (N - ddof) over ``node.axis``, as ONNX nodes."""
+    v = node.inputs[0]
+    if v.ndim == 0:
+        return g.op("Sub", x, x)  # one element: its variance is 0 (ddof is 0 here)
+    axes = normalize_axes(node.axis, v.ndim)
+    centred = g.op("Sub", x, g.reduce("ReduceMean", x, axes, keepdims=True))
+    total = g.reduce("ReduceSum", g.op("Mul", centred, centred), axes, node.keepdims)
+    dof = _reduced_count(v.shape, node.axis) - node.ddof
+    return g.op("Div", total, g.constant(dof, dtype=v.dtype))
+
+
 class Sum(Function):
     """y = x.sum(axis, keepdims). x: any shape -> the reduced shape."""
 
@@ -63,6 +83,9 @@ class Sum(Function):
     def backward(self, gy):
         gy = reshape_sum_backward(gy, self.x_shape, self.axis, self.keepdims)
         return broadcast_to(gy, self.x_shape)
+
+    def to_onnx(self, g, x):
+        return _lower_reduction(g, "ReduceSum", x, self)
 
 
 def sum(x, axis=None, keepdims: bool = False) -> Variable:
@@ -85,6 +108,9 @@ class Mean(Function):
         count = _reduced_count(self.x_shape, self.axis)
         # Scale before broadcasting: the reduced array is the smaller one.
         return _grad_to_input(gy * (1.0 / (count or 1)), self.x_shape, self.axis, self.keepdims)
+
+    def to_onnx(self, g, x):
+        return _lower_reduction(g, "ReduceMean", x, self)
 
 
 def average(x, axis=None, keepdims: bool = False) -> Variable:
@@ -127,6 +153,10 @@ class Max(Function):
         share = mask.astype(dtype) / count.astype(dtype)
         return _grad_to_input(gy, x.shape, self.axis, self.keepdims) * share
 
+    def to_onnx(self, g, x):
+        return _lower_reduction(g, "ReduceMin" if isinstance(self, Min) else "ReduceMax", x,
+                                self)
+
 
 def max(x, axis=None, keepdims: bool = False) -> Variable:
     """Maximum over ``axis``. Tied maxima split the gradient equally (total 1 per output).
@@ -159,21 +189,6 @@ def _moved_to_last(x, axis):
     return moved.reshape(rest_shape + (count,)), (rest + list(axes), moved.shape)
 
 
-def _product_of_others(x, axis):
-    """p_i = prod_{j != i} x_j within each reduction group, exact even where x has zeros.
-
-    Computed as (exclusive cumprod from the left) * (exclusive cumprod from the right).
-    """
-    xp = get_array_module(x)
-    flat, (order, moved_shape) = _moved_to_last(x, axis)
-    left = xp.ones_like(flat)
-    right = xp.ones_like(flat)
-    if flat.shape[-1] > 1:
-        left[..., 1:] = xp.cumprod(flat[..., :-1], axis=-1)
-        right[..., :-1] = xp.flip(xp.cumprod(xp.flip(flat[..., 1:], axis=-1), axis=-1), axis=-1)
-    return _moved_back(left * right, order, moved_shape)
-
-
 def _moved_back(flat, order, moved_shape):
     """Undo :func:`_moved_to_last`: (rest..., K) back to the original axis order."""
     xp = get_array_module(flat)
@@ -183,34 +198,69 @@ def _moved_back(flat, order, moved_shape):
     return xp.transpose(flat.reshape(moved_shape), inverse)
 
 
-def _pair_products(x, g, axis):
-    """h_k = sum_{i != k} g_i prod_{j not in {i, k}} x_j within each group, without division.
+def _multilinear_product(a, b):
+    """The product of two polynomials in t_1..t_n in which every t_r**2 is 0.
 
-    This is the Hessian of prod applied to g (d^2 prod / dx_k dx_i = the product of the
-    other elements, 0 for i = k). Dividing the product by x_i x_k would give nan wherever
-    x has a zero, so the sums are built by one pass from each end instead: with the
-    exclusive prefix product L_k = prod_{j<k} x_j and A_k = sum_{i<k} g_i prod_{j<k, j!=i}
-    x_j (A_{k+1} = A_k x_k + g_k L_k), and their mirror images R_k, B_k from the right,
-    h_k = A_k R_k + L_k B_k. The passes are K array steps for a group of K elements.
+    A polynomial is an array (2**n, ...): entry T holds the coefficient of the monomial
+    prod_{r in T} t_r, the set T written as a bit mask. Only products of distinct t's
+    survive, so (ab)_T = sum_{U subset of T} a_U b_{T-U}.
+    """
+    xp = get_array_module(a)
+    terms = []
+    for T in range(len(a)):
+        U, total = T, a[T] * b[0]
+        while U:  # every other subset U of T, by the bit trick U -> (U - 1) & T
+            U = (U - 1) & T
+            total = total + a[U] * b[T ^ U]
+        terms.append(total)
+    return xp.stack(terms)
+
+
+def _running_products(f):
+    """P_k = f_0 f_1 ... f_k along the last axis, for polynomials f of shape (2**n, ..., K).
+
+    By doubling (Hillis and Steele's scan): after the step with shift s, P_k holds the
+    product of the up-to-2s factors that end at k, so log2(K) whole-array products do it.
+    """
+    xp = get_array_module(f)
+    if len(f) == 1:  # numbers, not polynomials: NumPy's cumprod is that scan
+        return xp.cumprod(f, axis=-1)
+    shift = 1
+    while shift < f.shape[-1]:
+        f = xp.concatenate([f[..., :shift], _multilinear_product(f[..., :-shift], f[..., shift:])],
+                           axis=-1)
+        shift *= 2
+    return f
+
+
+def _products_of_others(x, gs, axis):
+    """h_k = sum over distinct i_1..i_n, all != k, of g_1[i_1]...g_n[i_n] prod_{j not in
+    {k, i_1, ..., i_n}} x_j, within each reduction group: the (n+1)-th derivative of prod,
+    contracted with g_1..g_n. n = 0 gives prod's gradient, n = 1 its Hessian times g_1.
+
+    Dividing prod by the x's left out would give nan wherever x has a zero, so the sums are
+    read off a product of polynomials instead. Give element j the factor
+    f_j = x_j + t_1 g_1[j] + ... + t_n g_n[j], with t_r**2 = 0: in prod_{j != k} f_j every
+    element contributes either its x_j or one g_r[j], each t_r at most once, so the
+    coefficient of t_1...t_n is exactly h_k. With the running products L_k = f_0...f_{k-1}
+    from the left and R_k = f_{k+1}...f_{K-1} from the right, h_k is the t_1...t_n
+    coefficient of L_k R_k. No division, so every order is exact with zeros in x.
     """
     xp = get_array_module(x)
     xf, (order, moved_shape) = _moved_to_last(x, axis)
-    gf, _ = _moved_to_last(xp.broadcast_to(g, x.shape), axis)
-    K = xf.shape[-1]
-    h = xp.zeros_like(xf)
-    product, weighted = xp.ones_like(xf[..., 0]), xp.zeros_like(xf[..., 0])
-    for k in range(K):  # h_k += A_k, then L_k is needed for the right-hand pass
-        h[..., k] = weighted
-        weighted = weighted * xf[..., k] + gf[..., k] * product
-        product = product * xf[..., k]
-    left_product = xp.ones_like(xf)
-    if K > 1:
-        left_product[..., 1:] = xp.cumprod(xf[..., :-1], axis=-1)
-    product, weighted = xp.ones_like(xf[..., 0]), xp.zeros_like(xf[..., 0])
-    for k in range(K - 1, -1, -1):
-        h[..., k] = h[..., k] * product + left_product[..., k] * weighted
-        weighted = weighted * xf[..., k] + gf[..., k] * product
-        product = product * xf[..., k]
+    K, full = xf.shape[-1], 2 ** len(gs) - 1
+    factors = xp.zeros((full + 1,) + xf.shape, dtype=xp.result_type(x, *gs))
+    factors[0] = xf
+    for r, g in enumerate(gs):
+        factors[1 << r] = _moved_to_last(xp.broadcast_to(g, x.shape), axis)[0]
+    one = xp.zeros_like(factors[..., :1])  # the polynomial 1, for the ends of the groups
+    one[0] = 1
+    left = xp.concatenate([one, _running_products(factors)], axis=-1)[..., :K]
+    from_right = xp.flip(_running_products(xp.flip(factors, axis=-1)), axis=-1)
+    right = xp.concatenate([from_right, one], axis=-1)[..., 1:]
+    h = left[0] * right[full]
+    for U in range(1, full + 1):
+        h = h + left[U] * right[full ^ U]
     return _moved_back(h, order, moved_shape)
 
 
@@ -229,59 +279,44 @@ class Prod(Function):
         others = ProductOfOthers(self.axis)(x)
         return _grad_to_input(gy, x.shape, self.axis, self.keepdims) * others
 
+    def to_onnx(self, g, x):
+        return _lower_reduction(g, "ReduceProd", x, self)
+
 
 def prod(x, axis=None, keepdims: bool = False) -> Variable:
     """Product of elements over ``axis``; dy/dx_i = prod_{j != i} x_j, exact where x has zeros.
 
-    x: any shape -> the reduced shape. First and second derivatives are exact where x has
-    zeros (no division by x); third and higher need an x without zeros.
+    x: any shape -> the reduced shape. Derivatives of every order are exact where x has
+    zeros: none divides by x (see :class:`ProductOfOthers`).
     """
     return Prod(_axis_arg(axis), keepdims)(x)
 
 
 class ProductOfOthers(Function):
-    """p_i = prod_{j != i} x_j over the ``axis`` group (the gradient of prod).
+    """h_k = sum over distinct i_1..i_n, all != k, of g_1[i_1]...g_n[i_n] prod_{j not in
+    {k, i_1, ..., i_n}} x_j over the ``axis`` group; inputs x, g_1, ..., g_n (shape of x).
 
-    Its derivative, dp_i/dx_k = prod_{j not in {i, k}} x_j (k != i), is :class:`PairProducts`:
-    second derivatives of ``prod`` are exact where x has zeros too.
+    It is the (n+1)-th derivative of prod contracted with g_1..g_n, one free index k left:
+    with no g, p_k = prod_{j != k} x_j (the gradient of prod); with one, the Hessian of prod
+    applied to g_1. That derivative tensor is symmetric and multilinear in the g's, so the
+    backward is the same Function with one direction more: d<u, h>/dx is
+    ProductOfOthers(x, u, g_1, ..., g_n), and d<u, h>/dg_r is ProductOfOthers(x, u, and the
+    g's but g_r). Every order is computed without dividing by x (see
+    :func:`_products_of_others`), so all of them are exact where x has zeros.
     """
 
     def __init__(self, axis=None) -> None:
         self.axis = axis
 
-    def forward(self, x):
-        return _product_of_others(x, self.axis)
-
-    def backward(self, gp):
-        (x,) = self.inputs
-        return PairProducts(self.axis)(x, gp)
-
-
-class PairProducts(Function):
-    """h_k = sum_{i != k} g_i prod_{j not in {i, k}} x_j over the ``axis`` group (inputs x, g).
-
-    The second derivative of prod, exact with zeros in x (see :func:`_pair_products`). h is
-    linear in g through a symmetric matrix, so d<u, h>/dg = PairProducts(x, u). Its
-    derivative in x (the third of prod) removes x_l from every product that holds it,
-    (sum(u h) - u_l h_l - g_l PairProducts(x, u)_l) / x_l, which divides by x: third and
-    higher derivatives of prod need an x without zeros.
-    """
-
-    def __init__(self, axis=None) -> None:
-        self.axis = axis
-
-    def forward(self, x, g):
-        return _pair_products(x, g, self.axis)
+    def forward(self, x, *gs):
+        return _products_of_others(x, gs, self.axis)
 
     def backward(self, gh):
-        x, g = self.inputs
-        h_of_gh = PairProducts(self.axis)(x, gh)
-        gx = None
-        if self.needs_grad(0):
-            weighted = gh * self.output
-            total = sum(weighted, axis=self.axis, keepdims=True)
-            gx = (total - weighted - g * h_of_gh) / x
-        return gx, (h_of_gh if self.needs_grad(1) else None)
+        x, *gs = self.inputs
+        gx = ProductOfOthers(self.axis)(x, gh, *gs) if self.needs_grad(0) else None
+        ggs = [ProductOfOthers(self.axis)(x, gh, *gs[:r], *gs[r + 1:])
+               if self.needs_grad(r + 1) else None for r in range(len(gs))]
+        return (gx, *ggs)
 
 
 class CumSum(Function):
@@ -299,6 +334,9 @@ class CumSum(Function):
 
     def backward(self, gy):
         return CumSum(self.axis, not self.reverse)(gy)
+
+    def to_onnx(self, g, x):
+        return g.op("CumSum", x, g.constant(self.axis), reverse=int(self.reverse))
 
 
 def cumsum(x, axis: int | None = None) -> Variable:
@@ -332,6 +370,9 @@ class Var(Function):
         gy = _grad_to_input(gy, x.shape, self.axis, self.keepdims)
         return gy * centred * (2.0 / dof)
 
+    def to_onnx(self, g, x):
+        return _lower_variance(g, x, self)
+
 
 def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
     """Variance over ``axis``: sum((x - mean(x))^2) / (N - ddof).
@@ -362,6 +403,9 @@ class Std(Function):
         centred = x - mean(x, self.axis, keepdims=True)
         gy = _grad_to_input(gy, x.shape, self.axis, self.keepdims)
         return gy * centred / (y * float(dof))
+
+    def to_onnx(self, g, x):
+        return g.op("Sqrt", _lower_variance(g, x, self))
 
 
 def std(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
@@ -434,6 +478,9 @@ class Norm(Function):
         y = _nonzero(self.output)
         y = broadcast_to(reshape_sum_backward(y, x.shape, self.axis, self.keepdims), x.shape)
         return gy * x / y
+
+    def to_onnx(self, g, x):
+        return _lower_reduction(g, "ReduceL1" if self.ord == 1 else "ReduceL2", x, self)
 
 
 def norm(x, ord=2, axis=None, keepdims: bool = False) -> Variable:
