@@ -8,13 +8,14 @@ that stacks examples goes through ``stack_batch`` so a ragged dataset gets one c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from zerograd.errors import ShapeError
 
 
-def _shape(value) -> tuple | None:
+def _shape(value: Any) -> tuple | None:
     """The shape NumPy sees in one example; None when the example is itself ragged."""
     try:
         return tuple(np.shape(value))
@@ -22,7 +23,7 @@ def _shape(value) -> tuple | None:
         return None
 
 
-def _describe(value) -> str:
+def _describe(value: object) -> str:
     """'float32 (2, 3)' for an example, or 'a ragged list' when it has no single shape."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{value.dtype} {tuple(value.shape)}"
@@ -31,8 +32,8 @@ def _describe(value) -> str:
     return f"{np.asarray(value).dtype} {_shape(value)}"
 
 
-def stack_batch(values: Sequence, owner: str, part: str = "x",
-                positions: Sequence[int] | None = None) -> np.ndarray:
+def stack_batch(values: Sequence[Any], owner: str, part: str = "x",
+                positions: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """``np.array(values)``; a ShapeError naming ``owner`` and two examples whose shapes differ.
 
     ``part`` says what is stacked ("x", "t", "transformed x"); ``positions``, the examples'
@@ -46,9 +47,10 @@ def stack_batch(values: Sequence, owner: str, part: str = "x",
             first, odd = 1 % len(values), 0
         else:
             first = 0
-            odd = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
-            if odd is None:  # every shape agrees: the failure is another one; NumPy's stands
+            differing = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
+            if differing is None:  # every shape agrees: the failure is another; NumPy's stands
                 raise
+            odd = differing
         if positions is None:
             names = [f"batch item {k}" for k in range(len(values))]
         else:

@@ -9,14 +9,26 @@ batch (see ``zerograd.data.transforms.apply_batch``); this is what the ``DataLoa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from zerograd.data._batch import stack_batch
-from zerograd.data.transforms import Identity, apply_batch
+from zerograd.data.transforms import Identity, TransformLike, apply_batch
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
 from zerograd.serialization import CorruptFileError
+
+
+class DatasetLike(Protocol):
+    """What the loaders take as a dataset (DeZero's protocol): ``len(dataset)`` and
+    ``dataset[i] -> (x, t)``, ``t`` None without labels. A :class:`Dataset` is one, and so
+    is a list of pairs."""
+
+    def __len__(self) -> int: ...
+
+    # An int in DeZero's protocol; datasets with supports_batch_index also take an array.
+    def __getitem__(self, index: Any, /) -> Any: ...
 
 
 class DataFormatError(CorruptFileError):
@@ -42,7 +54,7 @@ def check_index(index: int, n: int, owner: str) -> int:
     return index
 
 
-def check_indices(index, n: int, owner: str):
+def check_indices(index: slice | np.ndarray, n: int, owner: str) -> slice | np.ndarray:
     """A batch index (slice, int array, bool mask) checked against ``n`` examples."""
     if isinstance(index, slice):
         return index  # slices clip, as for arrays
@@ -58,11 +70,11 @@ def check_indices(index, n: int, owner: str):
     return index
 
 
-def _is_integer_index(index) -> bool:
+def _is_integer_index(index: object) -> bool:
     return isinstance(index, (int, np.integer)) and not isinstance(index, bool)
 
 
-def _batch_index(index, owner: str):
+def _batch_index(index: Any, owner: str) -> slice | np.ndarray:
     """A slice or an integer/boolean index array from what the user passed."""
     if isinstance(index, slice):
         return index
@@ -84,8 +96,14 @@ class Dataset:
     per example).
     """
 
-    def __init__(self, train: bool = True, transform: Callable | None = None,
-                 target_transform: Callable | None = None):
+    # What prepare() stores: arrays (examples along axis 0) in the datasets here; a subclass
+    # may store any sequence that ``data[i]`` indexes (a list of sentences, of file names),
+    # which is why these are not typed as arrays. ``label`` is None without labels.
+    data: Any
+    label: Any
+
+    def __init__(self, train: bool = True, transform: TransformLike | None = None,
+                 target_transform: TransformLike | None = None) -> None:
         self.train = train
         self.transform = transform if transform is not None else Identity()
         self.target_transform = target_transform if target_transform is not None else Identity()
@@ -114,7 +132,8 @@ class Dataset:
         return (type(self).__getitem__ is Dataset.__getitem__
                 and all(hasattr(a, "shape") and a.dtype != object for a in arrays))
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> tuple[Any, Any]:
+        """``(x, t)``: one example for an int, a batch for a slice or an index array."""
         if isinstance(index, np.ndarray) and index.ndim == 0:
             index = index.item()
         name = type(self).__name__
@@ -144,14 +163,15 @@ class Dataset:
         return f"{type(self).__name__}(train={self.train}, data={data}, label={label})"
 
 
-def _take(array, index, transform, owner: str, part: str):
+def _take(array: Any, index: slice | np.ndarray, transform: TransformLike, owner: str,
+          part: str) -> Any:
     """The batch ``array[index]``, transformed."""
     if hasattr(array, "shape") and array.dtype != object:
         return apply_batch(transform, array[index])
     # A list or an object array (examples of different shapes, say): transform example by
     # example, then stack, so a transform that makes the shapes agree (Resize) still batches.
-    positions = range(len(array))[index] if isinstance(index, slice) else index
-    if np.asarray(positions).dtype == np.bool_:
+    positions = np.asarray(range(len(array))[index] if isinstance(index, slice) else index)
+    if positions.dtype == np.bool_:
         positions = np.flatnonzero(positions)
     return stack_batch([transform(array[int(i)]) for i in positions], owner, part, positions)
 
@@ -163,8 +183,8 @@ class ArrayDataset(Dataset):
     their arrays. ``TensorDataset`` is the same class under PyTorch's name.
     """
 
-    def __init__(self, data, label=None, transform: Callable | None = None,
-                 target_transform: Callable | None = None, train: bool = True):
+    def __init__(self, data: Any, label: Any = None, transform: TransformLike | None = None,
+                 target_transform: TransformLike | None = None, train: bool = True) -> None:
         self._arrays = (_unwrap(data), None if label is None else _unwrap(label))
         data, label = self._arrays
         if label is not None and len(data) != len(label):
@@ -180,7 +200,7 @@ class ArrayDataset(Dataset):
 TensorDataset = ArrayDataset
 
 
-def _unwrap(array):
+def _unwrap(array: Any) -> np.ndarray:
     array = getattr(array, "data", array) if not isinstance(array, np.ndarray) else array
     if not hasattr(array, "shape"):
         try:
@@ -205,7 +225,7 @@ class Subset:
     Batch indexing passes through to the dataset with one fancy index when it supports it.
     """
 
-    def __init__(self, dataset, indices: Sequence[int] | np.ndarray):
+    def __init__(self, dataset: DatasetLike, indices: Sequence[int] | np.ndarray) -> None:
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.intp)
         if self.indices.ndim != 1:
@@ -219,7 +239,7 @@ class Subset:
     def supports_batch_index(self) -> bool:
         return getattr(self.dataset, "supports_batch_index", False)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> tuple[Any, Any]:
         if isinstance(index, np.ndarray) and index.ndim == 0:
             index = index.item()
         if _is_integer_index(index):
@@ -243,5 +263,5 @@ class Subset:
         return f"Subset({self.dataset!r}, {len(self)} examples)"
 
 
-__all__ = ["ArrayDataset", "DataFormatError", "Dataset", "DatasetIndexError", "Subset",
-           "TensorDataset", "check_index", "check_indices"]
+__all__ = ["ArrayDataset", "DataFormatError", "Dataset", "DatasetIndexError", "DatasetLike",
+           "Subset", "TensorDataset", "check_index", "check_indices"]

@@ -15,16 +15,24 @@ over the same loader and each walks its own epoch instead of silently sharing on
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from zerograd.backend import as_cupy
 from zerograd.core.variable import Variable
 from zerograd.data._batch import stack_batch
+from zerograd.data.dataset import DatasetLike
 from zerograd.errors import DTypeError, ShapeError, describe
 
+# One mini-batch ``(x, t)``: NumPy arrays, CuPy arrays with ``gpu=True`` (untyped, hence
+# Any); ``t`` is None for a dataset without labels.
+Batch = tuple[Any, Any]
+# The loader's own random source, or a seed for one (None: NumPy's global state, DeZero's).
+RandomLike = np.random.Generator | np.random.RandomState | int | None
 
-def _check_dataset(dataset, owner: str) -> None:
+
+def _check_dataset(dataset: object, owner: str) -> None:
     """A clear error for what cannot be a dataset (None, a bare array, a number, ...)."""
     if isinstance(dataset, (np.ndarray, Variable)):
         raise DTypeError(
@@ -37,11 +45,11 @@ def _check_dataset(dataset, owner: str) -> None:
             f"dataset[i] -> (x, t); got {_what(dataset)}")
 
 
-def _what(value) -> str:
+def _what(value: object) -> str:
     return "None" if value is None else f"{type(value).__name__} {value!r:.60}"
 
 
-def _check_batch_size(batch_size, owner: str) -> int:
+def _check_batch_size(batch_size: object, owner: str) -> int:
     if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
             or batch_size < 1):
         raise ValueError(f"{owner}: batch_size must be a positive int (examples per batch), "
@@ -49,7 +57,7 @@ def _check_batch_size(batch_size, owner: str) -> int:
     return int(batch_size)
 
 
-def _make_rng(rng):
+def _make_rng(rng: RandomLike) -> np.random.Generator | np.random.RandomState | None:
     if rng is None or isinstance(rng, (np.random.Generator, np.random.RandomState)):
         return rng
     if isinstance(rng, (int, np.integer)):
@@ -69,8 +77,8 @@ class DataLoader:
     ``gpu=True`` the batches are CuPy arrays.
     """
 
-    def __init__(self, dataset, batch_size: int, shuffle: bool = True, gpu: bool = False,
-                 drop_last: bool = False, rng=None):
+    def __init__(self, dataset: DatasetLike, batch_size: int, shuffle: bool = True,
+                 gpu: bool = False, drop_last: bool = False, rng: RandomLike = None) -> None:
         _check_dataset(dataset, type(self).__name__)
         self.dataset = dataset
         self.batch_size = _check_batch_size(batch_size, type(self).__name__)
@@ -95,7 +103,7 @@ class DataLoader:
         else:
             self.index = np.arange(self.data_size)
 
-    def __next__(self):
+    def __next__(self) -> Batch:
         if self.iteration >= self.max_iter:
             self.reset()
             raise StopIteration
@@ -103,10 +111,10 @@ class DataLoader:
         self.iteration += 1
         return batch
 
-    def next(self):
+    def next(self) -> Batch:
         return self.__next__()
 
-    def __iter__(self):
+    def __iter__(self) -> _EpochIterator:
         return _EpochIterator(self)
 
     def __len__(self) -> int:
@@ -119,16 +127,16 @@ class DataLoader:
         self.gpu = True
 
     # -- state, for checkpoints ------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The current order, cursor and (if the loader has its own) generator state."""
-        state = {"index": self.index.copy(), "iteration": self.iteration}
+        state: dict[str, Any] = {"index": self.index.copy(), "iteration": self.iteration}
         if isinstance(self.rng, np.random.Generator):
             state["rng"] = self.rng.bit_generator.state
         elif isinstance(self.rng, np.random.RandomState):
             state["rng"] = self.rng.get_state()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         index = np.asarray(state["index"])
         if index.shape != (self.data_size,):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved order has "
@@ -145,7 +153,7 @@ class DataLoader:
         start = iteration * self.batch_size
         return index[start:start + self.batch_size]
 
-    def _fetch(self, batch_index: np.ndarray):
+    def _fetch(self, batch_index: np.ndarray) -> Batch:
         if getattr(self.dataset, "supports_batch_index", False):
             x, t = self.dataset[batch_index]
         else:
@@ -155,7 +163,7 @@ class DataLoader:
             t = None if t is None else as_cupy(t)
         return x, t
 
-    def _fetch_examples(self, batch_index: np.ndarray):
+    def _fetch_examples(self, batch_index: np.ndarray) -> Batch:
         """``dataset[i]`` for each index, stacked: DeZero's way, for any dataset."""
         owner = type(self).__name__
         batch = []
@@ -190,17 +198,17 @@ class DataLoader:
 class _EpochIterator:
     """One pass over a loader's current order, with its own cursor (see the module doc)."""
 
-    def __init__(self, loader: DataLoader):
+    def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
         self.index = loader.index
         self.iteration = 0
         self.max_iter = loader.max_iter
         self._finished = False
 
-    def __iter__(self):
+    def __iter__(self) -> _EpochIterator:
         return self
 
-    def __next__(self):
+    def __next__(self) -> Batch:
         if self.iteration >= self.max_iter:
             if not self._finished:
                 self._finished = True
@@ -223,7 +231,7 @@ class SeqDataLoader(DataLoader):
     ``(i * jump + k) % len``, so each row walks its own stretch of the sequence (DeZero's rule).
     """
 
-    def __init__(self, dataset, batch_size: int, gpu: bool = False):
+    def __init__(self, dataset: DatasetLike, batch_size: int, gpu: bool = False) -> None:
         super().__init__(dataset=dataset, batch_size=batch_size, shuffle=False, gpu=gpu)
         if self.batch_size > self.data_size:
             # jump = len // batch_size would be 0: every row would read the same examples.
