@@ -1,119 +1,55 @@
 """The book's steps 59 (RNN) and 60 (LSTM) on SinCurve (truncated BPTT, Adam) print the same
 losses on zerograd as on DeZero 0.0.13 for the same seed: same weight draws in the same order,
-same data, same math."""
+same data, same math.
+
+The program is tests/compat/programs/sin_rnn_seeded.py, run as a DeZero user runs it (on
+zerograd under the name ``dezero``, and on genuine DeZero); this file reads its loss lines.
+"""
+
+import importlib.util
 
 import numpy as np
 import pytest
 
+from tests.compat.test_programs import HERE, run
 
-def step60_losses(dezero, F, L, epochs: int = 4) -> list[float]:
-    np.random.seed(0)
-    train_set = dezero.datasets.SinCurve(train=True)
-    loader = dezero.SeqDataLoader(train_set, batch_size=30)
+PROGRAM = HERE / "programs" / "sin_rnn_seeded.py"
 
-    class BetterRNN(dezero.Model):
-        def __init__(self):
-            super().__init__()
-            self.rnn = L.LSTM(100)
-            self.fc = L.Linear(1)
 
-        def reset_state(self):
-            self.rnn.reset_state()
-
-        def __call__(self, x):
-            return self.fc(self.rnn(x))
-
-    model = BetterRNN()
-    optimizer = dezero.optimizers.Adam().setup(model)
-    losses = []
-    for _ in range(epochs):
-        model.reset_state()
-        loss, count = 0, 0
-        for x, t in loader:
-            loss += F.mean_squared_error(model(x), t)
-            count += 1
-            if count % 30 == 0 or count == len(train_set):
-                model.cleargrads()
-                loss.backward()
-                loss.unchain_backward()
-                optimizer.update()
-        losses.append(float(loss.data) / count)
+def printed_losses(output: str) -> dict[str, list[str]]:
+    """{'step 59': ['0.290638', ...], 'step 60': [...]}: each step's loss lines, as printed."""
+    losses: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if line.startswith("step "):
+            step = losses.setdefault(line.strip(), [])
+        else:  # "| epoch 1 | loss 0.290638"
+            step.append(line.split("loss")[1].strip())
     return losses
 
 
-def test_step60_losses_match_dezero():
-    import numpy
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """The program's loss lines on zerograd and on genuine DeZero (one run each)."""
+    if importlib.util.find_spec("dezero") is None:
+        pytest.skip("genuine dezero is not installed")
+    return {framework: printed_losses(run(framework, PROGRAM, tmp_path_factory.mktemp(framework)))
+            for framework in ("zerograd", "dezero")}
 
-    numpy.int = int  # dezero 0.0.13's transforms module still uses the removed alias
-    dezero = pytest.importorskip("dezero")
-    import dezero.functions as DF
-    import dezero.layers as DL
 
-    import zerograd
-    import zerograd.functions as F
-    import zerograd.layers as L
-
-    ours = step60_losses(zerograd, F, L)
-    theirs = step60_losses(dezero, DF, DL)
+def test_step60_losses_match_dezero(outputs):
+    ours = [float(v) for v in outputs["zerograd"]["step 60"]]
+    theirs = [float(v) for v in outputs["dezero"]["step 60"]]
+    assert len(ours) == 4
     # zerograd runs in float32 (DeZero in float64 under NumPy 2): agreement to float32 rounding.
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
     assert ours[-1] < ours[0] / 2  # and it learns: 0.483 -> 0.224 in four epochs
 
 
-def step59_losses(dezero, F, L, epochs: int = 3) -> list[float]:
-    """The book's step 59: SimpleRNN (RNN(100) -> Linear(1)), batch 1, BPTT 30, Adam."""
-    np.random.seed(0)
-    train_set = dezero.datasets.SinCurve(train=True)
-    seqlen = len(train_set)
-
-    class SimpleRNN(dezero.Model):
-        def __init__(self, hidden_size, out_size):
-            super().__init__()
-            self.rnn = L.RNN(hidden_size)
-            self.fc = L.Linear(out_size)
-
-        def reset_state(self):
-            self.rnn.reset_state()
-
-        def __call__(self, x):
-            return self.fc(self.rnn(x))
-
-    model = SimpleRNN(100, 1)
-    optimizer = dezero.optimizers.Adam().setup(model)
-    losses = []
-    for _ in range(epochs):
-        model.reset_state()
-        loss, count = 0, 0
-        for x, t in train_set:
-            x = x.reshape(1, 1)
-            loss += F.mean_squared_error(model(x), t)
-            count += 1
-            if count % 30 == 0 or count == seqlen:
-                model.cleargrads()
-                loss.backward()
-                loss.unchain_backward()
-                optimizer.update()
-        losses.append(float(loss.data) / count)
-    return losses
-
-
-def test_step59_losses_match_dezero_to_the_printed_digits():
+def test_step59_losses_match_dezero_to_the_printed_digits(outputs):
     """DeZero's lazy h2h draws its weights at the RNN's second call (the first has no hidden
     state), after the read-out Linear drew its own at the first: x2h, fc, h2h. Drawing h2h
     at the first call gave other weights and printed 0.299656 for epoch 1, not 0.290638."""
-    import numpy
-
-    numpy.int = int  # dezero 0.0.13's transforms module still uses the removed alias
-    dezero = pytest.importorskip("dezero")
-    import dezero.functions as DF
-    import dezero.layers as DL
-
-    import zerograd
-    import zerograd.functions as F
-    import zerograd.layers as L
-
-    ours = step59_losses(zerograd, F, L)
-    theirs = step59_losses(dezero, DF, DL)
-    assert [f"{v:f}" for v in ours] == [f"{v:f}" for v in theirs]  # what the book prints
-    assert f"{ours[0]:f}" == "0.290638"
-    np.testing.assert_allclose(ours, theirs, rtol=1e-5)  # float32 vs DeZero's float64
+    ours, theirs = outputs["zerograd"]["step 59"], outputs["dezero"]["step 59"]
+    assert len(ours) == 3
+    assert ours == theirs  # what the book prints
+    assert ours[0] == "0.290638"
