@@ -17,14 +17,14 @@ from __future__ import annotations
 import os
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from zerograd.data._io import CHUNK_BYTES, DEFLATE_MAX_RATIO, read_exactly
 from zerograd.data.dataset import DataFormatError, Dataset
 from zerograd.data.download import cache_dir, get_file
-from zerograd.data.transforms import Compose, Normalize, ToFloat
+from zerograd.data.transforms import Compose, Normalize, ToFloat, TransformLike
 
 IMAGE_SHAPE = (3, 32, 32)
 IMAGE_BYTES = 3 * 32 * 32
@@ -60,9 +60,10 @@ class CIFAR10(Dataset):
     num_classes = 10
     max_records = 10000  # per file: each official batch holds exactly 10,000 images
 
-    def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
-                 target_transform: Callable | None = None, root: str | os.PathLike | None = None,
-                 download: bool = False):
+    def __init__(self, train: bool = True, transform: TransformLike | None = DEFAULT_TRANSFORM,
+                 target_transform: TransformLike | None = None,
+                 root: str | os.PathLike | None = None,
+                 download: bool = False) -> None:
         self.root = os.fspath(root) if root is not None else os.path.join(cache_dir(), "cifar")
         self.download = download
         super().__init__(train, transform, target_transform)
@@ -83,11 +84,11 @@ class CIFAR10(Dataset):
                 f"batch file holds at most {self.max_records} ({self.max_records * record} "
                 f"bytes); not a {type(self).__name__} file")
 
-    def _read_members(self) -> list[tuple[str, bytes]]:
+    def _read_members(self) -> Sequence[tuple[str, bytes | bytearray]]:
         names = self.train_files if self.train else self.test_files
         folder = os.path.join(self.root, self.folder)
         if all(os.path.isfile(os.path.join(folder, n)) for n in names):
-            contents = []
+            contents: list[tuple[str, bytes | bytearray]] = []
             for name in names:
                 path = os.path.join(folder, name)
                 self._check_size(path, os.path.getsize(path))
@@ -147,9 +148,9 @@ class CIFAR100(CIFAR10):
     label_bytes = 2  # coarse, then fine
     max_records = 50000  # train.bin; test.bin holds 10,000
 
-    def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
-                 target_transform: Callable | None = None, label_type: str = "fine",
-                 root: str | os.PathLike | None = None, download: bool = False):
+    def __init__(self, train: bool = True, transform: TransformLike | None = DEFAULT_TRANSFORM,
+                 target_transform: TransformLike | None = None, label_type: str = "fine",
+                 root: str | os.PathLike | None = None, download: bool = False) -> None:
         if label_type not in ("fine", "coarse"):
             raise ValueError(f"CIFAR100: label_type must be 'fine' or 'coarse', "
                              f"got {label_type!r}")

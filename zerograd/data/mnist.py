@@ -15,14 +15,13 @@ import gzip
 import math
 import os
 import zlib
-from collections.abc import Callable
 
 import numpy as np
 
 from zerograd.data._io import DEFLATE_MAX_RATIO, read_exactly
 from zerograd.data.dataset import DataFormatError, Dataset
 from zerograd.data.download import cache_dir, get_file
-from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat
+from zerograd.data.transforms import Compose, Flatten, Normalize, ToFloat, TransformLike
 
 # IDX type codes (third byte of the magic number) -> big-endian dtypes.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -103,8 +102,8 @@ def _read_idx_stream(f, path: str, expected_magic: int | None, max_bytes: int,
     extra = f.read(1)  # also makes gzip check its CRC and length trailer
     if len(payload) != expected or extra:
         problem = "truncated" if len(payload) < expected else "has trailing bytes"
-        present = str(len(payload)) if not extra else f"more than {expected}"
-        raise IDXFormatError(f"{path}: {problem}: {declared} but {present} bytes follow")
+        got = str(len(payload)) if not extra else f"more than {expected}"
+        raise IDXFormatError(f"{path}: {problem}: {declared} but {got} bytes follow")
     array = np.frombuffer(payload, dtype).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=False)
 
@@ -134,10 +133,11 @@ class MNIST(Dataset):
             "fc607395669ec21321ea83e4b82c0544b7e8e63ff5b34337c06bc0a17cc0da3c",
     }
 
-    def __init__(self, train: bool = True, transform: Callable | None = DEFAULT_TRANSFORM,
-                 target_transform: Callable | None = None, root: str | os.PathLike | None = None,
+    def __init__(self, train: bool = True, transform: TransformLike | None = DEFAULT_TRANSFORM,
+                 target_transform: TransformLike | None = None,
+                 root: str | os.PathLike | None = None,
                  download: bool = False, images_file: str | os.PathLike | None = None,
-                 labels_file: str | os.PathLike | None = None):
+                 labels_file: str | os.PathLike | None = None) -> None:
         self.root = os.fspath(root) if root is not None else os.path.join(cache_dir(), "mnist")
         self.download = download
         self.images_file = images_file
@@ -145,16 +145,18 @@ class MNIST(Dataset):
         super().__init__(train, transform, target_transform)
 
     def _locate(self) -> tuple[str, str]:
-        if (self.images_file is None) != (self.labels_file is None):
+        images_file, labels_file = self.images_file, self.labels_file
+        if (images_file is None) != (labels_file is None):
             raise ValueError("MNIST: give both images_file= and labels_file=, or neither")
-        if self.images_file is not None:
-            paths = (os.fspath(self.images_file), os.fspath(self.labels_file))
+        if images_file is not None and labels_file is not None:
+            paths = (os.fspath(images_file), os.fspath(labels_file))
             for path in paths:
                 if not os.path.isfile(path):
                     raise FileNotFoundError(f"MNIST: no such file: {path}")
             return paths
         split = "train" if self.train else "test"
-        found, missing = [], []
+        found: list[str] = []
+        missing = []
         for stem in self.files[self.train]:
             candidates = [os.path.join(self.root, stem + ext) for ext in (".gz", "")]
             path = next((p for p in candidates if os.path.isfile(p)), None)
@@ -162,7 +164,8 @@ class MNIST(Dataset):
                 path = self._fetch(stem + ".gz")
             if path is None:
                 missing.append(f"{stem}.gz (or {stem})")
-            found.append(path)
+            else:
+                found.append(path)
         if missing:
             raise FileNotFoundError(
                 f"MNIST: the {split} split is not in {self.root}: missing {', '.join(missing)}. "

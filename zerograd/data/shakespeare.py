@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import numpy as np
 
 from zerograd.data.dataset import Dataset
 from zerograd.data.download import cache_dir, get_file
+from zerograd.data.transforms import TransformLike
 
 
 def char_vocabulary(text: str) -> tuple[dict[str, int], dict[int, str]]:
@@ -32,9 +32,10 @@ class Shakespeare(Dataset):
            "input.txt")
     file_name = "tinyshakespeare.txt"
 
-    def __init__(self, train: bool = True, transform: Callable | None = None,
-                 target_transform: Callable | None = None, root: str | os.PathLike | None = None,
-                 download: bool = False):
+    def __init__(self, train: bool = True, transform: TransformLike | None = None,
+                 target_transform: TransformLike | None = None,
+                 root: str | os.PathLike | None = None,
+                 download: bool = False) -> None:
         self.root = os.fspath(root) if root is not None else cache_dir()
         self.download = download
         super().__init__(train, transform, target_transform)

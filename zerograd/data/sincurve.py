@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from zerograd.data.dataset import Dataset
+from zerograd.data.transforms import TransformLike
 
 
 class SinCurve(Dataset):
@@ -20,8 +19,8 @@ class SinCurve(Dataset):
 
     num_points = 1000
 
-    def __init__(self, train: bool = True, transform: Callable | None = None,
-                 target_transform: Callable | None = None):
+    def __init__(self, train: bool = True, transform: TransformLike | None = None,
+                 target_transform: TransformLike | None = None) -> None:
         super().__init__(train, transform, target_transform)
 
     def prepare(self) -> None:

@@ -13,11 +13,12 @@ the same way (the stream, hence the data, is identical) and the global state is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import types
 
 import numpy as np
 
 from zerograd.data.dataset import Dataset
+from zerograd.data.transforms import TransformLike
 
 TRAIN_SEED, TEST_SEED = 1984, 2020
 NUM_DATA, NUM_CLASS = 100, 3
@@ -35,6 +36,7 @@ def get_spiral(train: bool = True, *, seed_global: bool = True) -> tuple[np.ndar
     from a private generator and leaves the global state alone.
     """
     seed = TRAIN_SEED if train else TEST_SEED
+    rng: types.ModuleType | np.random.RandomState
     if seed_global:
         np.random.seed(seed)
         rng = np.random
@@ -61,8 +63,9 @@ class Spiral(Dataset):
     pass ``seed_global=False`` to leave it alone. The data are the same either way.
     """
 
-    def __init__(self, train: bool = True, transform: Callable | None = None,
-                 target_transform: Callable | None = None, *, seed_global: bool = True):
+    def __init__(self, train: bool = True, transform: TransformLike | None = None,
+                 target_transform: TransformLike | None = None, *,
+                 seed_global: bool = True) -> None:
         self.seed_global = seed_global
         super().__init__(train, transform, target_transform)
 
