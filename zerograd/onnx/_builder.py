@@ -107,9 +107,10 @@ class GraphBuilder:
         self.nodes.append(node)
         return names[0] if outputs == 1 else names
 
-    def initializer(self, array: np.ndarray, name: str) -> str:
-        """Add ``array`` as an initializer under the exact ``name`` (parameters, buffers)."""
-        self.reserve(name)
+    def initializer(self, array: np.ndarray, name: str | None = None) -> str:
+        """Add ``array`` as an initializer under the exact ``name`` (parameters, buffers),
+        or a fresh ``const_N`` name."""
+        name = self.fresh_name("const") if name is None else self.reserve(name)
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
@@ -197,6 +198,15 @@ class GraphBuilder:
             return self.op(op_type, x, self.constant(np.array(axes, dtype=np.int64)),
                            keepdims=keep)
         return self.op(op_type, x, axes=axes, keepdims=keep)
+
+    def slice(self, x: str, starts: Sequence[int], ends: Sequence[int], axes: Sequence[int],
+              steps: Sequence[int] | None = None) -> str:
+        """``Slice`` with constant bounds (out-of-range bounds clamp, as in Python)."""
+        inputs = [x] + [self.constant(np.array(list(v), dtype=np.int64))
+                        for v in (starts, ends, axes)]
+        if steps is not None:
+            inputs.append(self.constant(np.array(list(steps), dtype=np.int64)))
+        return self.op("Slice", *inputs)
 
     def unsqueeze(self, x: str, axes: Sequence[int]) -> str:
         return self.op("Unsqueeze", x, self.constant(np.array(list(axes), dtype=np.int64)))

@@ -285,7 +285,7 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         elif id(x.data) in buffer_names and buffer_names[id(x.data)] not in g._used:
             name = g.initializer(as_numpy(x.data), buffer_names[id(x.data)])
         else:
-            name = g.initializer(as_numpy(x.data), g.fresh_name("const"))
+            name = g.initializer(as_numpy(x.data))
         g.bind(x, name)
         return name
 

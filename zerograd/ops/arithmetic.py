@@ -65,6 +65,9 @@ class Sub(Function):
     def backward(self, gy):
         return gy, (-gy if self.needs_grad(1) else None)
 
+    def to_onnx(self, g, x0, x1):
+        return g.op("Sub", x0, x1)
+
 
 class Mul(Function):
     """y = x0 * x1."""
@@ -77,6 +80,9 @@ class Mul(Function):
         gx0 = gy * x1 if x0.requires_grad else None
         gx1 = gy * x0 if x1.requires_grad else None
         return gx0, gx1
+
+    def to_onnx(self, g, x0, x1):
+        return g.op("Mul", x0, x1)
 
 
 class Div(Function):
@@ -91,6 +97,9 @@ class Div(Function):
         gx1 = -gx0 * x0 / x1 if x1.requires_grad else None
         return gx0, gx1
 
+    def to_onnx(self, g, x0, x1):
+        return g.op("Div", x0, x1)
+
 
 class Neg(Function):
     """y = -x."""
@@ -100,6 +109,9 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    def to_onnx(self, g, x):
+        return g.op("Neg", x)
 
 
 def neg(x) -> Variable:
@@ -119,6 +131,9 @@ class AddConstant(Function):
     def backward(self, gy):
         return gy
 
+    def to_onnx(self, g, x):
+        return g.op("Add", x, g.scalar(self.c, like=self.inputs[0]))
+
 
 class MulConstant(Function):
     """y = x * c for a scalar constant c."""
@@ -131,6 +146,9 @@ class MulConstant(Function):
 
     def backward(self, gy):
         return gy * self.c
+
+    def to_onnx(self, g, x):
+        return g.op("Mul", x, g.scalar(self.c, like=self.inputs[0]))
 
 
 class RSubConstant(Function):
@@ -145,6 +163,9 @@ class RSubConstant(Function):
     def backward(self, gy):
         return -gy
 
+    def to_onnx(self, g, x):
+        return g.op("Sub", g.scalar(self.c, like=self.inputs[0]), x)
+
 
 class DivConstant(Function):
     """y = x / c for a scalar constant c."""
@@ -157,6 +178,9 @@ class DivConstant(Function):
 
     def backward(self, gy):
         return gy / self.c
+
+    def to_onnx(self, g, x):
+        return g.op("Div", x, g.scalar(self.c, like=self.inputs[0]))
 
 
 class RDivConstant(Function):
@@ -171,6 +195,9 @@ class RDivConstant(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return -gy * self.output / x
+
+    def to_onnx(self, g, x):
+        return g.op("Div", g.scalar(self.c, like=self.inputs[0]), x)
 
 
 class Pow(Function):
@@ -188,6 +215,10 @@ class Pow(Function):
         if isinstance(c, _PY_SCALARS) and c == 2:
             return gy * x * 2
         return gy * (x ** (c - 1) * c)
+
+    def to_onnx(self, g, x):
+        # The exponent (a scalar or an array) becomes a constant of x's dtype.
+        return g.op("Pow", x, g.scalar(self.c, like=self.inputs[0]))
 
 
 def pow(x, c) -> Variable:

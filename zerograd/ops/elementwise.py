@@ -56,6 +56,9 @@ class Square(Function):
         (x,) = self.inputs
         return gy * x * 2
 
+    def to_onnx(self, g, x):
+        return g.op("Mul", x, x)
+
 
 def square(x) -> Variable:
     """x ** 2, elementwise."""
@@ -70,6 +73,9 @@ class Exp(Function):
 
     def backward(self, gy):
         return gy * self.output
+
+    def to_onnx(self, g, x):
+        return g.op("Exp", x)
 
 
 def exp(x) -> Variable:
@@ -87,6 +93,9 @@ class Log(Function):
         (x,) = self.inputs
         return gy / x
 
+    def to_onnx(self, g, x):
+        return g.op("Log", x)
+
 
 def log(x) -> Variable:
     """Natural logarithm, elementwise."""
@@ -102,6 +111,9 @@ class Sin(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * cos(x)
+
+    def to_onnx(self, g, x):
+        return g.op("Sin", x)
 
 
 def sin(x) -> Variable:
@@ -119,6 +131,9 @@ class Cos(Function):
         (x,) = self.inputs
         return gy * -sin(x)
 
+    def to_onnx(self, g, x):
+        return g.op("Cos", x)
+
 
 def cos(x) -> Variable:
     """Cosine (radians), elementwise."""
@@ -133,6 +148,9 @@ class Tanh(Function):
 
     def backward(self, gy):
         return TanhGrad()(self.output, gy)
+
+    def to_onnx(self, g, x):
+        return g.op("Tanh", x)
 
 
 def tanh(x) -> Variable:
@@ -167,6 +185,9 @@ class Sqrt(Function):
     def backward(self, gy):
         return gy / (self.output * 2)
 
+    def to_onnx(self, g, x):
+        return g.op("Sqrt", x)
+
 
 def sqrt(x) -> Variable:
     """sqrt(x), elementwise; dy/dx = 1 / (2 sqrt(x)), inf at x = 0. x: any shape -> same."""
@@ -182,6 +203,9 @@ class Abs(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * np.sign(x.data)
+
+    def to_onnx(self, g, x):
+        return g.op("Abs", x)
 
 
 def abs(x) -> Variable:  # NumPy's name; it shadows the builtin only inside this module and F
@@ -218,6 +242,9 @@ class Power(Function):
             gx1 = gy * self.output * log(base)
         return gx0, gx1
 
+    def to_onnx(self, g, x0, x1):
+        return g.op("Pow", x0, x1)
+
 
 def power(x, y) -> Variable:
     """x ** y elementwise with broadcasting, differentiable in both x and y.
@@ -241,6 +268,9 @@ class Maximum(Function):
         share0 = _winner_share(np.greater(x0.data, x1.data), x0.data == x1.data, gy.dtype)
         return _split(gy, share0, self)
 
+    def to_onnx(self, g, x0, x1):
+        return g.op("Max", x0, x1)
+
 
 def maximum(x0, x1) -> Variable:
     """max(x0, x1) elementwise with broadcasting; a tie splits the gradient half/half."""
@@ -258,6 +288,9 @@ class Minimum(Function):
         x0, x1 = self.inputs
         share0 = _winner_share(np.less(x0.data, x1.data), x0.data == x1.data, gy.dtype)
         return _split(gy, share0, self)
+
+    def to_onnx(self, g, x0, x1):
+        return g.op("Min", x0, x1)
 
 
 def minimum(x0, x1) -> Variable:
@@ -297,6 +330,9 @@ class Where(Function):
         gx = where(c, gy, 0.0) if self.needs_grad(0) else None
         gy_other = where(c, 0.0, gy) if self.needs_grad(1) else None
         return gx, gy_other
+
+    def to_onnx(self, g, x, y):
+        return g.op("Where", g.constant(np.asarray(self.condition) != 0), x, y)
 
 
 def where(condition, x, y) -> Variable:
@@ -344,6 +380,19 @@ class Clip(Function):
         (x,) = self.inputs
         return gy * _inside(x.data, self.x_min, self.x_max)
 
+    def to_onnx(self, g, x):
+        # np.clip(x, lo, hi) is min(max(x, lo), hi); array bounds broadcast, which ONNX's
+        # Clip (scalar bounds only) does not do, so they go through Max and Min.
+        like = self.inputs[0]
+        y = x
+        if self.x_min is not None:
+            lo = g.constant(self.x_min, dtype=like.dtype)
+            y = g.op("Clip", y, lo) if np.ndim(self.x_min) == 0 else g.op("Max", y, lo)
+        if self.x_max is not None:
+            hi = g.constant(self.x_max, dtype=like.dtype)
+            y = g.op("Clip", y, None, hi) if np.ndim(self.x_max) == 0 else g.op("Min", y, hi)
+        return y
+
 
 class ClipBetween(Function):
     """y = min(max(x, x_min), x_max) with differentiable bounds (inputs x, x_min, x_max).
@@ -364,6 +413,9 @@ class ClipBetween(Function):
         g_lo = gy * below if self.needs_grad(1) else None
         g_hi = gy * ~(inside | below) if self.needs_grad(2) else None
         return gx, g_lo, g_hi
+
+    def to_onnx(self, g, x, x_min, x_max):
+        return g.op("Min", g.op("Max", x, x_min), x_max)
 
 
 def clip(x, x_min, x_max) -> Variable:
@@ -408,6 +460,9 @@ class Log1p(Function):
         (x,) = self.inputs
         return gy / (x + 1)
 
+    def to_onnx(self, g, x):
+        return g.op("Log", g.op("Add", x, g.scalar(1, like=self.inputs[0])))
+
 
 def log1p(x) -> Variable:
     """log(1 + x), accurate for |x| << 1; dy/dx = 1 / (1 + x). x: any shape -> same."""
@@ -422,6 +477,9 @@ class Expm1(Function):
 
     def backward(self, gy):
         return gy * (self.output + 1)
+
+    def to_onnx(self, g, x):
+        return g.op("Sub", g.op("Exp", x), g.scalar(1, like=self.inputs[0]))
 
 
 def expm1(x) -> Variable:
@@ -439,6 +497,9 @@ class Log2(Function):
         (x,) = self.inputs
         return gy / (x * _LN2)
 
+    def to_onnx(self, g, x):
+        return g.op("Div", g.op("Log", x), g.scalar(_LN2, like=self.inputs[0]))
+
 
 def log2(x) -> Variable:
     """Base-2 logarithm; dy/dx = 1 / (x ln 2). x: any shape -> same."""
@@ -454,6 +515,9 @@ class Log10(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy / (x * _LN10)
+
+    def to_onnx(self, g, x):
+        return g.op("Div", g.op("Log", x), g.scalar(_LN10, like=self.inputs[0]))
 
 
 def log10(x) -> Variable:
@@ -471,6 +535,9 @@ class Sinh(Function):
         (x,) = self.inputs
         return gy * cosh(x)
 
+    def to_onnx(self, g, x):
+        return g.op("Sinh", x)
+
 
 def sinh(x) -> Variable:
     """Hyperbolic sine; dy/dx = cosh(x). x: any shape -> same."""
@@ -486,6 +553,9 @@ class Cosh(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * sinh(x)
+
+    def to_onnx(self, g, x):
+        return g.op("Cosh", x)
 
 
 def cosh(x) -> Variable:
@@ -503,6 +573,9 @@ class Arcsin(Function):
         (x,) = self.inputs
         return gy / sqrt(1 - x * x)
 
+    def to_onnx(self, g, x):
+        return g.op("Asin", x)
+
 
 def arcsin(x) -> Variable:
     """Inverse sine for |x| <= 1; dy/dx = 1 / sqrt(1 - x^2) (inf at |x| = 1)."""
@@ -518,6 +591,9 @@ class Arccos(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return -gy / sqrt(1 - x * x)
+
+    def to_onnx(self, g, x):
+        return g.op("Acos", x)
 
 
 def arccos(x) -> Variable:
@@ -535,6 +611,9 @@ class Arctan(Function):
         (x,) = self.inputs
         return gy / (x * x + 1)
 
+    def to_onnx(self, g, x):
+        return g.op("Atan", x)
+
 
 def arctan(x) -> Variable:
     """Inverse tangent; dy/dx = 1 / (1 + x^2). x: any shape -> same."""
@@ -550,6 +629,9 @@ class Erf(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * exp(-(x * x)) * _TWO_OVER_SQRT_PI
+
+    def to_onnx(self, g, x):
+        return g.op("Erf", x)
 
 
 def erf(x) -> Variable:
@@ -569,6 +651,9 @@ class Erfc(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * exp(-(x * x)) * -_TWO_OVER_SQRT_PI
+
+    def to_onnx(self, g, x):
+        return g.op("Sub", g.scalar(1, like=self.inputs[0]), g.op("Erf", x))
 
 
 def erfc(x) -> Variable:

@@ -226,6 +226,21 @@ class TensorDot(Function):
             gb = _transposed_back(g, paired + free_b)
         return ga, gb
 
+    def to_onnx(self, g, a, b):
+        # As an einsum: paired axes share a label; y lists a's free labels, then b's.
+        ndim_a, ndim_b = self.inputs[0].ndim, self.inputs[1].ndim
+        labels = iter("abcdefghijklmnopqrstuvwxyz")
+        a_labels = [next(labels) for _ in range(ndim_a)]
+        b_labels = [next(labels) for _ in range(ndim_b)]
+        for i, j in zip(self.a_axes, self.b_axes):
+            b_labels[j % ndim_b] = a_labels[i % ndim_a]
+        paired_a = {i % ndim_a for i in self.a_axes}
+        paired_b = {j % ndim_b for j in self.b_axes}
+        out = ([c for i, c in enumerate(a_labels) if i not in paired_a]
+               + [c for j, c in enumerate(b_labels) if j not in paired_b])
+        equation = f"{''.join(a_labels)},{''.join(b_labels)}->{''.join(out)}"
+        return g.op("Einsum", a, b, equation=equation)
+
 
 def tensordot(a, b, axes=2) -> Variable:
     """Sum of products over paired axes (``numpy.tensordot``).
@@ -343,6 +358,10 @@ class Einsum(Function):
     def backward(self, gy):
         return tuple(self._operand_grad(k, gy) if self.needs_grad(k) else None
                      for k in range(len(self.inputs)))
+
+    def to_onnx(self, g, *operands):
+        return g.op("Einsum", *operands,
+                    equation=",".join(self.terms) + "->" + self.out_labels)
 
     def _operand_grad(self, k: int, gy) -> Variable:
         target_var = self.inputs[k]

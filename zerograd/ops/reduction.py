@@ -7,6 +7,8 @@ broadcasts the gradient back to the input's shape.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from zerograd.backend import get_array_module
@@ -49,7 +51,7 @@ def _keepdims_view(y, x_shape: tuple, axis, keepdims: bool):
     return reshape_sum_backward(y, x_shape, axis, keepdims)
 
 
-def _lower_reduction(g, op_type: str, x: str, node: Function) -> str:
+def _lower_reduction(g, op_type: str, x: str, node: Any) -> str:
     """The ONNX ``op_type`` reduction of ``node`` (with ``axis`` and ``keepdims``)."""
     ndim = node.inputs[0].ndim
     if ndim == 0:  # NumPy reduces a 0-d array to itself; ONNX has no axis to name
@@ -57,7 +59,7 @@ def _lower_reduction(g, op_type: str, x: str, node: Function) -> str:
     return g.reduce(op_type, x, normalize_axes(node.axis, ndim), node.keepdims)
 
 
-def _lower_variance(g, x: str, node: Function) -> str:
+def _lower_variance(g, x: str, node: Any) -> str:
     """sum((x - mean(x))^2) / (N - ddof) over ``node.axis``, as ONNX nodes."""
     v = node.inputs[0]
     if v.ndim == 0:

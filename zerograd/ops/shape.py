@@ -8,6 +8,7 @@ whose backward is their adjoint (split <-> concat, repeat <-> segment sum, pad <
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,6 +52,11 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.x_shape)
 
+    def to_onnx(self, g, x):
+        (v,) = self.inputs
+        target = _resolved_shape(self.shape, v.shape)
+        return g.op("Reshape", x, g.shape_constant(target, like=v))
+
 
 def reshape(x, shape) -> Variable:
     """x with a new shape (one entry may be -1). Returns x itself if the shape is unchanged."""
@@ -78,6 +84,11 @@ class Transpose(Function):
         inverse = tuple(np.argsort([a % ndim for a in self.axes]))
         return transpose(gy, inverse)
 
+    def to_onnx(self, g, x):
+        ndim = self.inputs[0].ndim
+        axes = range(ndim)[::-1] if self.axes is None else [a % ndim for a in self.axes]
+        return g.op("Transpose", x, perm=list(axes))
+
 
 def transpose(x, axes=None) -> Variable:
     """Permute the axes of x (None: reverse them), like ``ndarray.transpose``."""
@@ -101,6 +112,11 @@ class Concat(Function):
         if len(self.sizes) == 1:
             return gy
         return tuple(Split(_offsets(self.sizes), self.axis)(gy))
+
+    def to_onnx(self, g, *xs):
+        if len(xs) == 1:
+            return g.op("Identity", xs[0])
+        return g.op("Concat", *xs, axis=self.axis)
 
 
 def concat(xs, axis: int = 0) -> Variable:
@@ -141,6 +157,18 @@ class Split(Function):
                 gy = xp.zeros(shape, dtype=dtype)
             pieces.append(gy)
         return Concat(self.axis)(*pieces)
+
+    def to_onnx(self, g, x):
+        length = self.inputs[0].shape[self.axis]
+        bounds = [0, *self.indices, length]
+        n = len(bounds) - 1
+        if all(0 <= a <= b <= length for a, b in zip(bounds, bounds[1:])):
+            if n == 1:
+                return g.op("Identity", x)
+            sizes = g.constant([b - a for a, b in zip(bounds, bounds[1:])])
+            return g.op("Split", x, sizes, axis=self.axis, outputs=n)
+        # Cut points out of order or out of range: each piece is NumPy's x[a:b] slice.
+        return tuple(g.slice(x, [a], [b], [self.axis]) for a, b in zip(bounds, bounds[1:]))
 
 
 def split(x, indices_or_sections, axis: int = 0) -> list[Variable]:
@@ -183,6 +211,10 @@ class Stack(Function):
         pieces = Split(list(range(1, len(self.inputs))), self.axis)(gy)
         return tuple(reshape(p, x_shape) for p in pieces)
 
+    def to_onnx(self, g, *xs):
+        pieces = [g.unsqueeze(x, [self.axis]) for x in xs]
+        return pieces[0] if len(pieces) == 1 else g.op("Concat", *pieces, axis=self.axis)
+
 
 def stack(xs, axis: int = 0) -> Variable:
     """Join same-shaped Variables/arrays along a new ``axis``: n x (d...) -> (..., n, ...)."""
@@ -204,6 +236,20 @@ class Repeat(Function):
 
     def backward(self, gy):
         return RepeatSum(self.repeats, self.axis, self.x_shape[self.axis])(gy)
+
+    def to_onnx(self, g, x):
+        (v,) = self.inputs
+        axis = self.axis
+        if not isinstance(self.repeats, int):  # a count per slice: gather the slices
+            picks = np.repeat(np.arange(v.shape[axis]), self.repeats)
+            return g.op("Gather", x, g.constant(picks), axis=axis)
+        # (.., n, ..) -> (.., n, 1, ..) -> expanded to (.., n, r, ..) -> (.., n * r, ..).
+        grown = list(v.shape[:axis + 1]) + [self.repeats] + list(v.shape[axis + 1:])
+        y = g.op("Expand", g.unsqueeze(x, [axis + 1]), g.shape_constant(grown, like=v))
+        out = grown[:axis] + [grown[axis] * self.repeats] + grown[axis + 2:]
+        if axis == 0:  # the first axis grew: -1 lets Reshape infer it (batch * r)
+            return g.op("Reshape", y, g.constant([-1, *out[1:]]))
+        return g.op("Reshape", y, g.shape_constant(out, like=v))
 
 
 def repeat(x, repeats, axis: int | None = None) -> Variable:
@@ -281,6 +327,14 @@ class Tile(Function):
         kept = tuple(n for size in shape for n in (1, size))
         return reshape(sum_to(reshape(gy, interleaved), kept), self.x_shape)
 
+    def to_onnx(self, g, x):
+        ndim = self.inputs[0].ndim
+        reps = list(self.reps)
+        if len(reps) > ndim:  # NumPy puts new leading axes on x first
+            x = g.unsqueeze(x, list(range(len(reps) - ndim)))
+        reps = [1] * (ndim - len(reps)) + reps
+        return g.op("Tile", x, g.constant(reps))
+
 
 def tile(x, reps) -> Variable:
     """x repeated as a whole ``reps`` times along each axis (NumPy's ``tile``).
@@ -304,6 +358,16 @@ class Flip(Function):
 
     def backward(self, gy):
         return Flip(self.axis)(gy)
+
+    def to_onnx(self, g, x):
+        ndim = self.inputs[0].ndim
+        if ndim == 0:
+            return g.op("Identity", x)
+        axes = range(ndim) if self.axis is None else [a % ndim for a in _axes_tuple(self.axis)]
+        axes = list(axes)
+        # A reversed Slice: from the last element (the start clamps to n - 1) to before the
+        # first (the end clamps to -1).
+        return g.slice(x, [-1] * len(axes), [_INT64_MIN] * len(axes), axes, [-1] * len(axes))
 
 
 def flip(x, axis=None) -> Variable:
@@ -330,6 +394,18 @@ class Roll(Function):
             back = -self.shift
         return Roll(back, self.axis)(gy)
 
+    def to_onnx(self, g, x):
+        (v,) = self.inputs
+        if self.axis is None:  # NumPy rolls the flattened x and restores its shape
+            flat = g.op("Reshape", x, g.constant([-1]))
+            rolled = _rolled(g, flat, [self.shift], [0], (v.size,))
+            return g.op("Reshape", rolled, g.shape_constant(v.shape, like=v))
+        shifts = self.shift if isinstance(self.shift, tuple) else (self.shift,)
+        axes = _axes_tuple(self.axis)
+        if len(shifts) == 1 and len(axes) > 1:
+            shifts = shifts * len(axes)
+        return _rolled(g, x, shifts, [a % v.ndim for a in axes], v.shape)
+
 
 def roll(x, shift, axis=None) -> Variable:
     """Elements shifted by ``shift`` along ``axis``, wrapping around (NumPy's ``roll``).
@@ -346,6 +422,32 @@ def roll(x, shift, axis=None) -> Variable:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+_INT64_MIN = -(2 ** 63)  # a Slice end before the first element, whatever the length
+
+
+def _resolved_shape(shape: tuple, x_shape: tuple) -> list[int]:
+    """A reshape target with its -1 (if any) replaced by the length it stands for."""
+    target = [int(n) for n in shape]
+    if -1 in target:
+        known = math.prod(n for n in target if n != -1)
+        target[target.index(-1)] = math.prod(x_shape) // known if known else 0
+    return target
+
+
+def _rolled(g, x: str, shifts, axes, shape: tuple) -> str:
+    """ONNX nodes for np.roll of value ``x`` (of ``shape``): per axis, the last s elements
+    moved to the front, as Concat(x[n - s:], x[:n - s])."""
+    for shift, axis in zip(shifts, axes):
+        n = shape[axis]
+        s = shift % n if n else 0
+        if s == 0:
+            continue
+        tail = g.slice(x, [n - s], [n], [axis])
+        head = g.slice(x, [0], [n - s], [axis])
+        x = g.op("Concat", tail, head, axis=axis)
+    return x
+
+
 def _offsets(sizes: Sequence[int]) -> list[int]:
     """Split points of pieces of the given sizes: [s0, s0 + s1, ...] (without the total)."""
     points, total = [], 0
