@@ -17,6 +17,10 @@ The switch, read once per process from the environment and changeable at run tim
 
 ``with numpy_only():`` forces the NumPy path in the calling thread for a block.
 
+Ops ask :func:`use` at the kernel call: ``if fast.use("gelu", x): <kernel> else: <NumPy>``.
+It says yes only where the kernel is known to pay (:data:`THRESHOLDS`), so small arrays never
+import numba and the NumPy path stays what every other case runs.
+
 Compiled kernels are cached on disk (numba's ``cache=True``) in :func:`cache_dir`, so a
 second process loads them instead of compiling.
 """
@@ -29,7 +33,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["available", "numpy_only", "mode", "cache_dir", "FastPathError"]
+import numpy as np
+
+__all__ = ["available", "use", "numpy_only", "mode", "cache_dir", "FastPathError", "THRESHOLDS"]
 
 _MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 
@@ -86,6 +92,44 @@ def available() -> bool:
         raise FastPathError("ZEROGRAD_FAST=1 but numba cannot be imported; install it with "
                             "pip install 'zerograd[fast]' or unset ZEROGRAD_FAST")
     return False
+
+
+# Where each wired kernel pays: (lowest, highest) size of the op's main array, in elements
+# (None: no upper bound). Measured as the best of 200 calls, float32 (docs/performance.md):
+# - "gelu" (x): the kernel is 3-7x faster from 16 elements on; below 1024 elements the gain
+#   is under 25 us a call, not worth importing numba (0.3 s) for.
+# - "scatter_rows" (gy, ids repeating): even at 1000-6400 elements (13.6 vs 31.7-57 us);
+#   at 640 elements and fewer np.add.at is faster (8.4 vs 10.3 us).
+# - "lstm_step" (the cell state, N*H): the forward calls libm's scalar exp and tanh where
+#   NumPy uses SIMD ones, so it wins only for small states (N*H = 10: 3.9 vs 8.1 us; 100:
+#   8.2 vs 8.5 us; 4096: 168 vs 37 us).
+# - "lstm_step_grad" (the cell state): 1.6-4x faster at every size measured (10 to 65536).
+THRESHOLDS: dict[str, tuple[int, int | None]] = {
+    "gelu": (1024, None),
+    "scatter_rows": (1024, None),
+    "lstm_step": (1, 128),
+    "lstm_step_grad": (1, None),
+}
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def use(kernel: str, *arrays) -> bool:
+    """Whether an op should call the compiled ``kernel`` (a key of :data:`THRESHOLDS`) for
+    these arrays: every array a NumPy ndarray (not CuPy), all of one float32/float64 dtype,
+    the first one's size inside the kernel's range, and :func:`available`.
+
+    The cheap checks come first, so a call that will run NumPy anyway never imports numba."""
+    low, high = THRESHOLDS[kernel]
+    size = arrays[0].size
+    if size < low or (high is not None and size > high):
+        return False
+    dtype = arrays[0].dtype
+    if dtype not in _FLOATS:
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != dtype:
+            return False
+    return available()
 
 
 @contextlib.contextmanager

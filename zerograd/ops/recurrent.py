@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import zerograd._fast as fast
 from zerograd.backend import get_array_module
 from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function
@@ -85,6 +86,12 @@ def _lstm_step(gates, c_prev):
 
     Returns (h, c, tanh(c)); ``gates`` then holds the activations f, i, o, u.
     """
+    if fast.use("lstm_step", c_prev, gates):
+        # One compiled call instead of a dozen NumPy calls on small arrays (small states
+        # only: see zerograd._fast.THRESHOLDS); it imports numba, so only here.
+        from zerograd._fast import recurrent as fast_recurrent
+
+        return fast_recurrent.lstm_step(gates, c_prev)
     H = gates.shape[1] // 4
     sigmoid_(gates[:, :3 * H])
     u = gates[:, 3 * H:]
@@ -101,6 +108,10 @@ def _lstm_step_grad(act, c_prev, tanh_c, gh, gc):
     act: the activations (f, i, o, u); gh, gc: dL/dh, dL/dc of the step's outputs (either may
     be None, meaning zero).
     """
+    if fast.use("lstm_step_grad", c_prev, act, tanh_c, *(g for g in (gh, gc) if g is not None)):
+        from zerograd._fast import recurrent as fast_recurrent  # imports numba (see above)
+
+        return fast_recurrent.lstm_step_grad(act, c_prev, tanh_c, gh, gc)
     H = act.shape[1] // 4
     f, i, o, u = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
     d = np.empty_like(act)

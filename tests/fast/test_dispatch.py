@@ -1,0 +1,249 @@
+"""The ops that call compiled kernels (GELU, the embedding scatter, the LSTM cell steps):
+the op spec harness passes on both paths, each dispatched op equals the NumPy path, and the
+dispatch decides as documented (thresholds, dtypes, non-NumPy arrays, the switch)."""
+
+import numpy as np
+import pytest
+
+import zerograd
+import zerograd._fast as fast
+import zerograd.functions as F
+from tests.ops.harness import (
+    check_double_backward,
+    check_dtype_and_grad_shapes,
+    check_forward,
+    check_grad,
+)
+from tests.ops.specs import activation, indexing, recurrent
+from zerograd.ops import activation as ops_activation
+from zerograd.ops import indexing as ops_indexing
+from zerograd.ops import recurrent as ops_recurrent
+
+pytest.importorskip("numba")
+
+from zerograd._fast import elementwise as fast_elementwise  # noqa: E402
+from zerograd._fast import indexing as fast_indexing  # noqa: E402
+from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
+
+# The specs of every op whose kernels dispatch.
+WIRED = ({"gelu"}, {"get_item_repeated_rows", "get_item_ids_2d", "get_item_ids_axis1",
+                    "get_item_ids_unique", "take", "take_axis", "embed_id", "embed_id_squared"},
+         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse"})
+SPECS = [s for module, names in zip((activation, indexing, recurrent), WIRED)
+         for s in module.SPECS if s.name in names]
+KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
+           "scatter_rows": (fast_indexing, ("scatter_rows",)),
+           "lstm_step": (fast_recurrent, ("lstm_step",)),
+           "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",))}
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Counts the calls of every wired kernel: {kernel function name: calls}."""
+    calls: dict[str, int] = {}
+    for module, names in KERNELS.values():
+        for name in names:
+            original = getattr(module, name)
+
+            def wrapper(*args, _original=original, _name=name, **kwargs):
+                calls[_name] = calls.get(_name, 0) + 1
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+def _every_size(monkeypatch):
+    """Make every wired kernel take arrays of any size (the specs' inputs are small)."""
+    monkeypatch.setattr(fast, "THRESHOLDS", {name: (0, None) for name in fast.THRESHOLDS})
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
+    monkeypatch.setenv("ZEROGRAD_FAST", setting)
+    _every_size(monkeypatch)
+    check_forward(spec)
+    check_grad(spec)
+    if spec.double_backward:
+        check_double_backward(spec)
+    check_dtype_and_grad_shapes(spec)
+    if setting == "0":
+        assert counted == {}
+    elif spec.name != "get_item_ids_unique" and not spec.name.startswith("lstm_sequence"):
+        # Distinct ids are one assignment and the sequence op inlines its loop: no kernel.
+        assert counted, f"{spec.name}: no compiled kernel ran under ZEROGRAD_FAST=1"
+
+
+def test_the_harness_covers_every_wired_spec():
+    assert {s.name for s in SPECS} == set().union(*WIRED)
+
+
+def _both_paths(fn):
+    """fn() with the compiled kernels (every size), then on the NumPy path."""
+    saved = fast.THRESHOLDS
+    fast.THRESHOLDS = {name: (0, None) for name in saved}
+    try:
+        compiled = fn()
+    finally:
+        fast.THRESHOLDS = saved
+    with fast.numpy_only():
+        reference = fn()
+    return compiled, reference
+
+
+TOLERANCE = {np.float32: 2e-6, np.float64: 1e-14}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+def test_gelu_matches_the_numpy_path(dtype, layout, counted):
+    base = np.random.default_rng(0).uniform(-6, 6, (37, 41)).astype(dtype)
+    data = {"contiguous": base, "transposed": base.T, "strided": base[::2, 1::3]}[layout]
+
+    def run():
+        x = zerograd.Variable(data)
+        y = F.gelu(x)
+        gy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
+        (gx,) = zerograd.autograd.grad(F.sum(y * gy), [x], create_graph=True)
+        (ggx,) = zerograd.autograd.grad(F.sum(gx), [x])  # GELUGrad's own backward
+        return y.data, gx.data, ggx.data
+
+    compiled, reference = _both_paths(run)
+    assert counted["gelu"] == 1 and counted["gelu_grad"] == 1
+    for a, b in zip(compiled, reference):
+        assert a.dtype == dtype and a.shape == data.shape
+        np.testing.assert_allclose(a, b, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_embedding_backward_matches_the_numpy_path_bitwise(dtype, layout, counted):
+    rng = np.random.default_rng(1)
+    ids = rng.integers(-50, 50, size=(30, 7))  # repeats, and negative ids
+    table = rng.standard_normal((50, 24)).astype(dtype)
+    gy = rng.standard_normal((30, 7, 48)).astype(dtype)
+    gy = gy[..., ::2] if layout == "strided" else np.ascontiguousarray(gy[..., :24])
+
+    def run():
+        W = zerograd.Parameter(table)
+        F.sum(F.get_item(W, ids) * gy).backward()
+        return W.grad.data
+
+    compiled, reference = _both_paths(run)
+    assert counted["scatter_rows"] == 1
+    assert compiled.dtype == dtype
+    np.testing.assert_array_equal(compiled, reference)
+
+
+def test_embedding_backward_along_an_inner_axis(counted):
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 6, size=40)
+    x = rng.standard_normal((3, 6, 5))
+    gy = rng.standard_normal((3, 40, 5))
+
+    def run():
+        v = zerograd.Variable(x)
+        F.sum(F.get_item(v, (slice(None), ids)) * gy).backward()
+        return v.grad.data
+
+    compiled, reference = _both_paths(run)
+    assert counted["scatter_rows"] == 1
+    np.testing.assert_array_equal(compiled, reference)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, H", [(1, 7), (3, 10)])
+def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
+    rng = np.random.default_rng(3)
+    D = 5
+    values = [rng.standard_normal(s).astype(dtype) * 0.7
+              for s in ((N, D), (N, H), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,))]
+    values[4] = np.asfortranarray(values[4])  # a non-contiguous weight
+
+    def run():
+        x, h, c, Wx, Wh, b = (zerograd.Parameter(v.copy()) for v in values)
+        h1, c1 = F.lstm_cell(x, h, c, Wx, Wh, b)
+        h2, c2 = F.lstm_cell(x, h1, c1, Wx, Wh, b)  # two steps: gc flows into the first
+        F.sum(h2 * h2 + c2).backward()
+        return [h2.data, c2.data] + [p.grad.data for p in (x, h, c, Wx, Wh, b)]
+
+    compiled, reference = _both_paths(run)
+    assert counted["lstm_step"] == 2 and counted["lstm_step_grad"] == 2
+    # The forward kernel calls libm's exp and tanh (NumPy its SIMD ones): a few ulp apart.
+    for a, b in zip(compiled, reference):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+def test_lstm_step_grad_with_one_upstream_gradient_missing():
+    rng = np.random.default_rng(4)
+    act = rng.uniform(0.1, 0.9, (2, 12))
+    c, tanh_c, g = rng.standard_normal((3, 2, 3))
+    for gh, gc in ((g, None), (None, g)):
+        expected = fast_recurrent.lstm_step_grad(act, c, tanh_c, gh, gc)
+        with fast.numpy_only():
+            reference = ops_recurrent._lstm_step_grad(act, c, tanh_c, gh, gc)
+        fast.THRESHOLDS, saved = dict(fast.THRESHOLDS, lstm_step_grad=(0, None)), fast.THRESHOLDS
+        try:
+            dispatched = ops_recurrent._lstm_step_grad(act, c, tanh_c, gh, gc)
+        finally:
+            fast.THRESHOLDS = saved
+        for a, b, r in zip(expected, dispatched, reference):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, r)
+
+
+# -- the dispatch decision ------------------------------------------------------------------
+def test_use_follows_the_thresholds(monkeypatch):
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    monkeypatch.setattr(fast, "THRESHOLDS", {"k": (100, 200)})
+    for size, expected in ((99, False), (100, True), (200, True), (201, False)):
+        assert fast.use("k", np.zeros(size, np.float32)) is expected, size
+    monkeypatch.setattr(fast, "THRESHOLDS", {"k": (100, None)})
+    assert fast.use("k", np.zeros(10**6, np.float32)) is True
+
+
+def test_use_refuses_other_dtypes_mixed_dtypes_and_non_numpy_arrays(monkeypatch):
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    monkeypatch.setattr(fast, "THRESHOLDS", {"k": (0, None)})
+    x32, x64 = np.zeros(4, np.float32), np.zeros(4)
+    assert fast.use("k", x32) and fast.use("k", x64) and fast.use("k", x32, x32)
+    assert not fast.use("k", np.zeros(4, np.float16))
+    assert not fast.use("k", np.zeros(4, np.int64))
+    assert not fast.use("k", x32, x64)
+    assert not fast.use("k", np.ma.masked_array(x32))  # an ndarray subclass
+    with fast.numpy_only():
+        assert not fast.use("k", x32)
+    monkeypatch.setenv("ZEROGRAD_FAST", "0")
+    assert not fast.use("k", x32)
+
+
+def test_the_thresholds_pick_the_path(monkeypatch, counted):
+    """At the shipped thresholds: an array one element below the lowest size runs NumPy, one
+    at it the kernel; the LSTM forward kernel stops above its highest size."""
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    low = fast.THRESHOLDS["gelu"][0]
+    for size, calls in ((low - 1, 0), (low, 1)):
+        F.gelu(zerograd.Variable(np.linspace(-3, 3, size, dtype=np.float32)))
+        assert counted.get("gelu", 0) == calls, size
+    low = fast.THRESHOLDS["scatter_rows"][0]
+    ids = np.zeros(low // 8, dtype=np.int64)  # all repeated
+    for rows, calls in ((low // 8 - 1, 0), (low // 8, 1)):
+        gy = np.ones((rows, 8))
+        out = ops_indexing._scatter_rows((3, 8), 0, ids[:rows], gy)
+        np.testing.assert_array_equal(out, [[rows] * 8, [0] * 8, [0] * 8])
+        assert counted.get("scatter_rows", 0) == calls, rows
+    high = fast.THRESHOLDS["lstm_step"][1]
+    for H, calls in ((high, 1), (high + 1, 1)):
+        ops_recurrent._lstm_step(np.zeros((1, 4 * H)), np.zeros((1, H)))
+        assert counted.get("lstm_step", 0) == calls, H
+
+
+def test_gelu_on_the_numpy_path_when_switched_off(monkeypatch, counted):
+    monkeypatch.setenv("ZEROGRAD_FAST", "0")
+    x = np.linspace(-3, 3, 5000)
+    y = ops_activation.GELU()(zerograd.Variable(x)).data
+    assert counted == {}
+    with fast.numpy_only():
+        np.testing.assert_array_equal(y, ops_activation.GELU()(zerograd.Variable(x)).data)
