@@ -42,6 +42,19 @@ class MaskedSoftmax(Function):
         yg = y * gy
         return yg - y * yg.sum(axis=-1, keepdims=True)
 
+    def to_onnx(self, g, x):
+        # forward, node by node: ONNX Softmax would give nan for a row with nothing left.
+        dtype = self.inputs[0].dtype
+        zero, one = g.constant(0, dtype=dtype), g.constant(1, dtype=dtype)
+        if self.keep is not None:  # the mask is a constant of the graph
+            x = g.op("Where", g.constant(np.asarray(self.keep, dtype=bool)), x,
+                     g.constant(-np.inf, dtype=dtype))
+        row_max = g.reduce("ReduceMax", x, [-1], keepdims=True)
+        row_max = g.op("Where", g.op("IsInf", row_max), zero, row_max)
+        e = g.op("Exp", g.op("Sub", x, row_max))
+        total = g.reduce("ReduceSum", e, [-1], keepdims=True)
+        return g.op("Div", e, g.op("Where", g.op("Greater", total, zero), total, one))
+
 
 def scaled_dot_product_attention(q, k, v, mask=None, scale: float | None = None) -> Variable:
     """softmax(q k^T * scale + mask) v, with scale = 1 / sqrt(D) by default.

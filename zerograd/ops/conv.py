@@ -161,6 +161,14 @@ class Conv2d(Function):
         gb = BiasGrad()(gy) if self.needs_grad(2) else None
         return gx, gW, gb
 
+    def to_onnx(self, g, x, W, b=None):
+        # ONNX Conv has zerograd's weight layout (OC, C/groups, KH, KW); pads are
+        # (top, left, bottom, right), symmetric here.
+        (ph, pw), kernel = self.pad, list(self.inputs[1].shape[2:])
+        return g.op("Conv", *([x, W] if b is None else [x, W, b]), kernel_shape=kernel,
+                    strides=list(self.stride), pads=[ph, pw, ph, pw],
+                    dilations=list(self.dilation), group=self.groups)
+
 
 def conv2d(x, W, b=None, stride=1, pad=0, *, dilation=1, groups=1) -> Variable:
     """2-D convolution (cross-correlation, as every DL framework), NCHW.
@@ -230,6 +238,20 @@ class Deconv2d(Function):
             return gx, gW
         gb = BiasGrad()(gy) if self.needs_grad(2) else None
         return gx, gW, gb
+
+    def to_onnx(self, g, x, W, b=None):
+        # ONNX ConvTranspose takes zerograd's weight layout (C, OC/groups, KH, KW). Its
+        # output is S*(H-1) + D*(K-1) + 1 - 2P + output_padding: the rows ``outsize`` adds
+        # beyond the base size are that output_padding.
+        in_hw, kernel = self.inputs[0].shape[2:], self.inputs[1].shape[2:]
+        out = self._out_hw(in_hw, kernel)
+        base = [self.stride[a] * (in_hw[a] - 1) + self.dilation[a] * (kernel[a] - 1) + 1
+                - 2 * self.pad[a] for a in range(2)]
+        (ph, pw) = self.pad
+        return g.op("ConvTranspose", *([x, W] if b is None else [x, W, b]),
+                    kernel_shape=list(kernel), strides=list(self.stride),
+                    pads=[ph, pw, ph, pw], dilations=list(self.dilation), group=self.groups,
+                    output_padding=[out[a] - base[a] for a in range(2)])
 
 
 def deconv2d(x, W, b=None, stride=1, pad=0, outsize=None, *, dilation=1,

@@ -75,6 +75,16 @@ def _standardize_grad_x(xhat, s, g, v, axes: tuple):
     return -(s * s) * inner
 
 
+def _standardize_onnx(g, x: str, axes: tuple, eps: float, dtype) -> str:
+    """(x - mean) * (1 / sqrt(var + eps)) over ``axes`` as ONNX nodes, in this module's
+    order of operations (the biased variance of the centred values)."""
+    mean = g.reduce("ReduceMean", x, axes, keepdims=True)
+    xc = g.op("Sub", x, mean)
+    var = g.reduce("ReduceMean", g.op("Mul", xc, xc), axes, keepdims=True)
+    s = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, g.constant(eps, dtype=dtype))))
+    return g.op("Mul", xc, s)
+
+
 def _check_float(op: str, x) -> None:
     if x.dtype.kind != "f":
         raise DTypeError(f"{op}: x must be a float array, got {x.dtype} {x.shape}")
@@ -140,12 +150,24 @@ class Standardize(Function):
         stats = None if self.s is None else (self.output.data, self.s)
         return StandardizeGrad(self.axes, self.eps, stats)(self.inputs[0], gy)
 
+    def to_onnx(self, g, x):
+        return _standardize_onnx(g, x, self.axes, self.eps, self.inputs[0].dtype)
+
 
 class LayerNorm(Standardize):
     """Standardisation over the trailing ``n_axes`` axes of x (one sample, one position)."""
 
     def __init__(self, n_axes: int, eps: float) -> None:
         super().__init__(tuple(range(-n_axes, 0)), eps)
+
+    def to_onnx(self, g, x):
+        v = self.inputs[0]
+        if g.opset < 17:  # LayerNormalization is new in opset 17
+            return _standardize_onnx(g, x, self.axes, self.eps, v.dtype)
+        # gamma and beta are separate nodes (layer_norm applies them after this op), so
+        # the scale here is ones.
+        ones = g.constant(np.ones(v.shape[self.axes[0]:], v.dtype))
+        return g.op("LayerNormalization", x, ones, axis=self.axes[0], epsilon=self.eps)
 
 
 def _affine(y: Variable, gamma, beta, shape: tuple) -> Variable:
@@ -313,6 +335,18 @@ class BatchNorm(Function):
             gbeta = gy.sum(axis=self.axes)
         return (gx if self.needs_grad(0) else None, ggamma if self.needs_grad(1) else None,
                 gbeta if self.needs_grad(2) else None)
+
+    def to_onnx(self, g, x, gamma, beta):
+        dtype = self.inputs[0].dtype
+        if self.batch_stats:  # no running statistics: the batch's own, as in forward
+            shape = g.constant(np.array(self.param_shape, dtype=np.int64))
+            xhat = _standardize_onnx(g, x, self.axes, self.eps, dtype)
+            return g.op("Add", g.op("Mul", xhat, g.op("Reshape", gamma, shape)),
+                        g.op("Reshape", beta, shape))
+        # Inference with the running statistics: ONNX's own operator.
+        mean = g.constant(self.avg_mean, dtype=dtype)
+        var = g.constant(self.avg_var, dtype=dtype)
+        return g.op("BatchNormalization", x, gamma, beta, mean, var, epsilon=self.eps)
 
 
 class BatchNormGrad(Function):

@@ -70,6 +70,15 @@ class _Windows:
         self.tiling = (self.stride == self.kernel and self.padded_hw
                        == (self.out_hw[0] * self.kernel[0], self.out_hw[1] * self.kernel[1]))
 
+    def onnx_attributes(self) -> dict:
+        """The window attributes of ONNX MaxPool/AveragePool for the input ``fit`` saw.
+
+        The ceil_mode overhang is given as extra bottom/right padding (ceil_mode=0), so the
+        output size is this op's for certain, whatever rounding rule the runtime follows.
+        """
+        return {"kernel_shape": list(self.kernel), "strides": list(self.stride),
+                "pads": [self.pad_h[0], self.pad_w[0], self.pad_h[1], self.pad_w[1]]}
+
     def zeros(self, xp, batch_channels, dtype, fill: bool = True):
         """A zero padded batch (N, C, HP, WP) in the input's memory order; uninitialised
         if not ``fill``."""
@@ -144,6 +153,9 @@ class Pooling(Function):
 
     def backward(self, gy):
         return Pooling2DGrad(self)(gy)
+
+    def to_onnx(self, g, x):
+        return g.op("MaxPool", x, **self.windows.onnx_attributes())
 
 
 def pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False) -> Variable:
@@ -253,6 +265,20 @@ class AveragePooling(Function):
 
     def backward(self, gy):
         return AveragePoolingGrad(self)(gy)
+
+    def to_onnx(self, g, x):
+        win = self.windows
+        if not self.count_include_pad:  # ONNX counts the real elements only, as here
+            return g.op("AveragePool", x, count_include_pad=0, **win.onnx_attributes())
+        # ONNX counts every padded element, the ceil_mode overhang (padded explicitly
+        # there) too; zerograd counts padding but not the overhang. Average over the full
+        # KH*KW window, then rescale the windows that counted fewer.
+        y = g.op("AveragePool", x, count_include_pad=1, **win.onnx_attributes())
+        full = win.kernel[0] * win.kernel[1]
+        if isinstance(self.divisor, float) and self.divisor == full:
+            return y
+        dtype = self.inputs[0].dtype
+        return g.op("Mul", y, g.constant(full / win.window_counts(True), dtype=dtype))
 
 
 def average_pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False,
