@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 
 class _ThreadState(threading.local):
@@ -36,7 +37,7 @@ _anomaly_threads = [0]
 _FLAGS = ("enable_backprop", "train", "detect_anomaly")
 
 
-def _set_flag(name: str, value) -> None:
+def _set_flag(name: str, value: bool) -> None:
     if name == "detect_anomaly":
         value = bool(value)
         if value != _state.detect_anomaly:
@@ -47,12 +48,12 @@ def _set_flag(name: str, value) -> None:
 class _ConfigMeta(type):
     """Routes class-attribute access on ``Config`` to the thread-local state."""
 
-    def __getattr__(cls, name: str):
+    def __getattr__(cls, name: str) -> bool:
         if name in _FLAGS:
             return getattr(_state, name)
         raise AttributeError(f"Config has no flag {name!r}; flags are {', '.join(_FLAGS)}")
 
-    def __setattr__(cls, name: str, value) -> None:
+    def __setattr__(cls, name: str, value: bool) -> None:
         if name not in _FLAGS:
             raise AttributeError(f"Config has no flag {name!r}; flags are {', '.join(_FLAGS)}")
         _set_flag(name, value)
@@ -62,9 +63,15 @@ class Config(metaclass=_ConfigMeta):
     """``Config.enable_backprop``: record graphs. ``Config.train``: training mode.
     ``Config.detect_anomaly``: anomaly mode (see :func:`detect_anomaly`)."""
 
+    # Declared for type checkers only: with no class attributes, every read and write goes
+    # to the metaclass and so to this thread's state.
+    enable_backprop: bool
+    train: bool
+    detect_anomaly: bool
+
 
 @contextlib.contextmanager
-def using_config(name: str, value) -> Iterator[None]:
+def using_config(name: str, value: bool) -> Iterator[None]:
     """Set ``Config.<name>`` to ``value`` inside the ``with`` block (this thread only)."""
     old_value = getattr(Config, name)
     setattr(Config, name, value)
@@ -74,17 +81,17 @@ def using_config(name: str, value) -> Iterator[None]:
         setattr(Config, name, old_value)
 
 
-def no_grad():
+def no_grad() -> AbstractContextManager[None]:
     """Run without recording a graph: outputs have no creator and keep no inputs alive."""
     return using_config("enable_backprop", False)
 
 
-def test_mode():
+def test_mode() -> AbstractContextManager[None]:
     """Inference mode: dropout is the identity, batch norm uses its running statistics."""
     return using_config("train", False)
 
 
-def detect_anomaly(enabled: bool = True):
+def detect_anomaly(enabled: bool = True) -> AbstractContextManager[None]:
     """Anomaly mode inside the ``with`` block (this thread only), for debugging a model that
     produces NaN or infinity, or a gradient that comes out wrong:
 
@@ -103,5 +110,6 @@ def detect_anomaly(enabled: bool = True):
     return using_config("detect_anomaly", enabled)
 
 
-# pytest would otherwise try to collect `test_mode` when a test module imports it.
-test_mode.__test__ = False
+# pytest would otherwise try to collect `test_mode` when a test module imports it. (A type
+# checker knows no attributes of a function beyond the standard ones.)
+test_mode.__test__ = False  # type: ignore[attr-defined]

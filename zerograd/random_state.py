@@ -11,6 +11,9 @@ it (the command line's ``--resume`` uses them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from zerograd.backend import cupy_module
@@ -24,14 +27,20 @@ def seed(n: int) -> None:
         cp.random.seed(n)
 
 
-def get_state() -> dict:
+def get_state() -> dict[str, dict[str, Any]]:
     """A picklable snapshot of NumPy's global random state (CuPy's cannot be captured)."""
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    # The global RandomState is an MT19937, which legacy=True gives as a 5-tuple; the dict
+    # form is for other bit generators.
+    if not isinstance(state, tuple):
+        raise TypeError(f"random_state.get_state: NumPy's global random state is a "
+                        f"{state.get('bit_generator')}, expected MT19937")
+    name, keys, pos, has_gauss, cached_gaussian = state
     return {"numpy": {"name": name, "keys": keys.copy(), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
 
 
-def set_state(state: dict) -> None:
+def set_state(state: Mapping[str, Mapping[str, Any]]) -> None:
     """Restores a snapshot taken by ``get_state``."""
     s = state["numpy"]
     np.random.set_state((s["name"], np.asarray(s["keys"], dtype=np.uint32), int(s["pos"]),

@@ -29,6 +29,7 @@ The file formats and every check are described in docs/serialization.md.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -40,7 +41,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -222,6 +223,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
 
 
 # -- .npz writing ---------------------------------------------------------------------------------
+# np.savez's own parameters, which therefore cannot name an array.
+_SAVEZ_ARGUMENTS = ("file", "allow_pickle")
+
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: bool = True) -> str:
     """Write ``arrays`` (name -> array, NumPy or CuPy) to ``path`` atomically; returns the path.
 
@@ -231,6 +235,12 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: boo
     path = npz_path(path)
     converted = {}
     for key, value in arrays.items():
+        if key in _SAVEZ_ARGUMENTS:
+            # np.savez takes the arrays as keyword arguments next to its own: an entry named
+            # 'file' would clash with the file, one named 'allow_pickle' would be taken as that
+            # flag and silently not saved.
+            raise ValueError(f"save_npz({path!r}): an entry cannot be named {key!r} (numpy.savez "
+                             f"reserves the names {', '.join(_SAVEZ_ARGUMENTS)}); rename it")
         if value is None:
             raise ValueError(f"save_npz({path!r}): entry {key!r} is None; only arrays can be saved")
         array = as_numpy(value)
@@ -240,7 +250,8 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compressed: boo
         converted[key] = array
     writer = np.savez_compressed if compressed else np.savez
     with atomic_write(path, "wb") as f:
-        writer(f, **converted)
+        # Nothing here needs pickle (object arrays were refused above).
+        writer(f, allow_pickle=False, **converted)
     return path
 
 
@@ -400,11 +411,13 @@ class NpzReader:
         # zipfile trusts the directory's entries one by one; a damaged length field (an entry's
         # comment swallowing the next entry) silently hides members. The end record counts
         # them independently. (_EndRecData: zipfile's own reader of that record, zip64 too.)
-        end = zipfile._EndRecData(self._file)
+        # (typeshed declares only zipfile's public names, hence the ignores.)
+        end = zipfile._EndRecData(self._file)  # type: ignore[attr-defined]
         listed = len(self._zip.infolist())
-        if end is not None and end[zipfile._ECD_ENTRIES_TOTAL] != listed:
+        counted = None if end is None else end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+        if counted is not None and counted != listed:
             raise self._error(f"is damaged: its directory holds {listed} members but its end "
-                              f"record counts {end[zipfile._ECD_ENTRIES_TOTAL]}")
+                              f"record counts {counted}")
 
     def _read_headers(self, max_bytes: float | None,
                       expected: Mapping[str, _Expected]) -> dict[str, NpyHeader]:
@@ -514,10 +527,12 @@ class NpzReader:
         info, header_size = self._members[key]
         array = np.empty(math.prod(header.shape), dtype=header.dtype)
         try:
-            with self._zip.open(info) as fp:
+            # ZipFile.open gives a ZipExtFile (a BufferedIOBase, with readinto); typeshed
+            # says IO[bytes].
+            with cast(io.BufferedIOBase, self._zip.open(info)) as fp:
                 fp.read(header_size)
                 if header.nbytes:
-                    buffer = memoryview(array.view(np.uint8))
+                    buffer = array.view(np.uint8).data  # a memoryview of the array's bytes
                     filled = 0
                     while filled < header.nbytes:
                         n = fp.readinto(buffer[filled: filled + _READ_CHUNK])
@@ -547,7 +562,7 @@ class NpzReader:
     def __enter__(self) -> NpzReader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -594,7 +609,7 @@ def _parse_json(text: str, what: str) -> Any:
         raise CorruptFileError(f"{what} is not valid JSON (truncated or corrupt): {e}") from e
 
 
-def _json_default(value):
+def _json_default(value: Any) -> Any:
     # NumPy scalars and small arrays show up in metrics and settings; JSON wants Python types.
     if isinstance(value, np.generic):
         return value.item()

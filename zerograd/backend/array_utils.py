@@ -1,16 +1,24 @@
 """Array-level helpers (no graph): broadcasting reductions and shape arithmetic.
 
 These are DeZero's ``dezero.utils`` array helpers; the ops and ``zerograd.utils`` share them.
+They take NumPy or CuPy arrays (and some, Variables), so arrays are typed ``Any`` here: CuPy
+has no type information.
+
+An ``axis`` argument is NumPy's: None (every axis), an int, or a tuple of ints.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from zerograd.backend import get_array_module
 
+Axis = int | tuple[int, ...] | None
 
-def sum_to(x, shape: tuple):
+
+def sum_to(x: Any, shape: tuple[int, ...]) -> Any:
     """Sum array ``x`` down to ``shape``, undoing NumPy broadcasting.
 
     Leading axes that broadcasting added are summed away; axes where ``shape`` has 1 are
@@ -29,13 +37,14 @@ def sum_to(x, shape: tuple):
     return y
 
 
-def reshape_sum_backward(gy, x_shape: tuple, axis, keepdims: bool):
+def reshape_sum_backward(gy: Any, x_shape: tuple[int, ...], axis: Axis, keepdims: bool) -> Any:
     """Reshape the gradient of a sum so that it broadcasts back to ``x_shape``.
 
     gy: the gradient of ``x.sum(axis, keepdims)``; returns gy with the reduced axes
     re-inserted as size-1 axes (a Variable or an array, whatever ``gy`` is).
     """
     ndim = len(x_shape)
+    tupled_axis: tuple[int, ...] | None
     if axis is None:
         tupled_axis = None
     elif not isinstance(axis, tuple):
@@ -43,19 +52,21 @@ def reshape_sum_backward(gy, x_shape: tuple, axis, keepdims: bool):
     else:
         tupled_axis = axis
 
+    shape: tuple[int, ...]
     if not (ndim == 0 or tupled_axis is None or keepdims):
         actual_axis = sorted(a if a >= 0 else a + ndim for a in tupled_axis)
-        shape = list(gy.shape)
+        expanded = list(gy.shape)
         for a in actual_axis:
-            shape.insert(a, 1)
+            expanded.insert(a, 1)
+        shape = tuple(expanded)
     elif tupled_axis is None and not keepdims:
         shape = (1,) * ndim
     else:
-        shape = gy.shape
-    return gy.reshape(tuple(shape))
+        shape = tuple(gy.shape)
+    return gy.reshape(shape)
 
 
-def logsumexp(x, axis=1):
+def logsumexp(x: Any, axis: Axis = 1) -> Any:
     """log(sum(exp(x), axis, keepdims=True)), computed without overflow."""
     xp = get_array_module(x)
     m = x.max(axis=axis, keepdims=True)
@@ -72,17 +83,14 @@ def logsumexp(x, axis=1):
     return m
 
 
-def max_backward_shape(x, axis):
+def max_backward_shape(x: Any, axis: Axis) -> list[int]:
     """Shape of ``x`` with the reduced axes of a max/min set to 1."""
-    if axis is None:
-        axis = range(x.ndim)
-    elif isinstance(axis, int):
-        axis = (axis,)
-    axis = [a if a >= 0 else a + x.ndim for a in axis]
-    return [s if ax not in axis else 1 for ax, s in enumerate(x.shape)]
+    given = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    reduced = [a if a >= 0 else a + x.ndim for a in given]
+    return [s if ax not in reduced else 1 for ax, s in enumerate(x.shape)]
 
 
-def normalize_axes(axis, ndim: int) -> tuple:
+def normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
     """Axis argument (None, int or tuple, negatives allowed) as a sorted tuple of non-negatives."""
     if axis is None:
         return tuple(range(ndim))
@@ -91,7 +99,7 @@ def normalize_axes(axis, ndim: int) -> tuple:
     return tuple(sorted(int(a) % ndim if ndim else 0 for a in axis))
 
 
-def pair(x) -> tuple[int, int]:
+def pair(x: int | tuple[int, ...] | list[int] | np.ndarray) -> tuple[int, int]:
     """An int (or NumPy integer) as ``(x, x)``; a pair (tuple, list, array) as a tuple of ints."""
     if isinstance(x, (int, np.integer)):
         return (int(x), int(x))

@@ -247,7 +247,7 @@ class Resize(Transform):
 
     batchable = False
 
-    def __init__(self, size: int | Sequence[int], mode: int | None = None) -> None:
+    def __init__(self, size: int | tuple[int, int] | list[int], mode: int | None = None) -> None:
         self.size = pair(size)
         self.mode = mode
 
@@ -264,7 +264,7 @@ class CenterCrop(Transform):
     ``(N, C, H, W)``); when the margin is odd the extra pixel is cut from the right/bottom.
     """
 
-    def __init__(self, size: int | Sequence[int]) -> None:
+    def __init__(self, size: int | tuple[int, int] | list[int]) -> None:
         self.size = pair(size)
 
     def _box(self, W: int, H: int) -> tuple[int, int, int, int]:
