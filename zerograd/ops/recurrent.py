@@ -247,6 +247,16 @@ class LSTMCell(Function):
         grad = LSTMCellGrad(needs, (self.act, self.tanh_c))
         return _in_slots(needs, grad(*self.inputs, gh, gc))
 
+    def to_onnx(self, g, x, h, c, Wx, Wh, b):
+        v = self.inputs[0]
+        h = _onnx_state(g, h, self.inputs[1], v)
+        c = _onnx_state(g, c, self.inputs[2], v)
+        gates = g.op("Add", g.op("Add", g.op("MatMul", x, Wx), g.op("MatMul", h, Wh)), b)
+        f, i, o, u = _onnx_split(g, gates, self.inputs[4].shape[0], 4)
+        f, i, o, u = g.op("Sigmoid", f), g.op("Sigmoid", i), g.op("Sigmoid", o), g.op("Tanh", u)
+        c_new = g.op("Add", g.op("Mul", f, c), g.op("Mul", i, u))
+        return g.op("Mul", o, g.op("Tanh", c_new)), c_new
+
 
 class LSTMCellGrad(Function):
     """The gradients (gx, gh, gc, gWx, gWh, gb) of one LSTM step from inputs
@@ -262,6 +272,8 @@ class LSTMCellGrad(Function):
     exact.
     """
 
+    retain_inputs = (0, 1, 2, 3, 4, 5, 6, 7)  # the step is rebuilt as a graph of all of them
+    retain_outputs = ()
     saved = ("state",)  # released with the graph (Function.release)
 
     def __init__(self, needs: tuple, state: tuple | None = None) -> None:
@@ -402,6 +414,15 @@ class GRUCell(Function):
         grad = GRUCellGrad(needs, (self.rz, self.n, self.hn))
         return _in_slots(needs, grad(*self.inputs, g))
 
+    def to_onnx(self, g, x, h, Wx, Wh, bx, bh):
+        h = _onnx_state(g, h, self.inputs[1], self.inputs[0])
+        H = self.inputs[3].shape[0]
+        xr, xz, xn = _onnx_split(g, g.op("Add", g.op("MatMul", x, Wx), bx), H, 3)
+        hr, hz, hn = _onnx_split(g, g.op("Add", g.op("MatMul", h, Wh), bh), H, 3)
+        r, z = g.op("Sigmoid", g.op("Add", xr, hr)), g.op("Sigmoid", g.op("Add", xz, hz))
+        n = g.op("Tanh", g.op("Add", g.op("Mul", r, hn), xn))  # the reset gate after Wh
+        return g.op("Add", g.op("Mul", g.op("Sub", h, n), z), n)  # (1 - z) n + z h
+
 
 class GRUCellGrad(Function):
     """The gradients (gx, gh, gWx, gWh, gbx, gbh) of one GRU step from inputs
@@ -415,6 +436,8 @@ class GRUCellGrad(Function):
     differentiated by hand below, on Variables, so every order is exact.
     """
 
+    retain_inputs = (0, 1, 2, 3, 4, 5, 6)  # the step is rebuilt as a graph of all of them
+    retain_outputs = ()
     saved = ("state",)  # released with the graph (Function.release)
 
     def __init__(self, needs: tuple, state: tuple | None = None) -> None:
@@ -557,6 +580,11 @@ class RNNCell(Function):
         grads = RNNCellGrad(needs)(x, h, Wx, Wh, self.output, g)
         return _in_slots(needs, grads)
 
+    def to_onnx(self, g, x, h, Wx, Wh, b):
+        h = _onnx_state(g, h, self.inputs[1], self.inputs[0])
+        return g.op("Tanh", g.op("Add", g.op("Add", g.op("MatMul", x, Wx),
+                                              g.op("MatMul", h, Wh)), b))
+
 
 class RNNCellGrad(Function):
     """The gradients (gx, gh, gWx, gWh, gb) of h' = tanh(x Wx + h Wh + b), from inputs
@@ -566,6 +594,9 @@ class RNNCellGrad(Function):
     gWh = h^T d, gb = sum_n d. Backward: every output is bilinear in d and one input, and
     d = TanhGrad(y, g), so the next order is a few products and a TanhGrad.
     """
+
+    retain_inputs = (0, 1, 2, 3, 4, 5)
+    retain_outputs = ()
 
     def __init__(self, needs: tuple) -> None:
         self.needs = needs
@@ -612,6 +643,55 @@ class RNNCellGrad(Function):
             g_y = dd * g * y * -2.0 if self.needs_grad(4) else None
             g_g = TanhGrad()(y, dd) if self.needs_grad(5) else None
         return g_x, g_h, g_Wx, g_Wh, g_y, g_g
+
+
+# -- ONNX lowerings: shared pieces ------------------------------------------------------------
+def _onnx_state(g, name: str, v: Variable, x: Variable) -> str:
+    """The ONNX value of a cell's state input ``v`` (value ``name``), for input ``x``.
+
+    A step from no state (``h=None``: after ``reset_state()``) gets a constant zero array of
+    the example's batch size; under a dynamic batch it becomes zeros of the runtime batch
+    size. Any other state is the value it is.
+    """
+    if (g.dynamic_batch and v.creator is None and not v.requires_grad
+            and not g.is_batched(v) and v.ndim == 2 and not v.data.any()):
+        shape = g.op("Concat", g.batch_dim(x), g.constant([v.shape[1]]), axis=0)
+        return g.op("ConstantOfShape", shape, value=np.zeros(1, dtype=v.dtype))
+    return name
+
+
+def _onnx_split(g, a: str, H: int, gates: int) -> tuple:
+    """The ``gates`` column blocks of width H of the (N, gates*H) value ``a``."""
+    return g.op("Split", a, g.constant([H] * gates), axis=1, outputs=gates)
+
+
+def _onnx_recurrence(g, op_type: str, node: Function, xw: str, states: list, Wh: str,
+                     order: list, bias: str | None = None, **attributes) -> tuple:
+    """One ONNX LSTM/GRU/RNN node for a sequence op: (y (N, T, H), final states (N, H)).
+
+    ONNX's recurrent ops project the inputs themselves (X W^T); here the projections xw are
+    computed already, so W is the permutation matrix that takes them into ONNX's gate order
+    (``order``: this op's gate block at each ONNX position), exact products by 1 and 0, and
+    R is Wh^T with its rows in that order. ``states``: (value name, Variable) per initial
+    state; a zero constant (no state given) is left out, ONNX's zeros.
+    """
+    Wh_v = node.inputs[3 if op_type == "LSTM" else 2]
+    H = Wh_v.shape[0]
+    rows = np.concatenate([np.arange(H) + k * H for k in order])
+    G = len(rows)
+    W = np.zeros((1, G, G), dtype=Wh_v.dtype)
+    W[0, np.arange(G), rows] = 1
+    X = g.op("Transpose", xw, perm=[1, 0, 2])  # (T, N, G): ONNX's time-major layout
+    R = g.unsqueeze(g.op("Gather", g.op("Transpose", Wh), g.constant(rows), axis=0), [0])
+    initial = []
+    for name, v in states:
+        zero = v.creator is None and not v.requires_grad and not v.data.any()
+        initial.append(None if zero else g.unsqueeze(name, [0]))
+    outputs = g.op(op_type, X, g.constant(W), R, bias, None, *initial,
+                   outputs=1 + len(states), hidden_size=H,
+                   direction="reverse" if node.reverse else "forward", **attributes)
+    y = g.op("Transpose", g.squeeze(outputs[0], [1]), perm=[1, 0, 2])  # (T, 1, N, H) -> (N, T, H)
+    return (y,) + tuple(g.squeeze(s, [0]) for s in outputs[1:])
 
 
 def _in_slots(needs: tuple, values) -> tuple:
@@ -668,6 +748,9 @@ class FusedWeights(Function):
     last axis. A block left out (a gate without a bias) keeps its numbers, gets no gradient.
     """
 
+    retain_inputs = ()  # only the layout it keeps
+    retain_outputs = ()
+
     def __init__(self, layout, blocks: int) -> None:
         self.layout = layout
         self.blocks = blocks
@@ -694,6 +777,20 @@ class FusedWeights(Function):
             pieces = split(gy, self.blocks, axis=-1)
             gxs.extend(pieces[position] for position in positions)
         return tuple(gxs)
+
+    def to_onnx(self, g, *parts):
+        # Each fused array is its blocks side by side: the parameters' values, and a block
+        # no parameter holds (a gate without a bias) as the constant it is.
+        outputs, k = [], 0
+        for fused, positions in self.layout:
+            width = fused.shape[-1] // self.blocks
+            blocks = [g.constant(fused[..., j * width:(j + 1) * width]) for j in
+                      range(self.blocks)]
+            for position in positions:
+                blocks[position] = parts[k]
+                k += 1
+            outputs.append(g.op("Concat", *blocks, axis=-1))
+        return tuple(outputs)
 
 
 def fused_weights(layout, blocks: int, *parts) -> list[Variable]:
@@ -738,6 +835,8 @@ class LSTMSequence(Function):
     ``reverse=True`` runs from the last step to the first (y stays in input order).
     """
 
+    retain_inputs = (1, 2, 3)  # h0, c0, Wh; xw lives on in the saved activations
+    retain_outputs = ()
     saved = ("act", "cs", "tanh_c", "hs")  # released with the graph (Function.release)
 
     first_order_only = True  # backward runs the recurrence on raw arrays
@@ -833,6 +932,12 @@ class LSTMSequence(Function):
             constant(gWh) if gWh is not None else None,
         )
 
+    def to_onnx(self, g, xw, h0, c0, Wh):
+        # ONNX's gate order is (i, o, f, c); this op's (f, i, o, u).
+        _, h0_v, c0_v, _ = self.inputs
+        return _onnx_recurrence(g, "LSTM", self, xw, [(h0, h0_v), (c0, c0_v)], Wh,
+                                order=[1, 2, 0, 3])
+
 
 def _state_or_zeros(s, xw, H: int, dtype):
     if s is not None:
@@ -859,6 +964,8 @@ class GRUSequence(Function):
     """The GRU recurrence over a batch: xw (N, T, 3H) = x Wx + bx, h0 (N, H), Wh (H, 3H),
     bh (3H,) -> y (N, T, H), h_T (N, H)."""
 
+    retain_inputs = (1, 2)  # h0, Wh; xw lives on in the saved activations, bh in hn
+    retain_outputs = ()
     saved = ("rz", "n", "hn", "hs")  # released with the graph (Function.release)
 
     first_order_only = True  # backward runs the recurrence on raw arrays
@@ -934,6 +1041,19 @@ class GRUSequence(Function):
             constant(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
         )
 
+    def to_onnx(self, g, xw, h0, Wh, bh):
+        # ONNX's gate order is (z, r, h), this op's (r, z, n); linear_before_reset=1 is
+        # PyTorch's (and this op's) GRU: the reset gate multiplies h Wh_n + bh_n. The input
+        # side's bias is in xw already, so ONNX's Wb is zeros and its Rb is bh.
+        order = [1, 0, 2]
+        H = self.inputs[2].shape[0]
+        rows = np.concatenate([np.arange(H) + k * H for k in order])
+        zeros = g.constant(np.zeros(3 * H, dtype=self.inputs[3].dtype))
+        bias = g.unsqueeze(g.op("Concat", zeros, g.op("Gather", bh, g.constant(rows), axis=0),
+                                axis=0), [0])
+        return _onnx_recurrence(g, "GRU", self, xw, [(h0, self.inputs[1])], Wh, order,
+                                bias=bias, linear_before_reset=1)
+
 
 def gru_sequence(xw, h0, Wh, bh=None, reverse: bool = False) -> tuple[Variable, Variable]:
     """Run a GRU over T steps in one op: returns (y, h_T).
@@ -952,6 +1072,8 @@ class RNNSequence(Function):
     """The Elman recurrence over a batch: xw (N, T, H) = x Wx + b, h0 (N, H), Wh (H, H)
     -> y (N, T, H), h_T (N, H)."""
 
+    retain_inputs = (1, 2)  # h0, Wh; xw lives on in the saved hs
+    retain_outputs = ()
     saved = ("hs",)  # released with the graph (Function.release)
 
     first_order_only = True  # backward runs the recurrence on raw arrays
@@ -998,6 +1120,9 @@ class RNNSequence(Function):
             constant(zeros if rec is None else rec) if h0.requires_grad else None,
             constant(gWh) if gWh is not None else None,
         )
+
+    def to_onnx(self, g, xw, h0, Wh):
+        return _onnx_recurrence(g, "RNN", self, xw, [(h0, self.inputs[1])], Wh, order=[0])
 
 
 def rnn_sequence(xw, h0, Wh, reverse: bool = False) -> tuple[Variable, Variable]:
