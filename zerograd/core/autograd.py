@@ -225,42 +225,95 @@ def _call(func: Callable, xs: tuple, caller: str) -> tuple[tuple, bool]:
     """(func's outputs as a tuple of Variables, whether func returned a tuple)."""
     with using_config("enable_backprop", True):
         out = func(*xs)
+    return _as_outputs(out, caller, "func", " (use zerograd functions inside)")
+
+
+def _as_outputs(out, caller: str, who: str, hint: str = "") -> tuple[tuple, bool]:
+    """(``out`` as a tuple of Variables, whether it was a tuple); ``who`` returned it."""
     is_tuple = isinstance(out, (tuple, list))
     outs = tuple(out) if is_tuple else (out,)
     for i, y in enumerate(outs):
         if not isinstance(y, Variable):
-            raise TypeError(f"{caller}: func returned a {type(y).__name__}"
+            raise TypeError(f"{caller}: {who} returned a {type(y).__name__}"
                             f"{f' at position {i}' if is_tuple else ''}; it must return a "
-                            "Variable or a tuple of Variables (use zerograd functions inside)")
+                            f"Variable or a tuple of Variables{hint}")
     return outs, is_tuple
 
 
-def _vector(v, like: tuple, caller: str, what: str) -> tuple:
-    """``v`` (a Variable, array or tuple of them) as Variables shaped like ``like``."""
+def _scalar_output(func: Callable, xs: tuple, caller: str) -> Variable:
+    """func(*xs), which must be a single one-element Variable (hessian, hvp, vhp)."""
+    outs, _ = _call(func, xs, caller)
+    if len(outs) != 1 or outs[0].size != 1:
+        raise ShapeError(f"{caller}: func must return a single one-element Variable, got "
+                         f"shape(s) {_shapes(outs)}")
+    return outs[0]
+
+
+def _shapes(values: tuple) -> str:
+    return ", ".join(str(tuple(a.shape)) for a in values)
+
+
+def _vector(v, like: tuple, caller: str, of: str) -> tuple:
+    """``v`` (a Variable, array or tuple of them) as constant Variables shaped like ``like``,
+    the function's ``of`` ("inputs" or "outputs"). Left out (None), it stands for ones, which
+    is unambiguous only where ``like`` is a single one-element Variable, as in PyTorch."""
+    if v is None:
+        if len(like) != 1 or like[0].size != 1:
+            raise ShapeError(f"{caller}: v can be left out only when the {of} are a single "
+                             f"one-element Variable; they have shape(s) {_shapes(like)}")
+        ones = get_array_module(like[0]._data).ones_like(like[0]._data)
+        return (Variable(ones, requires_grad=False),)
     values = tuple(v) if isinstance(v, (tuple, list)) else (v,)
     if len(values) != len(like):
-        raise ValueError(f"{caller}: {what} has {len(values)} part(s), expected {len(like)} "
-                         f"(one per {'output' if what == 'v' else what})")
+        raise ValueError(f"{caller}: v has {len(values)} part(s), expected {len(like)} "
+                         f"(one per {of[:-1]})")
     out = []
     for i, (a, ref) in enumerate(zip(values, like)):
         a = a if isinstance(a, Variable) else Variable(np.asarray(a) if not is_array(a) else a,
                                                        requires_grad=False)
         if a.shape != ref.shape:
-            raise ShapeError(f"{caller}: {what}[{i}] has shape {tuple(a.shape)}, expected "
+            raise ShapeError(f"{caller}: v[{i}] has shape {tuple(a.shape)}, expected "
                              f"{tuple(ref.shape)}")
         out.append(a)
     return tuple(out)
 
 
-def _finish(values: tuple, xs: tuple, create_graph: bool, strict: bool, caller: str,
-            what: str) -> tuple:
-    """Zeros for None (the derivative is zero), detached unless create_graph."""
+def _gradient(y: Variable, xs: tuple) -> tuple:
+    """dy/dxs recorded, so that it can be differentiated again; None where y does not
+    depend on an input (hessian, hvp, vhp: the first of their two reverse passes)."""
+    if not y.requires_grad:
+        return (None,) * len(xs)
+    return grad(y, xs, create_graph=True, retain_graph=True, allow_unused=True)
+
+
+def _grad_of_inner(gs: tuple, vs: tuple, wrt: tuple, create_graph: bool) -> tuple:
+    """d(sum_i <gs[i], vs[i]>)/d(wrt): the second reverse pass of jvp and vhp.
+
+    A g that is None or a constant does not depend on ``wrt`` and adds nothing; when none
+    depends on it the result is all None (the derivative is zero).
+    """
+    total = None
+    for g, w in zip(gs, vs):
+        if g is not None and g.creator is not None:
+            term = (g * w).sum()
+            total = term if total is None else total + term
+    if total is None:
+        return (None,) * len(wrt)
+    return grad(total, wrt, create_graph=create_graph, retain_graph=create_graph,
+                allow_unused=True)
+
+
+def _finish(values: tuple, like: tuple, create_graph: bool, strict: bool,
+            unused: str) -> tuple:
+    """``values`` with zeros shaped like ``like`` for each None (that derivative is zero),
+    detached unless create_graph. With ``strict=True`` a None raises instead: ``unused``
+    says what does not depend on what, ``{i}`` standing for the position."""
     out = []
-    for i, (g, x) in enumerate(zip(values, xs)):
+    for i, (g, x) in enumerate(zip(values, like)):
         if g is None:
             if strict:
-                raise GraphError(f"{caller}: the output does not depend on inputs[{i}] "
-                                 f"(strict=True); {what} is zero there")
+                raise GraphError(f"{unused.format(i=i)} (strict=True), so that derivative "
+                                 "is zero")
             g = _zeros_like(x)
         elif not create_graph:
             g = _new_variable(g._data, None, 0, False)
@@ -272,13 +325,9 @@ def _detach_all(ys: tuple, create_graph: bool) -> tuple:
     return ys if create_graph else tuple(_new_variable(y._data, None, 0, False) for y in ys)
 
 
-def _ones_seed(outs: tuple, caller: str) -> tuple:
-    if len(outs) != 1 or outs[0].size != 1:
-        shapes = ", ".join(str(tuple(y.shape)) for y in outs)
-        raise ShapeError(f"{caller}: v can be left out only when func returns a single "
-                         f"one-element Variable; it returned shape(s) {shapes}")
-    y = outs[0]
-    return (Variable(get_array_module(y._data).ones_like(y._data), requires_grad=False),)
+def _as_given(values: tuple, is_tuple: bool):
+    """A tuple where the caller gave (or func returned) a tuple, else its one element."""
+    return values if is_tuple else values[0]
 
 
 def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
@@ -290,12 +339,13 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     """
     xs, inputs_tuple = _prepare(inputs, create_graph, "vjp")
     outs, outputs_tuple = _call(func, xs, "vjp")
-    vs = _ones_seed(outs, "vjp") if v is None else _vector(v, outs, "vjp", "v")
+    vs = _vector(v, outs, "vjp", "outputs")
     gs = grad(outs, xs, vs, create_graph=create_graph, retain_graph=create_graph,
               allow_unused=True)
-    result = _finish(gs, xs, create_graph, strict, "vjp", "the vjp")
-    outs = _detach_all(outs, create_graph)
-    return (outs if outputs_tuple else outs[0]), (result if inputs_tuple else result[0])
+    result = _finish(gs, xs, create_graph, strict,
+                     "vjp: the outputs do not depend on inputs[{i}]")
+    return (_as_given(_detach_all(outs, create_graph), outputs_tuple),
+            _as_given(result, inputs_tuple))
 
 
 def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
@@ -305,30 +355,16 @@ def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
     Computed by the double-vjp trick: g(u) = J^T u is linear in u, so the gradient of
     <g(u), v> with respect to u is J v, exactly (two reverse passes, no finite differences).
     """
-    xs, inputs_tuple = _prepare(inputs, create_graph, "jvp")
-    if v is None:
-        if len(xs) != 1 or xs[0].size != 1:
-            raise ShapeError("jvp: v can be left out only for a single one-element input")
-        vs = (Variable(np.ones_like(xs[0]._data), requires_grad=False),)
-    else:
-        vs = _vector(v, xs, "jvp", "v")
+    xs, _ = _prepare(inputs, create_graph, "jvp")
+    vs = _vector(v, xs, "jvp", "inputs")
     outs, outputs_tuple = _call(func, xs, "jvp")
     # u: a dummy cotangent per output, as a leaf the second pass differentiates against.
     us = tuple(Variable(get_array_module(y._data).zeros_like(y._data)) for y in outs)
     gs = grad(outs, xs, us, create_graph=True, retain_graph=True, allow_unused=True)
-    used = [(g, w) for g, w in zip(gs, vs) if g is not None and g.creator is not None]
-    if used:
-        total = None
-        for g, w in used:
-            term = (g * w).sum()
-            total = term if total is None else total + term
-        jv = grad(total, us, create_graph=create_graph, retain_graph=create_graph,
-                  allow_unused=True)
-    else:
-        jv = (None,) * len(us)  # J^T u does not depend on u: J is zero
-    result = _finish(jv, outs, create_graph, strict, "jvp", "the jvp")
-    outs = _detach_all(outs, create_graph)
-    return (outs if outputs_tuple else outs[0]), (result if outputs_tuple else result[0])
+    jv = _grad_of_inner(gs, vs, us, create_graph)
+    result = _finish(jv, outs, create_graph, strict, "jvp: outputs[{i}] depends on no input")
+    return (_as_given(_detach_all(outs, create_graph), outputs_tuple),
+            _as_given(result, outputs_tuple))
 
 
 def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = False,
@@ -351,8 +387,8 @@ def jacobian(func: Callable, inputs, create_graph: bool = False, strict: bool = 
         blocks = _jacobian_forward(func, xs, outs, create_graph, strict)
     else:
         blocks = _jacobian_reverse(xs, outs, create_graph, strict)
-    rows = [tuple(row) if inputs_tuple else row[0] for row in blocks]
-    return tuple(rows) if outputs_tuple else rows[0]
+    return _as_given(tuple(_as_given(tuple(row), inputs_tuple) for row in blocks),
+                     outputs_tuple)
 
 
 class _Stack(Function):
@@ -392,12 +428,9 @@ def _jacobian_reverse(xs, outs, create_graph, strict) -> list:
                           create_graph=create_graph, retain_graph=True, allow_unused=True)
             else:
                 gs = (None,) * len(xs)
-            for j, (g, x) in enumerate(zip(gs, xs)):
-                if g is None:
-                    if strict:
-                        raise GraphError(f"jacobian: output {k} does not depend on "
-                                         f"inputs[{j}] (strict=True)")
-                    g = _zeros_like(x)
+            gs = _finish(gs, xs, create_graph, strict,
+                         f"jacobian: outputs[{k}] does not depend on inputs[{{i}}]")
+            for j, g in enumerate(gs):
                 rows[j].append(g)
         blocks.append([_stack(rows[j], tuple(y.shape) + tuple(x.shape), x, create_graph)
                        for j, x in enumerate(xs)])
@@ -447,69 +480,38 @@ def hessian(func: Callable, inputs, create_graph: bool = False, strict: bool = F
     xs, inputs_tuple = _prepare(inputs, create_graph, "hessian")
 
     def gradient(*args):
-        outs, _ = _call(func, args, "hessian")
-        if len(outs) != 1 or outs[0].size != 1:
-            shapes = ", ".join(str(tuple(y.shape)) for y in outs)
-            raise ShapeError(f"hessian: func must return a single one-element Variable, got "
-                             f"shape(s) {shapes}")
-        y = outs[0]
-        if not y.requires_grad:
-            return tuple(_zeros_like(a) for a in args)
-        gs = grad(y, args, create_graph=True, retain_graph=True, allow_unused=True)
+        gs = _gradient(_scalar_output(func, args, "hessian"), args)
         return tuple(_zeros_like(a) if g is None else g for g, a in zip(gs, args))
 
     result = jacobian(gradient, xs, create_graph=create_graph, strict=strict,
                       strategy=outer_jacobian_strategy)
     # jacobian of a tuple-valued gradient with tuple inputs: a tuple of tuples.
-    if inputs_tuple:
-        return result
-    return result[0][0]
-
-
-def _gradient_and_seed(func, inputs, v, create_graph, caller):
-    xs, inputs_tuple = _prepare(inputs, create_graph, caller)
-    outs, _ = _call(func, xs, caller)
-    if len(outs) != 1 or outs[0].size != 1:
-        shapes = ", ".join(str(tuple(y.shape)) for y in outs)
-        raise ShapeError(f"{caller}: func must return a single one-element Variable, got "
-                         f"shape(s) {shapes}")
-    y = outs[0]
-    if v is None:
-        if len(xs) != 1 or xs[0].size != 1:
-            raise ShapeError(f"{caller}: v can be left out only for a single one-element "
-                             "input")
-        vs = (Variable(np.ones_like(xs[0]._data), requires_grad=False),)
-    else:
-        vs = _vector(v, xs, caller, "v")
-    gs = (grad(y, xs, create_graph=True, retain_graph=True, allow_unused=True)
-          if y.requires_grad else (None,) * len(xs))
-    return xs, inputs_tuple, y, vs, gs
+    return result if inputs_tuple else result[0][0]
 
 
 def vhp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), v^T H), ``torch.autograd.functional.vhp``: the gradient of <grad f, v>
     (reverse over reverse, exact). ``v`` has the shape of ``inputs``."""
-    xs, inputs_tuple, y, vs, gs = _gradient_and_seed(func, inputs, v, create_graph, "vhp")
-    used = [(g, w) for g, w in zip(gs, vs) if g is not None and g.creator is not None]
-    if used:
-        total = None
-        for g, w in used:
-            term = (g * w).sum()
-            total = term if total is None else total + term
-        hv = grad(total, xs, create_graph=create_graph, retain_graph=create_graph,
-                  allow_unused=True)
-    else:
-        hv = (None,) * len(xs)  # the gradient is constant: H is zero
-    result = _finish(hv, xs, create_graph, strict, "vhp", "the vhp")
-    (out,) = _detach_all((y,), create_graph)
-    return out, (result if inputs_tuple else result[0])
+    return _vhp(func, inputs, v, create_graph, strict, "vhp")
 
 
 def hvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), H v), ``torch.autograd.functional.hvp``. The Hessian of a function
     whose second derivatives are continuous is symmetric, so H v = (v^T H)^T: computed as
     :func:`vhp` (reverse over reverse, exact), which is what PyTorch's hvp returns too."""
-    return vhp(func, inputs, v, create_graph=create_graph, strict=strict)
+    return _vhp(func, inputs, v, create_graph, strict, "hvp")
+
+
+def _vhp(func, inputs, v, create_graph: bool, strict: bool, caller: str):
+    """vhp and hvp, their errors naming ``caller``."""
+    xs, inputs_tuple = _prepare(inputs, create_graph, caller)
+    y = _scalar_output(func, xs, caller)
+    vs = _vector(v, xs, caller, "inputs")
+    hv = _grad_of_inner(_gradient(y, xs), vs, xs, create_graph)
+    result = _finish(hv, xs, create_graph, strict,
+                     f"{caller}: the gradient does not depend on inputs[{{i}}]")
+    (out,) = _detach_all((y,), create_graph)
+    return out, _as_given(result, inputs_tuple)
 
 
 # -- checkpoint ------------------------------------------------------------------------------------
@@ -536,13 +538,7 @@ def checkpoint(fn: Callable, *args, preserve_rng_state: bool = True):
     _write_clock[0] += 1
     start = _write_clock[0]
     out = fn(*args)
-    is_tuple = isinstance(out, (tuple, list))
-    outs = tuple(out) if is_tuple else (out,)
-    for i, y in enumerate(outs):
-        if not isinstance(y, Variable):
-            raise TypeError(f"checkpoint: fn returned a {type(y).__name__}"
-                            f"{f' at position {i}' if is_tuple else ''}; it must return a "
-                            "Variable or a tuple of Variables")
+    outs, is_tuple = _as_outputs(out, "checkpoint", "fn")
     boundary = _segment_inputs(outs, start)
     if not boundary:
         return out  # nothing in the segment needs a gradient: nothing to recompute
@@ -582,6 +578,11 @@ class _Checkpoint(Function):
     """The node a checkpointed segment becomes: inputs are the segment's boundary Variables,
     outputs its results; backward recomputes the segment and differentiates through it."""
 
+    # retain_inputs: every boundary Variable (the recomputation reads them all), however
+    # many there are; set in forward.
+    retain_outputs = ()
+    saved = ("args",)  # the recomputation's arguments
+
     def __init__(self, fn, args, boundary, n_outputs, rng_state, train) -> None:
         self.fn = fn
         self.args = args
@@ -595,6 +596,7 @@ class _Checkpoint(Function):
         return f"checkpoint({getattr(self.fn, '__qualname__', type(self.fn).__name__)})"
 
     def forward(self, *xs):
+        self.retain_inputs = tuple(range(len(xs)))
         values, self.values = self.values, None  # computed by checkpoint(); not kept
         return values
 
