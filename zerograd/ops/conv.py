@@ -334,6 +334,21 @@ class Im2col(Function):
         return col2im(gy, self.input_shape, self.kernel_size, self.stride, self.pad,
                       self.to_matrix, dilation=self.dilation)
 
+    def to_onnx(self, g, x):
+        # A grouped Conv whose kernel is the identity copies the patches exactly: output
+        # channel c*KH*KW + i*KW + j of group c reads x[c] at window offset (i, j).
+        _, C, H, W = self.input_shape
+        (KH, KW), stride, pad, dilation = (pair(self.kernel_size), pair(self.stride),
+                                           pair(self.pad), pair(self.dilation))
+        OH, OW = conv_out_hw("im2col", (H, W), (KH, KW), stride, pad, dilation)
+        col = g.op("Conv", x, g.constant(_identity_kernel(C, KH, KW, self.inputs[0].dtype)),
+                   kernel_shape=[KH, KW], strides=list(stride),
+                   pads=[pad[0], pad[1], pad[0], pad[1]], dilations=list(dilation), group=C)
+        if not self.to_matrix:  # (N, C*KH*KW, OH, OW) -> (N, C, KH, KW, OH, OW)
+            return g.op("Reshape", col, g.constant([-1, C, KH, KW, OH, OW]))
+        rows = g.op("Transpose", col, perm=[0, 2, 3, 1])  # (N, OH, OW, C*KH*KW)
+        return g.op("Reshape", rows, g.constant([-1, C * KH * KW]))
+
 
 def im2col(x, kernel_size, stride=1, pad=0, to_matrix: bool = True, *, dilation=1) -> Variable:
     """Image patches: x (N, C, H, W) -> (N, C, KH, KW, OH, OW), or the (N*OH*OW, C*KH*KW)
@@ -342,6 +357,12 @@ def im2col(x, kernel_size, stride=1, pad=0, to_matrix: bool = True, *, dilation=
     check_window("im2col", kernel=pair(kernel_size), stride=pair(stride), pad=pair(pad),
                   dilation=pair(dilation))
     return Im2col(kernel_size, stride, pad, to_matrix, dilation)(x)
+
+
+def _identity_kernel(C: int, KH: int, KW: int, dtype) -> np.ndarray:
+    """(C*KH*KW, 1, KH, KW) weights: output channel c*KH*KW + k has a single 1 at offset k."""
+    eye = np.eye(KH * KW, dtype=dtype).reshape(KH * KW, 1, KH, KW)
+    return np.tile(eye, (C, 1, 1, 1))
 
 
 class Col2im(Function):
@@ -363,6 +384,27 @@ class Col2im(Function):
     def backward(self, gy):
         return im2col(gy, self.kernel_size, self.stride, self.pad, self.to_matrix,
                       dilation=self.dilation)
+
+    def to_onnx(self, g, x):
+        # im2col's adjoint: a grouped ConvTranspose with the identity kernel adds every
+        # patch element back where it came from; output_padding restores the rows and
+        # columns no window reached.
+        _, C, H, W = self.input_shape
+        (KH, KW), stride, pad, dilation = (pair(self.kernel_size), pair(self.stride),
+                                           pair(self.pad), pair(self.dilation))
+        OH, OW = conv_out_hw("col2im", (H, W), (KH, KW), stride, pad, dilation)
+        if self.to_matrix:  # (N*OH*OW, C*KH*KW) -> (N, C*KH*KW, OH, OW)
+            x = g.op("Transpose", g.op("Reshape", x, g.constant([-1, OH, OW, C * KH * KW])),
+                     perm=[0, 3, 1, 2])
+        else:
+            x = g.op("Reshape", x, g.constant([-1, C * KH * KW, OH, OW]))
+        base = [stride[a] * (n - 1) + dilation[a] * (k - 1) + 1 - 2 * pad[a]
+                for a, (n, k) in enumerate(((OH, KH), (OW, KW)))]
+        return g.op("ConvTranspose", x,
+                    g.constant(_identity_kernel(C, KH, KW, self.inputs[0].dtype)),
+                    kernel_shape=[KH, KW], strides=list(stride),
+                    pads=[pad[0], pad[1], pad[0], pad[1]], dilations=list(dilation), group=C,
+                    output_padding=[H - base[0], W - base[1]])
 
 
 def col2im(x, input_shape, kernel_size, stride=1, pad=0, to_matrix: bool = True, *,
