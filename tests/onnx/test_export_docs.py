@@ -1,0 +1,92 @@
+"""docs/interop.md's table of the ops with and without an ONNX lowering is the code's.
+
+``python -m tests.onnx.test_export_docs`` prints the table to paste between the markers
+``<!-- ops table start -->`` and ``<!-- ops table end -->``.
+"""
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import zerograd.ops
+from zerograd import Function
+from zerograd.core import broadcast
+from zerograd.onnx import lowering_of
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
+START, END = "<!-- ops table start -->", "<!-- ops table end -->"
+
+# Why an op has no lowering, for the ops that say more than their kind (below).
+REASONS = {
+    "RepeatSum": "the backward of `repeat`",
+    "Crop": "the backward of `pad`",
+    "ProductOfOthers": "the backward of `prod` (every order)",
+    "Conv2DGradW": "the backward of `conv2d` (its weight gradient)",
+    "BiasGrad": "the backward of a bias",
+    "Pooling2DWithIndexes": "the second-order backward of max pooling",
+    "Dropout": "never recorded at inference: `dropout` is the identity under `test_mode()`",
+}
+
+
+def _reason(module: str, name: str) -> str:
+    if name in REASONS:
+        return REASONS[name]
+    if module == "loss":
+        return "training losses and their parts: an inference graph ends before them"
+    if name.endswith("Grad"):
+        return "Grad nodes (they compute a backward; export runs none)"
+    return "no lowering yet"
+
+
+def _families():
+    modules = [(info.name, importlib.import_module(f"zerograd.ops.{info.name}"))
+               for info in pkgutil.iter_modules(zerograd.ops.__path__)
+               if not info.name.startswith("_") and info.name != "overloads"]
+    return [("core (sum_to, broadcast_to, cast)", broadcast), *sorted(modules)]
+
+
+def _classes(module):
+    return sorted((obj for obj in vars(module).values()
+                   if isinstance(obj, type) and issubclass(obj, Function)
+                   and obj.__module__ == module.__name__), key=lambda c: c.__name__)
+
+
+def op_table() -> str:
+    """The markdown table: one row per op family."""
+    rows = ["| family | with a lowering | without (why) |", "|---|---|---|"]
+    for family, module in _families():
+        classes = _classes(module)
+        if not classes:
+            continue
+        with_ = [f"`{c.__name__}`" for c in classes if lowering_of(c) is not None]
+        reasons: dict[str, list[str]] = {}  # reason -> ops, in the order first met
+        for c in classes:
+            if lowering_of(c) is None:
+                reasons.setdefault(_reason(family, c.__name__), []).append(f"`{c.__name__}`")
+        without = [f"{', '.join(ops)}: {reason}" for reason, ops in reasons.items()]
+        rows.append(f"| {family} | {', '.join(with_) or '-'} | {'; '.join(without) or '-'} |")
+    return "\n".join(rows)
+
+
+def test_the_docs_table_is_the_code():
+    text = DOCS.read_text()
+    documented = text[text.index(START) + len(START):text.index(END)].strip()
+    assert documented == op_table(), (
+        "docs/interop.md's ONNX op table is out of date: run "
+        "`python -m tests.onnx.test_export_docs` and paste its output between the markers")
+
+
+def test_every_listed_lowering_exists():
+    # Independent of the generator: each name the table lists as exported has a lowering.
+    text = DOCS.read_text()
+    table = text[text.index(START):text.index(END)]
+    names = {c.__name__: c for _, m in _families() for c in _classes(m)}
+    for line in table.splitlines()[3:]:
+        exported = line.split("|")[2]
+        for name in re.findall(r"`(\w+)`", exported):
+            assert lowering_of(names[name]) is not None, name
+
+
+if __name__ == "__main__":
+    print(op_table())
