@@ -331,3 +331,27 @@ def test_a_failed_export_leaves_an_existing_file_untouched(tmp_path, monkeypatch
         export(MLP((2,)), _x(3, 4), path)
     assert path.read_bytes() == b"previous model"
     assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+# -- checkpointed segments ----------------------------------------------------------------------
+class Checkpointed(Model):
+    def __init__(self, inner=None):
+        super().__init__()
+        self.a = L.Linear(5)
+        self.b = L.Linear(2)
+        self.inner = inner or (lambda h: F.tanh(h) * 2.0)
+
+    def forward(self, x):
+        h = zerograd.checkpoint(lambda v: self.inner(self.a(v)), x)
+        return self.b(h)
+
+
+def test_a_checkpointed_segment_exports_as_its_ops():
+    proto = check_export(Checkpointed(), _x(3, 4))
+    assert [n.op_type for n in proto.graph.node] == ["Gemm", "Tanh", "Mul", "Gemm", "Identity"]
+    assert {"a/W", "a/b", "b/W", "b/b"} <= {t.name for t in proto.graph.initializer}
+
+
+def test_an_op_without_lowering_inside_a_checkpoint_is_named():
+    with pytest.raises(ExportError, match=r"no ONNX lowering for Cube \(in 'checkpoint\("):
+        export(Checkpointed(lambda h: Cube()(h)), _x(3, 4), None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import zerograd.ops
 from zerograd import Function
-from zerograd.core import broadcast
+from zerograd.core import autograd, broadcast
 from zerograd.onnx import lowering_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
@@ -26,6 +26,8 @@ REASONS = {
     "BiasGrad": "the backward of a bias",
     "Pooling2DWithIndexes": "the second-order backward of max pooling",
     "Dropout": "never recorded at inference: `dropout` is the identity under `test_mode()`",
+    "_Identity": "the functional API's (jacobian, hessian), not a model's forward",
+    "_Stack": "the functional API's (jacobian, hessian), not a model's forward",
 }
 
 
@@ -43,11 +45,12 @@ def _families():
     modules = [(info.name, importlib.import_module(f"zerograd.ops.{info.name}"))
                for info in pkgutil.iter_modules(zerograd.ops.__path__)
                if not info.name.startswith("_") and info.name != "overloads"]
-    return [("core (sum_to, broadcast_to, cast)", broadcast), *sorted(modules)]
+    return [("core (sum_to, broadcast_to, cast; checkpoint)", (broadcast, autograd)),
+            *sorted((name, (module,)) for name, module in modules)]
 
 
-def _classes(module):
-    return sorted((obj for obj in vars(module).values()
+def _classes(modules):
+    return sorted((obj for module in modules for obj in vars(module).values()
                    if isinstance(obj, type) and issubclass(obj, Function)
                    and obj.__module__ == module.__name__), key=lambda c: c.__name__)
 

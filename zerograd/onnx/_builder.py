@@ -57,6 +57,8 @@ class GraphBuilder:
         self._alive: list[Variable] = []
         self._batch_dim: str | None = None  # the 1-D runtime batch size, once asked for
         self._batch_source: str | None = None  # a graph input whose first axis is the batch
+        # The export walk's inline (see ``inline``), set by export.
+        self._inline: Any = None
 
     # -- names ----------------------------------------------------------------------------
     def fresh_name(self, hint: str) -> str:
@@ -137,6 +139,13 @@ class GraphBuilder:
     def scalar(self, value: Any, like: Variable) -> str:
         """A 0-d constant of ``like``'s dtype: the typed operand of ``x + 2.0``."""
         return self.constant(value, dtype=like.dtype)
+
+    def inline(self, outputs: Sequence[Variable], inside: str) -> list[str]:
+        """Lower the graph that computed ``outputs`` (Variables recorded after the trace,
+        such as a checkpointed segment run again by its lowering) down to the values the
+        graph already has; returns the names of ``outputs``. ``inside`` names the segment
+        in error messages."""
+        return self._inline(outputs, inside)
 
     # -- shapes that keep the batch symbolic --------------------------------------------------
     def shape_of(self, name: str) -> str:

@@ -1,5 +1,5 @@
-"""ONNX lowerings of the ops that live in ``zerograd.core`` (``sum_to``, ``broadcast_to``,
-``cast``), which the engine itself uses.
+"""ONNX lowerings of the ops that live in ``zerograd.core``: ``sum_to``, ``broadcast_to``,
+``cast`` (which the engine itself uses) and ``checkpoint``'s segment node.
 
 The lowering of every other op is a ``to_onnx`` method beside its own code; these three
 are kept here, in a table read by the export walk, because ``core`` is the engine and must
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from zerograd._config import using_config
+from zerograd.core.autograd import _Checkpoint
 from zerograd.core.broadcast import BroadcastTo, Cast, SumTo
 
 
@@ -37,7 +39,19 @@ def _cast(node: Cast, g: Any, x: str) -> str:
     return g.op("Cast", x, to=g.tensor_type(node.dtype))
 
 
+def _checkpoint(node: _Checkpoint, g: Any, *boundary: str) -> Any:
+    """A checkpointed segment is one node whose inside the trace dropped: run the segment
+    again (graph recording on, as its backward would) and lower what it records, down to
+    the segment's inputs, which the graph already has."""
+    with using_config("enable_backprop", True):
+        out = node.fn(*node.args)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    names = g.inline(outs, inside=node.name)
+    return tuple(names) if len(names) > 1 else names[0]
+
+
 CORE_LOWERINGS: dict[type, Callable[..., Any]] = {
+    _Checkpoint: _checkpoint,
     SumTo: _sum_to,
     BroadcastTo: _broadcast_to,
     Cast: _cast,

@@ -146,13 +146,15 @@ def _trace(model_or_fn: Any, inputs: list[Variable], root: str,
             handle.remove()
 
 
-def _functions(outputs: Sequence[Variable]) -> list[Function]:
+def _functions(outputs: Sequence[Variable],
+               stop: Callable[[Variable], bool] = lambda v: False) -> list[Function]:
     """Every Function the outputs depend on, inputs before users (generation order; ties
-    in the order the walk found them, which is deterministic)."""
+    in the order the walk found them, which is deterministic); the walk does not go past
+    Variables for which ``stop`` is true."""
     found: list[Function] = []
     seen: set[int] = set()
     # Variable.creator is typed as None (core leaves it untyped): the walk knows better.
-    stack: list[Any] = [y.creator for y in outputs if y.creator is not None]
+    stack: list[Any] = [y.creator for y in outputs if y.creator is not None and not stop(y)]
     while stack:
         f = stack.pop()
         if id(f) in seen:
@@ -160,7 +162,7 @@ def _functions(outputs: Sequence[Variable]) -> list[Function]:
         seen.add(id(f))
         found.append(f)
         for x in f.inputs:
-            if x.creator is not None and id(x.creator) not in seen:
+            if x.creator is not None and id(x.creator) not in seen and not stop(x):
                 stack.append(x.creator)
     found.sort(key=lambda f: f.generation)
     return found
@@ -271,48 +273,13 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
     if isinstance(model_or_fn, Layer):
         param_names = {id(p): key for key, p in model_or_fn.named_params()}
         buffer_names = {id(a): key for key, a in model_or_fn.named_buffers() if a is not None}
-
-    def value(x: Variable) -> str:
-        """The ONNX name of an input of a node: already met, or a new initializer."""
-        known = g._names.get(id(x))
-        if known is not None:
-            return known
-        if x.creator is not None:  # cannot happen: the walk visits creators first
-            raise ExportError(f"onnx export: a {x.creator.name} output was used before it "
-                              f"was computed")
-        if isinstance(x, Parameter) and id(x) in param_names:
-            name = g.initializer(as_numpy(x.data), param_names[id(x)])
-        elif id(x.data) in buffer_names and buffer_names[id(x.data)] not in g._used:
-            name = g.initializer(as_numpy(x.data), buffer_names[id(x.data)])
-        else:
-            name = g.initializer(as_numpy(x.data))
-        g.bind(x, name)
-        return name
-
-    for f in functions:
-        names = [value(x) for x in f.inputs]
-        names = _promoted(g, f, names)
-        where = labels.path.get(id(f), root)
-        try:
-            result = lowering_of(type(f))(f, g, *names)  # type: ignore[misc]
-        except ExportError:
-            raise
-        except Exception as e:
-            raise ExportError(f"ONNX lowering of {f.name} (in {where!r}) failed: {e}") from e
-        results = result if isinstance(result, tuple) else (result,)
-        if len(results) != len(f.outputs):
-            raise ExportError(f"ONNX lowering of {f.name} (in {where!r}) returned "
-                              f"{len(results)} values for {len(f.outputs)} outputs")
-        batched_in = any(g.is_batched(x) for x in f.inputs)
-        for ref, name in zip(f.outputs, results):
-            y = ref()
-            if y is not None:
-                g.bind(y, name, batched_in and batch is not None and y.ndim >= 1
-                       and y.shape[0] == batch)
+    walk = _Walk(g, labels, root, param_names, buffer_names)
+    g._inline = walk.inline
+    walk.emit(functions)
 
     graph_outputs = []
     for name, y in zip(out_names, outputs):
-        g.nodes.append(onnx.helper.make_node("Identity", [value(y)], [name],
+        g.nodes.append(onnx.helper.make_node("Identity", [walk.value(y)], [name],
                                              name=g.fresh_name("node_Identity")))
         graph_outputs.append(_value_info(onnx, name, y, g.is_batched(y)))
 
@@ -335,6 +302,70 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         with atomic_write(os.fspath(path), "wb") as file:
             file.write(model.SerializeToString())
     return model
+
+
+class _Walk:
+    """Emits the nodes of recorded Functions, in order, through the builder ``g``."""
+
+    def __init__(self, g: Any, labels: _Labels, root: str, param_names: dict[int, str],
+                 buffer_names: dict[int, str]) -> None:
+        self.g = g
+        self.labels = labels
+        self.root = root
+        self.param_names = param_names
+        self.buffer_names = buffer_names
+
+    def value(self, x: Variable) -> str:
+        """The ONNX name of an input of a node: already met, or a new initializer."""
+        g = self.g
+        known = g._names.get(id(x))
+        if known is not None:
+            return known
+        if x.creator is not None:  # cannot happen: the walk visits creators first
+            raise ExportError(f"onnx export: a {x.creator.name} output was used before it "
+                              f"was computed")
+        buffer = self.buffer_names.get(id(x.data))
+        if isinstance(x, Parameter) and id(x) in self.param_names:
+            name = g.initializer(as_numpy(x.data), self.param_names[id(x)])
+        elif buffer is not None and buffer not in g._used:
+            name = g.initializer(as_numpy(x.data), buffer)
+        else:
+            name = g.initializer(as_numpy(x.data))
+        g.bind(x, name)
+        return name
+
+    def emit(self, functions: list[Function], inside: str | None = None) -> None:
+        g = self.g
+        for f in functions:
+            where = inside or self.labels.path.get(id(f), self.root)
+            lower = lowering_of(type(f))
+            if lower is None:  # only inside an inlined segment: export checked the rest
+                raise ExportError(f"no ONNX lowering for {f.name} (in {where!r}); ops with "
+                                  f"lowerings: {', '.join(exportable_ops())}")
+            names = _promoted(g, f, [self.value(x) for x in f.inputs])
+            try:
+                result = lower(f, g, *names)
+            except ExportError:
+                raise
+            except Exception as e:
+                raise ExportError(f"ONNX lowering of {f.name} (in {where!r}) failed: {e}") from e
+            results = result if isinstance(result, tuple) else (result,)
+            if len(results) != len(f.outputs):
+                raise ExportError(f"ONNX lowering of {f.name} (in {where!r}) returned "
+                                  f"{len(results)} values for {len(f.outputs)} outputs")
+            batched_in = any(g.is_batched(x) for x in f.inputs)
+            for ref, name in zip(f.outputs, results):
+                y = ref()
+                if y is not None:
+                    g.bind(y, name, batched_in and g.batch_size is not None and y.ndim >= 1
+                           and y.shape[0] == g.batch_size)
+
+    def inline(self, outputs: Sequence[Variable], inside: str) -> list[str]:
+        """Emit the graph that computed ``outputs`` down to Variables the graph already
+        has (a checkpointed segment, recomputed by its lowering); their names."""
+        known = self.g._names
+        self.emit(_functions(outputs, stop=lambda v: id(v) in known), inside)
+        return [self.value(y) for y in outputs]
 
 
 def _promoted(g: Any, f: Function, names: list[str]) -> list[str]:
