@@ -784,11 +784,10 @@ class FusedWeights(Function):
         outputs, k = [], 0
         for fused, positions in self.layout:
             width = fused.shape[-1] // self.blocks
-            blocks = [g.constant(fused[..., j * width:(j + 1) * width]) for j in
-                      range(self.blocks)]
-            for position in positions:
-                blocks[position] = parts[k]
-                k += 1
+            held = dict(zip(positions, parts[k:k + len(positions)]))
+            k += len(positions)
+            blocks = [held[j] if j in held else g.constant(fused[..., j * width:(j + 1) * width])
+                      for j in range(self.blocks)]
             outputs.append(g.op("Concat", *blocks, axis=-1))
         return tuple(outputs)
 
