@@ -251,12 +251,17 @@ _inferred_reads: dict = {}
 def _what_backward_reads(f) -> tuple:
     """The inputs and outputs whose values ``f.backward`` reads: positions, or True for all.
 
-    ``retain_inputs`` / ``retain_outputs`` say it when the op declares them. An op that does
-    not is taken to read what its backward method names: all inputs if it mentions
-    ``self.inputs``, all outputs if ``self.output(s)``. Ops whose backward needs no value
-    (Add, Reshape, Sum, FusedWeights: only shapes, or state saved in forward) thus never
-    raise when their inputs change, and a helper method that reads ``self.inputs`` for
-    backward goes unchecked (docs/engine.md lists it among what is not detected).
+    ``retain_inputs`` / ``retain_outputs`` say it when the op declares them, and every op of
+    zerograd's own declares both (as a class attribute, or in ``forward`` for the ops with
+    any number of inputs: Einsum, ProductOfOthers, checkpoint's node), so the inference below
+    never decides for them; tests/core/test_retain_declarations.py enforces it.
+
+    The inference is for user-defined Functions, which DeZero programs write without
+    declarations: such an op is taken to read what its backward method names, all inputs if
+    it mentions ``self.inputs``, all outputs if ``self.output(s)``. A backward that needs no
+    value thus never raises when its inputs change, and a helper method that reads
+    ``self.inputs`` for backward goes unchecked (docs/engine.md lists it among what is not
+    detected).
     """
     cls = type(f)
     inferred = _inferred_reads.get(cls)

@@ -46,6 +46,9 @@ def _as_scalar(x):
 class Add(Function):
     """y = x0 + x1."""
 
+    retain_inputs = ()  # only the shapes (the engine keeps those)
+    retain_outputs = ()
+
     def forward(self, x0, x1):
         return x0 + x1
 
@@ -59,6 +62,9 @@ class Add(Function):
 class Sub(Function):
     """y = x0 - x1."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def forward(self, x0, x1):
         return x0 - x1
 
@@ -71,6 +77,9 @@ class Sub(Function):
 
 class Mul(Function):
     """y = x0 * x1."""
+
+    retain_inputs = (0, 1)  # each gradient is gy times the other operand
+    retain_outputs = ()
 
     def forward(self, x0, x1):
         return x0 * x1
@@ -88,6 +97,9 @@ class Mul(Function):
 class Div(Function):
     """y = x0 / x1."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x0, x1):
         return x0 / x1
 
@@ -103,6 +115,9 @@ class Div(Function):
 
 class Neg(Function):
     """y = -x."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def forward(self, x):
         return -x
@@ -122,6 +137,9 @@ def neg(x) -> Variable:
 class AddConstant(Function):
     """y = x + c for a scalar constant c."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, c) -> None:
         self.c = c
 
@@ -137,6 +155,9 @@ class AddConstant(Function):
 
 class MulConstant(Function):
     """y = x * c for a scalar constant c."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, c) -> None:
         self.c = c
@@ -154,6 +175,9 @@ class MulConstant(Function):
 class RSubConstant(Function):
     """y = c - x for a scalar constant c."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, c) -> None:
         self.c = c
 
@@ -169,6 +193,9 @@ class RSubConstant(Function):
 
 class DivConstant(Function):
     """y = x / c for a scalar constant c."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, c) -> None:
         self.c = c
@@ -186,6 +213,9 @@ class DivConstant(Function):
 class RDivConstant(Function):
     """y = c / x for a scalar constant c; dy/dx = -c / x^2 = -y / x."""
 
+    retain_inputs = (0,)  # -y / x
+    retain_outputs = (0,)
+
     def __init__(self, c) -> None:
         self.c = c
 
@@ -202,6 +232,9 @@ class RDivConstant(Function):
 
 class Pow(Function):
     """y = x ** c for a constant exponent c (a scalar or an array that is not a Variable)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def __init__(self, c) -> None:
         self.c = c

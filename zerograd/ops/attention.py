@@ -24,6 +24,9 @@ class MaskedSoftmax(Function):
     be differentiated again.
     """
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def __init__(self, keep=None) -> None:
         self.keep = keep
 

@@ -49,6 +49,9 @@ def _binary_operands(x0, x1):
 class Square(Function):
     """y = x ** 2; dy/dx = 2x."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return x * x
 
@@ -68,6 +71,9 @@ def square(x) -> Variable:
 class Exp(Function):
     """y = exp(x); dy/dx = y (keeps its output, not its input)."""
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def forward(self, x):
         return np.exp(x)
 
@@ -85,6 +91,9 @@ def exp(x) -> Variable:
 
 class Log(Function):
     """y = log(x) (natural); dy/dx = 1 / x. log(0) = -inf, as NumPy."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return np.log(x)
@@ -105,6 +114,9 @@ def log(x) -> Variable:
 class Sin(Function):
     """y = sin(x); dy/dx = cos(x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.sin(x)
 
@@ -124,6 +136,9 @@ def sin(x) -> Variable:
 class Cos(Function):
     """y = cos(x); dy/dx = -sin(x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.cos(x)
 
@@ -142,6 +157,9 @@ def cos(x) -> Variable:
 
 class Tanh(Function):
     """y = tanh(x); dy/dx = 1 - y^2 (keeps its output)."""
+
+    retain_inputs = ()
+    retain_outputs = (0,)
 
     def forward(self, x):
         return np.tanh(x)
@@ -164,6 +182,9 @@ class TanhGrad(Function):
     d/dy = -2 gy y; d/dgy = 1 - y^2 (another TanhGrad), so every order is differentiable.
     """
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, y, gy):
         gx = 1 - y * y
         gx *= gy
@@ -178,6 +199,9 @@ class TanhGrad(Function):
 
 class Sqrt(Function):
     """y = sqrt(x); dy/dx = 1 / (2y) (keeps its output). At x = 0 the gradient is inf."""
+
+    retain_inputs = ()
+    retain_outputs = (0,)
 
     def forward(self, x):
         return np.sqrt(x)
@@ -196,6 +220,9 @@ def sqrt(x) -> Variable:
 
 class Abs(Function):
     """y = |x|; dy/dx = sign(x), 0 at x = 0."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return np.abs(x)
@@ -219,6 +246,9 @@ class Power(Function):
     dy/dx0 = x1 * x0 ** (x1 - 1) (0 where x1 == 0, even at x0 == 0);
     dy/dx1 = y * log(x0) (0 where x0 == 0).
     """
+
+    retain_inputs = (0, 1)
+    retain_outputs = (0,)
 
     def forward(self, x0, x1):
         return x0 ** x1
@@ -260,6 +290,9 @@ def power(x, y) -> Variable:
 class Maximum(Function):
     """y = max(x0, x1) elementwise; ties give each input half of the gradient."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x0, x1):
         return np.maximum(x0, x1)
 
@@ -280,6 +313,9 @@ def maximum(x0, x1) -> Variable:
 
 class Minimum(Function):
     """y = min(x0, x1) elementwise; ties give each input half of the gradient."""
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x0, x1):
         return np.minimum(x0, x1)
@@ -318,6 +354,9 @@ class Where(Function):
     The condition is a constant; the gradient goes to x where it holds, to y elsewhere, and
     is exactly 0 in the branch not taken (even if the incoming gradient is inf or nan).
     """
+
+    retain_inputs = ()  # the condition is a constant kept on the op
+    retain_outputs = ()
 
     def __init__(self, condition) -> None:
         self.condition = condition
@@ -369,6 +408,9 @@ class Clip(Function):
     dy/dx = 1 on the closed interval x_min <= x <= x_max, 0 outside. A bound may be None.
     """
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def __init__(self, x_min, x_max) -> None:
         self.x_min = x_min
         self.x_max = x_max
@@ -401,6 +443,9 @@ class ClipBetween(Function):
     below it, to x_max where the result is x_max and x is not inside: exactly one input
     receives each element's gradient.
     """
+
+    retain_inputs = (0, 1, 2)
+    retain_outputs = ()
 
     def forward(self, x, x_min, x_max):
         return np.minimum(np.maximum(x, x_min), x_max)
@@ -453,6 +498,9 @@ def _inside(x, lo, hi):
 class Log1p(Function):
     """y = log(1 + x), accurate for tiny x; dy/dx = 1 / (1 + x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.log1p(x)
 
@@ -472,6 +520,9 @@ def log1p(x) -> Variable:
 class Expm1(Function):
     """y = exp(x) - 1, accurate for tiny x; dy/dx = exp(x) = y + 1 (keeps its output)."""
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def forward(self, x):
         return np.expm1(x)
 
@@ -489,6 +540,9 @@ def expm1(x) -> Variable:
 
 class Log2(Function):
     """y = log2(x); dy/dx = 1 / (x ln 2)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return np.log2(x)
@@ -509,6 +563,9 @@ def log2(x) -> Variable:
 class Log10(Function):
     """y = log10(x); dy/dx = 1 / (x ln 10)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.log10(x)
 
@@ -527,6 +584,9 @@ def log10(x) -> Variable:
 
 class Sinh(Function):
     """y = sinh(x); dy/dx = cosh(x)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return np.sinh(x)
@@ -547,6 +607,9 @@ def sinh(x) -> Variable:
 class Cosh(Function):
     """y = cosh(x); dy/dx = sinh(x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.cosh(x)
 
@@ -565,6 +628,9 @@ def cosh(x) -> Variable:
 
 class Arcsin(Function):
     """y = arcsin(x) for |x| <= 1; dy/dx = 1 / sqrt(1 - x^2)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return np.arcsin(x)
@@ -585,6 +651,9 @@ def arcsin(x) -> Variable:
 class Arccos(Function):
     """y = arccos(x) for |x| <= 1; dy/dx = -1 / sqrt(1 - x^2)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.arccos(x)
 
@@ -604,6 +673,9 @@ def arccos(x) -> Variable:
 class Arctan(Function):
     """y = arctan(x); dy/dx = 1 / (1 + x^2)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.arctan(x)
 
@@ -622,6 +694,9 @@ def arctan(x) -> Variable:
 
 class Erf(Function):
     """y = erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt; dy/dx = 2/sqrt(pi) exp(-x^2)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return erf_array(x)
@@ -644,6 +719,9 @@ def erf(x) -> Variable:
 
 class Erfc(Function):
     """y = erfc(x) = 1 - erf(x), relatively accurate in the tail; dy/dx = -2/sqrt(pi) e^-x^2."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def forward(self, x):
         return erfc_array(x)

@@ -52,6 +52,9 @@ class MatMul(Function):
     (k,), a 1-D W a column (k,), and that axis is dropped from y, as in NumPy.
     """
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x, W):
         if x.ndim == 0 or W.ndim == 0:
             raise ShapeError(
@@ -101,6 +104,9 @@ class Linear(Function):
     gx = gy @ W^T (skipped when x is a constant, e.g. the input batch), gW = x^T gy over
     every leading axis, gb = gy summed over the leading axes.
     """
+
+    retain_inputs = (0, 1)  # x for gW, W for gx; of b only the shape
+    retain_outputs = ()
 
     def forward(self, x, W, b=None):
         if W.ndim != 2 or x.ndim == 0 or x.shape[-1] != W.shape[0]:
@@ -194,6 +200,9 @@ class TensorDot(Function):
     y has a's free axes, then b's. The gradients are tensordots of gy with the other
     operand, transposed back to the operand's axis order.
     """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def __init__(self, a_axes: tuple, b_axes: tuple) -> None:
         self.a_axes = a_axes
@@ -346,11 +355,16 @@ class Einsum(Function):
     matrix; a label only operand k has (summed over it alone) is broadcast back.
     """
 
+    # retain_inputs: every operand (each gradient contracts the others with gy), however
+    # many there are; set in forward.
+    retain_outputs = ()
+
     def __init__(self, terms: list[str], output: str) -> None:
         self.terms = terms
         self.out_labels = output
 
     def forward(self, *operands):
+        self.retain_inputs = tuple(range(len(operands)))
         spec = ",".join(self.terms) + "->" + self.out_labels
         large = len(operands) > 2 or sum(op.size for op in operands) > 4096
         return get_array_module(operands[0]).einsum(spec, *operands, optimize=large)

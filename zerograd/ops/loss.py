@@ -123,6 +123,9 @@ class _SubtractAtLabels(Function):
     """y = x with ``value`` subtracted at (i, t[i]) of a (N, C) x: softmax minus a one-hot,
     without materialising the one-hot. dy/dx is the identity."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, t, value: float = 1.0) -> None:
         self.t = t
         self.value = value
@@ -140,6 +143,9 @@ class _SubtractAtLabels(Function):
 # -- mean squared error ------------------------------------------------------------------
 class MeanSquaredError(Function):
     """y = sum((x0 - x1)^2) / len(x0 - x1); dy/dx0 = 2 (x0 - x1) / len, dy/dx1 = -dy/dx0."""
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def forward(self, x0, x1):
         diff = x0 - x1
@@ -322,6 +328,9 @@ class SigmoidCrossEntropy(Function):
     """y = sum(max(x, 0) - x t + log1p(exp(-|x|))) / len(x) (the logits form: no log(0));
     dy/dx = (sigmoid(x) - t) / len(x), dy/dt = -x / len(x)."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, x, t):
         if t.ndim != x.ndim:
             t = t.reshape(x.shape)  # DeZero's convenience: labels (N,) for logits (N, 1)
@@ -358,6 +367,8 @@ class BinaryCrossEntropy(Function):
     """y = -sum(t log p + (1 - t) log(1 - p)) / len(p), p clipped to [eps, 1 - eps];
     dy/dp = (p - t) / (p (1 - p)) / len(p) inside the clip range, 0 outside."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
     saved = ("p_clipped", "inside")  # released with the graph (Function.release)
 
     def forward(self, p, t):
@@ -440,6 +451,9 @@ def _label_index(t, keep):
 class SelectLabel(Function):
     """y[n, *d] = x[n, t[n, *d], *d] for x (N, C, *d); 0 where the label is ignored."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, index, keep) -> None:
         self.index = index  # (N, 1, *d) class ids
         self.keep = keep    # (N, *d) bool, or None when nothing is ignored
@@ -458,6 +472,9 @@ class SelectLabel(Function):
 
 class SelectLabelGrad(Function):
     """gx = zeros(x_shape) with gy placed at the selected labels (the transpose of select)."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, index, keep, x_shape: tuple) -> None:
         self.index = index
@@ -576,6 +593,8 @@ class HuberLoss(Function):
     """y = reduce(h(x - t)), h(d) = d^2 / 2 if |d| <= delta else delta (|d| - delta / 2);
     dh/dd = clip(d, -delta, delta)."""
 
+    retain_inputs = (0, 1)  # x - t (its masks are its own)
+    retain_outputs = ()
     saved = ("quadratic", "linear_slope")  # released with the graph (Function.release)
 
     def __init__(self, delta: float, reduction: str) -> None:
@@ -623,6 +642,8 @@ def huber_loss(x, t, delta: float = 1.0, reduction: str = "mean") -> Variable:
 class L1Loss(Function):
     """y = reduce(|x - t|); dy/dx = sign(x - t) (0 where x == t), dy/dt = -dy/dx."""
 
+    retain_inputs = ()  # only the sign it keeps
+    retain_outputs = ()
     saved = ("sign",)  # released with the graph (Function.release)
 
     def __init__(self, reduction: str) -> None:
@@ -654,6 +675,8 @@ class KLDiv(Function):
     """Pointwise KL(p || q) = p (log p - log q) with 0 where p == 0, from log_q and p
     (or log p when ``log_target``); reduced by ``reduction``."""
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
     saved = ("positive", "safe_p")  # released with the graph (Function.release)
 
     def __init__(self, reduction: str, log_target: bool) -> None:
@@ -715,6 +738,8 @@ def kl_div(log_q, p, reduction: str = "batchmean", log_target: bool = False) -> 
 class ClampedNorm(Function):
     """y = max(||x||_2 over axis (keepdims), eps); dy/dx = x / y where the norm exceeds eps."""
 
+    retain_inputs = (0,)
+    retain_outputs = (0,)
     saved = ("above",)  # released with the graph (Function.release)
 
     def __init__(self, axis: int, eps: float) -> None:

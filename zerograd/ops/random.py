@@ -19,6 +19,8 @@ __all__ = ["dropout", "Dropout"]
 class Dropout(Function):
     """y = x * mask / (1 - ratio) for a fixed boolean ``mask``; dy/dx = mask / (1 - ratio)."""
 
+    retain_inputs = ()  # the mask is its own
+    retain_outputs = ()
     saved = ("mask",)  # released with the graph (Function.release)
 
     def __init__(self, mask, dropout_ratio: float) -> None:

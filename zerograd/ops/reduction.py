@@ -74,6 +74,9 @@ def _lower_variance(g, x: str, node: Any) -> str:
 class Sum(Function):
     """y = x.sum(axis, keepdims). x: any shape -> the reduced shape."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, axis=None, keepdims: bool = False) -> None:
         self.axis = axis
         self.keepdims = keepdims
@@ -97,6 +100,9 @@ def sum(x, axis=None, keepdims: bool = False) -> Variable:
 
 class Mean(Function):
     """y = x.mean(axis, keepdims); dy/dx = 1 / count for every element of the group."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis=None, keepdims: bool = False) -> None:
         self.axis = axis
@@ -130,6 +136,9 @@ class Max(Function):
     equally, so the gradient of each output element sums to 1 (DeZero gives each tie the
     full gradient). A NaN extremum sends the gradient to the NaN elements.
     """
+
+    retain_inputs = (0,)  # the elements equal to the extremum get the gradient
+    retain_outputs = (0,)
 
     def __init__(self, axis=None, keepdims: bool = False) -> None:
         self.axis = axis
@@ -269,6 +278,9 @@ def _products_of_others(x, gs, axis):
 class Prod(Function):
     """y = x.prod(axis, keepdims); dy/dx_i = prod_{j != i} x_j (exact with zeros in x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def __init__(self, axis=None, keepdims: bool = False) -> None:
         self.axis = axis
         self.keepdims = keepdims
@@ -307,10 +319,14 @@ class ProductOfOthers(Function):
     :func:`_products_of_others`), so all of them are exact where x has zeros.
     """
 
+    # retain_inputs: x and every g, however many there are; set in forward.
+    retain_outputs = ()
+
     def __init__(self, axis=None) -> None:
         self.axis = axis
 
     def forward(self, x, *gs):
+        self.retain_inputs = tuple(range(1 + len(gs)))
         return _products_of_others(x, gs, self.axis)
 
     def backward(self, gh):
@@ -323,6 +339,9 @@ class ProductOfOthers(Function):
 
 class CumSum(Function):
     """y = cumsum(x, axis) (``reverse``: summed from the end); the gradient is the reverse."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis: int, reverse: bool = False) -> None:
         self.axis = axis
@@ -356,6 +375,9 @@ def cumsum(x, axis: int | None = None) -> Variable:
 class Var(Function):
     """y = mean((x - mean(x))^2) * N / (N - ddof); dy/dx = 2 (x - mean(x)) / (N - ddof)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def __init__(self, axis=None, keepdims: bool = False, ddof: int = 0) -> None:
         self.axis = axis
         self.keepdims = keepdims
@@ -387,6 +409,9 @@ def var(x, axis=None, keepdims: bool = False, ddof: int = 0) -> Variable:
 
 class Std(Function):
     """y = sqrt(var(x, ddof)); dy/dx = (x - mean(x)) / ((N - ddof) y), 0 where y = 0."""
+
+    retain_inputs = (0,)
+    retain_outputs = (0,)
 
     def __init__(self, axis=None, keepdims: bool = False, ddof: int = 0) -> None:
         self.axis = axis
@@ -444,6 +469,9 @@ class Norm(Function):
     The 2-norm is rescaled by max|x| when x^2 would overflow or underflow. Gradients:
     x / y for ord 2 (0 where y = 0) and sign(x) for ord 1.
     """
+
+    retain_inputs = (0,)
+    retain_outputs = (0,)
 
     def __init__(self, ord=2, axis=None, keepdims: bool = False) -> None:
         self.ord = ord

@@ -42,6 +42,9 @@ def _axes_tuple(axis) -> tuple:
 class Reshape(Function):
     """y = x.reshape(shape); the gradient is reshaped back."""
 
+    retain_inputs = ()  # linear: only shapes
+    retain_outputs = ()
+
     def __init__(self, shape: tuple) -> None:
         self.shape = shape
 
@@ -71,6 +74,9 @@ def reshape(x, shape) -> Variable:
 class Transpose(Function):
     """y = x.transpose(axes) (axes None reverses them); the gradient uses the inverse order."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, axes=None) -> None:
         self.axes = axes
 
@@ -99,6 +105,9 @@ def transpose(x, axes=None) -> Variable:
 
 class Concat(Function):
     """y = concatenate(xs, axis); the gradient is split back into the inputs' pieces."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
@@ -135,6 +144,9 @@ def concat(xs, axis: int = 0) -> Variable:
 
 class Split(Function):
     """ys = split(x, indices, axis) (views); the gradient concatenates, zeros for unused ys."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, indices: list, axis: int) -> None:
         self.indices = indices
@@ -195,6 +207,9 @@ def split(x, indices_or_sections, axis: int = 0) -> list[Variable]:
 class Stack(Function):
     """y = stack(xs, axis): a new axis at ``axis``; the gradient is unstacked."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
@@ -225,6 +240,9 @@ def stack(xs, axis: int = 0) -> Variable:
 
 class Repeat(Function):
     """y = repeat(x, repeats, axis): each slice along ``axis`` repeated ``repeats`` times."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, repeats, axis: int) -> None:
         self.repeats = repeats
@@ -279,6 +297,9 @@ def repeat(x, repeats, axis: int | None = None) -> Variable:
 class RepeatSum(Function):
     """The adjoint of repeat: sums each run of repeated slices back into one slice."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, repeats, axis: int, length: int) -> None:
         self.repeats = repeats
         self.axis = axis
@@ -310,6 +331,9 @@ class RepeatSum(Function):
 
 class Tile(Function):
     """y = tile(x, reps); the gradient sums the tiles back onto x."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, reps: tuple) -> None:
         self.reps = reps
@@ -350,6 +374,9 @@ def tile(x, reps) -> Variable:
 class Flip(Function):
     """y = flip(x, axis) (None: every axis); its own adjoint."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, axis) -> None:
         self.axis = axis
 
@@ -379,6 +406,9 @@ def flip(x, axis=None) -> Variable:
 
 class Roll(Function):
     """y = roll(x, shift, axis); the gradient rolls back by -shift."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, shift, axis) -> None:
         self.shift = shift
