@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from zerograd.optim.clip import clip_grad_norm
 from zerograd.serialization import save_npz
@@ -33,35 +35,39 @@ from zerograd.training.curves import draw_curves, panels, plot_curves
 from zerograd.training.progress import in_notebook
 from zerograd.training.rundir import write_metrics_csv
 
+if TYPE_CHECKING:  # the trainer imports this module; the hooks only receive it
+    from zerograd.optim.schedulers import LRScheduler
+    from zerograd.training.trainer import OptimizerLike, Trainer
+
 
 class Callback:
     """Base class: every hook does nothing."""
 
-    def on_fit_begin(self, trainer) -> None:
+    def on_fit_begin(self, trainer: Trainer) -> None:
         pass
 
-    def on_epoch_begin(self, trainer) -> None:
+    def on_epoch_begin(self, trainer: Trainer) -> None:
         pass
 
-    def on_before_update(self, trainer, optimizer) -> None:
+    def on_before_update(self, trainer: Trainer, optimizer: OptimizerLike) -> None:
         pass
 
-    def on_batch_end(self, trainer, logs: dict) -> None:
+    def on_batch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         pass
 
-    def on_epoch_end(self, trainer, logs: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         pass
 
-    def on_epoch_logged(self, trainer, record: dict) -> None:
+    def on_epoch_logged(self, trainer: Trainer, record: dict[str, Any]) -> None:
         pass
 
-    def on_fit_end(self, trainer) -> None:
+    def on_fit_end(self, trainer: Trainer) -> None:
         pass
 
-    def state_dict(self) -> dict | None:
+    def state_dict(self) -> dict[str, Any] | None:
         return None
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
 
@@ -74,7 +80,7 @@ def _mode(monitor: str, mode: str, owner: str) -> str:
     return mode
 
 
-def _monitored(logs: dict, monitor: str, owner: str) -> float:
+def _monitored(logs: Mapping[str, Any], monitor: str, owner: str) -> float:
     if monitor not in logs:
         columns = [k for k in logs if k not in ("epoch", "seconds")]
         raise KeyError(f"{owner}: monitor {monitor!r} is not among the epoch's columns "
@@ -93,12 +99,15 @@ class _Monitor(Callback):
         self.best: float | None = None
         self.best_epoch = 0
 
-    def on_fit_begin(self, trainer) -> None:
+    def on_fit_begin(self, trainer: Trainer) -> None:
         self.monitor = self.monitor or trainer.default_monitor
         self.mode = _mode(self.monitor, self.mode_arg, type(self).__name__)
 
-    def improved(self, logs: dict) -> bool:
+    def improved(self, logs: dict[str, Any]) -> bool:
         """Whether this epoch's value beats the best by more than min_delta; records it."""
+        if self.monitor is None:
+            raise RuntimeError(f"{type(self).__name__}: no monitor yet; on_fit_begin chooses "
+                               f"one (fit calls it)")
         value = _monitored(logs, self.monitor, type(self).__name__)
         if math.isnan(value):
             return False
@@ -109,10 +118,10 @@ class _Monitor(Callback):
             self.best, self.best_epoch = value, int(logs["epoch"])
         return better
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = None if state["best"] is None else float(state["best"])
         self.best_epoch = int(state["best_epoch"])
 
@@ -134,7 +143,7 @@ class EarlyStopping(_Monitor):
         self.stopped_epoch = 0
         self.best_weights: dict | None = None
 
-    def on_epoch_end(self, trainer, logs: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         if self.improved(logs):
             self.wait = 0
             if self.restore_best_weights:
@@ -149,13 +158,13 @@ class EarlyStopping(_Monitor):
             trainer.log(f"early stopping: {self.monitor} has not improved for {self.patience} "
                         f"epoch(s); best {self.best:.4f} at epoch {self.best_epoch}")
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         state = {**super().state_dict(), "wait": self.wait, "stopped_epoch": self.stopped_epoch}
         if self.best_weights is not None:
             state["best_weights"] = self.best_weights
         return state
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
         self.best_weights = state.get("best_weights")
@@ -178,11 +187,12 @@ class ModelCheckpoint(_Monitor):
         self.directory = None if directory is None else os.fspath(directory)
         self.save_best, self.save_last = save_best, save_last
 
-    def on_fit_begin(self, trainer) -> None:
+    def on_fit_begin(self, trainer: Trainer) -> None:
         super().on_fit_begin(trainer)
-        self.target = self.directory or trainer.out
-        if self.target is None:
+        target = self.directory or trainer.out
+        if target is None:
             raise ValueError("ModelCheckpoint: give directory=, or fit(..., out=DIR)")
+        self.target: str = target
         self.in_run = trainer.out is not None and \
             os.path.abspath(self.target) == os.path.abspath(trainer.out)
 
@@ -190,7 +200,7 @@ class ModelCheckpoint(_Monitor):
     def best_path(self) -> str:
         return os.path.join(self.target, "best.npz")
 
-    def on_epoch_end(self, trainer, logs: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         if not trainer.is_main:
             self.improved(logs)
             return
@@ -202,7 +212,7 @@ class ModelCheckpoint(_Monitor):
             save_npz(os.path.join(self.target, "last.npz"),
                      weights if weights is not None else trainer.model.state_dict())
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"monitor": self.monitor, "value": self.best, "epoch": self.best_epoch}
 
 
@@ -211,7 +221,7 @@ class LearningRateScheduler(Callback):
     CosineAnnealingLR, LinearWarmup) after every epoch, or after every batch with
     ``interval="step"``. Adds the column ``lr``: the rate the epoch started with."""
 
-    def __init__(self, scheduler, interval: str = "epoch") -> None:
+    def __init__(self, scheduler: LRScheduler, interval: str = "epoch") -> None:
         if interval not in ("epoch", "step"):
             raise ValueError(f"LearningRateScheduler: interval must be 'epoch' or 'step', got "
                              f"{interval!r}")
@@ -221,22 +231,22 @@ class LearningRateScheduler(Callback):
         self.scheduler, self.interval = scheduler, interval
         self.lr_used = scheduler.get_lr()
 
-    def on_epoch_begin(self, trainer) -> None:
+    def on_epoch_begin(self, trainer: Trainer) -> None:
         self.lr_used = self.scheduler.optimizer.get_lr()
 
-    def on_batch_end(self, trainer, logs: dict) -> None:
+    def on_batch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         if self.interval == "step":
             self.scheduler.step()
 
-    def on_epoch_end(self, trainer, logs: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         logs["lr"] = self.lr_used
         if self.interval == "epoch":
             self.scheduler.step()
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"scheduler": self.scheduler.state_dict(), "lr_used": self.lr_used}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
         self.lr_used = float(state["lr_used"])
 
@@ -252,21 +262,21 @@ class GradientClipping(Callback):
         self.max_norm = float(max_norm)
         self.total, self.count = 0.0, 0
 
-    def on_epoch_begin(self, trainer) -> None:
+    def on_epoch_begin(self, trainer: Trainer) -> None:
         self.total, self.count = 0.0, 0
 
-    def on_before_update(self, trainer, optimizer) -> None:
+    def on_before_update(self, trainer: Trainer, optimizer: OptimizerLike) -> None:
         self.total += clip_grad_norm(list(optimizer.target_params()), self.max_norm)
         self.count += 1
 
-    def on_epoch_end(self, trainer, logs: dict) -> None:
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         if self.count:
             logs["grad_norm"] = self.total / self.count
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"total": self.total, "count": self.count}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.total, self.count = float(state["total"]), int(state["count"])
 
 
@@ -277,7 +287,7 @@ class CSVLogger(Callback):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
 
-    def on_epoch_logged(self, trainer, record: dict) -> None:
+    def on_epoch_logged(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if trainer.is_main:
             write_metrics_csv(self.path, trainer.history)
 
@@ -291,7 +301,7 @@ class TensorBoard(Callback):
         self.logdir = os.fspath(logdir)
         self.writer = None
 
-    def on_fit_begin(self, trainer) -> None:
+    def on_fit_begin(self, trainer: Trainer) -> None:
         if not trainer.is_main:
             return
         try:
@@ -304,7 +314,7 @@ class TensorBoard(Callback):
         purge = trainer.epoch + 1 if trainer.epoch else None
         self.writer = SummaryWriter(self.logdir, purge_step=purge)
 
-    def on_epoch_logged(self, trainer, record: dict) -> None:
+    def on_epoch_logged(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if self.writer is None:
             return
         for base, lines in panels(record).items():
@@ -315,7 +325,7 @@ class TensorBoard(Callback):
                 self.writer.add_scalar(column, record[column], record["epoch"])
         self.writer.flush()
 
-    def on_fit_end(self, trainer) -> None:
+    def on_fit_end(self, trainer: Trainer) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -338,19 +348,19 @@ class LiveCurves(Callback):
         self.handle = None
         self.drawn_epoch = 0
 
-    def on_fit_begin(self, trainer) -> None:
+    def on_fit_begin(self, trainer: Trainer) -> None:
         if self.inline is None:
             self.inline = in_notebook()
 
-    def on_epoch_logged(self, trainer, record: dict) -> None:
+    def on_epoch_logged(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if trainer.is_main and time.perf_counter() - self.last_draw >= self.every:
             self.draw(trainer)
 
-    def on_fit_end(self, trainer) -> None:
+    def on_fit_end(self, trainer: Trainer) -> None:
         if trainer.is_main and trainer.history and self.drawn_epoch != trainer.epoch:
             self.draw(trainer)
 
-    def draw(self, trainer) -> None:
+    def draw(self, trainer: Trainer) -> None:
         self.last_draw = time.perf_counter()
         self.drawn_epoch = trainer.epoch
         if self.path is not None:

@@ -24,7 +24,8 @@ import contextlib
 import csv
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
@@ -39,6 +40,10 @@ from zerograd.serialization import (
     save_state,
 )
 from zerograd.training.curves import plot_curves
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from zerograd.nn.layer import Layer
+    from zerograd.training.trainer import OptimizerLike
 
 CHECKPOINT, WEIGHTS, OPTIMIZER, METRICS, METRICS_CSV, CURVES = (
     "checkpoint.npz", "weights.npz", "optimizer.npz", "metrics.json", "metrics.csv",
@@ -69,11 +74,11 @@ def bad_checkpoint(path: str, problem: str) -> CheckpointError:
                            f"corrupt, was edited, or was written by another program)")
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a count
 
 
-def check_arrays(arrays, path: str, what: str) -> None:
+def check_arrays(arrays: Mapping[str, Any], path: str, what: str) -> None:
     """Weights must be numeric arrays: a crafted file may hold text, which NumPy loads."""
     for key, value in arrays.items():
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
@@ -82,7 +87,7 @@ def check_arrays(arrays, path: str, what: str) -> None:
                                   f"array")
 
 
-def _is_record(record, epoch: int, first) -> bool:
+def _is_record(record: object, epoch: int, first: Any) -> bool:
     """Whether ``record`` is epoch ``epoch``'s: numbers only, and the same columns as the
     first record (the CSV and the curves take their columns from it)."""
     return (isinstance(record, dict) and record.get("epoch") == epoch
@@ -91,7 +96,7 @@ def _is_record(record, epoch: int, first) -> bool:
                     for v in record.values()))
 
 
-def check_checkpoint(state, path: str) -> dict:
+def check_checkpoint(state: object, path: str) -> dict[str, Any]:
     """Checks the structure of a loaded checkpoint; returns it. CheckpointError otherwise."""
     if not isinstance(state, dict):
         raise bad_checkpoint(path, f"it holds a {type(state).__name__}, not a dict")
@@ -121,7 +126,9 @@ def check_checkpoint(state, path: str) -> dict:
     return state
 
 
-def expected_checkpoint(model, optimizer) -> dict:
+def expected_checkpoint(model: Layer,
+                        optimizer: OptimizerLike | Mapping[str, OptimizerLike] | None
+                        ) -> dict[str, Any]:
     """The arrays a checkpoint must hold to fit ``model`` and ``optimizer`` (an Optimizer,
     or a dict of them by name, as ``fit``'s ``optimizers``), as ``load_state``'s
     ``expected``: the model's own parameters and buffers stand for their shapes and dtypes
@@ -130,14 +137,16 @@ def expected_checkpoint(model, optimizer) -> dict:
     if hasattr(model, "named_params"):  # a Layer; anything else is restored by its own code
         weights = {key: param.data for key, param in model.named_params()}
         weights.update(model.named_buffers())
-    if isinstance(optimizer, dict):
+    state: dict[str, Any] | None
+    if isinstance(optimizer, Mapping):
         state = {name: opt.expected_state() for name, opt in optimizer.items()}
     else:
         state = optimizer.expected_state() if optimizer is not None else None
     return {"model": weights, "optimizer": state}
 
 
-def load_checkpoint(out: str, expected=None) -> dict | None:
+def load_checkpoint(out: str, expected: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any] | None:
     """The checked checkpoint of the run in ``out``, or None when there is none.
 
     ``expected`` (see :func:`expected_checkpoint`): the model and optimizer that will receive
@@ -156,7 +165,7 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def write_metrics_csv(path: str, history: list) -> None:
+def write_metrics_csv(path: str, history: list[dict[str, Any]]) -> None:
     """One row per epoch, the columns of the records; written atomically."""
     columns = list(history[0]) if history else ["epoch", "loss", "seconds"]
     text = io.StringIO()
@@ -167,17 +176,17 @@ def write_metrics_csv(path: str, history: list) -> None:
         f.write(text.getvalue())
 
 
-def trained(state: dict) -> bool:
+def trained(state: dict[str, Any]) -> bool:
     return state["epoch"] > 0 or state.get("step", 0) > 0
 
 
-def finished(state: dict) -> bool:
+def finished(state: dict[str, Any]) -> bool:
     epochs = state.get("epochs")
     return bool(state.get("stopped")) or (epochs is not None and state["epoch"] >= epochs
                                           and state.get("step", 0) == 0)
 
 
-def metrics_summary(state: dict) -> dict:
+def metrics_summary(state: dict[str, Any]) -> dict[str, Any]:
     """What ``metrics.json`` holds: all of it read from the checkpoint ``state``."""
     return {
         "config": state.get("config", {}), "epochs": state.get("epochs"),
@@ -189,7 +198,7 @@ def metrics_summary(state: dict) -> dict:
     }
 
 
-def write_outputs(out: str, state: dict, curves: bool) -> list[str]:
+def write_outputs(out: str, state: dict[str, Any], curves: bool) -> list[str]:
     """Rewrites every derived file of ``out`` from the checkpoint ``state``; returns their names.
 
     Each file is written atomically and ``metrics.json`` last. What the state has nothing for
@@ -212,7 +221,7 @@ def write_outputs(out: str, state: dict, curves: bool) -> list[str]:
     return [name for name in DERIVED if os.path.exists(paths[name])]
 
 
-def commit(out: str, state: dict, curves: bool = False) -> list[str]:
+def commit(out: str, state: dict[str, Any], curves: bool = False) -> list[str]:
     """Saves a run: the checkpoint (the commit point), then the files derived from it."""
     save_state(os.path.join(out, CHECKPOINT), state)
     return write_outputs(out, state, curves)
@@ -232,7 +241,7 @@ def outputs_match(out: str, state: dict) -> bool:
                                      for name in (WEIGHTS, OPTIMIZER))
 
 
-def repair(out: str, state: dict, log: Callable[[str], None], always: bool,
+def repair(out: str, state: dict[str, Any], log: Callable[[str], None], always: bool,
            curves: bool = True) -> None:
     """Rewrites the derived files from the checkpoint: ``always`` (on resume), or when they
     are behind it. Either way the temporary files of killed saves go first. ``curves=False``
@@ -260,7 +269,8 @@ def finish_interrupted(out: str, log: Callable[[str], None]) -> None:
         f"metrics and curves")
 
 
-def existing_run(out: str, describe: Callable[[dict], str] | None = None) -> str | None:
+def existing_run(out: str, describe: Callable[[dict[str, Any]], str] | None = None
+                 ) -> str | None:
     """What run ``out`` already holds, in words, or None when it holds none."""
     present = [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
     if not present:
@@ -270,6 +280,8 @@ def existing_run(out: str, describe: Callable[[dict], str] | None = None) -> str
             state = load_checkpoint(out)
         except ZerogradError:
             return f"an unreadable {CHECKPOINT}"
+        if state is None:  # removed since it was listed
+            return ", ".join(name for name in present if name != CHECKPOINT) or None
         if describe is not None:
             return describe(state)
         return f"{state['epoch']} of {state.get('epochs')} epochs"

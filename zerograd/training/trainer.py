@@ -32,7 +32,8 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -40,10 +41,12 @@ import zerograd
 from zerograd import random_state
 from zerograd.backend import as_numpy
 from zerograd.core.variable import Variable
+from zerograd.data.dataset import DatasetLike
 from zerograd.data.loader import DataLoader
 from zerograd.distributed import DistributedOptimizer
 from zerograd.errors import ShapeError, ZerogradError
-from zerograd.nn.layer import StateDictError
+from zerograd.nn.layer import Layer, StateDictError
+from zerograd.optim.optimizer import Optimizer
 from zerograd.serialization import remove_stale_temp_files
 from zerograd.training import rundir
 from zerograd.training.callbacks import Callback, ModelCheckpoint
@@ -55,6 +58,14 @@ from zerograd.training.progress import epoch_progress, format_epoch, running_pos
 # last epoch). One drawing costs 0.15-0.8 s (measured, docs/training.md), far more than a
 # small epoch.
 CURVES_EVERY = 10.0
+
+# What fit takes (see its docstring). A batch is what the loader yields, usually (x, t).
+LossFn = Callable[[Any, Any], Any]  # loss(y, t) -> Variable
+MetricFn = Callable[[Any, Any], float]  # metric(y, t) -> float, y an array
+Metrics = Iterable[str | MetricFn] | Mapping[str, MetricFn] | str | MetricFn | None
+StepFn = Callable[["Trainer", Any], Any]  # step(trainer, batch) -> {"loss": ..., ...}
+# One optimizer (a DistributedOptimizer forwards everything else to the one it wraps).
+OptimizerLike = Optimizer | DistributedOptimizer
 
 
 class Terminated(BaseException):
@@ -68,12 +79,12 @@ class RunExistsError(ZerogradError):
     """``out`` holds a run, and neither ``resume`` nor ``overwrite`` was given."""
 
 
-def _raise_terminated(signum, frame):
+def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
 @contextlib.contextmanager
-def sigterm_raises():
+def sigterm_raises() -> Iterator[None]:
     """SIGTERM raises Terminated inside the block, so that a run ends like Ctrl-C (with the
     files of its last commit written) instead of dying mid-way."""
     if threading.current_thread() is not threading.main_thread():
@@ -90,13 +101,13 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _scalar(value) -> float:
+def _scalar(value: Any) -> float:
     if isinstance(value, Variable):
         value = value.data
     return float(as_numpy(value))
 
 
-def load_model_state(model, arrays: Mapping, source: str) -> None:
+def load_model_state(model: Layer, arrays: Mapping[str, Any], source: str) -> None:
     """``model.load_state_dict(arrays)``; WeightsMismatchError naming ``source`` and what
     differs (keys the model lacks or has, or a shape)."""
     try:
@@ -112,7 +123,7 @@ def load_model_state(model, arrays: Mapping, source: str) -> None:
         raise rundir.WeightsMismatchError(source, str(error)) from None
 
 
-def probe(model, dataset, source: str) -> None:
+def probe(model: Layer, dataset: DatasetLike, source: str) -> None:
     """One forward pass on two examples, so that weights whose shapes only the data can check
     (lazily sized layers take a stored array as it is) fail here, naming their file. In test
     mode and without a graph: nothing is drawn from the random state, nothing changes."""
@@ -124,11 +135,19 @@ def probe(model, dataset, source: str) -> None:
         raise rundir.WeightsMismatchError(source, str(error)) from None
 
 
-def _has_state(loader) -> bool:
+class _Stateful(Protocol):
+    """A loader (or step) that saves its position: DataLoader's state_dict protocol."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _has_state(loader: object) -> TypeGuard[_Stateful]:
     return hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")
 
 
-def _split(batch):
+def _split(batch: Any) -> tuple[Any, Any]:
     """(x, t) of a batch: a pair, or inputs alone (t None)."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
@@ -145,14 +164,17 @@ class Trainer:
     epoch), ``log(text)``.
     """
 
-    def __init__(self, model, train_loader, optimizer, loss="softmax_cross_entropy",
-                 epochs: int = 1, val_loader=None, metrics=("accuracy",),
+    def __init__(self, model: Layer, train_loader: Iterable[Any],
+                 optimizer: OptimizerLike | Mapping[str, OptimizerLike] | None,
+                 loss: str | LossFn = "softmax_cross_entropy", epochs: int = 1,
+                 val_loader: Iterable[Any] | None = None, metrics: Metrics = ("accuracy",),
                  callbacks: Iterable[Callback] = (), out: str | os.PathLike | None = None,
-                 resume: bool = False, overwrite: bool = False, config: dict | None = None,
-                 train_step: Callable | None = None, eval_step: Callable | None = None,
-                 verbose: int = 1, log: Callable[[str], None] = print, val_name: str = "val",
+                 resume: bool = False, overwrite: bool = False,
+                 config: dict[str, Any] | None = None, train_step: StepFn | None = None,
+                 eval_step: StepFn | None = None, verbose: int = 1,
+                 log: Callable[[str], None] = print, val_name: str = "val",
                  checkpoint_every: int | None = None, curves_every: float = CURVES_EVERY,
-                 distributed=None) -> None:
+                 distributed: Any = None) -> None:
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
         if verbose not in (0, 1, 2):
@@ -198,7 +220,9 @@ class Trainer:
         self.distributed = self.group.distributed
         self.is_main = self.group.is_main
         if not self.group.alone and self.group.size is not None:
-            for opt in (self.optimizers or {"": optimizer}).values():
+            given: list[object] = list(self.optimizers.values()) if self.optimizers \
+                else [optimizer]
+            for opt in given:
                 if opt is not None and not isinstance(opt, DistributedOptimizer):
                     # Without the averaging every process would train its own model.
                     raise TypeError(f"fit: training on {self.group.size} processes needs "
@@ -208,8 +232,10 @@ class Trainer:
         self.log = log if verbose and self.is_main else (lambda text: None)
         self.checkpoint_every = checkpoint_every
         self.curves_every = curves_every
+        self.batches_per_epoch: int | None
         try:
-            self.batches_per_epoch = len(train_loader)
+            # An iterable without len() raises TypeError: that is the check.
+            self.batches_per_epoch = len(train_loader)  # type: ignore[arg-type]
         except TypeError:
             self.batches_per_epoch = None
         self.default_monitor = f"{val_name}_loss" if val_loader is not None else "loss"
@@ -228,7 +254,7 @@ class Trainer:
         self._checkpoint_due = False
 
     # -- the steps a subclass may override -----------------------------------------------------
-    def train_step(self, batch) -> dict:
+    def train_step(self, batch: Any) -> dict[str, Any]:
         """One batch: forward, loss, backward, update. Returns what the loop records:
         ``loss`` (a Variable or a number), ``y`` and ``t`` for the metrics, ``n`` the batch
         size (default: the length of ``x``), and any other numbers to average per epoch."""
@@ -239,29 +265,28 @@ class Trainer:
         self.update()
         return {"loss": loss, "y": y, "t": t, "n": len(x)}
 
-    def eval_step(self, batch) -> dict:
+    def eval_step(self, batch: Any) -> dict[str, Any]:
         """One validation batch, already inside ``no_grad`` and ``test_mode``."""
         x, t = _split(batch)
         y = self.model(x)
         return {"loss": self.loss_fn(y, t), "y": y, "t": t, "n": len(x)}
 
-    def backward(self, loss) -> None:
+    def backward(self, loss: Variable) -> None:
         """Clears the model's gradients, then back-propagates ``loss``."""
         self.model.cleargrads()
         loss.backward()
 
-    def update(self, optimizer=None) -> None:
+    def update(self, optimizer: OptimizerLike | str | None = None) -> None:
         """Runs the callbacks' ``on_before_update`` (clipping), then ``optimizer.update()``
         (the one optimizer by default; name one for a dict of optimizers)."""
         if optimizer is None:
-            if self.optimizers is not None:
-                raise ValueError(f"Trainer.update: fit got the optimizers "
-                                 f"{sorted(self.optimizers)}; call update(optimizer) with one")
-            optimizer = self.optimizer
+            optimizer = self._the_optimizer("Trainer.update")
         elif isinstance(optimizer, str):
+            if self.optimizers is None:
+                raise ValueError(f"Trainer.update({optimizer!r}): fit got one optimizer, not a "
+                                 f"dict of them; call update() without a name")
             optimizer = self.optimizers[optimizer]
-        average = getattr(optimizer, "average_gradients", None)
-        if average is None:
+        if not isinstance(optimizer, DistributedOptimizer):
             for cb in self.callbacks:
                 cb.on_before_update(self, optimizer)
             optimizer.update()
@@ -269,10 +294,20 @@ class Trainer:
         # A DistributedOptimizer: average over the ranks first, so that clipping (and any
         # other callback before the update) sees the gradients one process with the whole
         # batch would have, then update without averaging again.
-        average()
+        optimizer.average_gradients()
         for cb in self.callbacks:
             cb.on_before_update(self, optimizer)
         optimizer.update(average=False)
+
+    def _the_optimizer(self, caller: str) -> OptimizerLike:
+        """The one optimizer fit got; an error naming ``caller`` for a dict or none."""
+        optimizer = self.optimizer
+        if self.optimizers is not None:
+            raise ValueError(f"{caller}: fit got the optimizers {sorted(self.optimizers)}; call "
+                             f"update(optimizer) with one")
+        if optimizer is None or isinstance(optimizer, Mapping):
+            raise ValueError(f"{caller}: fit got no optimizer (optimizer=None)")
+        return optimizer
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> Trainer:
@@ -328,14 +363,15 @@ class Trainer:
         self.log(format_epoch(record, self.epochs, (self.val_name,)))
         return written
 
-    def train_epoch(self) -> dict:
+    def train_epoch(self) -> dict[str, float]:
         """One pass over the training data (or the rest of one, after a resume mid-epoch);
         returns the means of the epoch's loss and metrics."""
         dataset = getattr(self.train_loader, "dataset", None)
-        if hasattr(dataset, "set_epoch"):
+        set_epoch = getattr(dataset, "set_epoch", None)
+        if set_epoch is not None:
             # A distributed shard: this epoch's examples. Also when resuming in the middle
             # of an epoch, whose remaining batches come from that epoch's shard.
-            dataset.set_epoch(self.epoch)
+            set_epoch(self.epoch)
         if self.step == 0:
             self._sums, self._count, self._elapsed = {}, 0, 0.0
             for cb in self.callbacks:
@@ -347,7 +383,7 @@ class Trainer:
         try:
             for batch in self._batches():
                 values = self._values(self._train(batch), batch)
-                n = values.pop("n")
+                n = int(values.pop("n"))
                 for key, value in values.items():
                     self._sums[key] = self._sums.get(key, 0.0) + value * n
                 self._count += n
@@ -364,7 +400,7 @@ class Trainer:
         self._elapsed += time.perf_counter() - start
         return self._means(self._sums, self._count, "training")
 
-    def _batches(self):
+    def _batches(self) -> Iterator[Any]:
         """The epoch's batches. A loader with DeZero's protocol is advanced with next(), which
         honours its cursor (a run resumed in the middle of an epoch starts where it was) and
         reshuffles at the end exactly as a for loop does; anything else is iterated."""
@@ -374,12 +410,12 @@ class Trainer:
             return
         while True:
             try:
-                batch = next(loader)
+                batch = next(loader)  # type: ignore[call-overload]  # has __next__ (above)
             except StopIteration:
                 return
             yield batch
 
-    def _values(self, out, batch) -> dict:
+    def _values(self, out: Any, batch: Any) -> dict[str, float]:
         """What one step returned, as numbers: the loss, the metrics, ``n``."""
         if not isinstance(out, Mapping):
             out = {"loss": out}
@@ -402,7 +438,7 @@ class Trainer:
         values["n"] = int(n)
         return values
 
-    def _means(self, sums: dict, count: int, what: str) -> dict:
+    def _means(self, sums: dict[str, float], count: int, what: str) -> dict[str, float]:
         if self.distributed is not None:
             keys = list(sums)
             total = self.group.allreduce_sum(
@@ -412,7 +448,7 @@ class Trainer:
             raise ValueError(f"fit: the {what} data gave no batches")
         return {key: value / count for key, value in sums.items()}
 
-    def evaluate(self, loader) -> dict:
+    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """The means of the loss and metrics over ``loader``, in test mode, without a graph."""
         sums: dict[str, float] = {}
         count = 0
@@ -421,7 +457,7 @@ class Trainer:
             with zerograd.no_grad(), zerograd.test_mode():
                 for batch in loader:
                     values = self._values(self._eval(batch), batch)
-                    n = values.pop("n")
+                    n = int(values.pop("n"))
                     for key, value in values.items():
                         sums[key] = sums.get(key, 0.0) + value * n
                     count += n
@@ -463,29 +499,30 @@ class Trainer:
             state["ranks"] = ranks
         return rundir.commit(self.out, state, curves=curves)
 
-    def _rank_state(self) -> dict:
+    def _rank_state(self) -> dict[str, Any]:
         """This process's own part of the run: its random state (dropout masks differ
         between processes) and the running sums of an unfinished epoch (of its shard)."""
-        state = {"rng": random_state.get_state()}
+        state: dict[str, Any] = {"rng": random_state.get_state()}
         if self.step > 0:
             state["partial"] = {"sums": dict(self._sums), "count": self._count,
                                 "seconds": self._elapsed}
         return state
 
-    def _own_rank_state(self, state: dict, source: str) -> dict | None:
+    def _own_rank_state(self, state: dict[str, Any], source: str) -> dict[str, Any] | None:
         """This process's part of a checkpointed ``state`` (see ``_rank_state``), or None
         to take the saved one of the main process."""
         saved = state.get("world_size", 1)
-        size = self.group.size
+        size, rank = self.group.size, self.group.rank
         if size is None or saved == size:
             ranks = state.get("ranks")
-            if size is None or size == 1 or ranks is None:
+            # (A group that knows its size knows this process's rank.)
+            if size is None or size == 1 or ranks is None or rank is None:
                 return None
             if not isinstance(ranks, list) or len(ranks) != size \
-                    or not isinstance(ranks[self.group.rank], dict):
+                    or not isinstance(ranks[rank], dict):
                 raise rundir.bad_checkpoint(source, f"the states of its {saved} processes "
                                                     f"are not {saved} records")
-            return ranks[self.group.rank]
+            return ranks[rank]
         if self.step > 0:
             raise rundir.CheckpointError(
                 f"{source}: the run stopped in the middle of epoch {self.epoch + 1} on "
@@ -496,9 +533,9 @@ class Trainer:
                  f"result differs from a run on {saved}")
         return None
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Everything the run is at this instant: what ``checkpoint.npz`` holds."""
-        state = {"format": rundir.CHECKPOINT_FORMAT, "config": self.config,
+        state: dict[str, Any] = {"format": rundir.CHECKPOINT_FORMAT, "config": self.config,
                  "world_size": self.group.size or 1,
                  "epochs": self.epochs, "epoch": self.epoch, "step": self.step,
                  "global_step": self.global_step, "history": self.history,
@@ -510,7 +547,7 @@ class Trainer:
         if self.optimizers is not None:
             optimizer = {name: opt.state_dict() for name, opt in self.optimizers.items()}
         else:
-            optimizer = self.optimizer.state_dict()
+            optimizer = self._the_optimizer("Trainer.state_dict").state_dict()
         state.update(model=self.model.state_dict(), optimizer=optimizer,
                      rng=random_state.get_state(),
                      callbacks={str(i): cb.state_dict() for i, cb in enumerate(self.callbacks)
@@ -518,8 +555,9 @@ class Trainer:
         for key, loader in (("loader", self.train_loader), ("val_loader", self.val_loader)):
             if _has_state(loader):
                 state[key] = loader.state_dict()
-        if hasattr(self.custom_step, "state_dict"):
-            state["train_step"] = self.custom_step.state_dict()
+        step_state = getattr(self.custom_step, "state_dict", None)
+        if step_state is not None:  # a stateful step (TruncatedBPTT)
+            state["train_step"] = step_state()
         if self.step > 0:
             state["partial"] = {"sums": dict(self._sums), "count": self._count,
                                 "seconds": self._elapsed}
@@ -528,7 +566,7 @@ class Trainer:
             state["best"] = best[0]
         return state
 
-    def load_state_dict(self, state: dict, source: str = rundir.CHECKPOINT) -> None:
+    def load_state_dict(self, state: dict[str, Any], source: str = rundir.CHECKPOINT) -> None:
         """Puts this freshly built run into a checkpointed state (random state last)."""
         self.epoch, self.step = state["epoch"], state.get("step", 0)
         self.global_step = state.get("global_step", 0)
@@ -549,7 +587,8 @@ class Trainer:
                 for name, opt in self.optimizers.items():
                     opt.load_state_dict(state["optimizer"][name], source=source)
             else:
-                self.optimizer.load_state_dict(state["optimizer"], source=source)
+                self._the_optimizer("Trainer.load_state_dict").load_state_dict(
+                    state["optimizer"], source=source)
             for key, loader in (("loader", self.train_loader), ("val_loader", self.val_loader)):
                 if key in state and _has_state(loader) and same_shards:
                     loader.load_state_dict(state[key])
@@ -557,8 +596,9 @@ class Trainer:
             for i, cb in enumerate(self.callbacks):
                 if str(i) in saved:
                     cb.load_state_dict(saved[str(i)])
-            if "train_step" in state and hasattr(self.custom_step, "load_state_dict"):
-                self.custom_step.load_state_dict(state["train_step"])
+            load_step = getattr(self.custom_step, "load_state_dict", None)
+            if "train_step" in state and load_step is not None:
+                load_step(state["train_step"])
             mine = state if own is None else own
             partial = mine.get("partial")
             if self.step > 0 and partial is not None:
@@ -582,10 +622,9 @@ class Trainer:
                                                     f"of the {loader.data_size} training "
                                                     f"examples")
 
-    def _open_out(self) -> dict | None:
-        """Checks ``out``, and on the main process creates it (a fresh run commits its
-        epoch 0). Returns the checkpoint to resume from, or None."""
-        out = self.out
+    def _open_out(self, out: str) -> dict[str, Any] | None:
+        """Checks ``out`` (the run directory), and on the main process creates it (a fresh
+        run commits its epoch 0). Returns the checkpoint to resume from, or None."""
         if os.path.exists(out) and not os.path.isdir(out):
             raise NotADirectoryError(f"fit: out={out} is a file, not a directory")
         state = None
@@ -612,7 +651,7 @@ class Trainer:
                 rundir.commit(out, self.state_dict(), curves=False)
         return state
 
-    def _start(self) -> dict | None:
+    def _start(self) -> dict[str, Any] | None:
         """Prepares ``out``: a fresh run commits its epoch 0; a resumed one is restored and
         its files repaired. Returns the checkpoint resumed from, or None."""
         out = self.out
@@ -620,7 +659,7 @@ class Trainer:
             return None
         # The main process opens the run directory; with zerograd.distributed the others
         # get the checkpoint it read from it (their hosts need not see the directory).
-        state = self.group.from_main(self._open_out)
+        state = self.group.from_main(lambda: self._open_out(out))
         if state is None:
             return None
         path = os.path.join(out, rundir.CHECKPOINT)
@@ -636,14 +675,16 @@ class Trainer:
         return state
 
 
-def fit(model, train_loader, optimizer, loss="softmax_cross_entropy", epochs: int = 1,
-        val_loader=None, metrics=("accuracy",), callbacks: Iterable[Callback] = (),
-        out: str | os.PathLike | None = None, resume: bool = False, overwrite: bool = False,
-        config: dict | None = None, train_step: Callable | None = None,
-        eval_step: Callable | None = None, verbose: int = 1,
+def fit(model: Layer, train_loader: Iterable[Any],
+        optimizer: OptimizerLike | Mapping[str, OptimizerLike] | None,
+        loss: str | LossFn = "softmax_cross_entropy", epochs: int = 1,
+        val_loader: Iterable[Any] | None = None, metrics: Metrics = ("accuracy",),
+        callbacks: Iterable[Callback] = (), out: str | os.PathLike | None = None,
+        resume: bool = False, overwrite: bool = False, config: dict[str, Any] | None = None,
+        train_step: StepFn | None = None, eval_step: StepFn | None = None, verbose: int = 1,
         log: Callable[[str], None] = print, val_name: str = "val",
         checkpoint_every: int | None = None, curves_every: float = CURVES_EVERY,
-        distributed=None) -> Trainer:
+        distributed: Any = None) -> Trainer:
     """Trains ``model`` for ``epochs`` epochs; returns the Trainer (``.history``: one dict of
     means per epoch, Keras's ``History.history`` as records).
 
@@ -672,8 +713,9 @@ def fit(model, train_loader, optimizer, loss="softmax_cross_entropy", epochs: in
                    distributed=distributed).fit()
 
 
-def evaluate(model, loader, loss="softmax_cross_entropy", metrics=("accuracy",),
-             eval_step: Callable | None = None) -> dict:
+def evaluate(model: Layer, loader: Iterable[Any], loss: str | LossFn = "softmax_cross_entropy",
+             metrics: Metrics = ("accuracy",), eval_step: StepFn | None = None
+             ) -> dict[str, float]:
     """The means of the loss and metrics of ``model`` over ``loader`` (Keras's
     ``model.evaluate``), in test mode, without a graph."""
     trainer = Trainer(model, loader, None, loss=loss, metrics=metrics, eval_step=eval_step,
@@ -681,7 +723,7 @@ def evaluate(model, loader, loss="softmax_cross_entropy", metrics=("accuracy",),
     return trainer.evaluate(loader)
 
 
-def predict(model, x, batch_size: int = 1000) -> np.ndarray:
+def predict(model: Layer, x: Any, batch_size: int = 1000) -> np.ndarray:
     """``model(x)`` in batches, in test mode and without a graph; NumPy array of outputs."""
     x = np.asarray(x)
     outputs = []
