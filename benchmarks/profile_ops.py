@@ -7,7 +7,8 @@ Every ``Function`` subclass's ``forward`` (the raw-array kernel of an op, or of 
 during backward) is wrapped with a timer that adds its *own* time to the class's total
 (time spent in a nested op's forward is charged to that op). The rest of a step, "outside
 forward", is the engine, the Variables' arithmetic in backward methods, the optimizer and
-Python.
+Python. The page faults (minor faults of the process, per step) are the first touches of
+freshly mapped memory: on this project's VMs each costs several microseconds.
 
 The clock is ``time.thread_time`` (CPU time of the main thread only): other processes'
 load on the shared machine does not inflate it, which wall time does. Caveat: with two
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import resource
 import sys
 import time
 from pathlib import Path
@@ -80,15 +82,17 @@ def main(argv=None) -> None:
     run()
     totals.clear()
     calls.clear()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     for _ in range(args.steps):
         run()
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     steps = 10 * args.steps
     print(f"{args.workload}: {steps} steps, OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, per step: "
           f"{cpu / steps * 1e3:.2f} ms CPU time of the main thread, "
-          f"{wall / steps * 1e3:.2f} ms wall")
+          f"{wall / steps * 1e3:.2f} ms wall, {faults / steps:.0f} page faults")
     inside = sum(totals.values())
     for name, t in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {name:<28} {t / steps * 1e3:7.3f} ms  {calls[name] / steps:4.1f} calls  "

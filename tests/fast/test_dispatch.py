@@ -1,4 +1,5 @@
-"""The ops that call compiled kernels (GELU, the embedding scatter, the LSTM cell steps):
+"""The ops that call compiled kernels (GELU, the embedding scatter, the LSTM cell steps,
+2x2 max pooling):
 the op spec harness passes on both paths, each dispatched op equals the NumPy path, and the
 dispatch decides as documented (thresholds, dtypes, non-NumPy arrays, the switch)."""
 
@@ -14,7 +15,7 @@ from tests.ops.harness import (
     check_forward,
     check_grad,
 )
-from tests.ops.specs import activation, indexing, recurrent
+from tests.ops.specs import activation, indexing, pooling, recurrent
 from zerograd.ops import activation as ops_activation
 from zerograd.ops import indexing as ops_indexing
 from zerograd.ops import recurrent as ops_recurrent
@@ -23,18 +24,21 @@ pytest.importorskip("numba")
 
 from zerograd._fast import elementwise as fast_elementwise  # noqa: E402
 from zerograd._fast import indexing as fast_indexing  # noqa: E402
+from zerograd._fast import pooling as fast_pooling  # noqa: E402
 from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
 
 # The specs of every op whose kernels dispatch.
 WIRED = ({"gelu"}, {"get_item_repeated_rows", "get_item_ids_2d", "get_item_ids_axis1",
                     "get_item_ids_unique", "take", "take_axis", "embed_id", "embed_id_squared"},
-         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse"})
-SPECS = [s for module, names in zip((activation, indexing, recurrent), WIRED)
+         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse"},
+         {"pooling_squared", "max_pool2d", "pooling"})
+SPECS = [s for module, names in zip((activation, indexing, recurrent, pooling), WIRED)
          for s in module.SPECS if s.name in names]
 KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "scatter_rows": (fast_indexing, ("scatter_rows",)),
            "lstm_step": (fast_recurrent, ("lstm_step",)),
-           "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",))}
+           "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",)),
+           "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
 
 
 @pytest.fixture
@@ -70,8 +74,10 @@ def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
     check_dtype_and_grad_shapes(spec)
     if setting == "0":
         assert counted == {}
-    elif spec.name != "get_item_ids_unique" and not spec.name.startswith("lstm_sequence"):
-        # Distinct ids are one assignment and the sequence op inlines its loop: no kernel.
+    elif spec.name not in ("get_item_ids_unique", "pooling") and not spec.name.startswith(
+            "lstm_sequence"):
+        # Distinct ids are one assignment, the sequence op inlines its loop, and 3x3 pooling
+        # with padding has no compiled kernel: those run NumPy on both settings.
         assert counted, f"{spec.name}: no compiled kernel ran under ZEROGRAD_FAST=1"
 
 
@@ -247,3 +253,29 @@ def test_gelu_on_the_numpy_path_when_switched_off(monkeypatch, counted):
     assert counted == {}
     with fast.numpy_only():
         np.testing.assert_array_equal(y, ops_activation.GELU()(zerograd.Variable(x)).data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 4, 8, 10), (2, 3, 7, 9)])  # even, and odd (floor)
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided"])
+def test_max_pooling_2x2_matches_the_numpy_path_bitwise(dtype, shape, layout, counted):
+    rng = np.random.default_rng(5)
+    base = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # ReLU'd: many ties at 0
+    data = {"nchw": base,
+            "channel_major": np.ascontiguousarray(base.transpose(1, 0, 2, 3)).transpose(
+                1, 0, 2, 3),
+            "strided": np.repeat(base, 2, axis=3)[..., ::2]}[layout]
+    gy = rng.standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2)).astype(dtype)
+
+    def run():
+        x = zerograd.Variable(data)
+        y = F.max_pool2d(x, 2)
+        (gx,) = zerograd.autograd.grad(F.sum(y * y * gy), [x], create_graph=True)
+        (ggx,) = zerograd.autograd.grad(F.sum(gx * gx), [x])  # through the argmax gather
+        return y.data, gx.data, ggx.data
+
+    compiled, reference = _both_paths(run)
+    assert counted["max_pool_2x2"] == 1 and counted["max_pool_2x2_backward"] >= 1
+    for a, b in zip(compiled, reference):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)

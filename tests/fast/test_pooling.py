@@ -103,3 +103,48 @@ def test_wrong_input_is_named():
     with pytest.raises(TypeError, match=r"max_pool_forward: expected a 4-D float32 or "
                                         r"float64 array \(N, C, H, W\), got int64 \(2, 3\)"):
         FP.max_pool_forward(np.zeros((2, 3), dtype=np.int64), (2, 2), (2, 2), (0, 0), (1, 1))
+
+
+# -- the 2x2/2 kernels that ops/pooling.py calls -------------------------------------------
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (3, 2, 7, 9), (1, 1, 2, 2), (2, 1, 3, 1),
+                                   (0, 2, 4, 4)], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("layout", ["nchw", "channel_major"])
+def test_max_pool_2x2_matches_numpy_bitwise(shape, dtype, layout):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(dtype)
+    x = _channel_major(x) if layout == "channel_major" and shape[0] > 1 else x
+    f = P.Pooling(2, 2)
+    if min(shape[2:]) < 2:
+        with pytest.raises(Exception, match="does not fit"):
+            f.forward(x)
+        return
+    expected = f.forward(x)
+    y, idx = FP.max_pool_2x2(x)
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(idx, f.indexes)
+    assert idx.dtype == np.uint8 and (y.size == 0 or y.strides == expected.strides)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gx = FP.max_pool_2x2_backward(gy, idx, shape[2:])
+    reference = P.Pooling2DGrad(f).forward(gy)
+    assert gx.shape == shape
+    np.testing.assert_array_equal(gx.view(np.uint8), reference.view(np.uint8))  # -0.0 too
+
+
+def test_max_pool_2x2_nan_inf_and_ties_as_numpy():
+    """np.maximum's rules: from a window's first NaN on, y is that NaN and the argmax stays;
+    ties go to the first maximum; gy * mask keeps -0.0 and inf * 0 = nan."""
+    x = np.array([[[[np.nan, 1, 2, 2, 0, 0, -np.inf, -np.inf],
+                    [3, np.nan, 5, 1, 0, 0, -np.inf, -np.inf],
+                    [1, 7, np.inf, 0, -1, -2, 4, 4],
+                    [np.nan, 9, -np.nan, 2, -3, -1, 4, np.nan]]]], dtype=np.float32)
+    f = P.Pooling(2, 2)
+    expected = f.forward(x)
+    y, idx = FP.max_pool_2x2(x)
+    np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(idx, f.indexes)
+    assert idx[0, 0].tolist() == [[0, 2, 0, 0], [1, 0, 0, 0]]
+    gy = np.array([[[[np.inf, -1, 2, -0.0], [1, -np.inf, 3, 4]]]], dtype=np.float32)
+    gx = FP.max_pool_2x2_backward(gy, idx, (4, 8))
+    reference = P.Pooling2DGrad(f).forward(gy)
+    np.testing.assert_array_equal(gx.view(np.uint32), reference.view(np.uint32))

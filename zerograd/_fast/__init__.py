@@ -109,6 +109,9 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "scatter_rows": (1024, None),
     "lstm_step": (1, 128),
     "lstm_step_grad": (1, None),
+    # - "max_pool_2x2" (x, or gy in backward): 2-3x faster forward, 1.1-2x backward, from a
+    #   few hundred elements on; below 4096 elements the gain is under 20 us a call.
+    "max_pool_2x2": (4096, None),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

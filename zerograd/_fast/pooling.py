@@ -28,7 +28,8 @@ import numpy as np
 from zerograd._fast._numba import kernel, prange
 
 __all__ = ["max_pool_forward", "max_pool_backward", "max_pool_gather", "avg_pool_forward",
-           "avg_pool_backward", "as_planes", "from_planes", "FLOATS"]
+           "avg_pool_backward", "max_pool_2x2", "max_pool_2x2_backward", "as_planes",
+           "from_planes", "FLOATS"]
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -232,4 +233,88 @@ def avg_pool_backward(gy, kernel, stride, pad, in_hw, divisor):
     gx = np.zeros((g.shape[0],) + tuple(in_hw), dtype=gy.dtype)
     _avg_pool_grad_planes(g, kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1],
                           _divisor_array(divisor, gy.shape[2:], gy.dtype), gx)
+    return from_planes(gx, N, C, cm)
+
+
+# -- 2x2 windows with stride 2, no padding (the CNN's pooling) ----------------------------
+# The general kernels above loop over a window of run-time size inside each output
+# element, which LLVM cannot vectorise: they lose to the NumPy path. With the 2x2 window
+# written out the loop over a row of outputs vectorises, and it beats the NumPy path's
+# four strided passes (docs/performance.md).
+@kernel
+def _max_step(best, arg, frozen, nan, v, k):
+    """One window element into the running (max, argmax) with the NumPy path's rules: a
+    strictly larger value takes the argmax (the first maximum wins ties), and from the first
+    NaN on the result is that NaN and the argmax stays (np.maximum's running value is NaN,
+    which nothing exceeds). Branch-free (``&``, ``|``, selects), so that it vectorises."""
+    larger = (v > best) & ~frozen
+    first_nan = (v != v) & ~frozen
+    return max(best, v), (k if larger else arg), frozen | first_nan, (v if first_nan else nan)
+
+
+@kernel
+def _max_pool_2x2_planes(x, y, idx):
+    P, OH, OW = y.shape
+    k1, k2, k3 = idx.dtype.type(1), idx.dtype.type(2), idx.dtype.type(3)
+    for p in prange(P):
+        for oy in range(OH):
+            top = 2 * oy
+            for ox in range(OW):
+                left = 2 * ox
+                a = x[p, top, left]
+                best, arg, frozen, nan = a, k1 - k1, a != a, a
+                best, arg, frozen, nan = _max_step(best, arg, frozen, nan, x[p, top, left + 1], k1)
+                best, arg, frozen, nan = _max_step(best, arg, frozen, nan, x[p, top + 1, left], k2)
+                best, arg, frozen, nan = _max_step(best, arg, frozen, nan,
+                                                   x[p, top + 1, left + 1], k3)
+                y[p, oy, ox] = nan if frozen else best
+                idx[p, oy, ox] = arg
+
+
+def max_pool_2x2(x):
+    """(y, indexes) of 2x2 max pooling with stride 2 and no padding, x (N, C, H, W) ->
+    (N, C, H // 2, W // 2) (an odd last row or column is dropped, as the NumPy path does);
+    bitwise the NumPy path's values and argmax offsets (uint8), in x's layout."""
+    _check("max_pool_2x2", x)
+    N, C, H, W = x.shape
+    cm = is_channel_major(x)
+    planes = as_planes(x, cm)
+    y = np.empty((planes.shape[0], H // 2, W // 2), dtype=x.dtype)
+    idx = np.empty(y.shape, dtype=np.uint8)
+    _max_pool_2x2_planes(planes, y, idx)
+    return from_planes(y, N, C, cm), from_planes(idx, N, C, cm)
+
+
+@kernel
+def _max_pool_2x2_grad_planes(gy, idx, gx):
+    P, OH, OW = gy.shape
+    for p in prange(P):
+        for oy in range(OH):
+            top = 2 * oy
+            for ox in range(OW):
+                # gy times the 0/1 mask, as the NumPy path multiplies (-0.0 and inf * 0 = nan
+                # included), every element of the window written.
+                g = gy[p, oy, ox]
+                k = idx[p, oy, ox]
+                gx[p, top, 2 * ox] = g * (1 if k == 0 else 0)
+                gx[p, top, 2 * ox + 1] = g * (1 if k == 1 else 0)
+                gx[p, top + 1, 2 * ox] = g * (1 if k == 2 else 0)
+                gx[p, top + 1, 2 * ox + 1] = g * (1 if k == 3 else 0)
+        for r in range(2 * OH, gx.shape[1]):  # an odd last row: no window reads it
+            for c in range(gx.shape[2]):
+                gx[p, r, c] = 0
+        for r in range(2 * OH):
+            for c in range(2 * OW, gx.shape[2]):
+                gx[p, r, c] = 0
+
+
+def max_pool_2x2_backward(gy, indexes, in_hw):
+    """gx (N, C, H, W) of :func:`max_pool_2x2`: gy (N, C, OH, OW) at each window's argmax,
+    zero elsewhere, in the layout of ``indexes``; bitwise the NumPy path's values."""
+    _check("max_pool_2x2_backward", gy)
+    N, C = gy.shape[:2]
+    cm = is_channel_major(indexes)
+    idx = as_planes(indexes, cm)
+    gx = np.empty((idx.shape[0],) + tuple(in_hw), dtype=gy.dtype)
+    _max_pool_2x2_grad_planes(as_planes(gy, cm), idx, gx)
     return from_planes(gx, N, C, cm)
