@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+import zerograd._fast as fast
 from zerograd.backend.array_utils import logsumexp as logsumexp_array
 from zerograd.backend.array_utils import reshape_sum_backward
 from zerograd.core.function import Function
@@ -343,6 +344,12 @@ class GELUTanh(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * GELUTanhGrad()(x)
+        if fast.use("gelu", x):
+            # One compiled pass per element (imports numba, so never at import time).
+            from zerograd._fast import elementwise
+
+            y, self.cdf = elementwise.gelu(x, keep_cdf=True)
+            return y
 
 
 def gelu(x, approximate: str = "none") -> Variable:
@@ -370,6 +377,11 @@ def _gelu_tanh_slope(x):
     return (x * x * (3 * _GELU_TANH_CUBIC) + 1) * _SQRT_2_OVER_PI
 
 
+        if fast.use("gelu", x, *(() if self.cdf is None else (self.cdf,))):
+            from zerograd._fast import elementwise  # imports numba (see GELU.forward)
+
+            cdf, self.cdf = self.cdf, None
+            return elementwise.gelu_grad(x, None if cdf is None else cdf.reshape(-1))
 class GELUTanhGrad(Function):
     """y = (1 + T)/2 + x/2 (1 - T^2) g'(x) with T = tanh(g(x)); its derivative in backward."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import zerograd._fast as fast
 from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
@@ -144,11 +145,13 @@ def _scatter_rows(shape: tuple, axis: int, ids, gy):
     """zeros(shape) with slices of gy added at ``ids`` along ``axis`` (ids: any shape).
 
     gy: shape[:axis] + ids.shape + shape[axis + 1:]. When no id repeats this is one
-    assignment; otherwise one 1-D add.at over flat positions.
+    assignment; otherwise the compiled scatter of ``zerograd._fast`` where it pays (NumPy
+    arrays of 1024 elements or more, numba installed), else one 1-D add.at over flat
+    positions.
     """
     xp = get_array_module(gy)
     n = shape[axis]
-    if gy.size <= _SMALL_SCATTER and xp is np:
+    if gy.size <= _SMALL_SCATTER and xp is np and not fast.use("scatter_rows", gy):
         # Tiny gradients: the checks below cost more than add.at itself.
         gx = np.zeros(shape, dtype=gy.dtype)
         np.add.at(gx, (slice(None),) * axis + (ids,), gy)
@@ -163,6 +166,12 @@ def _scatter_rows(shape: tuple, axis: int, ids, gy):
         gx[:, ids, :] = gy3
         return gx.reshape(shape)
     positions = (xp.arange(lead).reshape(lead, 1, 1) * n + ids.reshape(1, -1, 1)) * trail
+    if fast.use("scatter_rows", gy):
+        # A compiled loop adding each gy row into its id's row, in the ids' order (the
+        # same additions as add.at); it imports numba, so only here.
+        from zerograd._fast import indexing as fast_indexing
+
+        return fast_indexing.scatter_rows(shape, axis, ids, gy)
     positions = positions + xp.arange(trail).reshape(1, 1, trail)
     return _scatter_add_flat(lead * n * trail, positions, gy3).reshape(shape)
 
