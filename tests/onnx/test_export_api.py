@@ -355,3 +355,40 @@ def test_a_checkpointed_segment_exports_as_its_ops():
 def test_an_op_without_lowering_inside_a_checkpoint_is_named():
     with pytest.raises(ExportError, match=r"no ONNX lowering for Cube \(in 'checkpoint\("):
         export(Checkpointed(lambda h: Cube()(h)), _x(3, 4), None)
+
+
+# -- PyTorch in, ONNX out ---------------------------------------------------------------------
+@pytest.mark.torch
+def test_pytorch_weights_exported_give_pytorch_outputs():
+    # A PyTorch model's weights loaded into zerograd and exported: ONNX Runtime computes what
+    # PyTorch computes (zerograd is the bridge, checked at both ends).
+    torch = pytest.importorskip("torch")
+    from zerograd.nn import from_torch_state_dict
+
+    torch.manual_seed(0)
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.GELU(), torch.nn.Linear(8, 3),
+                               torch.nn.LogSoftmax(dim=1)).eval()
+
+    class Net3(Model):
+        def __init__(self):
+            super().__init__()
+            self.l0 = L.Linear(8, in_size=4)
+            self.l2 = L.Linear(3, in_size=8)
+
+        def forward(self, x):
+            return F.log_softmax(self.l2(F.gelu(self.l0(x))))
+
+    model = Net3()
+    from_torch_state_dict(model, twin.state_dict(), mapping={"l0": "0", "l2": "2"})
+    x = _x(3, 4)
+    proto = check_export(model, x)
+    ort_out = run_onnx_proto(proto, _x(6, 4, seed=5))
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(_x(6, 4, seed=5))).numpy()
+    np.testing.assert_allclose(ort_out, expected, atol=1e-5, rtol=1e-5)
+
+
+def run_onnx_proto(proto, x):
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]

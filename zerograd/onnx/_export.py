@@ -281,7 +281,11 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
     for name, y in zip(out_names, outputs):
         g.nodes.append(onnx.helper.make_node("Identity", [walk.value(y)], [name],
                                              name=g.fresh_name("node_Identity")))
-        graph_outputs.append(_value_info(onnx, name, y, g.is_batched(y)))
+        if batch is None:
+            graph_outputs.append(_value_info(onnx, name, y, False))
+        else:  # the shape comes from ONNX's shape inference below: which dims vary is its call
+            graph_outputs.append(onnx.helper.make_tensor_value_info(
+                name, g.tensor_type(y.dtype), [None] * y.ndim))
 
     _check_inputs_used(g, in_names, inputs)
     domains = {node.domain for node in g.nodes if node.domain}
@@ -295,6 +299,8 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         graph, opset_imports=opsets, producer_name="zerograd",
         producer_version=zerograd.__version__,
         ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    if batch is not None:
+        _infer_output_shapes(onnx, model)
     onnx.checker.check_model(model)
     if path is not None:
         from zerograd.serialization import atomic_write
@@ -302,6 +308,19 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         with atomic_write(os.fspath(path), "wb") as file:
             file.write(model.SerializeToString())
     return model
+
+
+def _infer_output_shapes(onnx: Any, model: Any) -> None:
+    """Declare the outputs' shapes as ONNX's shape inference derives them from the inputs'
+    (``batch`` where it is the batch, a number where fixed, unknown where it cannot tell):
+    the example's shapes would claim fixed sizes for dimensions that follow the batch."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is advisory: the outputs keep their rank and dtype
+        return
+    for declared, found in zip(model.graph.output, inferred.graph.output):
+        if found.type.tensor_type.HasField("shape"):
+            declared.type.CopyFrom(found.type)
 
 
 class _Walk:
