@@ -297,6 +297,12 @@ class GELU(Function):
     saved = ("cdf",)  # released with the graph (Function.release)
 
     def forward(self, x):
+        if fast.use("gelu", x):
+            # One compiled pass per element (imports numba, so never at import time).
+            from zerograd._fast import elementwise
+
+            y, self.cdf = elementwise.gelu(x, keep_cdf=True)
+            return y
         self.cdf = normal_cdf_array(x)
         return x * self.cdf
 
@@ -313,6 +319,11 @@ class GELUGrad(Function):
 
     @_on_flat_view
     def forward(self, x):
+        if fast.use("gelu", x, *(() if self.cdf is None else (self.cdf,))):
+            from zerograd._fast import elementwise  # imports numba (see GELU.forward)
+
+            cdf, self.cdf = self.cdf, None
+            return elementwise.gelu_grad(x, None if cdf is None else cdf.reshape(-1))
         cdf = normal_cdf_array(x) if self.cdf is None else self.cdf.reshape(-1)
         self.cdf = None
         y = x * x
@@ -344,12 +355,6 @@ class GELUTanh(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * GELUTanhGrad()(x)
-        if fast.use("gelu", x):
-            # One compiled pass per element (imports numba, so never at import time).
-            from zerograd._fast import elementwise
-
-            y, self.cdf = elementwise.gelu(x, keep_cdf=True)
-            return y
 
 
 def gelu(x, approximate: str = "none") -> Variable:
@@ -377,11 +382,6 @@ def _gelu_tanh_slope(x):
     return (x * x * (3 * _GELU_TANH_CUBIC) + 1) * _SQRT_2_OVER_PI
 
 
-        if fast.use("gelu", x, *(() if self.cdf is None else (self.cdf,))):
-            from zerograd._fast import elementwise  # imports numba (see GELU.forward)
-
-            cdf, self.cdf = self.cdf, None
-            return elementwise.gelu_grad(x, None if cdf is None else cdf.reshape(-1))
 class GELUTanhGrad(Function):
     """y = (1 + T)/2 + x/2 (1 - T^2) g'(x) with T = tanh(g(x)); its derivative in backward."""
 

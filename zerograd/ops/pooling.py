@@ -141,14 +141,14 @@ class Pooling(Function):
     def forward(self, x):
         win = self.windows
         win.fit(x)
-        xp = get_array_module(x)
-        padded = win.padded(x, -np.inf)
         if win.compiled_2x2(x):
             # One vectorised pass instead of four strided ones; it imports numba, so only here.
             from zerograd._fast import pooling as fast_pooling
 
             y, self.indexes = fast_pooling.max_pool_2x2(x)
             return y
+        xp = get_array_module(x)
+        padded = win.padded(x, -np.inf)
         index_dtype = np.uint8 if win.kernel[0] * win.kernel[1] <= 256 else np.int32
         views = [(k, padded[window]) for k, window in win.offsets()]
         first = views[0][1]
@@ -197,15 +197,15 @@ class Pooling2DGrad(Function):
 
     def forward(self, gy):
         win = self.windows
+        if win.compiled_2x2(gy):
+            from zerograd._fast import pooling as fast_pooling  # imports numba (see Pooling)
+
+            return fast_pooling.max_pool_2x2_backward(gy, self.indexes, win.in_hw)
         xp = get_array_module(gy)
         padded = win.zeros(xp, gy.shape[:2], gy.dtype, fill=not win.tiling)
         # Multiplying by the 0/1 mask beats masked writes (np.where, where=) several times.
         if win.disjoint:  # each input element lies in at most one window: plain writes
             for k, window in win.offsets():
-        if win.compiled_2x2(gy):
-            from zerograd._fast import pooling as fast_pooling  # imports numba (see Pooling)
-
-            return fast_pooling.max_pool_2x2_backward(gy, self.indexes, win.in_hw)
                 xp.multiply(gy, self.indexes == k, out=padded[window])
         else:
             for k, window in win.offsets():
