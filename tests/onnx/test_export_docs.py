@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import zerograd.ops
+from tests.onnx.test_export_ops import _GRAD_NODE, LOSS_REASON, NOT_EXPORTABLE
 from zerograd import Function
 from zerograd.core import autograd, broadcast
 from zerograd.onnx import lowering_of
@@ -17,11 +18,10 @@ from zerograd.onnx import lowering_of
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
 START, END = "<!-- ops table start -->", "<!-- ops table end -->"
 
-# Why an op has no lowering, for the ops that say more than their kind (below).
+# Why an op has no lowering: the general families' reasons (test_export_ops), the others'
+# where they say more than their kind (see _reason).
 REASONS = {
-    "RepeatSum": "the backward of `repeat`",
-    "Crop": "the backward of `pad`",
-    "ProductOfOthers": "the backward of `prod` (every order)",
+    **NOT_EXPORTABLE,
     "Conv2DGradW": "the backward of `conv2d` (its weight gradient)",
     "BiasGrad": "the backward of a bias",
     "Pooling2DWithIndexes": "the second-order backward of max pooling",
@@ -35,9 +35,9 @@ def _reason(module: str, name: str) -> str:
     if name in REASONS:
         return REASONS[name]
     if module == "loss":
-        return "training losses and their parts: an inference graph ends before them"
+        return LOSS_REASON
     if name.endswith("Grad"):
-        return "Grad nodes (they compute a backward; export runs none)"
+        return _GRAD_NODE
     return "no lowering yet"
 
 

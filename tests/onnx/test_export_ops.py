@@ -228,7 +228,7 @@ def test_float32_stays_float32():
 
 
 # -- coverage: every Function of these families has a lowering or a reason --------------------
-_GRAD_NODE = "a Grad node: computes a backward, which export never runs"
+_GRAD_NODE = "Grad nodes (they compute a backward; export runs none)"
 NOT_EXPORTABLE = {
     "SigmoidGrad": _GRAD_NODE,
     "ELUGrad": _GRAD_NODE,
@@ -241,12 +241,12 @@ NOT_EXPORTABLE = {
     "TanhGrad": _GRAD_NODE,
     "GetItemGrad": _GRAD_NODE,
     "GatherGrad": _GRAD_NODE,
-    "RepeatSum": "the backward of Repeat (a segment sum), not called by forward code",
-    "Crop": "the backward of Pad, not called by forward code",
-    "ProductOfOthers": "the backward of Prod (every order of it), not called by forward code",
+    "RepeatSum": "the backward of `repeat`",
+    "Crop": "the backward of `pad`",
+    "ProductOfOthers": "the backward of `prod` (every order)",
 }
 # Losses compute a training objective from labels: an inference graph ends before them.
-LOSS_REASON = "a training loss: inference graphs end before the loss"
+LOSS_REASON = "training losses and their parts: an inference graph ends before them"
 FAMILIES = [arithmetic, elementwise, activation, linalg, shape, reduction, indexing]
 
 
