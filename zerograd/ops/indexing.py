@@ -18,7 +18,8 @@ from zerograd.errors import DTypeError, ShapeError
 from zerograd.ops.shape import reshape
 
 __all__ = ["get_item", "gather", "take", "scatter_add", "one_hot", "embed_id", "pad",
-           "GetItem", "GetItemGrad", "Gather", "GatherGrad", "ScatterAdd", "Pad", "Crop"]
+           "GetItem", "GetItemGrad", "Gather", "GatherGrad", "ScatterAdd", "Pad", "Crop",
+           "EmbedLookup"]
 
 
 # -- index helpers ---------------------------------------------------------------------------
@@ -192,8 +193,72 @@ def _describe_index_error(x, slices, error: IndexError) -> str:
 
 
 # -- Functions -------------------------------------------------------------------------------
+def _lower_index(g, x: str, v: Variable, slices) -> str:
+    """ONNX nodes for ``v[slices]``: basic indexing as one Slice (the slices), Gathers (the
+    integers, which drop their axis) and an Unsqueeze (the Nones); one integer (or
+    boolean) array among full slices as a Gather along its axis."""
+    items = list(slices) if isinstance(slices, tuple) else [slices]
+    if not _is_basic_index(slices):
+        items = [np.flatnonzero(s) if getattr(s, "dtype", None) == np.bool_ and s.ndim == 1
+                 else s for s in items]
+        axis = _single_int_array_axis(tuple(items))
+        if axis is None:
+            raise NotImplementedError(
+                "get_item: only basic indices (ints, slices, None, ...) and one integer array "
+                "among full slices have an ONNX lowering; got the index "
+                f"{_describe_items(items)} for x {v.dtype} {v.shape}")
+        return g.op("Gather", x, g.constant(np.asarray(items[axis], np.int64)), axis=axis)
+    if any(s is Ellipsis for s in items):
+        at = items.index(Ellipsis)
+        named = sum(1 for s in items if s is not None and s is not Ellipsis)
+        items[at:at + 1] = [slice(None)] * (v.ndim - named)
+    starts, ends, axes, steps = [], [], [], []
+    picks, new_axes = [], []
+    axis = out_axis = 0
+    for s in items:
+        if s is None:
+            new_axes.append(out_axis)
+            out_axis += 1
+        elif isinstance(s, slice):
+            if s != slice(None):
+                step = 1 if s.step is None else int(s.step)
+                # An omitted bound is the far end in the step's direction (bounds clamp).
+                starts.append((0 if step > 0 else _INT64_MAX) if s.start is None
+                              else int(s.start))
+                ends.append((_INT64_MAX if step > 0 else _INT64_MIN) if s.stop is None
+                            else int(s.stop))
+                axes.append(axis)
+                steps.append(step)
+            axis += 1
+            out_axis += 1
+        else:
+            picks.append((axis, int(s)))
+            axis += 1
+    if axes:
+        x = g.slice(x, starts, ends, axes, steps)
+    for axis, index in reversed(picks):  # from the last axis: the earlier ones keep their place
+        x = g.op("Gather", x, g.constant(index), axis=axis)
+    if new_axes:
+        x = g.unsqueeze(x, new_axes)
+    if not (axes or picks or new_axes):
+        x = g.op("Identity", x)
+    return x
+
+
+_INT64_MAX = 2 ** 63 - 1
+_INT64_MIN = -(2 ** 63)
+
+
+def _describe_items(items) -> str:
+    return "(" + ", ".join(f"array {a.dtype} {a.shape}" if hasattr(a, "shape") and a.ndim
+                           else repr(a) for a in items) + ")"
+
+
 class GetItem(Function):
     """y = x[slices] (basic or advanced NumPy indexing)."""
+
+    retain_inputs = ()  # linear: only x's shape
+    retain_outputs = ()
 
     def __init__(self, slices) -> None:
         self.slices = slices
@@ -207,6 +272,9 @@ class GetItem(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return GetItemGrad(self.slices, x.shape)(gy)
+
+    def to_onnx(self, g, x):
+        return _lower_index(g, x, self.inputs[0], self.slices)
 
 
 def get_item(x, slices) -> Variable:
@@ -226,6 +294,9 @@ class GetItemGrad(Function):
     through the fast scatter; any other advanced index falls back to ``np.add.at`` (which
     NumPy 2 already runs fast for a tuple of 1-D arrays such as ``x[arange(N), t]``).
     """
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, slices, in_shape: tuple) -> None:
         self.slices = slices
@@ -256,6 +327,9 @@ class GetItemGrad(Function):
 class Gather(Function):
     """y = take_along_axis(x, indices, axis); the gradient scatters back (adding repeats)."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, indices, axis: int) -> None:
         self.indices = indices
         self.axis = axis
@@ -272,6 +346,18 @@ class Gather(Function):
 
     def backward(self, gy):
         return GatherGrad(self.indices, self.axis, self.x_shape[self.axis])(gy)
+
+    def to_onnx(self, g, x):
+        # take_along_axis broadcasts x and the indices on the other axes; GatherElements
+        # wants them of one shape, so both are brought to the broadcast shape first.
+        v, axis = self.inputs[0], self.axis
+        common = [max(n, m) for n, m in zip(v.shape, self.indices.shape)]
+        x_shape = [v.shape[a] if a == axis else n for a, n in enumerate(common)]
+        ids_shape = [self.indices.shape[a] if a == axis else n for a, n in enumerate(common)]
+        indices = np.broadcast_to(np.asarray(self.indices, dtype=np.int64), ids_shape)
+        if tuple(x_shape) != tuple(v.shape):
+            x = g.op("Expand", x, g.shape_constant(x_shape, like=v))
+        return g.op("GatherElements", x, g.constant(indices), axis=self.axis)
 
 
 def gather(x, indices, axis: int) -> Variable:
@@ -295,6 +381,9 @@ class GatherGrad(Function):
     The result has gy's shape with ``axis`` of length ``length``; where x was broadcast, the
     engine sums it back to x's shape.
     """
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, indices, axis: int, length: int) -> None:
         self.indices = indices
@@ -320,6 +409,10 @@ class ScatterAdd(Function):
     y[..., indices[i, j, ...], ...] += updates[i, j, ...] (the index replaces coordinate
     ``axis``). dy/dx = identity; d/d(updates) gathers gy at the same positions.
     """
+
+    retain_inputs = ()  # linear; the positions are its own
+    retain_outputs = ()
+    saved = ("positions",)
 
     def __init__(self, indices, axis: int) -> None:
         self.indices = indices
@@ -355,6 +448,13 @@ class ScatterAdd(Function):
         gx = gy if self.needs_grad(0) else None
         gu = get_item(reshape(gy, (-1,)), self.positions) if self.needs_grad(1) else None
         return gx, gu
+
+    def to_onnx(self, g, x, updates):
+        if g.opset < 16:
+            raise NotImplementedError(f"scatter_add needs ScatterElements(reduction='add'), "
+                                      f"in ONNX opset 16 and later; the export uses {g.opset}")
+        return g.op("ScatterElements", x, g.constant(np.asarray(self.indices, np.int64)),
+                    updates, axis=self.axis, reduction="add")
 
 
 def scatter_add(x, indices, updates, axis: int) -> Variable:
@@ -417,6 +517,31 @@ def one_hot(indices, num_classes: int, dtype=np.float32):
     return out.reshape(indices.shape + (num_classes,))
 
 
+class EmbedLookup(Function):
+    """y = W[ids]: rows of the table W (V, D) picked by integer ids of any shape ->
+    ids.shape + (D,).
+
+    Unlike ``get_item(W, ids)``, whose ids are fixed in the node, the ids are an input of
+    the graph here (they get no gradient): a traced graph (ONNX export) reads them as an
+    input instead of baking the example's ids in. The gradient in W is the same scatter.
+    """
+
+    retain_inputs = (1,)  # the ids, where backward scatters; never the table
+    retain_outputs = ()
+
+    def forward(self, W, ids):
+        return W[ids]
+
+    def backward(self, gy):
+        W, ids = self.inputs
+        return GetItemGrad(ids.data, W.shape)(gy), None
+
+    def to_onnx(self, g, W, ids):
+        if self.inputs[1].dtype not in (np.int32, np.int64):  # Gather's index types
+            ids = g.op("Cast", ids, to=g.tensor_type(np.int64))
+        return g.op("Gather", W, ids, axis=0)
+
+
 def embed_id(x, W) -> Variable:
     """Embedding lookup ``W[x]``: x integer ids of any shape in [0, V), W (V, D) -> x.shape + (D,).
 
@@ -424,14 +549,14 @@ def embed_id(x, W) -> Variable:
     """
     ids = _data(x)
     if np.isscalar(ids):
-        ids = np.asarray(ids)
+        ids = x = np.asarray(ids)
     _check_int_dtype("embed_id", ids, what="ids x")
     table = _data(W)
     if table.ndim != 2:
         raise ShapeError(f"embed_id: W must be a (vocabulary, dim) matrix, got {table.dtype} "
                          f"{table.shape}")
     check_index_range("embed_id", ids, table.shape[0], 0, allow_negative=False)
-    return get_item(W, ids)
+    return EmbedLookup()(W, x)
 
 
 # -- padding: a constant border, or a gather of x's own elements ---------------------------
@@ -451,6 +576,15 @@ class Pad(Function):
 
     def backward(self, gy):
         return Crop(self.pad_width)(gy)
+
+    def to_onnx(self, g, x):
+        value = np.asarray(self.constant_values)
+        if value.ndim:
+            raise NotImplementedError(f"pad with per-axis constant_values {value.tolist()} has "
+                                      f"no ONNX lowering; ONNX's Pad takes one value")
+        pads = [b for b, _ in self.pad_width] + [a for _, a in self.pad_width]
+        return g.op("Pad", x, g.constant(pads), g.constant(value, dtype=self.inputs[0].dtype),
+                    mode="constant")
 
 
 def pad(x, pad_width, mode: str = "constant", constant_values=0) -> Variable:
