@@ -247,6 +247,21 @@ def test_op_without_lowering_names_op_layer_path_and_line():
     assert isinstance(info.value, zerograd.errors.ZerogradError)
 
 
+def test_the_layer_path_is_the_innermost_layer_that_ran_the_op():
+    class Outer(Model):
+        def __init__(self):
+            super().__init__()
+            self.encoder = Encoder()
+            self.head = L.Linear(2)
+
+        def forward(self, x):
+            h = self.encoder(self.encoder(x)[:, :4])  # a sub-layer called twice
+            return self.head(Cube()(h))  # the root's own op, between sub-layers
+
+    with pytest.raises(ExportError, match=r"no ONNX lowering for Cube \(in 'Outer',"):
+        export(Outer(), _x(3, 4), None)
+
+
 def test_op_without_lowering_in_a_function_names_the_function():
     def my_fn(x):
         return Cube()(x) + 1.0

@@ -116,7 +116,7 @@ class _Labels:
             seen: set[int] = set()
             while stack:
                 f = stack.pop()
-                if id(f) in seen or (id(f) in self.stamp and self.stamp[id(f)] < start):
+                if id(f) in seen or self.stamp.get(id(f), start + 1) <= start:
                     continue
                 seen.add(id(f))
                 if id(f) not in self.path:
