@@ -28,14 +28,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zerograd.backend import as_numpy, get_array_module
-from zerograd.core.variable import Variable
+from zerograd.core.variable import Parameter, Variable
 from zerograd.distributed.comm import DistributedError, _check_root, communicator, init
 from zerograd.distributed.params import check_same_structure, signature
 from zerograd.errors import ShapeError
+
+if TYPE_CHECKING:
+    from zerograd.optim.optimizer import Optimizer, Target
 
 __all__ = ["CommStats", "DistributedOptimizer", "broadcast_optimizer_state",
            "create_multi_node_optimizer"]
@@ -123,8 +127,18 @@ class DistributedOptimizer:
     """
 
     _OWN = ("optimizer", "bucket_bytes", "stats", "_layout", "_buckets", "_names")
+    # The wrapper's own attributes (the others are the wrapped optimizer's), written with
+    # object.__setattr__ past the forwarding __setattr__.
+    optimizer: Optimizer
+    bucket_bytes: int
+    stats: CommStats
+    # (dtype, shape) per parameter, fixed at the first update (None before it), with the
+    # buckets planned from it and the parameters' names (empty before it).
+    _layout: list[tuple[str, tuple]] | None
+    _buckets: list[_DtypeBucket]
+    _names: list[str]
 
-    def __init__(self, optimizer, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
+    def __init__(self, optimizer: Optimizer, bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
         if not hasattr(optimizer, "update") or not hasattr(optimizer, "target_params"):
             raise TypeError(f"DistributedOptimizer: expected a zerograd Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -136,13 +150,14 @@ class DistributedOptimizer:
         object.__setattr__(self, "stats", CommStats())
         self._forget_layout()
 
-    # The wrapped optimizer's attributes read and written through the wrapper.
-    def __getattr__(self, name: str):
+    # The wrapped optimizer's attributes read and written through the wrapper (whatever
+    # its class has: lr, alpha, ... hence Any).
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in DistributedOptimizer._OWN:
             raise AttributeError(name)
         return getattr(self.optimizer, name)
 
-    def __setattr__(self, name: str, value) -> None:
+    def __setattr__(self, name: str, value: Any) -> None:
         if name in DistributedOptimizer._OWN:
             object.__setattr__(self, name, value)
         else:
@@ -150,10 +165,10 @@ class DistributedOptimizer:
 
     def _forget_layout(self) -> None:
         object.__setattr__(self, "_layout", None)
-        object.__setattr__(self, "_buckets", None)
-        object.__setattr__(self, "_names", None)
+        object.__setattr__(self, "_buckets", [])
+        object.__setattr__(self, "_names", [])
 
-    def setup(self, target) -> DistributedOptimizer:
+    def setup(self, target: Target) -> DistributedOptimizer:
         self.optimizer.setup(target)
         self._forget_layout()
         return self
@@ -174,13 +189,13 @@ class DistributedOptimizer:
         self.optimizer.update()
 
     # -- the averaging -----------------------------------------------------------------------
-    def _param_names(self, params: list) -> list[str]:
-        target = self.optimizer.target
-        if hasattr(target, "named_params"):
-            return [name for name, _ in target.named_params()]
+    def _param_names(self, params: list[Parameter]) -> list[str]:
+        named_params = getattr(self.optimizer.target, "named_params", None)
+        if named_params is not None:  # a Layer
+            return [name for name, _ in named_params()]
         return [f"param {i}" for i in range(len(params))]
 
-    def _current_layout(self, params: list) -> list[tuple[str, tuple]]:
+    def _current_layout(self, params: list[Parameter]) -> list[tuple[str, tuple]]:
         layout = []
         for i, p in enumerate(params):
             if p.data is None:
@@ -193,7 +208,7 @@ class DistributedOptimizer:
             layout.append((np.dtype(p.data.dtype).str, tuple(p.data.shape)))
         return layout
 
-    def _verify(self, params: list) -> None:
+    def _verify(self, params: list[Parameter]) -> None:
         """Once: every rank has the same parameters with the same values (a collective)."""
         names = self._param_names(params)
         rows = signature([(name, "param", p) for name, p in zip(names, params)],
@@ -271,15 +286,17 @@ class DistributedOptimizer:
         return f"DistributedOptimizer({self.optimizer!r}, world_size={communicator().size})"
 
 
-def create_multi_node_optimizer(actual_optimizer, communicator=None) -> DistributedOptimizer:
+def create_multi_node_optimizer(actual_optimizer: Optimizer,
+                                communicator: Any = None) -> DistributedOptimizer:
     """ChainerMN's name for ``DistributedOptimizer(actual_optimizer)``. ``communicator``, if
-    given, is an ``mpi4py`` communicator to train on (it becomes the process group)."""
+    given, is an ``mpi4py`` communicator to train on (it becomes the process group; mpi4py
+    has no type information)."""
     if communicator is not None:
         init(communicator)
     return DistributedOptimizer(actual_optimizer)
 
 
-def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
+def broadcast_optimizer_state(optimizer: Optimizer | DistributedOptimizer, root: int = 0) -> None:
     """Copies rank ``root``'s optimizer state (momentum buffers, Adam's moments and step
     count, the hyperparameters) to every rank. A collective: every rank calls it.
 

@@ -11,6 +11,7 @@ small signature every rank sends to every other, and every rank raises the same 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,15 +19,19 @@ from zerograd.backend import as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.distributed.comm import DistributedError, _check_root, communicator
 
+if TYPE_CHECKING:
+    from zerograd.optim.optimizer import Target
+
 __all__ = ["broadcast_parameters", "check_same_structure", "signature"]
 
 # How many disagreements an error lists before "and N more".
 _SHOWN = 5
 
 
-def _named_arrays(model, buffers: bool, owner: str) -> list[tuple[str, str, object]]:
+def _named_arrays(model: Any, buffers: bool, owner: str) -> list[tuple[str, str, object]]:
     """(name, "param" | "buffer", holder) in definition order. The holder is the Parameter
-    for a parameter, the array itself (or None) for a buffer."""
+    for a parameter, the array itself (or None) for a buffer. ``model`` is what the user
+    passed (a Target, or anything else: refused here with a TypeError)."""
     if isinstance(model, Parameter):
         return [("param", "param", model)]
     if hasattr(model, "named_params"):
@@ -46,11 +51,11 @@ def _named_arrays(model, buffers: bool, owner: str) -> list[tuple[str, str, obje
     return [(f"param {i}", "param", p) for i, p in enumerate(params)]
 
 
-def _array(holder):
+def _array(holder: object) -> Any:
     return holder.data if isinstance(holder, Variable) else holder
 
 
-def signature(entries, with_digest: bool = False) -> list[tuple]:
+def signature(entries: list[tuple[str, str, object]], with_digest: bool = False) -> list[tuple]:
     """(name, kind, dtype, shape) per entry (dtype and shape None when not initialised),
     plus a digest of the bytes when ``with_digest``: what ranks compare."""
     rows = []
@@ -59,15 +64,15 @@ def signature(entries, with_digest: bool = False) -> list[tuple]:
         if data is None:
             rows.append((name, kind, None, None) + ((None,) if with_digest else ()))
             continue
-        row = (name, kind, np.dtype(data.dtype).str, tuple(int(n) for n in data.shape))
+        row: tuple = (name, kind, np.dtype(data.dtype).str, tuple(int(n) for n in data.shape))
         if with_digest:
             host = np.ascontiguousarray(as_numpy(data))
-            row += (hashlib.blake2b(host.view(np.uint8).reshape(-1), digest_size=16).digest(),)
+            row += (hashlib.blake2b(host.view(np.uint8).data, digest_size=16).digest(),)
         rows.append(row)
     return rows
 
 
-def _describe(row) -> str:
+def _describe(row: tuple) -> str:
     _, kind, dtype, shape = row[:4]
     if dtype is None:
         return f"an uninitialised {kind}"
@@ -123,7 +128,7 @@ def check_same_structure(signatures: list[list[tuple]], root: int, owner: str,
                                f"{'. ' + hint if hint else ''}")
 
 
-def broadcast_parameters(model, root: int = 0, buffers: bool = True) -> None:
+def broadcast_parameters(model: Target, root: int = 0, buffers: bool = True) -> None:
     """Copies rank ``root``'s parameters (and buffers, e.g. BatchNorm's running statistics)
     into the model on every rank, in place. A collective: every rank calls it.
 

@@ -18,16 +18,18 @@ every example exactly once (the shards then differ in size by at most one).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from zerograd.data.dataset import Subset
+from zerograd.data.dataset import DatasetLike, Subset
 from zerograd.distributed.comm import communicator
 
 __all__ = ["DatasetShard", "DistributedSampler", "scatter_dataset"]
 
 
-def _check_int(value, name: str, low: int, owner: str) -> int:
+def _check_int(value: object, name: str, low: int, owner: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
         raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
     return int(value)
@@ -43,16 +45,19 @@ class DistributedSampler:
     the shard's size, equal on every rank unless ``pad=False`` (see the module doc).
     """
 
-    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
+    def __init__(self, dataset: DatasetLike | int, num_replicas: int | None = None,
+                 rank: int | None = None,
                  shuffle: bool = True, seed: int = 0, drop_last: bool = False,
                  pad: bool = True) -> None:
         owner = type(self).__name__
         n = dataset if isinstance(dataset, (int, np.integer)) else len(dataset)
         self.data_size = _check_int(n, "the dataset size", 1, owner)
-        group = None if num_replicas is not None and rank is not None else communicator()
-        self.num_replicas = _check_int(group.size if num_replicas is None else num_replicas,
-                                       "num_replicas", 1, owner)
-        self.rank = _check_int(group.rank if rank is None else rank, "rank", 0, owner)
+        if num_replicas is None or rank is None:  # the process group's
+            group = communicator()
+            num_replicas = group.size if num_replicas is None else num_replicas
+            rank = group.rank if rank is None else rank
+        self.num_replicas = _check_int(num_replicas, "num_replicas", 1, owner)
+        self.rank = _check_int(rank, "rank", 0, owner)
         if self.rank >= self.num_replicas:
             raise ValueError(f"{owner}: rank {self.rank} is not below num_replicas "
                              f"{self.num_replicas}")
@@ -92,7 +97,7 @@ class DistributedSampler:
         """The dataset indices of this rank's shard for the current epoch."""
         return self.order()[self.rank:self.total_size:self.num_replicas]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
 
     def __len__(self) -> int:
@@ -114,7 +119,7 @@ class DatasetShard:
     passes through to the dataset, as for ``Subset``.
     """
 
-    def __init__(self, dataset, sampler: DistributedSampler) -> None:
+    def __init__(self, dataset: DatasetLike, sampler: DistributedSampler) -> None:
         if len(dataset) != sampler.data_size:
             raise ValueError(f"DatasetShard: the sampler is for {sampler.data_size} examples, "
                              f"the dataset has {len(dataset)}")
@@ -139,7 +144,7 @@ class DatasetShard:
     def supports_batch_index(self) -> bool:
         return getattr(self.dataset, "supports_batch_index", False)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         return self._subset[index]
 
     def __len__(self) -> int:
@@ -149,8 +154,8 @@ class DatasetShard:
         return f"DatasetShard({self.dataset!r}, {self.sampler!r})"
 
 
-def scatter_dataset(dataset, shuffle: bool = True, seed: int = 0, drop_last: bool = False,
-                    pad: bool = True) -> DatasetShard:
+def scatter_dataset(dataset: DatasetLike, shuffle: bool = True, seed: int = 0,
+                    drop_last: bool = False, pad: bool = True) -> DatasetShard:
     """This rank's :class:`DatasetShard` of ``dataset`` (ChainerMN's name).
 
     Every rank passes the whole dataset (each loads it itself); unlike ChainerMN's, nothing
