@@ -90,11 +90,17 @@ def _positive_mask(x, dtype):
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)), computed stably; dy/dx = y (1 - y) (keeps its output)."""
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def forward(self, x):
         return sigmoid_array(x)
 
     def backward(self, gy):
         return SigmoidGrad()(self.output, gy)
+
+    def to_onnx(self, g, x):
+        return g.op("Sigmoid", x)
 
 
 def sigmoid(x) -> Variable:
@@ -113,6 +119,9 @@ class SigmoidGrad(Function):
     d/dy = gy (1 - 2y); d/dgy = y (1 - y) (another SigmoidGrad): differentiable to any order.
     """
 
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
     def forward(self, y, gy):
         gx = 1 - y
         gx *= y
@@ -128,6 +137,9 @@ class SigmoidGrad(Function):
 
 class ReLU(Function):
     """y = max(x, 0); dy/dx = 1 for x > 0, else 0 (relu'(0) = 0). Keeps its output."""
+
+    retain_inputs = ()  # the mask y > 0 is taken from the output
+    retain_outputs = (0,)
 
     def forward(self, x):
         return np.maximum(x, 0)
@@ -147,6 +159,9 @@ def relu(x) -> Variable:
 class LeakyReLU(Function):
     """y = x for x > 0, slope * x otherwise; dy/dx = 1 or slope (slope at x = 0)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def __init__(self, slope: float) -> None:
         self.slope = slope
 
@@ -158,6 +173,9 @@ class LeakyReLU(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * self._factor(x.data)
+
+    def to_onnx(self, g, x):
+        return g.op("LeakyRelu", x, alpha=float(self.slope))
 
     def _factor(self, x):
         """1 where x > 0, slope elsewhere (as an array of x's float dtype)."""
@@ -179,12 +197,18 @@ def leaky_relu(x, slope: float = 0.2) -> Variable:
 class Softplus(Function):
     """y = log(1 + exp(x)), computed stably; dy/dx = sigmoid(x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return _softplus_array(x)
 
     def backward(self, gy):
         (x,) = self.inputs
         return gy * sigmoid(x)
+
+    def to_onnx(self, g, x):
+        return g.op("Softplus", x)
 
 
 def softplus(x) -> Variable:
@@ -197,6 +221,9 @@ def softplus(x) -> Variable:
 
 class ELU(Function):
     """y = scale * (x if x > 0 else alpha (e^x - 1)); dy/dx = scale or scale*alpha*e^x."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def __init__(self, alpha: float = 1.0, scale: float = 1.0) -> None:
         self.alpha = alpha
@@ -217,6 +244,14 @@ class ELU(Function):
         (x,) = self.inputs
         return gy * ELUGrad(self.alpha, self.scale)(x)
 
+    def to_onnx(self, g, x):
+        if type(self) is SELU:
+            return g.op("Selu", x, alpha=float(self.alpha), gamma=float(self.scale))
+        y = g.op("Elu", x, alpha=float(self.alpha))
+        if self.scale != 1.0:
+            y = g.op("Mul", y, g.scalar(self.scale, like=self.inputs[0]))
+        return y
+
 
 def elu(x, alpha: float = 1.0) -> Variable:
     """x for x > 0, alpha (exp(x) - 1) otherwise.
@@ -228,6 +263,9 @@ def elu(x, alpha: float = 1.0) -> Variable:
 
 class ELUGrad(Function):
     """y = ELU'(x) = scale for x > 0, scale * alpha * e^x for x <= 0."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def __init__(self, alpha: float, scale: float) -> None:
         self.alpha = alpha
@@ -269,6 +307,9 @@ def selu(x) -> Variable:
 class HardSigmoid(Function):
     """y = clip(x / 6 + 1/2, 0, 1) (PyTorch's); dy/dx = 1/6 on -3 < x < 3, else 0."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def forward(self, x):
         return np.clip(x * (1 / 6) + 0.5, 0, 1)
 
@@ -276,6 +317,10 @@ class HardSigmoid(Function):
         (x,) = self.inputs
         inside = np.abs(x.data) < 3
         return gy * inside * (1 / 6)
+
+    def to_onnx(self, g, x):
+        # ONNX's HardSigmoid is max(0, min(1, alpha x + beta)): the same line.
+        return g.op("HardSigmoid", x, alpha=1 / 6, beta=0.5)
 
 
 def hard_sigmoid(x) -> Variable:
@@ -294,6 +339,8 @@ class GELU(Function):
     second erfc evaluation (about 30 array passes).
     """
 
+    retain_inputs = (0,)
+    retain_outputs = ()
     saved = ("cdf",)  # released with the graph (Function.release)
 
     def forward(self, x):
@@ -310,9 +357,20 @@ class GELU(Function):
         (x,) = self.inputs
         return gy * GELUGrad(self.cdf)(x)
 
+    def to_onnx(self, g, x):
+        if g.opset >= 20:  # the opset that added Gelu
+            return g.op("Gelu", x, approximate="none")
+        like = self.inputs[0]
+        cdf = g.op("Mul", g.op("Add", g.op("Erf", g.op("Mul", x, g.scalar(_INV_SQRT2, like))),
+                               g.scalar(1, like)), g.scalar(0.5, like))
+        return g.op("Mul", x, cdf)
+
 
 class GELUGrad(Function):
     """y = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi); dy/dx = phi(x) (2 - x^2)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def __init__(self, cdf=None) -> None:
         self.cdf = cdf  # Phi(x) if the caller already has it
@@ -343,6 +401,9 @@ class GELUGrad(Function):
 class GELUTanh(Function):
     """y = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (the tanh approximation)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     @_on_flat_view
     def forward(self, x):
         y = _gelu_tanh_inner(x)
@@ -355,6 +416,16 @@ class GELUTanh(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return gy * GELUTanhGrad()(x)
+
+    def to_onnx(self, g, x):
+        if g.opset >= 20:
+            return g.op("Gelu", x, approximate="tanh")
+        like = self.inputs[0]
+        cube = g.op("Mul", g.op("Mul", x, x), x)
+        inner = g.op("Mul", g.op("Add", x, g.op("Mul", cube, g.scalar(_GELU_TANH_CUBIC, like))),
+                     g.scalar(_SQRT_2_OVER_PI, like))
+        half = g.op("Mul", x, g.scalar(0.5, like))
+        return g.op("Mul", half, g.op("Add", g.op("Tanh", inner), g.scalar(1, like)))
 
 
 def gelu(x, approximate: str = "none") -> Variable:
@@ -385,6 +456,9 @@ def _gelu_tanh_slope(x):
 class GELUTanhGrad(Function):
     """y = (1 + T)/2 + x/2 (1 - T^2) g'(x) with T = tanh(g(x)); its derivative in backward."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     @_on_flat_view
     def forward(self, x):
         t = _gelu_tanh_inner(x)
@@ -413,6 +487,8 @@ class SiLU(Function):
     Keeps s from the forward pass for backward (one array of memory for half the passes).
     """
 
+    retain_inputs = (0,)
+    retain_outputs = ()
     saved = ("s",)  # released with the graph (Function.release)
 
     def forward(self, x):
@@ -423,6 +499,9 @@ class SiLU(Function):
         (x,) = self.inputs
         return gy * SiLUGrad(self.s)(x)
 
+    def to_onnx(self, g, x):
+        return g.op("Mul", x, g.op("Sigmoid", x))
+
 
 def silu(x) -> Variable:
     """x sigmoid(x) (also called swish); dy/dx = s (1 + x (1 - s)), s = sigmoid(x)."""
@@ -431,6 +510,9 @@ def silu(x) -> Variable:
 
 class SiLUGrad(Function):
     """y = s (1 + x (1 - s)), s = sigmoid(x); dy/dx = s (1 - s) (2 + x (1 - 2 s))."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     def __init__(self, s=None) -> None:
         self.s = s  # sigmoid(x) if the caller already has it
@@ -454,6 +536,9 @@ class SiLUGrad(Function):
 class Mish(Function):
     """y = x tanh(softplus(x)); dy/dx = T + x (1 - T^2) sigmoid(x), T = tanh(softplus(x))."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     @_on_flat_view
     def forward(self, x):
         y = _softplus_array(x)
@@ -465,6 +550,11 @@ class Mish(Function):
         (x,) = self.inputs
         return gy * MishGrad()(x)
 
+    def to_onnx(self, g, x):
+        if g.opset >= 18:  # the opset that added Mish
+            return g.op("Mish", x)
+        return g.op("Mul", x, g.op("Tanh", g.op("Softplus", x)))
+
 
 def mish(x) -> Variable:
     """x tanh(softplus(x)), stable for any |x|. x: any shape -> same shape."""
@@ -473,6 +563,9 @@ def mish(x) -> Variable:
 
 class MishGrad(Function):
     """y = T + x D with T = tanh(softplus(x)), D = (1 - T^2) sigmoid(x)."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
 
     @_on_flat_view
     def forward(self, x):
@@ -498,6 +591,9 @@ class MishGrad(Function):
 class Softmax(Function):
     """y = exp(x - max) / sum(exp(x - max)) over ``axis``; gx = y gy - y sum(y gy)."""
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def __init__(self, axis=1) -> None:
         self.axis = axis
 
@@ -510,6 +606,14 @@ class Softmax(Function):
 
     def backward(self, gy):
         return SoftmaxGrad(self.axis)(self.output, gy)
+
+    def to_onnx(self, g, x):
+        axes = _onnx_axes(self.axis, self.inputs[0].ndim)
+        if len(axes) == 1:
+            return g.op("Softmax", x, axis=axes[0])
+        # Several axes (or all): ONNX's Softmax takes one, so spell out the shifted form.
+        shifted = g.op("Exp", g.op("Sub", x, g.reduce("ReduceMax", x, axes, keepdims=True)))
+        return g.op("Div", shifted, g.reduce("ReduceSum", shifted, axes, keepdims=True))
 
 
 def softmax(x, axis=1) -> Variable:
@@ -531,6 +635,9 @@ class SoftmaxGrad(Function):
     With s = sum(y gy) and upstream u: d/dy = u (gy - s) - gy sum(u y); d/dgy = y (u - sum(u y))
     (another SoftmaxGrad), so every order is differentiable.
     """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def __init__(self, axis) -> None:
         self.axis = axis
@@ -554,6 +661,9 @@ class SoftmaxGrad(Function):
 class LogSoftmax(Function):
     """y = x - logsumexp(x) over ``axis``; gx = gy - exp(y) sum(gy)."""
 
+    retain_inputs = ()
+    retain_outputs = (0,)
+
     def __init__(self, axis=1) -> None:
         self.axis = axis
 
@@ -567,6 +677,14 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         return LogSoftmaxGrad(self.axis)(self.output, gy)
+
+    def to_onnx(self, g, x):
+        axes = _onnx_axes(self.axis, self.inputs[0].ndim)
+        if len(axes) == 1:
+            return g.op("LogSoftmax", x, axis=axes[0])
+        shifted = g.op("Sub", x, g.reduce("ReduceMax", x, axes, keepdims=True))
+        total = g.reduce("ReduceSum", g.op("Exp", shifted), axes, keepdims=True)
+        return g.op("Sub", shifted, g.op("Log", total))
 
 
 def log_softmax(x, axis=1) -> Variable:
@@ -586,6 +704,9 @@ class LogSoftmaxGrad(Function):
 
     With p = exp(y), S = sum(gy) and upstream u: d/dy = -u p S; d/dgy = u - sum(u p).
     """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
 
     def __init__(self, axis) -> None:
         self.axis = axis
@@ -610,6 +731,9 @@ class LogSoftmaxGrad(Function):
 class LogSumExp(Function):
     """y = log(sum(exp(x), axis)) computed with the max shift; dy/dx = softmax(x)."""
 
+    retain_inputs = (0,)
+    retain_outputs = ()
+
     def __init__(self, axis=1, keepdims: bool = False) -> None:
         self.axis = axis
         self.keepdims = keepdims
@@ -629,6 +753,14 @@ class LogSumExp(Function):
         # magnitude (1e-3 at 1e4 in float32), and exp would carry that error into the grad.
         return gy * softmax(x, self.axis)
 
+    def to_onnx(self, g, x):
+        # m + log(sum(exp(x - m))), m the max, as forward computes it.
+        axes = _onnx_axes(self.axis, self.inputs[0].ndim)
+        m = g.reduce("ReduceMax", x, axes, keepdims=True)
+        total = g.reduce("ReduceSum", g.op("Exp", g.op("Sub", x, m)), axes, keepdims=True)
+        y = g.op("Add", g.op("Log", total), m)
+        return y if self.keepdims else g.squeeze(y, axes)
+
 
 def logsumexp(x, axis=1, keepdims: bool = False) -> Variable:
     """log(sum(exp(x), axis)), computed as m + log(sum(exp(x - m))) with m the max.
@@ -647,6 +779,13 @@ def _finite_max(x, axis):
     """max over ``axis`` (keepdims), 0 where it is not finite (a row of -inf stays finite)."""
     shift = x.max(axis=axis, keepdims=True)
     return np.where(np.isfinite(shift), shift, 0)
+
+
+def _onnx_axes(axis, ndim: int) -> list[int]:
+    """An op's ``axis`` (int, tuple or None for all) as the list of axes an ONNX node takes."""
+    if axis is None:
+        return list(range(ndim))
+    return [int(a) % ndim for a in (axis if isinstance(axis, tuple) else (axis,))]
 
 
 def _reduced_shape(shape: tuple, axis) -> tuple:
