@@ -963,7 +963,7 @@ class GRUSequence(Function):
     """The GRU recurrence over a batch: xw (N, T, 3H) = x Wx + bx, h0 (N, H), Wh (H, 3H),
     bh (3H,) -> y (N, T, H), h_T (N, H)."""
 
-    retain_inputs = (1, 2)  # h0, Wh; xw lives on in the saved activations, bh in hn
+    retain_inputs = (1, 2)  # h0, Wh; xw lives on in the saved activations; bh is not read
     retain_outputs = ()
     saved = ("rz", "n", "hn", "hs")  # released with the graph (Function.release)
 
