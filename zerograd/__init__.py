@@ -1,8 +1,11 @@
 """zerograd: a define-by-run deep-learning framework on NumPy, compatible with DeZero.
 
-``import zerograd`` needs NumPy only. The neural-network, optimizer and data modules are
-imported on first use (``zerograd.layers``, ``zerograd.Layer``, ...), so the core stays
-light; ``import zerograd.layers as L`` works as in DeZero.
+``import zerograd`` needs NumPy only, and loads just what ``Variable`` and its operators
+need: the core and the ops behind ``+``, ``*``, ``@``, ``x[i]``, ``x.sum()``, ``x.T`` ....
+Everything else (``zerograd.functions``, ``utils``, ``autograd``, the neural-network,
+optimizer, data and training modules) is imported on first use, through the module
+``__getattr__`` below, so ``zerograd.functions.relu`` and ``import zerograd.layers as L``
+work as in DeZero without a program that never uses them paying for them.
 """
 
 import importlib
@@ -19,7 +22,6 @@ if int(_np.__version__.split(".")[0]) < 2:
 
 from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
-from zerograd.core.autograd import checkpoint
 from zerograd.core.dlpack import from_dlpack
 from zerograd.ops.overloads import setup_variable
 
@@ -27,8 +29,6 @@ from zerograd.ops.overloads import setup_variable
 is_simple_core = False
 
 setup_variable()
-
-from zerograd import autograd, cuda, functions, utils  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,9 +40,11 @@ _LAZY = {
     "DataLoader": ("zerograd.dataloaders", "DataLoader"),
     "SeqDataLoader": ("zerograd.dataloaders", "SeqDataLoader"),
     "seed": ("zerograd.random_state", "seed"),
+    "checkpoint": ("zerograd.core.autograd", "checkpoint"),
 }
-_LAZY_MODULES = ("layers", "models", "optimizers", "datasets", "dataloaders", "transforms",
-                 "functions_conv", "nn", "optim", "data", "distributed", "training")
+_LAZY_MODULES = ("functions", "utils", "autograd", "cuda", "layers", "models", "optimizers",
+                 "datasets", "dataloaders", "transforms", "functions_conv", "nn", "optim",
+                 "data", "distributed", "training")
 # DeZero's ``__init__`` imports ``dezero.layers`` and friends, which also binds the package's
 # own name inside it, so ``from dezero import *`` hands a program ``dezero`` itself (book code
 # then calls ``dezero.no_grad()``). zerograd answers to both names.

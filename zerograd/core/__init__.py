@@ -4,13 +4,13 @@ DeZero's ``dezero.core`` also holds the config switches and the arithmetic ops (
 ``mul``, ``setup_variable`` ...), and programs import them from there
 (``from dezero.core import Function, Config``). zerograd keeps the ops in ``zerograd.ops``,
 above the core, so this package finds those names on first access instead of importing the
-ops (which import the core) at import time.
+ops (which import the core) at import time. ``zerograd.core.autograd`` (the functional API
+and, under it, the engine's second entry point) is loaded on first use too.
 """
 
 import importlib
 
 from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
-from zerograd.core import autograd
 from zerograd.core.function import Function, as_array, as_variable
 from zerograd.core.hooks import RemovableHandle
 from zerograd.core.variable import Parameter, Variable
@@ -28,6 +28,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_FROM_OPS[name]), name)
         globals()[name] = value
         return value
+    if name == "autograd":  # the functional API and the engine under it: on first use
+        return importlib.import_module("zerograd.core.autograd")
     raise AttributeError(f"module 'zerograd.core' has no attribute {name!r}")
 
 

@@ -1,6 +1,14 @@
 """``zerograd.utils``: DeZero's utilities (gradient checks, graph drawing, array helpers) and
 the learner's tools: ``graph`` (a drawing that needs no Graphviz), ``trace_backward`` and
-``explore`` (backward step by step), ``check_function`` (is my Function right?)."""
+``explore`` (backward step by step), ``check_function`` (is my Function right?).
+
+The tools are loaded on first use (``__getattr__`` below): the checker, the explorer and the
+Graphviz bridge bring ``dataclasses``, ``json``, ``subprocess`` ... that a program which only
+computes never needs, and ``zerograd.functions`` imports this package (DeZero's functions
+module has ``utils`` too).
+"""
+
+import importlib
 
 from zerograd import cuda  # noqa: F401 - DeZero's utils module has these names too
 from zerograd.backend.array_utils import (
@@ -13,21 +21,31 @@ from zerograd.backend.array_utils import (
     sum_to,
 )
 from zerograd.core import Variable, as_variable  # noqa: F401 - as in DeZero's utils
-from zerograd.utils.check import FunctionCheckError, FunctionReport, check_function
-from zerograd.utils.explorer import Explorer, explore
-from zerograd.utils.gradcheck import (
-    array_allclose,
-    array_equal,
-    gradient_check,
-    numerical_diff,
-    numerical_grad,
-)
+
+# Not loaded on first use: the function ``graph`` has the name of its module, and importing a
+# submodule sets the package's attribute of that name to the module. Imported here, the
+# function is bound after the module, so ``utils.graph`` stays the function whoever
+# imports ``zerograd.utils.graph`` later (check, trace and the explorer do).
 from zerograd.utils.graph import Graph, graph
-from zerograd.utils.graphviz import GraphvizNotFoundWarning, get_dot_graph, plot_dot_graph
-from zerograd.utils.trace import BackwardTrace, trace_backward
+
+# name -> the module that defines it, imported when the name is first used.
+_LAZY = {
+    **dict.fromkeys(["FunctionCheckError", "FunctionReport", "check_function"],
+                    "zerograd.utils.check"),
+    **dict.fromkeys(["Explorer", "explore"], "zerograd.utils.explorer"),
+    **dict.fromkeys(["array_allclose", "array_equal", "gradient_check", "numerical_diff",
+                     "numerical_grad"], "zerograd.utils.gradcheck"),
+    **dict.fromkeys(["GraphvizNotFoundWarning", "get_dot_graph", "plot_dot_graph"],
+                    "zerograd.utils.graphviz"),
+    **dict.fromkeys(["BackwardTrace", "trace_backward"], "zerograd.utils.trace"),
+}
 
 
 def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     # DeZero's download helpers, loaded on first use: ``utils.cache_dir`` (a path string,
     # $ZEROGRAD_DATA or ~/.zerograd) and ``utils.get_file(url, file_name=None)``.
     if name == "cache_dir":
