@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from zerograd.core.variable import Variable
+from zerograd.backend import as_numpy
+from zerograd.core.variable import Variable, is_array
 
 # The ops whose reduction axes moved from an attribute to an input, and the opset where
 # that happened (ReduceSum at 13, the others at 18; Squeeze/Unsqueeze/Split at 13, the
@@ -121,7 +122,8 @@ class GraphBuilder:
         scalar operands. Integers default to int64 and floats to float32; give ``dtype``
         (the node's input dtype) so that a float32 graph stays float32 and a float64 one
         float64."""
-        array = np.asarray(value)
+        # A CuPy array (a model on the GPU) comes to the host: initializers live in the file.
+        array = as_numpy(value) if is_array(value) else np.asarray(value)
         if dtype is not None:
             array = array.astype(dtype)
         elif array.dtype.kind in "iu":

@@ -371,7 +371,7 @@ class Where(Function):
         return gx, gy_other
 
     def to_onnx(self, g, x, y):
-        return g.op("Where", g.constant(np.asarray(self.condition) != 0), x, y)
+        return g.op("Where", g.constant(self.condition, dtype=bool), x, y)
 
 
 def where(condition, x, y) -> Variable:

@@ -199,15 +199,15 @@ def _lower_index(g, x: str, v: Variable, slices) -> str:
     boolean) array among full slices as a Gather along its axis."""
     items = list(slices) if isinstance(slices, tuple) else [slices]
     if not _is_basic_index(slices):
-        items = [np.flatnonzero(s) if getattr(s, "dtype", None) == np.bool_ and s.ndim == 1
-                 else s for s in items]
+        items = [get_array_module(s).flatnonzero(s)
+                 if getattr(s, "dtype", None) == np.bool_ and s.ndim == 1 else s for s in items]
         axis = _single_int_array_axis(tuple(items))
         if axis is None:
             raise NotImplementedError(
                 "get_item: only basic indices (ints, slices, None, ...) and one integer array "
                 "among full slices have an ONNX lowering; got the index "
                 f"{_describe_items(items)} for x {v.dtype} {v.shape}")
-        return g.op("Gather", x, g.constant(np.asarray(items[axis], np.int64)), axis=axis)
+        return g.op("Gather", x, g.constant(items[axis], dtype=np.int64), axis=axis)
     if any(s is Ellipsis for s in items):
         at = items.index(Ellipsis)
         named = sum(1 for s in items if s is not None and s is not Ellipsis)
@@ -354,7 +354,8 @@ class Gather(Function):
         common = [max(n, m) for n, m in zip(v.shape, self.indices.shape)]
         x_shape = [v.shape[a] if a == axis else n for a, n in enumerate(common)]
         ids_shape = [self.indices.shape[a] if a == axis else n for a, n in enumerate(common)]
-        indices = np.broadcast_to(np.asarray(self.indices, dtype=np.int64), ids_shape)
+        xp = get_array_module(self.indices)
+        indices = xp.broadcast_to(self.indices.astype(np.int64), ids_shape)
         if tuple(x_shape) != tuple(v.shape):
             x = g.op("Expand", x, g.shape_constant(x_shape, like=v))
         return g.op("GatherElements", x, g.constant(indices), axis=self.axis)
@@ -453,7 +454,7 @@ class ScatterAdd(Function):
         if g.opset < 16:
             raise NotImplementedError(f"scatter_add needs ScatterElements(reduction='add'), "
                                       f"in ONNX opset 16 and later; the export uses {g.opset}")
-        return g.op("ScatterElements", x, g.constant(np.asarray(self.indices, np.int64)),
+        return g.op("ScatterElements", x, g.constant(self.indices, dtype=np.int64),
                     updates, axis=self.axis, reduction="add")
 
 
