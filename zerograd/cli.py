@@ -1,4 +1,4 @@
-"""The ``zerograd`` command line: ``zerograd train``, ``zerograd eval``, ``zerograd predict``.
+"""The ``zerograd`` command line: ``zerograd train``, ``eval``, ``predict`` and ``export``.
 
 A thin layer over ``zerograd.training.fit``: this module turns flags (or a ``--config``
 file) into a dataset, a model, an optimizer and callbacks, and hands them to the loop, which
@@ -1046,6 +1046,73 @@ def predict_files(weights: str, inputs: Sequence[str], overrides: dict, top: int
     return results
 
 
+EXPORT_FORMATS = ("onnx",)
+EXPORT_BATCH = 2  # the example batch export traces; the exported batch axis is symbolic
+
+
+def _example_input(config: TrainConfig, spec: DataSpec, train_set) -> np.ndarray:
+    """A zero batch shaped as the model takes its inputs: (N, C, H, W) from the dataset's
+    image shape for image models, else the shape of one training example."""
+    if model_entry(config.model).needs_images and spec.image_shape is not None:
+        shape = tuple(spec.image_shape)
+    else:
+        if train_set is None:
+            _, train_set, _ = build_data(config)
+        if len(train_set) == 0:
+            raise CLIError(f"export: the training set of --dataset {config.dataset} is empty, "
+                           f"so the input shape is unknown")
+        shape = tuple(np.shape(train_set[0][0]))
+    return np.zeros((EXPORT_BATCH, *shape), dtype=np.float32)
+
+
+def export_weights(weights: str, out: str | None, fmt: str = "onnx", opset: int | None = None,
+                   overrides: dict | None = None, log: Callable[[str], None] = print) -> str:
+    """Rebuilds the model of a run (as ``zerograd eval`` does), loads ``weights`` and writes
+    it as an ONNX file ``out`` (default: model.onnx next to the weights); returns the path.
+
+    The graph's input is ``input`` (float32, the batch axis symbolic, the rest from the
+    dataset), its output ``output`` (the model's scores or predictions, before any softmax
+    the loss would apply).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise CLIError(f"export: unknown --format {fmt!r}; supported: "
+                       f"{', '.join(EXPORT_FORMATS)}")
+    weights = _weights_path(weights)
+    if not os.path.isfile(weights):
+        raise CLIError(f"export: --weights: no such file: {weights} (give the weights.npz of "
+                       f"a run of zerograd train, or its directory)")
+    try:
+        import onnx  # noqa: F401 - only to say early and plainly what is missing
+    except ImportError:
+        raise CLIError("export --format onnx needs the onnx package: "
+                       "pip install 'zerograd[onnx]'") from None
+    import zerograd.onnx
+
+    model, config, spec, train_set, _ = load_model(weights, overrides or {}, log,
+                                                   load_data=False)
+    x = _example_input(config, spec, train_set)
+    if out is None:
+        out = os.path.join(os.path.dirname(os.path.abspath(weights)), "model.onnx")
+    model.eval()  # inference: dropout off, batch norm on its running statistics
+    try:
+        proto = zerograd.onnx.export(model, x, out, opset=opset, input_names=["input"],
+                                     output_names=["output"])
+    except (ValueError, OSError) as error:  # a bad --opset, an --out that cannot be written
+        raise CLIError(f"export: {error}") from None
+    finally:
+        model.train()
+
+    def shape(value) -> str:
+        dims = [d.dim_param or str(d.dim_value) for d in value.type.tensor_type.shape.dim]
+        return f"({', '.join(dims)})"
+
+    opset_used = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    log(f"{config.model} on {config.dataset}: wrote {out} (ONNX opset {opset_used}): input "
+        f"'input' float32 {shape(proto.graph.input[0])} -> output 'output' "
+        f"{shape(proto.graph.output[0])}")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
@@ -1103,7 +1170,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zerograd", description="Train, evaluate and use zerograd models.")
     parser.add_argument("--version", action="version", version=f"zerograd {zerograd.__version__}")
     _add_debug(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{train,eval,predict}")
+    commands = parser.add_subparsers(dest="command", metavar="{train,eval,predict,export}")
     commands.required = True
     base = TrainConfig()
 
@@ -1192,6 +1259,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--top", type=int, default=3,
                                 help="classes shown per example (default: %(default)s)")
     _add_model_flags(predict_parser, lambda name: "")
+
+    export_parser = commands.add_parser(
+        "export", help="export saved weights as an ONNX model",
+        description="Write the model of a run of 'zerograd train' with its weights as an ONNX "
+                    "file (zerograd.onnx.export): the model is rebuilt from the run's "
+                    "checkpoint (or metrics.json) next to the weights, as 'zerograd eval' "
+                    "does; the input shape comes from the dataset, with a symbolic batch "
+                    "axis. Needs the onnx package (pip install 'zerograd[onnx]').")
+    export_parser.add_argument("--weights", required=True,
+                               help="weights .npz to export (or the run directory)")
+    export_parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
+                               help="file format (default: %(default)s)")
+    export_parser.add_argument("--out", default=None, metavar="FILE",
+                               help="the file to write (default: model.onnx next to the "
+                                    "weights)")
+    export_parser.add_argument("--opset", type=int, default=None, metavar="N",
+                               help="ONNX opset version (default: zerograd.onnx's, 17)")
+    _add_model_flags(export_parser, lambda name: "")
     return parser
 
 
@@ -1235,6 +1320,8 @@ def _run_command(args) -> None:
         overrides = {name: getattr(args, name, None) for name in _MODEL_FLAGS}
         if args.command == "eval":
             evaluate_weights(args.weights, overrides, split=args.split)
+        elif args.command == "export":
+            export_weights(args.weights, args.out, args.format, args.opset, overrides)
         else:
             predict_files(args.weights, args.inputs, overrides, top=args.top)
 
@@ -1303,9 +1390,10 @@ def _world_size(args) -> int:
 
 __all__ = [
     "CHECKPOINT", "CURVES", "CLIError", "CheckpointError", "DATASETS", "DERIVED", "DataRequest",
-    "DataSpec", "DatasetEntry", "METRICS", "METRICS_CSV", "MODELS", "ModelEntry", "OPTIMIZER",
-    "OPTIMIZERS", "RUN_FILES", "Run", "Terminated", "TrainConfig", "WEIGHTS", "build_parser",
-    "build_run", "config_from_args", "dataset_entry", "draw_curves", "evaluate",
-    "evaluate_weights", "format_seconds", "load_model", "main", "model_entry", "plot_curves",
-    "predict_files", "read_config_file", "register_dataset", "register_model", "train",
+    "DataSpec", "DatasetEntry", "EXPORT_FORMATS", "METRICS", "METRICS_CSV", "MODELS",
+    "ModelEntry", "OPTIMIZER", "OPTIMIZERS", "RUN_FILES", "Run", "Terminated", "TrainConfig",
+    "WEIGHTS", "build_parser", "build_run", "config_from_args", "dataset_entry", "draw_curves",
+    "evaluate", "evaluate_weights", "export_weights", "format_seconds", "load_model", "main",
+    "model_entry", "plot_curves", "predict_files", "read_config_file", "register_dataset",
+    "register_model", "train",
 ]

@@ -665,8 +665,9 @@ def _onnx_split(g, a: str, H: int, gates: int) -> tuple:
     return g.op("Split", a, g.constant([H] * gates), axis=1, outputs=gates)
 
 
-def _onnx_recurrence(g, op_type: str, node: Function, xw: str, states: list, Wh: str,
-                     order: list, bias: str | None = None, **attributes) -> tuple:
+def _onnx_recurrence(g, op_type: str, node: LSTMSequence | GRUSequence | RNNSequence,
+                     xw: str, states: list, Wh: str, order: list, bias: str | None = None,
+                     **attributes) -> tuple:
     """One ONNX LSTM/GRU/RNN node for a sequence op: (y (N, T, H), final states (N, H)).
 
     ONNX's recurrent ops project the inputs themselves (X W^T); here the projections xw are
