@@ -76,9 +76,9 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     chains: list[list[str]] = []
     for n, (s, t) in enumerate(edges):
         chain = [s]
-        for row in range(row_of[by_key[s].rank] + 1, row_of[by_key[t].rank]):
-            dummy = f"\0{n}:{row}"
-            rows[row].append(dummy)
+        for r in range(row_of[by_key[s].rank] + 1, row_of[by_key[t].rank]):
+            dummy = f"\0{n}:{r}"
+            rows[r].append(dummy)
             width[dummy] = DUMMY_WIDTH
             chain.append(dummy)
         chain.append(t)
@@ -86,9 +86,9 @@ def layout(boxes: list[Box], edges: list[tuple[str, str]]) -> Layout:
     up: dict[str, list[str]] = {k: [] for row in rows for k in row}
     down: dict[str, list[str]] = {k: [] for row in rows for k in row}
     for chain in chains:
-        for a, b in zip(chain, chain[1:]):
-            down[a].append(b)
-            up[b].append(a)
+        for above, below in zip(chain, chain[1:]):
+            down[above].append(below)
+            up[below].append(above)
 
     # 2. Order the rows.
     rows = _order_rows(rows, up, down)
@@ -142,7 +142,8 @@ def _gap(width: dict[str, float], a: str, b: str) -> float:
     return (width[a] + width[b]) / 2 + NODE_GAP
 
 
-def _order_rows(rows, up, down):
+def _order_rows(rows: list[list[str]], up: dict[str, list[str]],
+                down: dict[str, list[str]]) -> list[list[str]]:
     """Barycenter sweeps; keeps the ordering with the fewest crossings seen."""
     best = [list(row) for row in rows]
     best_crossings = _crossings(best, down)
@@ -158,18 +159,22 @@ def _order_rows(rows, up, down):
             links = up if downward else down
             old = {k: i for i, k in enumerate(current[r])}
 
-            def barycenter(k, links=links, index=index, old=old):
+            def barycenter(k: str, links: dict[str, list[str]] = links,
+                           index: dict[str, int] = index,
+                           old: dict[str, int] = old) -> tuple[float, int]:
+                """The mean position of k's neighbours in the fixed row (its old place
+                without any), then its old place to break ties."""
                 linked = [index[n] for n in links[k]]
-                return sum(linked) / len(linked) if linked else old[k]
+                return (sum(linked) / len(linked) if linked else old[k]), old[k]
 
-            current[r].sort(key=lambda k, b=barycenter, old=old: (b(k), old[k]))
+            current[r].sort(key=barycenter)
         crossings = _crossings(current, down)
         if crossings < best_crossings:
             best, best_crossings = [list(row) for row in current], crossings
     return best
 
 
-def _crossings(rows, down) -> int:
+def _crossings(rows: list[list[str]], down: dict[str, list[str]]) -> int:
     total = 0
     for upper, lower in zip(rows, rows[1:]):
         index = {k: i for i, k in enumerate(lower)}
@@ -192,18 +197,20 @@ def _place_in_order(wanted: list[float], gaps: list[float]) -> list[float]:
     for g in gaps:
         offsets.append(offsets[-1] + g)
     targets = [w - o for w, o in zip(wanted, offsets)]
-    blocks: list[list[float]] = []  # [mean, count]
+    blocks: list[tuple[float, int]] = []  # (mean, count)
     for t in targets:
-        blocks.append([t, 1])
+        blocks.append((t, 1))
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
             mean, count = blocks.pop()
-            blocks[-1] = [(blocks[-1][0] * blocks[-1][1] + mean * count) / (blocks[-1][1] + count),
-                          blocks[-1][1] + count]
+            previous_mean, previous_count = blocks[-1]
+            blocks[-1] = ((previous_mean * previous_count + mean * count)
+                          / (previous_count + count), previous_count + count)
     z = [mean for mean, count in blocks for _ in range(count)]
     return [zi + o for zi, o in zip(z, offsets)]
 
 
-def _ports(chains, by_key, x, outgoing: bool) -> list[tuple[float, float]]:
+def _ports(chains: list[list[str]], by_key: dict[str, Box], x: dict[str, float],
+           outgoing: bool) -> list[tuple[float, float]]:
     """Where each edge leaves its source (outgoing) or enters its target, on the outline.
 
     The edges at one node are sorted by where their other end lies, then spread evenly

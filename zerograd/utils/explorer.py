@@ -15,9 +15,11 @@ from __future__ import annotations
 import html
 import json
 import os
+from typing import Any
 
 import numpy as np
 
+from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.utils._explorer_page import PAGE, SCRIPT, STYLE
 from zerograd.utils._labels import SMALL, array_text, caller_names, flat_values, variable_name
@@ -41,7 +43,7 @@ class Explorer:
         self.path = path
         self.height = height
 
-    def save(self, path) -> str:
+    def save(self, path: str | os.PathLike) -> str:
         path = os.fspath(path)
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.html)
@@ -143,7 +145,7 @@ def _array(a, total=None) -> dict | None:
     if a is None:
         return None
     a = np.asarray(a)
-    entry = {"shape": list(a.shape), "dtype": str(a.dtype)}
+    entry: dict[str, Any] = {"shape": list(a.shape), "dtype": str(a.dtype)}
     if a.size <= MAX_VALUES and np.all(np.isfinite(a)):
         entry["values"] = flat_values(a)
     else:  # too large for the page, or inf/nan (which JSON cannot carry): text only
@@ -157,8 +159,8 @@ def _array(a, total=None) -> dict | None:
 def _queues(trace: BackwardTrace, key, y: Variable) -> list[list[str]]:
     """The functions waiting in the engine's queue before the first step and after each,
     in the order the engine will take them (highest generation first, then by arrival)."""
-    arrival = {id(y.creator): 0} if y.creator is not None else {}
-    waiting = [y.creator] if y.creator is not None else []
+    arrival: dict[int, int] = {id(y.creator): 0} if y.creator is not None else {}
+    waiting: list[Function] = [y.creator] if y.creator is not None else []
     queues = [[key(f) for f in waiting]]
     for step in trace:
         f = step.function

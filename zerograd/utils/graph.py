@@ -34,7 +34,8 @@ FUNCTION_COLOR = "lightblue"
 _svg_ids = itertools.count()  # each drawing gets its own id prefix (several per notebook)
 
 
-def collect(outputs) -> tuple[list[Variable], list[Function]]:
+def collect(outputs: Variable | list[Variable] | tuple[Variable, ...]
+            ) -> tuple[list[Variable], list[Function]]:
     """The Variables and Functions behind ``outputs`` (a Variable or a sequence of them),
     in the order a walk back from the outputs discovers them."""
     if isinstance(outputs, Variable):
@@ -113,7 +114,7 @@ class Graph:
         self._svg: str | None = None
 
     # -- what each node says ---------------------------------------------------------------
-    def key(self, node) -> str:
+    def key(self, node: Variable | Function) -> str:
         """'v3' / 'f1': the node's key in the DOT source and the SVG's ``data-key``."""
         return self._keys[id(node)]
 
@@ -133,7 +134,7 @@ class Graph:
     def function_lines(self, f: Function) -> list[str]:
         return [f.name]
 
-    def tooltip(self, node) -> str:
+    def tooltip(self, node: Variable | Function) -> str:
         if isinstance(node, Function):
             ins = ", ".join(_short(self, x) for x in node.inputs or ())
             outs = ", ".join(_short(self, ref()) for ref in node.outputs or () if ref() is not None)
@@ -141,9 +142,9 @@ class Graph:
         creator = "a leaf" if node.creator is None else f"made by {node.creator.name}"
         return f"{_short(self, node)}, generation {node.generation}, {creator}"
 
-    def edges(self) -> list[tuple[object, object]]:
+    def edges(self) -> list[tuple[Variable | Function, Variable | Function]]:
         """(source, target) per arrow: input -> function, function -> output."""
-        result = []
+        result: list[tuple[Variable | Function, Variable | Function]] = []
         for f in self.functions:
             for x in f.inputs or ():
                 result.append((x, f))
@@ -179,7 +180,9 @@ class Graph:
                 self._svg = self.to_svg()
         return self._svg
 
-    def placed(self, extra_lines: dict[str, list[tuple[str, str]]] | None = None):
+    def placed(self, extra_lines: dict[str, list[tuple[str, str]]] | None = None
+               ) -> tuple[list[tuple[Variable | Function, str, list[tuple[str, str]]]],
+                          _layout.Layout]:
         """zerograd's layout: ([(node, key, [(text, css class)])], _layout.Layout)."""
         extra_lines = extra_lines or {}
         nodes = []
@@ -250,7 +253,7 @@ class Graph:
         return "\n".join(out)
 
     # -- saving and showing ------------------------------------------------------------------
-    def save(self, path) -> str:
+    def save(self, path: str | os.PathLike) -> str:
         """Write the picture; the format is the extension: .svg, .png, .dot (.gv), and with
         Graphviz anything ``dot -T`` knows (.pdf, ...). Returns the path."""
         path = os.fspath(path)
@@ -293,7 +296,8 @@ class Graph:
         return found
 
 
-def graph(outputs, verbose: bool = False, layout: str = "auto") -> Graph:
+def graph(outputs: Variable | list[Variable] | tuple[Variable, ...], verbose: bool = False,
+          layout: str = "auto") -> Graph:
     """The graph behind ``outputs`` (a Variable or a list of them), ready to show or save.
 
     Unnamed Variables are labelled with the caller's Python names for them (``x``, ``y``).

@@ -13,7 +13,9 @@ no engine code knows about them.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -113,7 +115,7 @@ class BackwardTrace:
 
 
 def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = False,
-                   retain_graph: bool = True, show: bool = True, file=None,
+                   retain_graph: bool = True, show: bool = True, file: TextIO | None = None,
                    names: dict[int, str] | None = None) -> BackwardTrace:
     """Run ``y.backward(...)`` and record (and, with ``show``, print) every step.
 
@@ -139,7 +141,7 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
     if show:
         print(trace.header(), file=out)
 
-    def wrap(f: Function):
+    def wrap(f: Function) -> Callable[..., Any]:
         original = f.backward  # the bound method the engine would have called
 
         def backward(*gys):
@@ -183,17 +185,21 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
 
     had_own = {id(f): f.__dict__["backward"] for f in functions if "backward" in f.__dict__}
     try:
+        # Each node's backward is wrapped on the instance (its own __dict__, where the
+        # restore below looks), not on the class.
         for f in functions:
-            f.backward = wrap(f)
+            f.__dict__["backward"] = wrap(f)
         y.backward(retain_grad=retain_grad, create_graph=create_graph,
                    retain_graph=retain_graph)
     except Exception as error:
-        error.zerograd_trace = trace  # the steps up to the failure, for whoever catches it
+        # The steps up to the failure, for whoever catches it (an attribute added to the
+        # exception, which its type does not declare).
+        error.zerograd_trace = trace  # type: ignore[attr-defined]
         raise
     finally:
         for f in functions:
             if id(f) in had_own:
-                f.backward = had_own[id(f)]
+                f.__dict__["backward"] = had_own[id(f)]
             else:
                 f.__dict__.pop("backward", None)
     return trace
