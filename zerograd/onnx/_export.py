@@ -13,6 +13,7 @@ docs/interop.md); Grad nodes never appear, since no backward runs.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -65,6 +66,9 @@ def _all_function_classes() -> list[type]:
 
 def exportable_ops() -> list[str]:
     """The names of the Function classes that have an ONNX lowering, sorted."""
+    # Every op family, also those the model did not use: ``import zerograd`` loads only the
+    # ones behind Variable's operators, and the list is the classes that exist.
+    importlib.import_module("zerograd.functions")
     return sorted({cls.__name__ for cls in _all_function_classes()
                    if lowering_of(cls) is not None})
 
