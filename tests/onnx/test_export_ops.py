@@ -6,13 +6,15 @@ coverage test at the end holds every Function class of these families to a lower
 reason in ``NOT_EXPORTABLE``.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import zerograd.functions as F
 from tests.onnx._check import ExportCase, check_case
 from zerograd import Function
-from zerograd.onnx import lowering_of
+from zerograd.onnx import ExportError, lowering_of
 from zerograd.ops import (
     activation,
     arithmetic,
@@ -212,6 +214,19 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_export_op(case):
     check_case(case)
+
+
+# The oldest opset export supports: every case again there, composed where an op is newer.
+NEEDS_NEWER_OPSET = {"scatter_add": 16}  # ScatterElements(reduction="add")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.opset is None], ids=str)
+def test_export_op_at_opset_13(case):
+    if case.name in NEEDS_NEWER_OPSET:
+        with pytest.raises(ExportError, match=f"opset {NEEDS_NEWER_OPSET[case.name]} and later"):
+            check_case(dataclasses.replace(case, opset=13))
+        return
+    check_case(dataclasses.replace(case, opset=13))
 
 
 def test_names_are_unique():

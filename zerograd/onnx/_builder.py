@@ -158,12 +158,17 @@ class GraphBuilder:
         """The runtime batch size as a 1-element int64 vector: the first axis of ``like``
         when it carries the batch, else of the first graph input that does."""
         if like is not None and self.is_batched(like):
-            return self.op("Shape", self.name_of(like), start=0, end=1)
+            return self._first_dim(self.name_of(like))
         if self._batch_dim is None:
             if self._batch_source is None:
                 raise ValueError("onnx export: no graph input carries the batch axis")
-            self._batch_dim = self.op("Shape", self._batch_source, start=0, end=1)
+            self._batch_dim = self._first_dim(self._batch_source)
         return self._batch_dim
+
+    def _first_dim(self, name: str) -> str:
+        if self.opset >= 15:  # Shape takes start and end from opset 15 on
+            return self.op("Shape", name, start=0, end=1)
+        return self.slice(self.op("Shape", name), [0], [1], [0])
 
     def shape_constant(self, target_shape: Sequence[int], like: Variable) -> str:
         """An int64 shape for Reshape or Expand that keeps the batch symbolic.
