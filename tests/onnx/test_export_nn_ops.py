@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zerograd.functions as F
+import zerograd.layers as L
 import zerograd.onnx
 from tests.onnx._check import ExportCase, check_case, check_export, run_onnx
 from zerograd import Function
@@ -275,3 +276,32 @@ def test_every_exportable_op_of_these_families_has_a_case():
             assert cls.__name__ in exercised, f"{cls.__name__} has a lowering but no case"
             prefix = exercised[cls.__name__]
             assert prefix is None or any(n.startswith(prefix) for n in names), cls.__name__
+
+
+# -- float64 ---------------------------------------------------------------------------------
+def test_float64_models_stay_float64():
+    """Every constant a lowering adds has the model's dtype (the builder's default for
+    floats is float32): float64 layers give all-double files."""
+    rng = np.random.default_rng(5)
+    double = 11  # onnx.TensorProto.DOUBLE
+    for model, x in [
+            (L.LayerNorm(3, dtype=np.float64), rng.standard_normal((2, 5, 3))),
+            (L.LSTMSeq(4, dtype=np.float64), rng.standard_normal((2, 5, 3))),
+            (L.GRUSeq(4, dtype=np.float64), rng.standard_normal((2, 5, 3))),
+            (L.Conv2d(3, 3, dtype=np.float64), rng.standard_normal((2, 3, 5, 5))),
+            (lambda v: F.col2im(F.im2col(v, 2), (2, 3, 4, 4), 2),
+             rng.standard_normal((2, 3, 4, 4))),
+            (L.AvgPool2d(3, 2, pad=1, ceil_mode=True), rng.standard_normal((2, 3, 6, 6)))]:
+        proto = zerograd.onnx.export(model, x, None)
+        floats = [t for t in proto.graph.initializer if t.data_type in (1, double)]
+        assert floats and all(t.data_type == double for t in floats), \
+            [(t.name, t.data_type) for t in floats]
+    # ONNX Runtime's CPU kernels for Conv, pooling and the recurrent ops are float32 only;
+    # the composed ones run in float64:
+    cell = L.LSTM(4, in_size=3, dtype=np.float64)
+
+    def step(v):
+        cell.reset_state()
+        return cell(v)
+    check_export(step, rng.standard_normal((2, 3)))
+    check_export(L.LayerNorm(3, dtype=np.float64), rng.standard_normal((2, 5, 3)), opset=13)

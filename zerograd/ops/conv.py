@@ -341,7 +341,8 @@ class Im2col(Function):
         (KH, KW), stride, pad, dilation = (pair(self.kernel_size), pair(self.stride),
                                            pair(self.pad), pair(self.dilation))
         OH, OW = conv_out_hw("im2col", (H, W), (KH, KW), stride, pad, dilation)
-        col = g.op("Conv", x, g.constant(_identity_kernel(C, KH, KW, self.inputs[0].dtype)),
+        dtype = self.inputs[0].dtype
+        col = g.op("Conv", x, g.constant(_identity_kernel(C, KH, KW, dtype), dtype=dtype),
                    kernel_shape=[KH, KW], strides=list(stride),
                    pads=[pad[0], pad[1], pad[0], pad[1]], dilations=list(dilation), group=C)
         if not self.to_matrix:  # (N, C*KH*KW, OH, OW) -> (N, C, KH, KW, OH, OW)
@@ -393,6 +394,7 @@ class Col2im(Function):
         (KH, KW), stride, pad, dilation = (pair(self.kernel_size), pair(self.stride),
                                            pair(self.pad), pair(self.dilation))
         OH, OW = conv_out_hw("col2im", (H, W), (KH, KW), stride, pad, dilation)
+        dtype = self.inputs[0].dtype
         if self.to_matrix:  # (N*OH*OW, C*KH*KW) -> (N, C*KH*KW, OH, OW)
             x = g.op("Transpose", g.op("Reshape", x, g.constant([-1, OH, OW, C * KH * KW])),
                      perm=[0, 3, 1, 2])
@@ -401,7 +403,7 @@ class Col2im(Function):
         base = [stride[a] * (n - 1) + dilation[a] * (k - 1) + 1 - 2 * pad[a]
                 for a, (n, k) in enumerate(((OH, KH), (OW, KW)))]
         return g.op("ConvTranspose", x,
-                    g.constant(_identity_kernel(C, KH, KW, self.inputs[0].dtype)),
+                    g.constant(_identity_kernel(C, KH, KW, dtype), dtype=dtype),
                     kernel_shape=[KH, KW], strides=list(stride),
                     pads=[pad[0], pad[1], pad[0], pad[1]], dilations=list(dilation), group=C,
                     output_padding=[H - base[0], W - base[1]])

@@ -166,7 +166,7 @@ class LayerNorm(Standardize):
             return _standardize_onnx(g, x, self.axes, self.eps, v.dtype)
         # gamma and beta are separate nodes (layer_norm applies them after this op), so
         # the scale here is ones.
-        ones = g.constant(np.ones(v.shape[self.axes[0]:], v.dtype))
+        ones = g.constant(np.ones(v.shape[self.axes[0]:]), dtype=v.dtype)
         return g.op("LayerNormalization", x, ones, axis=self.axes[0], epsilon=self.eps)
 
 

@@ -688,7 +688,7 @@ def _onnx_recurrence(g, op_type: str, node: LSTMSequence | GRUSequence | RNNSequ
     for name, v in states:
         zero = v.creator is None and not v.requires_grad and not v.data.any()
         initial.append(None if zero else g.unsqueeze(name, [0]))
-    outputs = g.op(op_type, X, g.constant(W), R, bias, None, *initial,
+    outputs = g.op(op_type, X, g.constant(W, dtype=W.dtype), R, bias, None, *initial,
                    outputs=1 + len(states), hidden_size=H,
                    direction="reverse" if node.reverse else "forward", **attributes)
     y = g.op("Transpose", g.squeeze(outputs[0], [1]), perm=[1, 0, 2])  # (T, 1, N, H) -> (N, T, H)
@@ -787,7 +787,8 @@ class FusedWeights(Function):
             width = fused.shape[-1] // self.blocks
             held = dict(zip(positions, parts[k:k + len(positions)]))
             k += len(positions)
-            blocks = [held[j] if j in held else g.constant(fused[..., j * width:(j + 1) * width])
+            blocks = [held[j] if j in held else
+                      g.constant(fused[..., j * width:(j + 1) * width], dtype=fused.dtype)
                       for j in range(self.blocks)]
             outputs.append(g.op("Concat", *blocks, axis=-1))
         return tuple(outputs)
@@ -1048,7 +1049,7 @@ class GRUSequence(Function):
         order = [1, 0, 2]
         H = self.inputs[2].shape[0]
         rows = np.concatenate([np.arange(H) + k * H for k in order])
-        zeros = g.constant(np.zeros(3 * H, dtype=self.inputs[3].dtype))
+        zeros = g.constant(np.zeros(3 * H), dtype=self.inputs[3].dtype)
         bias = g.unsqueeze(g.op("Concat", zeros, g.op("Gather", bh, g.constant(rows), axis=0),
                                 axis=0), [0])
         return _onnx_recurrence(g, "GRU", self, xw, [(h0, self.inputs[1])], Wh, order,
