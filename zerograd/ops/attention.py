@@ -50,7 +50,7 @@ class MaskedSoftmax(Function):
         dtype = self.inputs[0].dtype
         zero, one = g.constant(0, dtype=dtype), g.constant(1, dtype=dtype)
         if self.keep is not None:  # the mask is a constant of the graph
-            x = g.op("Where", g.constant(np.asarray(self.keep, dtype=bool)), x,
+            x = g.op("Where", g.constant(self.keep, dtype=bool), x,
                      g.constant(-np.inf, dtype=dtype))
         row_max = g.reduce("ReduceMax", x, [-1], keepdims=True)
         row_max = g.op("Where", g.op("IsInf", row_max), zero, row_max)
