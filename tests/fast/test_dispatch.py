@@ -279,3 +279,23 @@ def test_max_pooling_2x2_matches_the_numpy_path_bitwise(dtype, shape, layout, co
     for a, b in zip(compiled, reference):
         assert a.dtype == dtype and a.shape == b.shape
         np.testing.assert_array_equal(a, b)
+
+
+def test_small_ops_never_import_numba():
+    """Below the thresholds the ops run NumPy without asking numba anything, so a script of
+    small arrays pays no numba import (0.3 s) even with numba installed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, numpy as np, zerograd, zerograd.functions as F\n"
+            "x = zerograd.Variable(np.linspace(-2, 2, 12).reshape(1, 3, 2, 2))\n"
+            "F.sum(F.gelu(x) + F.max_pool2d(x, 2).reshape(1, 3, 1, 1)).backward()\n"
+            "W = zerograd.Parameter(np.ones((4, 3)))\n"
+            "F.sum(F.embed_id(np.array([1, 1, 2]), W)).backward()\n"
+            "print('numba' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=root, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
