@@ -132,6 +132,8 @@ class Pooling(Function):
     (N, C, OH, OW): the argmax's offset i*KW + j inside its window (first one on ties).
     """
 
+    retain_inputs = ()  # the argmax indexes are its own
+    retain_outputs = ()
     saved = ("indexes",)  # released with the graph (Function.release)
 
     def __init__(self, kernel_size, stride=1, pad=0, ceil_mode: bool = False) -> None:
@@ -190,6 +192,9 @@ class Pooling2DGrad(Function):
     gy (N, C, OH, OW) -> (N, C, H, W). Its gradient gathers at the same argmax
     (:class:`Pooling2DWithIndexes`)."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, mpool2d: Pooling) -> None:
         self.mpool2d = mpool2d
         self.windows = mpool2d.windows
@@ -220,6 +225,9 @@ class Pooling2DWithIndexes(Function):
     """y = x picked at the argmax positions stored by a max pooling: x (N, C, H, W) ->
     (N, C, OH, OW). Linear; its gradient is :class:`Pooling2DGrad`."""
 
+    retain_inputs = ()
+    retain_outputs = ()
+
     def __init__(self, mpool2d: Pooling) -> None:
         self.mpool2d = mpool2d
         self.windows = mpool2d.windows
@@ -249,6 +257,9 @@ class AveragePooling(Function):
     of KH*KW elements divides by KH*KW; with ``ceil_mode`` the overhang past the padding is
     not counted (PyTorch's rule). ``count_include_pad=False`` divides by the real elements.
     """
+
+    retain_inputs = ()  # linear
+    retain_outputs = ()
 
     def __init__(self, kernel_size, stride=1, pad=0, ceil_mode: bool = False,
                  count_include_pad: bool = True) -> None:
@@ -310,6 +321,9 @@ def average_pooling(x, kernel_size, stride=1, pad=0, ceil_mode: bool = False,
 class AveragePoolingGrad(Function):
     """gx = gy / divisor spread evenly over each window: gy (N, C, OH, OW) -> (N, C, H, W).
     Linear; its gradient is the average pooling itself."""
+
+    retain_inputs = ()
+    retain_outputs = ()
 
     def __init__(self, apool2d: AveragePooling) -> None:
         self.apool2d = apool2d
