@@ -7,6 +7,11 @@ spread (lowest and highest round). While the rounds run, ``/proc/stat`` tells ho
 were with work other than this process; a row measured while other work took more than
 ``NOISY_LOAD`` of the machine is marked ``NOISY``.
 
+zerograd runs twice per round where it matters: as installed ("zerograd": with the
+compiled kernels of ``zerograd._fast`` when numba is installed) and on its pure-NumPy path
+("numpy-path", inside ``zerograd._fast.numpy_only()``), so the kernels' gain is measured in
+the same rounds as everything else.
+
 Set ``BENCH_JSON=path`` to also append one JSON record per printed row to ``path``
 (``run_all.py`` reads them to build the README's table).
 """
@@ -21,7 +26,22 @@ from collections.abc import Callable
 
 # Fraction of the machine's CPU time used by other processes above which a row is noisy.
 NOISY_LOAD = 0.10
-FRAMEWORKS = ("zerograd", "torch", "dezero")
+FRAMEWORKS = ("zerograd", "numpy-path", "torch", "dezero")
+
+
+def numpy_path(fn: Callable[[], float]) -> Callable[[], float] | None:
+    """``fn`` run on zerograd's pure-NumPy path (no compiled kernels), or None when the
+    kernels are off anyway (numba missing, ZEROGRAD_FAST=0): then it would time the same."""
+    import zerograd._fast as fast
+
+    if not fast.available():
+        return None
+
+    def run() -> float:
+        with fast.numpy_only():
+            return fn()
+
+    return run
 
 
 def load_torch():
@@ -142,7 +162,7 @@ def print_row(label: str, results: dict, unit: str = "s", scale: float = 1.0) ->
             cells.append(f"{name} {'-':>9} {unit}")
     ratios = {}
     if "torch" in results:
-        for name in ("zerograd", "dezero"):
+        for name in ("zerograd", "numpy-path", "dezero"):
             if name not in results:
                 continue
             if isinstance(results, Measurement):

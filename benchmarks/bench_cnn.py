@@ -26,7 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    interleaved,
+    load_dezero,
+    load_torch,
+    numpy_path,
+    print_row,
+    timed,
+)
 
 BATCH, STEPS = 100, 10
 
@@ -131,8 +138,9 @@ def main(argv=None) -> None:
         work["dezero"] = dezero_step(dezero)
     print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds, "
           f"{STEPS} steps of batch {BATCH} each")
-    results = interleaved({name: (lambda run=run: timed(run)) for name, run in work.items()},
-                          rounds)
+    timers = {name: (lambda run=run: timed(run)) for name, run in work.items()}
+    timers["numpy-path"] = numpy_path(timers["zerograd"])
+    results = interleaved(timers, rounds)
     print_row(f"small CNN, {STEPS} SGD steps (batch {BATCH})", results, "s")
     per_step = results.scaled(1 / STEPS)
     print_row("  per step", per_step, "ms", 1e3)

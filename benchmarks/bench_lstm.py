@@ -26,7 +26,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zerograd.functions as ZF
-from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed
+from benchmarks._common import (  # noqa: E402
+    interleaved,
+    load_dezero,
+    load_torch,
+    numpy_path,
+    print_row,
+    timed,
+)
 from zerograd.data import SinCurve
 from zerograd.models import Model
 
@@ -168,11 +175,13 @@ def main(argv=None) -> None:
         blas = "default BLAS threads (threadpoolctl not installed)"
     xs, ts = sequence(steps)
     work = {"zerograd": zerograd_loop(xs, ts)}
+    work["numpy-path"] = numpy_path(work["zerograd"])
     if torch is not None:
         work["torch"] = torch_loop(torch, xs, ts)
     if dezero is not None:
         work["dezero"] = dezero_loop(dezero, xs, ts)
-    print(f"frameworks: {', '.join(work)}; medians of {rounds} interleaved rounds; NumPy: {blas}")
+    names = ", ".join(name for name, fn in work.items() if fn)
+    print(f"frameworks: {names}; medians of {rounds} interleaved rounds; NumPy: {blas}")
     results = interleaved(work, rounds)
     print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
     results = interleaved(sequence_workloads(torch), rounds * 2)

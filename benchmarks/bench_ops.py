@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import interleaved, load_torch, print_row, timed  # noqa: E402
+from benchmarks._common import interleaved, load_torch, numpy_path, print_row, timed  # noqa: E402
 
 GELU_SIZE = 1_000_000
 VOCAB, DIM, IDS = 1_000, 64, 100_000
@@ -40,6 +40,7 @@ def gelu_workloads(torch) -> dict:
         F.sum(F.gelu(x)).backward()
 
     work = {"zerograd": lambda: timed(zerograd_step)}
+    work["numpy-path"] = numpy_path(work["zerograd"])
     if torch is not None:
         tx = torch.from_numpy(x_data.copy()).requires_grad_()
 
@@ -65,6 +66,7 @@ def embedding_workloads(torch) -> dict:
         F.sum(F.embed_id(ids, W)).backward()
 
     work = {"zerograd": lambda: timed(zerograd_step)}
+    work["numpy-path"] = numpy_path(work["zerograd"])
     if torch is not None:
         tW = torch.from_numpy(W_data.copy()).requires_grad_()
         tids = torch.from_numpy(ids)
@@ -89,7 +91,8 @@ def main(argv=None) -> None:
                         (f"embedding bwd, {IDS:,} ids of {VOCAB:,} x {DIM}", embedding_workloads)):
         work = make(torch)
         for fn in work.values():
-            fn()  # warm up
+            if fn is not None:
+                fn()  # warm up
         print_row(label, interleaved(work, rounds), "ms", 1e3)
 
 

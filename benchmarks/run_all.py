@@ -6,9 +6,12 @@
 Each benchmark script runs in a subprocess with its quick settings, twice: once in this
 machine's default environment, where ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` pin NumPy's
 OpenBLAS to an older kernel, and once with both unset (NumPy's own choice of kernel, about 1.9x
-faster float32 GEMM here). Every row is a median of per-round ratios to PyTorch with the lowest
-and highest round in brackets; ``load`` is the largest share of the machine that other
-processes used while the row was measured, and rows above 10% are marked noisy.
+faster float32 GEMM here). "NumPy path" is zerograd without its compiled kernels
+(``zerograd._fast.numpy_only()``), timed in the same rounds; "-" where the kernels are off
+anyway or the benchmark has no such row. Every row is a median of per-round ratios to
+PyTorch with the lowest and highest round in brackets; ``load`` is the largest share of the
+machine that other processes used while the row was measured, and rows above 10% are marked
+noisy.
 """
 
 from __future__ import annotations
@@ -91,11 +94,12 @@ def main(argv=None) -> None:
             rows.append((f"{record['label']} ({name})", record, by_label.get(record["label"])))
 
     print("| workload (benchmark) | zerograd / PyTorch | same, OpenBLAS unpinned "
-          "| DeZero / PyTorch | load |")
-    print("|---|---|---|---|---|")
+          "| NumPy path / PyTorch | DeZero / PyTorch | load |")
+    print("|---|---|---|---|---|---|")
     for label, pinned, unpinned in rows:
         print(f"| {label} | {ratio_text(pinned)} | {ratio_text(unpinned)} "
-              f"| {ratio_text(pinned, 'dezero')} | {load_text(pinned, unpinned)} |")
+              f"| {ratio_text(pinned, 'numpy-path')} | {ratio_text(pinned, 'dezero')} "
+              f"| {load_text(pinned, unpinned)} |")
     print(f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; ratios are time over "
           "PyTorch's (lower is better), medians of per-round ratios [lowest-highest round].")
 
