@@ -263,6 +263,9 @@ def _what_backward_reads(f) -> tuple:
     ``self.inputs`` for backward goes unchecked (docs/engine.md lists it among what is not
     detected).
     """
+    reads_inputs, reads_outputs = f.retain_inputs, f.retain_outputs
+    if reads_inputs is not None and reads_outputs is not None:  # every op of zerograd's own
+        return reads_inputs, reads_outputs
     cls = type(f)
     inferred = _inferred_reads.get(cls)
     if inferred is None:
@@ -270,8 +273,10 @@ def _what_backward_reads(f) -> tuple:
         names = set(code.co_names) if code is not None else {"inputs", "outputs"}
         inferred = _inferred_reads[cls] = (
             "inputs" in names, "output" in names or "outputs" in names)
-    reads_inputs = inferred[0] if f.retain_inputs is None else f.retain_inputs
-    reads_outputs = inferred[1] if f.retain_outputs is None else f.retain_outputs
+    if reads_inputs is None:
+        reads_inputs = inferred[0]
+    if reads_outputs is None:
+        reads_outputs = inferred[1]
     return (reads_inputs or ()), (reads_outputs or ())
 
 
