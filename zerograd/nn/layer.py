@@ -521,12 +521,15 @@ class Layer:
         array, a decompression bomb, text arrays) fails without allocating its arrays.
         """
         owner = f"{type(self).__name__}.load_weights"
-        entries = {key: (layer, name, kind) for key, layer, name, kind in self._state_entries()}
-        # A sized model bounds what is read by its own shapes; only lazy entries (which take
-        # any shape) need serialization's size bound.
-        sized = all(_array_of(layer.__dict__[name]) is not None
-                    for layer, name, _ in entries.values())
-        with NpzReader(path, max_bytes=float("inf") if sized else None, caller=owner) as npz:
+        entries = {key: (layer, name) for key, layer, name, _ in self._state_entries()}
+        arrays = {key: _array_of(layer.__dict__[name]) for key, (layer, name) in entries.items()}
+        # The model's own arrays are what the file must hold: NpzReader checks each header's
+        # shape and dtype against them as it opens the file, and they bound what is read. A
+        # lazy entry (None, not sized yet) takes the file's shape; only those need
+        # serialization's size bound.
+        expected = {key: array for key, array in arrays.items() if array is not None}
+        max_bytes = float("inf") if len(expected) == len(entries) else None
+        with NpzReader(path, max_bytes=max_bytes, caller=owner, expected=expected) as npz:
             source = repr(npz.path)
             missing = [key for key in entries if key not in npz.headers]
             unexpected = [key for key in npz.headers if key not in entries]
@@ -541,24 +544,18 @@ class Layer:
                                      "only the keys both have")
             common = [key for key in npz.headers if key in entries]
             for key in common:
-                header = npz.headers[key]
-                layer, name, kind = entries[key]
-                current = layer.__dict__[name]
-                data = current.data if kind == "param" else current
-                # The dtype the array will be converted to: the entry's, else the layer's.
-                target = data.dtype if data is not None else getattr(layer, "dtype", None)
-                if header.dtype.kind not in "biuf" or (
-                        target is not None and not np.can_cast(header.dtype, target, "same_kind")):
+                if arrays[key] is not None:
+                    continue  # checked by NpzReader
+                # A lazy entry: any shape, but numbers that convert to the layer's dtype.
+                dtype, target = npz.headers[key].dtype, getattr(entries[key][0], "dtype", None)
+                if dtype.kind not in "biuf" or (
+                        target is not None and not np.can_cast(dtype, target, "same_kind")):
                     raise DTypeError(
-                        f"{owner}: {key!r} is a {header.dtype} array in {source}; expected "
-                        f"numbers convertible to the model's "
+                        f"{owner}: {key!r} is a {dtype} array in {source}; expected numbers "
+                        f"convertible to the model's "
                         f"{'numeric' if target is None else np.dtype(target)} {key!r}")
-                if data is not None and header.shape != tuple(data.shape):
-                    raise ShapeError(
-                        f"{owner}: {key!r} has shape {header.shape} in {source} but "
-                        f"{tuple(data.shape)} in the model ({data.dtype})")
-            arrays = npz.read_all(common)
-        self.load_state_dict(arrays, strict=strict, source=source)
+            loaded = npz.read_all(common)
+        self.load_state_dict(loaded, strict=strict, source=source)
 
     # -- description -------------------------------------------------------------------------
     def extra_repr(self) -> str:
