@@ -635,3 +635,12 @@ class _Checkpoint(Function):
         propagate(grads, heads, deliver, True, create_graph=create_graph,
                   retain_graph=False, skip=skip)
         return tuple(found.get(x) for x in boundary)
+
+    def to_onnx(self, g, *boundary):
+        # The trace dropped the segment's inside: run it again, recording as its backward
+        # would, and lower what it records down to the boundary, which the graph has.
+        with using_config("enable_backprop", True):
+            out = self.fn(*self.args)
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        names = g.inline(outs, inside=self.name)
+        return tuple(names) if len(names) > 1 else names[0]

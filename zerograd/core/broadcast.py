@@ -46,6 +46,15 @@ class SumTo(Function):
     def backward(self, gy):
         return broadcast_to(gy, self.x_shape)
 
+    def to_onnx(self, g, x):
+        # Sum the leading axes broadcasting added, then the size-1 axes of the target.
+        shape, target = tuple(self.inputs[0].shape), self.shape
+        lead = len(shape) - len(target)
+        axes = list(range(lead))
+        axes += [lead + i for i, n in enumerate(target) if n == 1 and shape[lead + i] != 1]
+        y = g.reduce("ReduceSum", x, axes, keepdims=True) if axes else x
+        return g.squeeze(y, list(range(lead))) if lead else y
+
 
 class BroadcastTo(Function):
     """y = x broadcast to ``shape`` (NumPy rules)."""
@@ -63,6 +72,9 @@ class BroadcastTo(Function):
 
     def backward(self, gy):
         return sum_to(gy, self.x_shape)
+
+    def to_onnx(self, g, x):
+        return g.op("Expand", x, g.shape_constant(self.shape, like=self.inputs[0]))
 
 
 def sum_to(x, shape) -> Variable:
@@ -96,6 +108,9 @@ class Cast(Function):
 
     def backward(self, gy):
         return cast(gy, self.x_dtype)
+
+    def to_onnx(self, g, x):
+        return g.op("Cast", x, to=g.tensor_type(self.dtype))
 
 
 def cast(x, dtype) -> Variable:

@@ -26,7 +26,6 @@ from zerograd.core import anomaly
 from zerograd.core.function import Function
 from zerograd.core.variable import Parameter, Variable, is_array
 from zerograd.nn.layer import Layer
-from zerograd.onnx._core_ops import CORE_LOWERINGS
 from zerograd.onnx._errors import ExportError
 
 DEFAULT_OPSET = 17  # the first opset with LayerNormalization
@@ -45,12 +44,8 @@ def _import_onnx() -> Any:
 
 # -- which ops can be exported -----------------------------------------------------------------
 def lowering_of(function_class: type) -> Callable[..., Any] | None:
-    """The ONNX lowering of a Function class (its ``to_onnx``, or the table entry of a
-    core op), or None when it has none."""
-    method = getattr(function_class, "to_onnx", None)
-    if method is not None:
-        return method
-    return CORE_LOWERINGS.get(function_class)
+    """The ONNX lowering of a Function class (its ``to_onnx``), or None when it has none."""
+    return getattr(function_class, "to_onnx", None)
 
 
 def _all_function_classes() -> list[type]:
