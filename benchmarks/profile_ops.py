@@ -1,7 +1,16 @@
-"""Where a training step's time goes, op by op, in CPU time of the calling thread.
+"""Where a training step's time goes, op by op, in CPU time of the calling thread; and the
+compiled kernels against the NumPy path in CPU time.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/profile_ops.py cnn     # the small CNN's step
     OPENBLAS_NUM_THREADS=2 python benchmarks/profile_ops.py cnn --steps 30
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/profile_ops.py paths
+
+``paths`` times the workloads of bench_cnn, bench_lstm and bench_ops with the compiled
+kernels and inside ``zerograd._fast.numpy_only()``, alternating, and prints the lowest CPU
+time of the main thread for each, with the ratio. With one numba and one OpenBLAS thread
+(as above) all the work runs on the main thread, so this is the whole CPU cost; with more,
+the helper threads' share is not counted (and the process's CPU time would count their
+spinning between parallel regions instead, which is worse).
 
 Every ``Function`` subclass's ``forward`` (the raw-array kernel of an op, or of a Grad node
 during backward) is wrapped with a timer that adds its *own* time to the class's total
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import resource
 import sys
 import time
@@ -70,14 +80,92 @@ def cnn_run():
     return zerograd_step()
 
 
+def lstm_run():
+    """bench_lstm's batch-1 LSTM: 300 steps, BPTT 30, Adam (its timer; the work counts)."""
+    from benchmarks import bench_lstm
+
+    xs, ts = bench_lstm.sequence(300)
+    return bench_lstm.zerograd_loop(xs, ts)
+
+
+def gelu_run():
+    from benchmarks import bench_ops
+
+    return bench_ops.gelu_workloads(None)["zerograd"]
+
+
+def embedding_run():
+    from benchmarks import bench_ops
+
+    return bench_ops.embedding_workloads(None)["zerograd"]
+
+
+RUNS = {"cnn": (cnn_run, 10), "lstm": (lstm_run, 300), "gelu": (gelu_run, 1),
+        "embedding": (embedding_run, 1)}  # (maker, steps per run)
+
+
+def compare_paths(rounds: int) -> None:
+    """Lowest process CPU time of each workload with the kernels and on the NumPy path."""
+    import os
+
+    import numpy as np
+
+    import zerograd
+    import zerograd._fast as fast
+    import zerograd.functions as F
+    from benchmarks import bench_lstm, bench_ops
+
+    x = zerograd.Variable(np.random.default_rng(0).standard_normal(10**6).astype(np.float32))
+
+    def gelu():
+        x.cleargrad()
+        F.sum(F.gelu(x)).backward()
+
+    ids = np.random.default_rng(1).integers(0, bench_ops.VOCAB, size=bench_ops.IDS)
+    W = zerograd.Parameter(np.ones((bench_ops.VOCAB, bench_ops.DIM), np.float32))
+
+    def embedding():
+        W.cleargrad()
+        F.sum(F.embed_id(ids, W)).backward()
+
+    xs, ts = bench_lstm.sequence(300)
+    lstm = bench_lstm.zerograd_loop(xs, ts)  # returns a timer; its work is what counts
+    workloads = {"small CNN, 10 steps": cnn_run(), "LSTM(100), 300 steps": lstm,
+                 "exact gelu, 1e6": gelu, "embedding bwd, 1e5 ids": embedding}
+    if not fast.available():
+        print("the compiled kernels are off (numba missing or ZEROGRAD_FAST=0)")
+        return
+    print(f"CPU time of the main thread, lowest of {rounds} alternating rounds (ms); "
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'unset')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    for label, fn in workloads.items():
+        best = {"kernels": float("inf"), "numpy": float("inf")}
+        for _ in range(rounds):
+            for path in best:
+                context = fast.numpy_only() if path == "numpy" else contextlib.nullcontext()
+                with context:
+                    start = time.thread_time()
+                    fn()
+                    best[path] = min(best[path], time.thread_time() - start)
+        print(f"  {label:<26} kernels {best['kernels'] * 1e3:8.2f}  NumPy path "
+              f"{best['numpy'] * 1e3:8.2f}  ratio {best['kernels'] / best['numpy']:.2f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["cnn"])
-    parser.add_argument("--steps", type=int, default=3, help="runs of 10 steps each")
+    parser.add_argument("workload", choices=[*RUNS, "paths"])
+    parser.add_argument("--steps", type=int, default=3, help="runs of the workload")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of 'paths'")
     args = parser.parse_args(argv)
     import os
 
-    run = cnn_run()  # warmed up before the timers go in
+    if args.workload == "paths":
+        compare_paths(args.rounds)
+        return
+
+    make, per_run = RUNS[args.workload]
+    run = make()
+    run()  # warmed up before the timers go in
     totals, calls = instrument()
     run()
     totals.clear()
@@ -88,7 +176,7 @@ def main(argv=None) -> None:
         run()
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
-    steps = 10 * args.steps
+    steps = per_run * args.steps
     print(f"{args.workload}: {steps} steps, OPENBLAS_NUM_THREADS="
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, per step: "
           f"{cpu / steps * 1e3:.2f} ms CPU time of the main thread, "

@@ -43,3 +43,17 @@ def test_error_names_the_kernel():
     with pytest.raises(TypeError, match=r"scatter_rows: gy must be float32 or float64, got "
                                         r"int64 \(2, 2\)"):
         scatter_rows((3, 2), 0, np.array([0, 1]), np.zeros((2, 2), dtype=np.int64))
+
+
+@pytest.mark.parametrize("layout", ["broadcast", "strided", "transposed"])
+def test_non_contiguous_gy_is_read_in_place_with_the_same_sums(layout):
+    """The gradient of a sum arrives as a broadcast (strides 0): the kernel reads it through
+    its strides instead of expanding it, and adds exactly what the NumPy path adds."""
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 40, size=3000)
+    base = rng.standard_normal((3000, 24))
+    gy = {"broadcast": np.broadcast_to(np.float64(0.3), (3000, 12)),
+          "strided": base[:, ::2],
+          "transposed": np.ascontiguousarray(base[:, :12].T).T}[layout]
+    got = scatter_rows((40, 12), 0, ids, gy)
+    np.testing.assert_array_equal(got, _scatter_rows((40, 12), 0, ids, np.ascontiguousarray(gy)))
