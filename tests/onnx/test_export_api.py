@@ -407,3 +407,15 @@ def run_onnx_proto(proto, x):
     ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_no_initializer_is_left_that_no_node_reads():
+    # An LSTM cell from no state: its constant zero state is replaced by zeros of the
+    # runtime batch, so the constant itself must not stay in the file.
+    layer = L.LSTM(3, in_size=2)
+    layer.reset_state()
+    model = export(layer, [np.zeros((4, 2), np.float32)], None)
+    layer.reset_state()
+    read = {name for node in model.graph.node for name in node.input}
+    names = [t.name for t in model.graph.initializer]
+    assert names and all(name in read for name in names)

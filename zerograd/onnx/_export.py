@@ -290,8 +290,12 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
     domains = {node.domain for node in g.nodes if node.domain}
     opsets = [onnx.helper.make_opsetid("", opset)]
     opsets += [onnx.helper.make_opsetid(d, 1) for d in sorted(domains)]
+    # An initializer no node reads (a cell's constant zero state, which its lowering
+    # replaces by zeros of the runtime batch) would only make ONNX Runtime warn: drop it.
+    read = {name for node in g.nodes for name in node.input}
+    initializers = [t for t in g.initializers if t.name in read]
     graph = onnx.helper.make_graph(g.nodes, root.replace("<", "").replace(">", ""),
-                                   graph_inputs, graph_outputs, g.initializers)
+                                   graph_inputs, graph_outputs, initializers)
     import zerograd
 
     model = onnx.helper.make_model(
