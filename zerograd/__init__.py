@@ -44,7 +44,7 @@ _LAZY = {
 }
 _LAZY_MODULES = ("functions", "utils", "autograd", "cuda", "layers", "models", "optimizers",
                  "datasets", "dataloaders", "transforms", "functions_conv", "nn", "optim",
-                 "data", "distributed", "training")
+                 "data", "distributed", "training", "onnx")
 # DeZero's ``__init__`` imports ``dezero.layers`` and friends, which also binds the package's
 # own name inside it, so ``from dezero import *`` hands a program ``dezero`` itself (book code
 # then calls ``dezero.no_grad()``). zerograd answers to both names.

@@ -419,3 +419,11 @@ def test_no_initializer_is_left_that_no_node_reads():
     read = {name for node in model.graph.node for name in node.input}
     names = [t.name for t in model.graph.initializer]
     assert names and all(name in read for name in names)
+
+
+def test_zerograd_onnx_is_reached_from_the_package_and_imports_onnx_only_on_export():
+    code = ("import sys, zerograd; export = zerograd.onnx.export; "
+            "print('onnx' in sys.modules, 'onnxruntime' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["False", "False"]
