@@ -29,9 +29,10 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
 
@@ -39,11 +40,17 @@ import zerograd
 import zerograd.distributed as dist
 from zerograd import functions as F
 from zerograd import random_state
+from zerograd.core.variable import Variable
+from zerograd.data.dataset import DatasetLike, Subset
 from zerograd.data.loader import DataLoader
 from zerograd.errors import ZerogradError
+from zerograd.nn.layer import Layer
+from zerograd.optim.optimizer import Optimizer
+from zerograd.optim.schedulers import LRScheduler
 from zerograd.serialization import load_json, load_npz
 from zerograd.training import rundir
 from zerograd.training.callbacks import (
+    Callback,
     EarlyStopping,
     GradientClipping,
     LearningRateScheduler,
@@ -66,6 +73,8 @@ from zerograd.training.rundir import (
     WeightsMismatchError,
 )
 from zerograd.training.trainer import (
+    LossFn,
+    OptimizerLike,
     Terminated,
     Trainer,
     fit,
@@ -74,6 +83,14 @@ from zerograd.training.trainer import (
     probe,
     sigterm_raises,
 )
+
+if TYPE_CHECKING:
+    from zerograd.data.cifar import CIFAR10
+    from zerograd.data.digits import Digits
+    from zerograd.data.mnist import MNIST
+    from zerograd.data.sincurve import SinCurve
+    from zerograd.data.spiral import Spiral
+    from zerograd.models import MLP, Sequential
 
 EVAL_BATCH_SIZE = 1000
 EXTRAS_INSTALL = 'pip install "zerograd[extras]"'
@@ -104,9 +121,14 @@ class DataRequest:
     download: bool = False  # fetch missing files (only datasets that have files)
 
 
+# request -> (train, test) or (train, test, spec)
+DatasetFactory: TypeAlias = Callable[[DataRequest], tuple[Any, ...]]
+ModelFactory: TypeAlias = Callable[["DataSpec", "TrainConfig"], "zerograd.Model"]
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
-    build: Callable[[DataRequest], tuple]  # request -> (train, test) or (train, test, spec)
+    build: DatasetFactory
     spec: DataSpec | None  # None: read from the data
     description: str
     requires: tuple[tuple[str, str], ...] = ()  # (module to import, package to pip install)
@@ -117,7 +139,7 @@ class DatasetEntry:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    build: Callable[[DataSpec, TrainConfig], zerograd.Model]
+    build: ModelFactory
     needs_images: bool
     description: str
 
@@ -128,32 +150,34 @@ MODELS: dict[str, ModelEntry] = {}
 
 def register_dataset(name: str, spec: DataSpec | None = None, description: str = "",
                      requires: Sequence[tuple[str, str]] = (),
-                     image_input: Callable[[np.ndarray], np.ndarray] | None = None):
+                     image_input: Callable[[np.ndarray], np.ndarray] | None = None
+                     ) -> Callable[[DatasetFactory], DatasetFactory]:
     """Decorator: ``build(request: DataRequest) -> (train_dataset, test_dataset)``.
 
     ``spec`` None: read from the data (integer labels: classification). ``requires`` lists
     ``(module, pip package)`` pairs the dataset cannot do without; the command line checks
     them first and names the package to install.
     """
-    def decorate(build):
+    def decorate(build: DatasetFactory) -> DatasetFactory:
         DATASETS[name] = DatasetEntry(build, spec, description or build.__doc__ or "",
                                       tuple(requires), image_input)
         return build
     return decorate
 
 
-def register_model(name: str, needs_images: bool = False, description: str = ""):
+def register_model(name: str, needs_images: bool = False, description: str = ""
+                   ) -> Callable[[ModelFactory], ModelFactory]:
     """Decorator: ``build(spec: DataSpec, config: TrainConfig) -> Model``.
 
     ``needs_images`` models get ``(N, C, H, W)`` batches; the others get flat vectors.
     """
-    def decorate(build):
+    def decorate(build: ModelFactory) -> ModelFactory:
         MODELS[name] = ModelEntry(build, needs_images, description or build.__doc__ or "")
         return build
     return decorate
 
 
-def _entry_point(group: str, name: str):
+def _entry_point(group: str, name: str) -> EntryPoint | None:
     for point in entry_points(group=group):
         if point.name == name:
             return point
@@ -164,7 +188,7 @@ def _entry_point_names(group: str) -> list[str]:
     return sorted(point.name for point in entry_points(group=group))
 
 
-def _import_factory(spec: str, flag: str):
+def _import_factory(spec: str, flag: str) -> object:
     """``package.module:factory`` -> the object; CLIError naming the flag when it fails."""
     module_name, _, attribute = spec.partition(":")
     # The current directory, as for `python -m`: the console script's own directory is
@@ -177,7 +201,7 @@ def _import_factory(spec: str, flag: str):
         raise CLIError(f"{flag} {spec}: cannot import {module_name} ({error}); is the package "
                        f"installed, or its directory on PYTHONPATH?") from error
     try:
-        obj = module
+        obj: object = module
         for part in attribute.split("."):
             obj = getattr(obj, part)
     except AttributeError:
@@ -185,8 +209,9 @@ def _import_factory(spec: str, flag: str):
     return obj
 
 
-def _lookup(name: str, registry: dict, group: str, flag: str):
-    """The registered entry, the entry point or the imported factory called ``name``."""
+def _lookup(name: str, registry: Mapping[str, object], group: str, flag: str) -> object:
+    """The registered entry, the entry point or the imported factory called ``name``: an
+    object of the user's code, checked by the caller."""
     if name in registry:
         return registry[name]
     point = _entry_point(group, name)
@@ -210,7 +235,9 @@ def model_entry(name: str) -> ModelEntry:
     if not callable(found):
         raise CLIError(f"--model {name}: {type(found).__name__} is not a model factory "
                        f"(factory(spec, config) -> Layer)")
-    return ModelEntry(found, bool(getattr(found, "needs_images", False)), found.__doc__ or "")
+    # Only calling it can tell whether it takes (spec, config); the loop reports it if not.
+    factory = cast(ModelFactory, found)
+    return ModelEntry(factory, bool(getattr(found, "needs_images", False)), found.__doc__ or "")
 
 
 def dataset_entry(name: str) -> DatasetEntry:
@@ -220,7 +247,8 @@ def dataset_entry(name: str) -> DatasetEntry:
     if not callable(found):
         raise CLIError(f"--dataset {name}: {type(found).__name__} is not a dataset factory "
                        f"(factory(request) -> (train, test))")
-    return DatasetEntry(found, None, found.__doc__ or "")
+    # As for models: calling it tells whether it takes a request; build_data checks its result.
+    return DatasetEntry(cast(DatasetFactory, found), None, found.__doc__ or "")
 
 
 def _images_in_unit_range(x: np.ndarray) -> np.ndarray:
@@ -230,7 +258,7 @@ def _images_in_unit_range(x: np.ndarray) -> np.ndarray:
 @register_dataset("digits", DataSpec("classification", 10, (1, 8, 8)),
                   "scikit-learn's 8x8 digits (1,438 train / 359 test), no network needed",
                   requires=[("sklearn", "scikit-learn")], image_input=_images_in_unit_range)
-def _digits(request: DataRequest):
+def _digits(request: DataRequest) -> tuple[Digits, Digits]:
     from zerograd.data.digits import DEFAULT_TRANSFORM, Digits
 
     transform = None if request.as_images else DEFAULT_TRANSFORM
@@ -245,18 +273,20 @@ def _missing_idx_files(root: str, train: bool) -> list[str]:
             if not any(os.path.isfile(os.path.join(root, stem + ext)) for ext in (".gz", ""))]
 
 
-def _idx_splits(name: str, root: str, request: DataRequest, download_hint: str):
+def _idx_splits(name: str, root: str, request: DataRequest,
+                download_hint: str) -> tuple[MNIST, MNIST]:
     """MNIST-format IDX files (MNIST, Fashion-MNIST, KMNIST ...) from ``root``."""
-    from zerograd.data.mnist import MNIST
+    from zerograd.data.mnist import DEFAULT_TRANSFORM, MNIST
     from zerograd.data.transforms import Compose, Normalize, ToFloat
 
-    kwargs = {"root": root, "download": request.download}
-    if request.as_images:
-        kwargs["transform"] = Compose([ToFloat(), Normalize(0.0, 255.0)])
+    # Images keep their (1, 28, 28) shape; flat vectors are MNIST's default.
+    transform = (Compose([ToFloat(), Normalize(0.0, 255.0)]) if request.as_images
+                 else DEFAULT_TRANSFORM)
     splits = []
     for train in (True, False):
         try:
-            splits.append(MNIST(train=train, **kwargs))
+            splits.append(MNIST(train=train, transform=transform, root=root,
+                                download=request.download))
         except FileNotFoundError as error:
             # The library's message names its keyword arguments; say it in the CLI's flags.
             missing = ", ".join(_missing_idx_files(root, train)) or "its files"
@@ -270,7 +300,7 @@ def _idx_splits(name: str, root: str, request: DataRequest, download_hint: str):
 @register_dataset("mnist", DataSpec("classification", 10, (1, 28, 28)),
                   "MNIST from IDX files in --data-dir (default: the cache directory)",
                   image_input=_images_in_unit_range)
-def _mnist(request: DataRequest):
+def _mnist(request: DataRequest) -> tuple[MNIST, MNIST]:
     from zerograd.data.download import cache_dir
     from zerograd.data.mnist import MNIST
 
@@ -282,7 +312,7 @@ def _mnist(request: DataRequest):
 @register_dataset("fashion-mnist", DataSpec("classification", 10, (1, 28, 28)),
                   "Fashion-MNIST (or any MNIST-format IDX quartet) from --data-dir",
                   image_input=_images_in_unit_range)
-def _fashion_mnist(request: DataRequest):
+def _fashion_mnist(request: DataRequest) -> tuple[MNIST, MNIST]:
     from zerograd.data.download import cache_dir
 
     if request.download:
@@ -299,7 +329,7 @@ def _cifar_input(x: np.ndarray) -> np.ndarray:
 @register_dataset("cifar10", DataSpec("classification", 10, (3, 32, 32)),
                   "CIFAR-10 binary batches or archive in --data-dir (--download fetches it)",
                   image_input=_cifar_input)
-def _cifar10(request: DataRequest):
+def _cifar10(request: DataRequest) -> tuple[CIFAR10, CIFAR10]:
     from zerograd.data.cifar import CIFAR10, DEFAULT_TRANSFORM
     from zerograd.data.download import cache_dir
     from zerograd.data.transforms import Compose, Flatten
@@ -307,9 +337,11 @@ def _cifar10(request: DataRequest):
     root = request.data_dir or os.path.join(cache_dir(), "cifar")
     transform = DEFAULT_TRANSFORM if request.as_images else Compose([DEFAULT_TRANSFORM,
                                                                      Flatten()])
+    def split(train: bool) -> CIFAR10:
+        return CIFAR10(train=train, transform=transform, root=root, download=request.download)
+
     try:
-        return tuple(CIFAR10(train=train, transform=transform, root=root,
-                             download=request.download) for train in (True, False))
+        return split(True), split(False)
     except FileNotFoundError as error:
         raise CLIError(f"--dataset cifar10: neither {CIFAR10.folder}/ nor {CIFAR10.archive} "
                        f"is in {root}. Give --data-dir DIR holding one of them, or add "
@@ -318,7 +350,7 @@ def _cifar10(request: DataRequest):
 
 @register_dataset("spiral", DataSpec("classification", 3, None),
                   "the book's 3-class 2-D spiral (300 train / 300 test points)")
-def _spiral(request: DataRequest):
+def _spiral(request: DataRequest) -> tuple[Spiral, Spiral]:
     from zerograd.data.spiral import Spiral
 
     # seed_global=False: --seed, not DeZero's fixed reseeding of the global generator,
@@ -328,21 +360,21 @@ def _spiral(request: DataRequest):
 
 @register_dataset("sincurve", DataSpec("regression", 1, None),
                   "next value of a noisy sine wave (regression; test on the cosine)")
-def _sincurve(request: DataRequest):
+def _sincurve(request: DataRequest) -> tuple[SinCurve, SinCurve]:
     from zerograd.data.sincurve import SinCurve
 
     return SinCurve(train=True), SinCurve(train=False)
 
 
 @register_model("mlp", description="multi-layer perceptron: --hidden sizes, ReLU")
-def _mlp(spec: DataSpec, config: TrainConfig):
+def _mlp(spec: DataSpec, config: TrainConfig) -> MLP:
     from zerograd.models import MLP
 
     return MLP(list(config.hidden) + [spec.n_outputs], activation=F.relu)
 
 
 @register_model("linear", description="a single Linear layer (logistic/linear regression)")
-def _linear(spec: DataSpec, config: TrainConfig):
+def _linear(spec: DataSpec, config: TrainConfig) -> MLP:
     from zerograd.models import MLP
 
     return MLP([spec.n_outputs])
@@ -351,17 +383,17 @@ def _linear(spec: DataSpec, config: TrainConfig):
 @register_model("cnn", needs_images=True,
                 description="conv(3x3, 16)-ReLU-maxpool(2)-conv(3x3, 32)-ReLU-maxpool(2)-"
                             "Linear(--hidden[0])-ReLU-Linear")
-def _cnn(spec: DataSpec, config: TrainConfig):
+def _cnn(spec: DataSpec, config: TrainConfig) -> Sequential:
     import zerograd.layers as L
     from zerograd.models import Sequential
 
     if not hasattr(L, "Conv2d"):
         raise CLIError("--model cnn needs zerograd.layers.Conv2d, which this version lacks")
 
-    def pool(x):
+    def pool(x: Variable) -> Variable:
         return F.pooling(x, 2, 2)
 
-    def flatten(x):
+    def flatten(x: Variable) -> Variable:
         return x.reshape(len(x), -1)
 
     return Sequential(L.Conv2d(16, 3, pad=1), F.relu, pool, L.Conv2d(32, 3, pad=1), F.relu, pool,
@@ -374,11 +406,12 @@ OPTIMIZERS = {
 }
 
 
-def make_optimizer(name: str, lr: float | None, weight_decay: float = 0.0):
+def make_optimizer(name: str, lr: float | None, weight_decay: float = 0.0) -> Optimizer:
     """The optimizer called ``name``; ``weight_decay``: AdamW's own decoupled decay, an L2
     ``WeightDecay`` hook for the others."""
     from zerograd import optimizers
 
+    # Looked up by name: what the class takes (nesterov, weight_decay) depends on the name.
     cls = getattr(optimizers, OPTIMIZERS[name])
     optimizer = cls(nesterov=True) if name == "nesterov" else cls()
     if lr is not None:
@@ -396,7 +429,11 @@ SCHEDULERS = {"step": "StepLR", "multistep": "MultiStepLR", "exponential": "Expo
               "cosine": "CosineAnnealingLR"}
 
 
-def _parse_value(text: str):
+# A scheduler argument as written on the command line: a number, a word, or a/b/c.
+SchedulerValue: TypeAlias = "int | float | str | list[SchedulerValue]"
+
+
+def _parse_value(text: str) -> SchedulerValue:
     if "/" in text:  # milestones=10/20/30
         return [_parse_value(part) for part in text.split("/")]
     for kind in (int, float):
@@ -407,13 +444,13 @@ def _parse_value(text: str):
     return text
 
 
-def parse_scheduler(text: str) -> tuple[str, dict]:
+def parse_scheduler(text: str) -> tuple[str, dict[str, SchedulerValue]]:
     """``"step:step_size=10,gamma=0.5"`` -> ``("step", {"step_size": 10, "gamma": 0.5})``."""
     name, _, rest = text.partition(":")
     if name not in SCHEDULERS:
         raise CLIError(f"--scheduler {text}: unknown scheduler {name!r}; choose from "
                        f"{sorted(SCHEDULERS)} (add --warmup N for a linear warm-up)")
-    kwargs = {}
+    kwargs: dict[str, SchedulerValue] = {}
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
         if not eq:
@@ -422,16 +459,20 @@ def parse_scheduler(text: str) -> tuple[str, dict]:
     return name, kwargs
 
 
-def make_scheduler(config: TrainConfig, optimizer):
+def make_scheduler(config: TrainConfig, optimizer: OptimizerLike) -> LRScheduler | None:
     """The learning-rate scheduler of ``config`` on ``optimizer``, or None."""
     from zerograd import optim
 
     if config.scheduler is None and not config.warmup:
         return None
+    # A scheduler sets an Optimizer's rate; a DistributedOptimizer's rate is the one of the
+    # optimizer it wraps (it forwards lr to it), so that one is scheduled.
+    if isinstance(optimizer, dist.DistributedOptimizer):
+        optimizer = optimizer.optimizer
     if optimizer.lr_attribute is None:
         raise CLIError(f"--optimizer {config.optimizer} has no learning rate to schedule; drop "
                        f"--scheduler and --warmup")
-    after = None
+    after: LRScheduler | None = None
     if config.scheduler is not None:
         name, kwargs = parse_scheduler(config.scheduler)
         if name == "cosine":
@@ -448,20 +489,20 @@ def make_scheduler(config: TrainConfig, optimizer):
 # ---------------------------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------------------------
-def _is_int(value) -> bool:
+def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a size
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return _is_int(value) or isinstance(value, float)
 
 
-def _optional(test):
+def _optional(test: Callable[[object], bool]) -> Callable[[object], bool]:
     return lambda v: v is None or test(v)
 
 
 # What each setting may be when read from a file: (test, what the message says is expected).
-_SETTING_TYPES = {
+_SETTING_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
     "dataset": (lambda v: isinstance(v, str), "a dataset name"),
     "model": (lambda v: isinstance(v, str), "a model name"),
     "epochs": (_is_int, "an integer"),
@@ -547,11 +588,11 @@ class TrainConfig:
                            f"{self.checkpoint_every}")
         return self
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
 
     @classmethod
-    def from_json(cls, values: dict, source: str = "the settings",
+    def from_json(cls, values: object, source: str = "the settings",
                   strict: bool = False) -> TrainConfig:
         """Settings read from a file (``source`` names it in errors). Missing keys take their
         defaults; unknown keys are ignored (a checkpoint of another version), or with
@@ -564,7 +605,8 @@ class TrainConfig:
         unknown = sorted(set(values) - set(names))
         if strict and unknown:
             raise CLIError(f"{source}: unknown setting(s) {unknown}; the settings are {names}")
-        kwargs = {}
+        # Any: each value has passed its setting's test in _SETTING_TYPES.
+        kwargs: dict[str, Any] = {}
         for name in names:
             if name not in values:
                 continue
@@ -581,7 +623,7 @@ class TrainConfig:
                 f"--dataset {self.dataset}")
 
 
-def read_config_file(path: str) -> dict:
+def read_config_file(path: str) -> dict[str, Any]:
     """The settings in a ``--config`` file: a JSON or YAML object of settings, or a run's
     ``metrics.json`` (its ``config``), so a run's saved configuration passes back as it is."""
     if not os.path.isfile(path):
@@ -614,15 +656,15 @@ class Run:
 
     config: TrainConfig
     spec: DataSpec
-    train_set: object
-    test_set: object
+    train_set: DatasetLike
+    test_set: DatasetLike
     loader: DataLoader
     model: zerograd.Model
-    optimizer: object
-    val_set: object = None
-    callbacks: list = field(default_factory=list)
+    optimizer: OptimizerLike
+    val_set: DatasetLike | None = None
+    callbacks: list[Callback] = field(default_factory=list)
     epoch: int = 0
-    history: list = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     trainer: Trainer | None = None
 
 
@@ -638,7 +680,7 @@ def _check_requirements(name: str, entry: DatasetEntry) -> None:
                 f"--dataset spiral and --dataset sincurve work with NumPy alone") from error
 
 
-def infer_spec(dataset, name: str) -> DataSpec:
+def infer_spec(dataset: DatasetLike, name: str) -> DataSpec:
     """A user dataset's task, outputs and image shape, read from its examples: integer
     labels are classes (as many as the largest label + 1), float targets are regression."""
     if len(dataset) == 0:
@@ -648,7 +690,7 @@ def infer_spec(dataset, name: str) -> DataSpec:
     if t is None:
         raise CLIError(f"--dataset {name}: the examples have no labels (t is None); "
                        f"training needs (x, t) pairs")
-    image_shape = tuple(int(n) for n in x.shape) if x.ndim == 3 else None
+    image_shape = (int(x.shape[0]), int(x.shape[1]), int(x.shape[2])) if x.ndim == 3 else None
     if t.dtype.kind in "iub":
         labels = getattr(dataset, "label", None)
         if labels is None:
@@ -657,7 +699,7 @@ def infer_spec(dataset, name: str) -> DataSpec:
     return DataSpec("regression", int(t.size), image_shape)
 
 
-def build_data(config: TrainConfig):
+def build_data(config: TrainConfig) -> tuple[DataSpec, DatasetLike, DatasetLike]:
     """The spec, the training set and the test set of ``config``'s dataset."""
     entry = dataset_entry(config.dataset)
     _check_requirements(config.dataset, entry)
@@ -676,7 +718,8 @@ def build_data(config: TrainConfig):
     return spec, train_set, test_set
 
 
-def split_validation(train_set, fraction: float, seed: int):
+def split_validation(train_set: DatasetLike, fraction: float,
+                     seed: int) -> tuple[Subset, Subset]:
     """(train, validation) Subsets: a ``fraction`` of the examples held out, chosen by a
     generator of its own seeded with ``seed`` (the global random state is left alone)."""
     from zerograd.data.dataset import Subset
@@ -690,8 +733,9 @@ def split_validation(train_set, fraction: float, seed: int):
     return Subset(train_set, np.sort(order[n_val:])), Subset(train_set, np.sort(order[:n_val]))
 
 
-def build_callbacks(config: TrainConfig, optimizer, out: str | None) -> list:
-    callbacks = []
+def build_callbacks(config: TrainConfig, optimizer: OptimizerLike,
+                    out: str | None) -> list[Callback]:
+    callbacks: list[Callback] = []
     scheduler = make_scheduler(config, optimizer)
     if scheduler is not None:
         callbacks.append(LearningRateScheduler(scheduler))
@@ -726,7 +770,7 @@ def build_run(config: TrainConfig, out: str | None = None, distributed: bool = F
     else:
         loader = DataLoader(train_set, config.batch_size, shuffle=True)
     model = model_entry(config.model).build(spec, config)
-    optimizer = make_optimizer(config.optimizer, config.lr, config.weight_decay).setup(model)
+    base = make_optimizer(config.optimizer, config.lr, config.weight_decay).setup(model)
     if distributed:
         # Lazily sized layers get their weights from one forward pass (in test mode: no
         # BatchNorm statistics move, no dropout mask is drawn); then all take rank 0's.
@@ -738,18 +782,18 @@ def build_run(config: TrainConfig, out: str | None = None, distributed: bool = F
             # Rank 0 keeps the stream a one-process run has; the others draw other dropout
             # masks, from a seed of their own.
             random_state.seed((config.seed + dist.rank()) % 2**32)
-        optimizer = dist.DistributedOptimizer(optimizer)
+    optimizer: OptimizerLike = dist.DistributedOptimizer(base) if distributed else base
     callbacks = build_callbacks(config, optimizer, out)
     return Run(config, spec, train_set, test_set, loader, model, optimizer, val_set, callbacks)
 
 
-def _task_loss(spec: DataSpec):
+def _task_loss(spec: DataSpec) -> tuple[LossFn, tuple[str, ...]]:
     if spec.task == "classification":
         return F.softmax_cross_entropy, ("accuracy",)
     return F.mean_squared_error, ()
 
 
-def evaluate(model, dataset, spec: DataSpec) -> dict:
+def evaluate(model: Layer, dataset: DatasetLike, spec: DataSpec) -> dict[str, float]:
     """Mean loss (and accuracy for classification) over ``dataset``, without a graph."""
     from zerograd.training.trainer import evaluate as evaluate_loader
 
@@ -761,7 +805,7 @@ def evaluate(model, dataset, spec: DataSpec) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Training, resuming, evaluating: the loop's run directory in the command line's words
 # ---------------------------------------------------------------------------------------------
-def load_checkpoint(out: str) -> tuple[dict, TrainConfig]:
+def load_checkpoint(out: str) -> tuple[dict[str, Any], TrainConfig]:
     """The checkpoint of the run in ``out`` and its settings; CLIError when unusable."""
     path = os.path.join(out, CHECKPOINT)
     try:
@@ -773,7 +817,7 @@ def load_checkpoint(out: str) -> tuple[dict, TrainConfig]:
     return state, checked_config(state.get("config"), path)
 
 
-def checked_config(values, path: str) -> TrainConfig:
+def checked_config(values: object, path: str) -> TrainConfig:
     config = TrainConfig.from_json(values, source=path)
     try:
         return config.check()
@@ -781,7 +825,7 @@ def checked_config(values, path: str) -> TrainConfig:
         raise CLIError(f"{path}: {error}") from None
 
 
-def _describe_run(state: dict) -> str:
+def _describe_run(state: dict[str, Any]) -> str:
     try:
         config = TrainConfig.from_json(state.get("config"))
     except CLIError:
@@ -789,7 +833,8 @@ def _describe_run(state: dict) -> str:
     return f"{config.model} on {config.dataset}, {state['epoch']} of {config.epochs} epochs"
 
 
-def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
+def _note_ignored_settings(given: TrainConfig, saved: TrainConfig,
+                           log: Callable[[str], None]) -> None:
     default = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         value = getattr(given, f.name)
@@ -801,7 +846,7 @@ def _note_ignored_settings(given: TrainConfig, saved: TrainConfig, log) -> None:
 
 def train(config: TrainConfig | None, out: str, resume: bool = False, progress: bool = True,
           epochs: int | None = None, log: Callable[[str], None] = print,
-          overwrite: bool = False, quiet: bool = False, distributed=None) -> Run:
+          overwrite: bool = False, quiet: bool = False, distributed: object = None) -> Run:
     """Trains a run (or resumes the one in ``out``) with ``training.fit``; returns the Run.
 
     When resuming, the checkpoint's settings are used (a note names any setting of ``config``
@@ -892,7 +937,7 @@ def _no_log(text: str) -> None:
     """The log of a process other than rank 0: one process speaks for the run."""
 
 
-def _run_settings(weights: str, log) -> tuple[dict, str]:
+def _run_settings(weights: str, log: Callable[[str], None]) -> tuple[dict[str, Any], str]:
     """The settings of the run ``weights`` belongs to, and the file they come from.
 
     In a run directory the checkpoint is the truth; when the derived files (the weights
@@ -933,9 +978,12 @@ def _weights_path(weights: str) -> str:
     return os.path.join(weights, WEIGHTS) if os.path.isdir(weights) else weights
 
 
-def load_model(weights: str, overrides: dict, log: Callable[[str], None] = print,
-               load_data: bool = True):
-    """The model of a run with ``weights`` loaded: (model, config, spec, train, test)."""
+def load_model(weights: str, overrides: Mapping[str, object],
+               log: Callable[[str], None] = print, load_data: bool = True
+               ) -> tuple[zerograd.Model, TrainConfig, DataSpec, DatasetLike | None,
+                          DatasetLike | None]:
+    """The model of a run with ``weights`` loaded: (model, config, spec, train, test); the
+    datasets are None when not ``load_data`` and the dataset's spec is known without them."""
     values, source = _run_settings(weights, log)
     values = {**TrainConfig.from_json(values, source).to_json(),
               **{k: v for k, v in overrides.items() if v is not None}}
@@ -946,6 +994,8 @@ def load_model(weights: str, overrides: dict, log: Callable[[str], None] = print
     if not os.path.isfile(weights):
         raise CLIError(f"--weights: no such file: {weights}")
     entry = dataset_entry(config.dataset)
+    train_set: DatasetLike | None
+    test_set: DatasetLike | None
     if load_data or entry.spec is None:
         spec, train_set, test_set = build_data(config)
     else:
@@ -965,12 +1015,13 @@ def load_model(weights: str, overrides: dict, log: Callable[[str], None] = print
     return model, config, spec, train_set, test_set
 
 
-def evaluate_weights(weights: str, overrides: dict, split: str = "test",
-                     log: Callable[[str], None] = print) -> dict:
+def evaluate_weights(weights: str, overrides: Mapping[str, object], split: str = "test",
+                     log: Callable[[str], None] = print) -> dict[str, float]:
     """Rebuilds the model of a run, loads ``weights`` and evaluates it on ``split``."""
     weights = _weights_path(weights)
     model, config, spec, train_set, test_set = load_model(weights, overrides, log)
     dataset = test_set if split == "test" else train_set
+    assert dataset is not None  # load_model with load_data=True builds both splits
     result = evaluate(model, dataset, spec)
     text = (f"{config.model} on {config.dataset} ({split}, {len(dataset)} examples): "
             f"loss {result['loss']:.4f}")
@@ -1021,14 +1072,15 @@ def read_input(path: str, spec: DataSpec, needs_images: bool,
     return x[np.newaxis] if needs_images else x.reshape(1, -1)
 
 
-def predict_files(weights: str, inputs: Sequence[str], overrides: dict, top: int = 3,
+def predict_files(weights: str, inputs: Sequence[str], overrides: Mapping[str, object],
+                  top: int = 3,
                   log: Callable[[str], None] = print) -> list[np.ndarray]:
     """Predictions of a run's model for each input file; one line per example."""
     weights = _weights_path(weights)
     model, config, spec, _, _ = load_model(weights, overrides, log, load_data=False)
     needs_images = model_entry(config.model).needs_images
     entry = dataset_entry(config.dataset)
-    results = []
+    results: list[np.ndarray] = []
     for path in inputs:
         x = read_input(path, spec, needs_images, entry)
         y = predict(model, x)
@@ -1050,11 +1102,12 @@ EXPORT_FORMATS = ("onnx",)
 EXPORT_BATCH = 2  # the example batch export traces; the exported batch axis is symbolic
 
 
-def _example_input(config: TrainConfig, spec: DataSpec, train_set) -> np.ndarray:
+def _example_input(config: TrainConfig, spec: DataSpec,
+                   train_set: DatasetLike | None) -> np.ndarray:
     """A zero batch shaped as the model takes its inputs: (N, C, H, W) from the dataset's
     image shape for image models, else the shape of one training example."""
     if model_entry(config.model).needs_images and spec.image_shape is not None:
-        shape = tuple(spec.image_shape)
+        shape: tuple[int, ...] = spec.image_shape
     else:
         if train_set is None:
             _, train_set, _ = build_data(config)
@@ -1066,7 +1119,8 @@ def _example_input(config: TrainConfig, spec: DataSpec, train_set) -> np.ndarray
 
 
 def export_weights(weights: str, out: str | None, fmt: str = "onnx", opset: int | None = None,
-                   overrides: dict | None = None, log: Callable[[str], None] = print) -> str:
+                   overrides: Mapping[str, object] | None = None,
+                   log: Callable[[str], None] = print) -> str:
     """Rebuilds the model of a run (as ``zerograd eval`` does), loads ``weights`` and writes
     it as an ONNX file ``out`` (default: model.onnx next to the weights); returns the path.
 
@@ -1102,7 +1156,7 @@ def export_weights(weights: str, out: str | None, fmt: str = "onnx", opset: int 
     finally:
         model.train()
 
-    def shape(value) -> str:
+    def shape(value: onnx.ValueInfoProto) -> str:
         dims = [d.dim_param or str(d.dim_value) for d in value.type.tensor_type.shape.dim]
         return f"({', '.join(dims)})"
 
@@ -1125,7 +1179,7 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _name_of(registry: dict, group: str):
+def _name_of(registry: Mapping[str, object], group: str) -> Callable[[str], str]:
     """An argparse type: a registered name, an entry point's, or package.module:factory."""
     def check(text: str) -> str:
         if text in registry or ":" in text or _entry_point(group, text) is not None:
@@ -1174,7 +1228,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     base = TrainConfig()
 
-    def shown(name):
+    def shown(name: str) -> str:
         value = getattr(base, name)
         value = ",".join(map(str, value)) if isinstance(value, tuple) else value
         return f" (default: {value})"
@@ -1285,9 +1339,9 @@ _NOT_SETTINGS = ("command", "debug", "config", "print_config", "out", "resume", 
                  "no_progress", "quiet", "distributed")
 
 
-def config_from_args(args) -> TrainConfig:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The settings of ``zerograd train``: defaults, then --config, then the flags given."""
-    values = {}
+    values: dict[str, Any] = {}
     if args.config is not None:
         values = read_config_file(args.config)
         TrainConfig.from_json(values, source=args.config, strict=True)  # types and typos
@@ -1301,7 +1355,7 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def _run_command(args) -> None:
+def _run_command(args: argparse.Namespace) -> None:
     if args.command == "train":
         config = config_from_args(args)
         if args.print_config:
@@ -1377,7 +1431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _world_size(args) -> int:
+def _world_size(args: argparse.Namespace) -> int:
     """The number of processes of ``zerograd train --distributed`` (1 otherwise, and when
     the process group could not be joined)."""
     if not getattr(args, "distributed", False):
