@@ -31,8 +31,9 @@ imported torch already, and ``to_torch_state_dict`` imports it when it is called
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
+import types
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -41,12 +42,12 @@ from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError
 from zerograd.nn.attention import MultiHeadAttention
 from zerograd.nn.batchnorm import BatchNorm, GroupNorm
-from zerograd.nn.conv import Conv1d, Conv2d, Deconv2d
+from zerograd.nn.conv import Conv1d, Conv2d, Deconv2d, _ConvBase
 from zerograd.nn.embedding import Embedding
 from zerograd.nn.layer import Layer, StateDictError
 from zerograd.nn.linear import Linear
 from zerograd.nn.normalization import LayerNorm
-from zerograd.nn.rnn import GRU, LSTM, RNN, GRUSeq, LSTMSeq, RNNSeq
+from zerograd.nn.rnn import GRU, LSTM, RNN, GRUSeq, LSTMSeq, RNNSeq, _Cell, _Seq
 
 __all__ = ["TorchLoadResult", "TorchStateDictError", "from_torch_state_dict",
            "to_torch_state_dict"]
@@ -72,7 +73,7 @@ class _Entry(NamedTuple):
     not know yet, or None for the whole shape), and whether PyTorch may leave it out."""
 
     key: str
-    shape: tuple | None
+    shape: tuple[int | None, ...] | None
     optional: bool = False
 
 
@@ -89,24 +90,46 @@ def _t(a: np.ndarray) -> np.ndarray:
 # the layer's own arrays by relative zerograd path) and ``load(layer, arrays)`` (relative
 # zerograd path -> array, from the PyTorch arrays). ``torch_name`` and ``layout`` go into
 # error messages.
+Arrays = dict[str, np.ndarray]
+Getter = Callable[[str], np.ndarray]  # the layer's own array at a relative zerograd path
+
+
+def _under(get: Getter, prefix: str) -> Getter:
+    """``get`` for the arrays below the sub-layer ``prefix``: path -> get('prefix/path')."""
+    return lambda path: get(_join(prefix, path, "/"))
+
+
+class _Rule(Protocol):
+    """What every conversion has. ``layer`` is Any here: each rule takes the layers of its
+    own class (a Linear, a Conv2d, ...), which ``_RULES`` pairs it with at run time."""
+
+    torch_name: str
+    layout: str
+
+    def entries(self, layer: Any, present: set[str] | None) -> list[_Entry]: ...
+
+    def export(self, layer: Any, get: Getter) -> Arrays: ...
+
+    def load(self, layer: Any, arrays: Arrays) -> Arrays: ...
+
 
 class _LinearRule:
     torch_name = "torch.nn.Linear"
     layout = "weight (out_features, in_features) = W.T, bias = b"
 
-    def entries(self, layer: Linear, present) -> list[_Entry]:
+    def entries(self, layer: Linear, present: set[str] | None) -> list[_Entry]:
         entries = [_Entry("weight", (layer.out_size, layer.in_size))]
         if layer.b is not None:
             entries.append(_Entry("bias", (layer.out_size,)))
         return entries
 
-    def export(self, layer: Linear, get) -> dict:
+    def export(self, layer: Linear, get: Getter) -> Arrays:
         arrays = {"weight": _t(get("W"))}
         if layer.b is not None:
             arrays["bias"] = get("b")
         return arrays
 
-    def load(self, layer: Linear, arrays: dict) -> dict:
+    def load(self, layer: Linear, arrays: Arrays) -> Arrays:
         state = {"W": _t(arrays["weight"])}
         if "bias" in arrays:
             state["b"] = arrays["bias"]
@@ -124,11 +147,12 @@ class _ConvRule:
                        if transposed else
                        "weight (out_channels, in_channels / groups, *kernel) = W, bias = b")
 
-    def entries(self, layer, present) -> list[_Entry]:
+    def entries(self, layer: _ConvBase, present: set[str] | None) -> list[_Entry]:
         kernel = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (
             layer.kernel_size,)
         C = layer.in_channels
         groups = layer.groups
+        shape: tuple[int | None, ...]
         if self.transposed:
             shape = (C, layer.out_channels // groups, *kernel)
         else:
@@ -138,35 +162,38 @@ class _ConvRule:
             entries.append(_Entry("bias", (layer.out_channels,)))
         return entries
 
-    def export(self, layer, get) -> dict:
+    def export(self, layer: _ConvBase, get: Getter) -> Arrays:
         arrays = {"weight": get("W")}
         if layer.b is not None:
             arrays["bias"] = get("b")
         return arrays
 
-    def load(self, layer, arrays: dict) -> dict:
+    def load(self, layer: _ConvBase, arrays: Arrays) -> Arrays:
         state = {"W": arrays["weight"]}
         if "bias" in arrays:
             state["b"] = arrays["bias"]
         return state
 
 
-class _AffineRule:
+_Norm = TypeVar("_Norm", bound=LayerNorm | GroupNorm)
+
+
+class _AffineRule(Generic[_Norm]):
     """LayerNorm and GroupNorm: gamma and beta are PyTorch's weight and bias."""
 
-    def __init__(self, torch_name: str, size: Callable) -> None:
+    def __init__(self, torch_name: str, size: Callable[[_Norm], tuple[int, ...] | None]) -> None:
         self.torch_name = torch_name
         self.size = size  # the layer -> the shape of gamma, or None while it is lazy
         self.layout = "weight = gamma, bias = beta"
 
-    def entries(self, layer, present) -> list[_Entry]:
+    def entries(self, layer: _Norm, present: set[str] | None) -> list[_Entry]:
         shape = self.size(layer)
         return [_Entry("weight", shape), _Entry("bias", shape)]
 
-    def export(self, layer, get) -> dict:
+    def export(self, layer: _Norm, get: Getter) -> Arrays:
         return {"weight": get("gamma"), "bias": get("beta")}
 
-    def load(self, layer, arrays: dict) -> dict:
+    def load(self, layer: _Norm, arrays: Arrays) -> Arrays:
         return {"gamma": arrays["weight"], "beta": arrays["bias"]}
 
 
@@ -177,17 +204,17 @@ class _BatchNormRule:
     # zerograd's BatchNorm has no batch counter: PyTorch reads it only with momentum=None
     # (a cumulative average), which zerograd's decay cannot express anyway.
 
-    def entries(self, layer: BatchNorm, present) -> list[_Entry]:
+    def entries(self, layer: BatchNorm, present: set[str] | None) -> list[_Entry]:
         shape = (layer.size,)
         return [_Entry("weight", shape), _Entry("bias", shape), _Entry("running_mean", shape),
                 _Entry("running_var", shape), _Entry("num_batches_tracked", (), optional=True)]
 
-    def export(self, layer: BatchNorm, get) -> dict:
+    def export(self, layer: BatchNorm, get: Getter) -> Arrays:
         return {"weight": get("gamma"), "bias": get("beta"), "running_mean": get("avg_mean"),
                 "running_var": get("avg_var"),
                 "num_batches_tracked": np.array(0, dtype=np.int64)}
 
-    def load(self, layer: BatchNorm, arrays: dict) -> dict:
+    def load(self, layer: BatchNorm, arrays: Arrays) -> Arrays:
         return {"gamma": arrays["weight"], "beta": arrays["bias"],
                 "avg_mean": arrays["running_mean"], "avg_var": arrays["running_var"]}
 
@@ -196,13 +223,13 @@ class _EmbeddingRule:
     torch_name = "torch.nn.Embedding"
     layout = "weight (num_embeddings, embedding_dim) = W"
 
-    def entries(self, layer: Embedding, present) -> list[_Entry]:
+    def entries(self, layer: Embedding, present: set[str] | None) -> list[_Entry]:
         return [_Entry("weight", (layer.num_embeddings, layer.embedding_dim))]
 
-    def export(self, layer: Embedding, get) -> dict:
+    def export(self, layer: Embedding, get: Getter) -> Arrays:
         return {"weight": get("W")}
 
-    def load(self, layer: Embedding, arrays: dict) -> dict:
+    def load(self, layer: Embedding, arrays: Arrays) -> Arrays:
         return {"W": arrays["weight"]}
 
 
@@ -218,7 +245,7 @@ class _AttentionRule:
               "in_proj_bias = [q_proj.b, k_proj.b, v_proj.b], out_proj.weight = out_proj.W.T")
     _projections = ("q_proj", "k_proj", "v_proj")
 
-    def _packed(self, layer: MultiHeadAttention, present) -> bool:
+    def _packed(self, layer: MultiHeadAttention, present: set[str] | None) -> bool:
         if present is not None:  # loading: whichever form the state_dict has
             return "in_proj_weight" in present or "q_proj_weight" not in present
         E = layer.embed_dim
@@ -228,7 +255,7 @@ class _AttentionRule:
     def _has_bias(layer: MultiHeadAttention) -> bool:
         return layer.q_proj.b is not None
 
-    def entries(self, layer: MultiHeadAttention, present) -> list[_Entry]:
+    def entries(self, layer: MultiHeadAttention, present: set[str] | None) -> list[_Entry]:
         E = layer.embed_dim
         if self._packed(layer, present):
             entries = [_Entry("in_proj_weight", (3 * E, E))]
@@ -243,7 +270,7 @@ class _AttentionRule:
             entries.append(_Entry("out_proj.bias", (E,)))
         return entries
 
-    def export(self, layer: MultiHeadAttention, get) -> dict:
+    def export(self, layer: MultiHeadAttention, get: Getter) -> Arrays:
         E = layer.embed_dim
         if layer.q_proj.in_size != E:
             raise ShapeError(
@@ -269,7 +296,7 @@ class _AttentionRule:
             arrays["out_proj.bias"] = get("out_proj/b")
         return arrays
 
-    def load(self, layer: MultiHeadAttention, arrays: dict) -> dict:
+    def load(self, layer: MultiHeadAttention, arrays: Arrays) -> Arrays:
         if "in_proj_weight" in arrays:
             weights = np.split(arrays["in_proj_weight"], 3, axis=0)
         else:
@@ -298,7 +325,8 @@ class _CellRule:
     product, and zerograd's GRU has that very form with ``h2h.b`` as b_hh.
     """
 
-    def __init__(self, torch_name: str, x_gates: tuple, h_gates: tuple, blocks: int,
+    def __init__(self, torch_name: str, x_gates: tuple[str, ...], h_gates: tuple[str, ...],
+                 blocks: int,
                  fold_h_bias: bool, layout: str) -> None:
         self.torch_name = torch_name
         self.x_gates = x_gates
@@ -311,7 +339,7 @@ class _CellRule:
     def gates(self) -> int:
         return len(self.x_gates) * self.blocks
 
-    def suffix(self, present) -> str:
+    def suffix(self, present: set[str] | None) -> str:
         """PyTorch's cell modules name their arrays ``weight_ih``; a one-layer nn.RNN/LSTM/
         GRU names the same arrays ``weight_ih_l0``. A cell reads either (the cell's names
         when both are there) and writes the cell's."""
@@ -319,7 +347,7 @@ class _CellRule:
             return "_l0"
         return ""
 
-    def _has_bias(self, cell, where: str) -> bool:
+    def _has_bias(self, cell: _Cell, where: str) -> bool:
         biases = [cell.__dict__[name].b is not None for name in self.x_gates]
         if not self.fold_h_bias:
             biases += [cell.__dict__[name].b is not None for name in self.h_gates]
@@ -330,7 +358,7 @@ class _CellRule:
                 f"{self.torch_name} has them on every gate or on none")
         return all(biases)
 
-    def cell_entries(self, cell, suffix: str) -> list[_Entry]:
+    def cell_entries(self, cell: _Cell, suffix: str) -> list[_Entry]:
         GH = self.gates * cell.hidden_size
         entries = [_Entry(f"weight_ih{suffix}", (GH, cell.in_size)),
                    _Entry(f"weight_hh{suffix}", (GH, cell.hidden_size))]
@@ -338,21 +366,21 @@ class _CellRule:
             entries += [_Entry(f"bias_ih{suffix}", (GH,)), _Entry(f"bias_hh{suffix}", (GH,))]
         return entries
 
-    def entries(self, cell, present) -> list[_Entry]:
+    def entries(self, cell: _Cell, present: set[str] | None) -> list[_Entry]:
         return self.cell_entries(cell, self.suffix(present))
 
-    def _join(self, names, get, what: str) -> np.ndarray:
+    def _join(self, names: tuple[str, ...], get: Getter, what: str) -> np.ndarray:
         """PyTorch's (gates * H, ...) array from the sub-layers ``names``' W (or b)."""
         if what == "W":
             return np.concatenate([_t(get(f"{name}/W")) for name in names], axis=0)
         return np.concatenate([get(f"{name}/b") for name in names])
 
-    def _split(self, names, array: np.ndarray, what: str) -> dict:
+    def _split(self, names: tuple[str, ...], array: np.ndarray, what: str) -> Arrays:
         parts = np.split(array, len(names), axis=0)
         return {f"{name}/{what}": _t(part) if what == "W" else part
                 for name, part in zip(names, parts)}
 
-    def cell_export(self, cell, get, suffix: str) -> dict:
+    def cell_export(self, cell: _Cell, get: Getter, suffix: str) -> Arrays:
         arrays = {f"weight_ih{suffix}": self._join(self.x_gates, get, "W"),
                   f"weight_hh{suffix}": self._join(self.h_gates, get, "W")}
         if self._has_bias(cell, "to_torch_state_dict"):
@@ -362,10 +390,10 @@ class _CellRule:
                                           self._join(self.h_gates, get, "b"))
         return arrays
 
-    def export(self, cell, get) -> dict:
+    def export(self, cell: _Cell, get: Getter) -> Arrays:
         return self.cell_export(cell, get, "")
 
-    def cell_load(self, cell, arrays: dict, suffix: str) -> dict:
+    def cell_load(self, cell: _Cell, arrays: Arrays, suffix: str) -> Arrays:
         state = self._split(self.x_gates, arrays[f"weight_ih{suffix}"], "W")
         state.update(self._split(self.h_gates, arrays[f"weight_hh{suffix}"], "W"))
         if f"bias_ih{suffix}" in arrays:
@@ -377,7 +405,7 @@ class _CellRule:
                 state.update(self._split(self.h_gates, b_hh, "b"))
         return state
 
-    def load(self, cell, arrays: dict) -> dict:
+    def load(self, cell: _Cell, arrays: Arrays) -> Arrays:
         suffix = "_l0" if "weight_ih_l0" in arrays else ""
         return self.cell_load(cell, arrays, suffix)
 
@@ -409,26 +437,26 @@ class _SeqRule:
         self.layout = f"per cell l{{k}}[_reverse], as {cell.torch_name}: {cell.layout}"
 
     @staticmethod
-    def _cells(layer):
+    def _cells(layer: _Seq) -> Iterator[tuple[str, _Cell]]:
         """(cell name, cell): ``l0``, ``l0_reverse``, ``l1``, ... (PyTorch's suffixes)."""
         for k in range(layer.num_layers):
             for suffix in ("", "_reverse")[:layer.num_directions]:
                 name = f"l{k}{suffix}"
                 yield name, getattr(layer, name)
 
-    def entries(self, layer, present) -> list[_Entry]:
+    def entries(self, layer: _Seq, present: set[str] | None) -> list[_Entry]:
         return [entry for name, cell in self._cells(layer)
                 for entry in self.cell.cell_entries(cell, f"_{name}")]
 
-    def export(self, layer, get) -> dict:
-        arrays = {}
+    def export(self, layer: _Seq, get: Getter) -> Arrays:
+        arrays: Arrays = {}
         for name, cell in self._cells(layer):
             arrays.update(self.cell.cell_export(
-                cell, lambda path, name=name: get(f"{name}/{path}"), f"_{name}"))
+                cell, _under(get, name), f"_{name}"))
         return arrays
 
-    def load(self, layer, arrays: dict) -> dict:
-        state = {}
+    def load(self, layer: _Seq, arrays: Arrays) -> Arrays:
+        state: Arrays = {}
         for name, cell in self._cells(layer):
             for path, array in self.cell.cell_load(cell, arrays, f"_{name}").items():
                 state[f"{name}/{path}"] = array
@@ -436,14 +464,16 @@ class _SeqRule:
 
 
 # Looked up along the layer's class hierarchy (EmbedID finds Embedding's rule).
-_RULES: dict[type, object] = {
+_RULES: dict[type[Layer], _Rule] = {
     Linear: _LinearRule(),
     Conv1d: _ConvRule("torch.nn.Conv1d", transposed=False),
     Conv2d: _ConvRule("torch.nn.Conv2d", transposed=False),
     Deconv2d: _ConvRule("torch.nn.ConvTranspose2d", transposed=True),
     BatchNorm: _BatchNormRule(),
-    LayerNorm: _AffineRule("torch.nn.LayerNorm", lambda layer: layer.normalized_shape),
-    GroupNorm: _AffineRule("torch.nn.GroupNorm", lambda layer: (layer.num_channels,)),
+    LayerNorm: _AffineRule[LayerNorm]("torch.nn.LayerNorm",
+                                      lambda layer: layer.normalized_shape),
+    GroupNorm: _AffineRule[GroupNorm]("torch.nn.GroupNorm",
+                                      lambda layer: (layer.num_channels,)),
     Embedding: _EmbeddingRule(),
     MultiHeadAttention: _AttentionRule(),
     RNN: _RNN_CELL,
@@ -455,7 +485,7 @@ _RULES: dict[type, object] = {
 }
 
 
-def _rule_for(layer: Layer):
+def _rule_for(layer: Layer) -> _Rule | None:
     for cls in type(layer).__mro__:
         rule = _RULES.get(cls)
         if rule is not None:
@@ -471,7 +501,7 @@ class _Unit(NamedTuple):
 
     path: str
     layer: Layer
-    rule: object
+    rule: _Rule | None
     name: str | None
 
 
@@ -480,7 +510,7 @@ def _join(prefix: str, key: str, sep: str) -> str:
     return f"{prefix}{sep}{key}" if prefix and key else prefix or key
 
 
-def _ancestors(path: str):
+def _ancestors(path: str) -> Iterator[str]:
     """'a/b/c' -> 'a/b', 'a', '' (the model itself)."""
     while path:
         path = path.rpartition("/")[0]
@@ -491,7 +521,8 @@ def _default_name(path: str) -> str:
     return path.replace("/", ".")
 
 
-def _resolver(mapping, where: str, paths: dict[str, str]):
+def _resolver(mapping: NameMapping, where: str,
+              paths: dict[str, str]) -> Callable[[str], str | None]:
     """The function path -> PyTorch name (or None: left out) that ``mapping`` describes.
 
     ``paths`` maps every path a mapping key may name (units and the layers above them) to
@@ -499,7 +530,7 @@ def _resolver(mapping, where: str, paths: dict[str, str]):
     if mapping is None:
         return _default_name
     if callable(mapping):
-        def call(path: str):
+        def call(path: str) -> str | None:
             name = mapping(path)
             if name is not None and not isinstance(name, str):
                 raise TypeError(f"{where}: the mapping function returned "
@@ -525,7 +556,7 @@ def _resolver(mapping, where: str, paths: dict[str, str]):
             raise TypeError(f"{where}: mapping[{key!r}] is {type(value).__name__} {value!r}; "
                             "expected a PyTorch name (str) or None (leave it out)")
 
-    def look_up(path: str):
+    def look_up(path: str) -> str | None:
         # The path itself, else its nearest mapped ancestor: {"enc": "features"} sends
         # "enc/conv1" to "features.conv1".
         for key in (path, *_ancestors(path)):
@@ -539,7 +570,7 @@ def _resolver(mapping, where: str, paths: dict[str, str]):
     return look_up
 
 
-def _units(model: Layer, mapping, where: str) -> list[_Unit]:
+def _units(model: Layer, mapping: NameMapping, where: str) -> list[_Unit]:
     """The model's parts in PyTorch's order, each with its PyTorch name: layer by layer
     (depth first, in definition order), a layer's own Parameters, then its buffers, then
     its sub-layers, where a converted layer is one part."""
@@ -551,7 +582,7 @@ def _units(model: Layer, mapping, where: str) -> list[_Unit]:
         own.setdefault(key.rpartition("/")[0], []).append((key, layer))
     converted: set[str] = set()
     paths: dict[str, str] = {}  # what a mapping key may name, or "inside <converted layer>"
-    found: list[tuple[str, Layer, object]] = []
+    found: list[tuple[str, Layer, _Rule | None]] = []
     for path, layer in model.named_layers():
         inside = next((a for a in _ancestors(path) if a in converted), None)
         if inside is not None:
@@ -575,8 +606,10 @@ def _units(model: Layer, mapping, where: str) -> list[_Unit]:
 
 
 # -- arrays in -----------------------------------------------------------------------------------
-def _as_array(key: str, value) -> np.ndarray:
-    """A NumPy array from a torch tensor (on any device, any float width) or an array."""
+def _as_array(key: str, value: Any) -> np.ndarray:
+    """A NumPy array from a torch tensor (on any device, any float width) or an array.
+
+    ``value`` is Any: a torch.Tensor is a type mypy is not given (torch is optional)."""
     torch = sys.modules.get("torch")  # a tensor exists only where torch is imported
     if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu()
@@ -592,25 +625,27 @@ def _as_array(key: str, value) -> np.ndarray:
     return array
 
 
-def _fits(shape: tuple, expected: tuple | None) -> bool:
+def _fits(shape: tuple[int, ...], expected: tuple[int | None, ...] | None) -> bool:
     if expected is None:
         return True
     return len(shape) == len(expected) and all(
         want is None or have == want for have, want in zip(shape, expected))
 
 
-def _shape_text(shape: tuple | None) -> str:
+def _shape_text(shape: tuple[int | None, ...] | None) -> str:
     if shape is None:
         return "any shape"
     return "(" + ", ".join("?" if s is None else str(s) for s in shape) + (
         ",)" if len(shape) == 1 else ")")
 
 
-def _read_unit(unit: _Unit, arrays: dict, current: dict, missing: list, mismatched: list,
-               taken: set) -> dict:
+def _read_unit(unit: _Unit, arrays: Arrays, current: Mapping[str, Variable | np.ndarray | None],
+               missing: list[str], mismatched: list[str], taken: set[str]) -> Arrays:
     """The zerograd arrays (full path -> array) that ``unit`` takes from ``arrays``, or {}
-    when some of its keys are missing or misshapen; the keys it takes go into ``taken``,
-    the problems into ``missing`` and ``mismatched``."""
+    when some of its keys are missing or misshapen (or the mapping leaves it out); the keys
+    it takes go into ``taken``, the problems into ``missing`` and ``mismatched``."""
+    if unit.name is None:  # left out by the mapping: it takes nothing
+        return {}
     what = (f"{type(unit.layer).__name__} {unit.path!r}" if unit.path else
             f"the model ({type(unit.layer).__name__})")
     if unit.rule is None:  # a plain Parameter or buffer, copied as it is: any shape
@@ -655,7 +690,8 @@ def _read_unit(unit: _Unit, arrays: dict, current: dict, missing: list, mismatch
     return {path: np.ascontiguousarray(array) for path, array in state.items()}
 
 
-def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMapping = None,
+def from_torch_state_dict(model: Layer, state_dict: Mapping[str, object],
+                          mapping: NameMapping = None,
                           strict: bool = True) -> TorchLoadResult:
     """Load a PyTorch ``state_dict`` (tensors or NumPy arrays) into a zerograd ``model``.
 
@@ -689,8 +725,7 @@ def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMappin
     taken: set[str] = set()
     new_state: dict[str, np.ndarray] = {}
     for unit in units:
-        if unit.name is not None:
-            new_state.update(_read_unit(unit, arrays, current, missing, mismatched, taken))
+        new_state.update(_read_unit(unit, arrays, current, missing, mismatched, taken))
     unexpected = [key for key in arrays if key not in taken]
     if strict and (missing or unexpected or mismatched):
         lines = []
@@ -714,7 +749,7 @@ def from_torch_state_dict(model: Layer, state_dict: Mapping, mapping: NameMappin
 
 
 # -- arrays out ----------------------------------------------------------------------------------
-def _import_torch():
+def _import_torch() -> types.ModuleType | None:
     """PyTorch, or None where it is not installed (it is optional, and only imported here)."""
     try:
         import torch
@@ -723,7 +758,9 @@ def _import_torch():
     return torch
 
 
-def to_torch_state_dict(model: Layer, mapping: NameMapping = None) -> dict:
+# Any: torch's tensors where torch can be imported, else NumPy arrays; torch is optional
+# and not given to mypy (analysing it would dwarf the package).
+def to_torch_state_dict(model: Layer, mapping: NameMapping = None) -> dict[str, Any]:
     """The model's weights as a PyTorch ``state_dict``: {PyTorch key: tensor}.
 
     The inverse of :func:`from_torch_state_dict`, with the same names and ``mapping``: each
@@ -744,8 +781,7 @@ def to_torch_state_dict(model: Layer, mapping: NameMapping = None) -> dict:
         if unit.rule is None:
             arrays = {"": state[unit.path]}
         else:
-            arrays = unit.rule.export(
-                unit.layer, lambda path, unit=unit: state[_join(unit.path, path, "/")])
+            arrays = unit.rule.export(unit.layer, _under(state.__getitem__, unit.path))
         for key, array in arrays.items():
             full = _join(unit.name, key, ".")
             if full in out:
