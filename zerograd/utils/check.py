@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import html
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,9 +32,14 @@ from zerograd.core.variable import Variable, is_array
 from zerograd.errors import ZerogradError
 from zerograd.ops.reduction import sum as _sum
 from zerograd.utils.graph import collect
-from zerograd.utils.trace import trace_backward
+from zerograd.utils.trace import TraceStep, trace_backward
 
 _ORDINAL = {1: "first", 2: "second", 3: "third"}
+
+# What check_function checks: a Function subclass, an instance, or a function of Variables
+# (whatever it returns: a wrong return value is one of the mistakes reported).
+Checked = type[Function] | Function | Callable[..., object]
+Weights = list[list[np.ndarray]]  # per level: u for the outputs, then a w per input
 
 
 class FunctionCheckError(ZerogradError, AssertionError):
@@ -102,8 +108,9 @@ class FunctionReport:
         return self
 
 
-def check_function(fn, *inputs, order: int = 2, strict: bool = False, rtol: float = 1e-4,
-                   atol: float = 1e-5, eps: float = 1e-6, seed: int = 0) -> FunctionReport:
+def check_function(fn: Checked, *inputs: object, order: int = 2, strict: bool = False,
+                   rtol: float = 1e-4, atol: float = 1e-5, eps: float = 1e-6,
+                   seed: int = 0) -> FunctionReport:
     """Check ``fn`` at ``inputs`` and report every problem in plain words.
 
     ``fn``: a ``Function`` subclass (called as ``fn()(*inputs)``), an instance (a fresh
@@ -119,7 +126,7 @@ def check_function(fn, *inputs, order: int = 2, strict: bool = False, rtol: floa
     target = _Target(fn)
     report = FunctionReport(target.name)
     arrays = [_as_input(x, i) for i, x in enumerate(inputs)]
-    checks = [_check_forward, _check_backward_types, _check_values]
+    checks: list[Callable[..., bool]] = [_check_forward, _check_backward_types, _check_values]
     for check in checks:
         if check(target, arrays, order, report, rtol=rtol, atol=atol, eps=eps,
                  seed=seed) is False:
@@ -133,7 +140,13 @@ def check_function(fn, *inputs, order: int = 2, strict: bool = False, rtol: floa
 class _Target:
     """Calls ``fn`` on Variables, the same way every time (a fresh Function per call)."""
 
-    def __init__(self, fn) -> None:
+    kind: str  # "class", "instance" or "callable"
+    cls: type[Function] | None  # the class under test; None for a plain function
+    name: str
+    make: Callable[[], Function] | None  # a fresh Function to call; None for a plain function
+    fn: Callable[..., object]  # the plain function
+
+    def __init__(self, fn: Checked) -> None:
         if isinstance(fn, type) and issubclass(fn, Function):
             self.kind, self.cls, self.name = "class", fn, fn.__name__
             self.make = fn
@@ -171,7 +184,7 @@ def _fresh_copy(f: Function) -> Function:
     return g
 
 
-def _as_input(x, i: int) -> np.ndarray:
+def _as_input(x: object, i: int) -> np.ndarray:
     if isinstance(x, Variable):
         return np.array(as_numpy(x.data), copy=True)
     if is_array(x):
@@ -196,7 +209,8 @@ def _input_name(i: int, a: np.ndarray) -> str:
 
 
 # -- 1. forward --------------------------------------------------------------------------
-def _check_forward(target: _Target, arrays, order, report, **_) -> bool:
+def _check_forward(target: _Target, arrays: list[np.ndarray], order: int,
+                   report: FunctionReport, **_: object) -> bool:
     if target.make is None:  # a plain function: checked through the Functions it calls
         return True
     f = target.make()
@@ -250,7 +264,7 @@ def _check_forward(target: _Target, arrays, order, report, **_) -> bool:
 
 
 def _check_in_place(where: str, before: list[np.ndarray], after: list[np.ndarray],
-                    report) -> None:
+                    report: FunctionReport) -> None:
     for i, (a, b) in enumerate(zip(before, after)):
         if a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
             report.problems.append(Problem("input modified", (
@@ -261,7 +275,8 @@ def _check_in_place(where: str, before: list[np.ndarray], after: list[np.ndarray
 
 
 # -- 2. backward: counts, types, shapes, dtypes -------------------------------------------
-def _check_backward_types(target: _Target, arrays, order, report, **_) -> bool:
+def _check_backward_types(target: _Target, arrays: list[np.ndarray], order: int,
+                          report: FunctionReport, **_: object) -> bool:
     xs = _variables(arrays)
     data = [x.data for x in xs]
     try:
@@ -283,6 +298,7 @@ def _check_backward_types(target: _Target, arrays, order, report, **_) -> bool:
     rng = np.random.default_rng(seed=12345)
     for y in ys:
         y.grad = Variable(_random_like(rng, y.data), requires_grad=False)
+    error: Exception | None
     try:
         trace = trace_backward(ys[0], show=False, retain_grad=True, names={})
     except Exception as e:
@@ -309,13 +325,13 @@ def _check_backward_types(target: _Target, arrays, order, report, **_) -> bool:
     return True
 
 
-def _steps_so_far(error: BaseException, target: _Target) -> list:
+def _steps_so_far(error: BaseException, target: _Target) -> list[TraceStep]:
     """The steps ``trace_backward`` recorded before ``error`` stopped it."""
     trace = getattr(error, "zerograd_trace", None)
     return [] if trace is None else [s for s in trace if target.is_mine(s.function)]
 
 
-def _gradient_problems(step, target: _Target) -> list[Problem]:
+def _gradient_problems(step: TraceStep, target: _Target) -> list[Problem]:
     """What is wrong with what one ``backward`` call returned, for each input."""
     f = step.function
     name = f"{f.name}.backward"
@@ -356,7 +372,7 @@ def _gradient_problems(step, target: _Target) -> list[Problem]:
     return problems
 
 
-def _broadcasts_to(shape: tuple, grad_shape: tuple) -> bool:
+def _broadcasts_to(shape: tuple[int, ...], grad_shape: tuple[int, ...]) -> bool:
     """Whether an array of ``shape`` broadcasts to ``grad_shape`` (the engine sums back)."""
     if len(grad_shape) < len(shape):
         return False
@@ -365,7 +381,9 @@ def _broadcasts_to(shape: tuple, grad_shape: tuple) -> bool:
 
 
 # -- 3. values against central differences, order by order ------------------------------
-def _check_values(target: _Target, arrays, order, report, rtol, atol, eps, seed) -> bool:
+def _check_values(target: _Target, arrays: list[np.ndarray], order: int,
+                  report: FunctionReport, rtol: float, atol: float, eps: float,
+                  seed: int) -> bool:
     arrays64 = [a.astype(np.float64) if _is_float(a) else a for a in arrays]
     wrt = [i for i, a in enumerate(arrays64) if _is_float(a)]
     if not wrt:
@@ -412,11 +430,12 @@ def _check_values(target: _Target, arrays, order, report, rtol, atol, eps, seed)
     return True
 
 
-def _analytic(target, arrays, weights, level):
+def _analytic(target: _Target, arrays: list[np.ndarray], weights: Weights, level: int
+              ) -> tuple[list[np.ndarray | None], list[TraceStep]]:
     """The gradient of G_level by backprop, per input (None where there is none), and the
     raw values the function's backward returned on the way (for diagnosis)."""
     xs = _variables(arrays)
-    raw: list = []
+    raw: list[TraceStep] = []
     g = _level(target, xs, weights, level, create_graph=True, record=raw)
     for x in xs:
         x.cleargrad()
@@ -426,9 +445,11 @@ def _analytic(target, arrays, weights, level):
             for x in xs], raw
 
 
-def _numeric(target, arrays, weights, level, wrt, eps):
-    """The gradient of G_level by central differences, for each input in ``wrt``."""
-    result: list = [None] * len(arrays)
+def _numeric(target: _Target, arrays: list[np.ndarray], weights: Weights, level: int,
+             wrt: list[int], eps: float) -> dict[int, np.ndarray]:
+    """The gradient of G_level by central differences, for each input in ``wrt`` (by its
+    index)."""
+    result: dict[int, np.ndarray] = {}
     for i in wrt:
         base = [a.copy() for a in arrays]
         grad = np.zeros(base[i].shape)
@@ -444,7 +465,7 @@ def _numeric(target, arrays, weights, level, wrt, eps):
     return result
 
 
-def _value(target, arrays, weights, level) -> float:
+def _value(target: _Target, arrays: list[np.ndarray], weights: Weights, level: int) -> float:
     if level == 0:
         with no_grad():
             ys = target(_variables(arrays))
@@ -453,7 +474,8 @@ def _value(target, arrays, weights, level) -> float:
                                  create_graph=False).data))
 
 
-def _level(target, xs, weights, level, create_graph, record=None) -> Variable:
+def _level(target: _Target, xs: list[Variable], weights: Weights, level: int,
+           create_graph: bool, record: list[TraceStep] | None = None) -> Variable:
     """G_0 = sum_j <u_j, y_j>; G_k = sum_i <w_i, dG_(k-1)/dx_i>, as a Variable.
 
     ``record``: a list that receives the steps of the function under test from the
@@ -476,8 +498,8 @@ def _level(target, xs, weights, level, create_graph, record=None) -> Variable:
     return g
 
 
-def _weighted_sum(vs, ws) -> Variable:
-    total = None
+def _weighted_sum(vs: Sequence[Variable | None], ws: Sequence[np.ndarray]) -> Variable:
+    total: Variable | None = None
     for v, w in zip(vs, ws):
         if v is None:
             continue
@@ -486,7 +508,8 @@ def _weighted_sum(vs, ws) -> Variable:
     return total if total is not None else Variable(np.array(0.0), requires_grad=False)
 
 
-def _mismatch(analytic, numeric, rtol, atol) -> str:
+def _mismatch(analytic: np.ndarray | None, numeric: np.ndarray, rtol: float,
+              atol: float) -> str:
     """'' if close, else which elements differ and by how much."""
     if analytic is None:
         analytic = np.zeros_like(numeric)
@@ -508,7 +531,7 @@ def _mismatch(analytic, numeric, rtol, atol) -> str:
             + more + f" (tolerance rtol={rtol:g}, atol={atol:g})")
 
 
-def _why_higher_order_fails(target, raw: list, i: int) -> str:
+def _why_higher_order_fails(target: _Target, raw: list[TraceStep], i: int) -> str:
     """A hint for a wrong higher derivative: a backward that left the graph."""
     hints = []
     for step in raw[:1]:  # every call of the same backward says the same
@@ -532,7 +555,7 @@ def _why_higher_order_fails(target, raw: list, i: int) -> str:
             "differentiated again")
 
 
-def _data_lines(target) -> list[str]:
+def _data_lines(target: _Target) -> list[str]:
     cls = target.cls
     if cls is None or "backward" not in cls.__dict__:
         return []
@@ -548,7 +571,7 @@ def _data_lines(target) -> list[str]:
     return found[:3]
 
 
-def _random_like(rng, a) -> np.ndarray:
+def _random_like(rng: np.random.Generator, a: object) -> np.ndarray:
     a = np.asarray(as_numpy(a))
     dtype = a.dtype if a.dtype.kind == "f" else np.float64
     # Away from zero and of both signs, so that no element is accidentally unchecked.
@@ -556,7 +579,7 @@ def _random_like(rng, a) -> np.ndarray:
     return np.asarray(values, dtype=dtype)
 
 
-def _shapes(arrays) -> str:
+def _shapes(arrays: Sequence[np.ndarray]) -> str:
     return ", ".join(f"{a.dtype} {tuple(a.shape)}" for a in arrays)
 
 
