@@ -77,18 +77,16 @@ CASES = [
     ExportCase("conv1d_dilation", lambda: lambda x: F.conv1d(x, W_CONV1D, None, dilation=3),
                ((2, 4, 11),)),
     # im2col/col2im: the book's conv2d_simple and pooling_simple. Their batch is folded
-    # into the first axis of the patch matrix, so these run at the example batch size.
+    # into the first axis of the patch matrix (N * OH * OW rows) and the Reshape back to
+    # (N, OH, OW, C) computes it, so they run at another batch size too.
     ExportCase("im2col", lambda: lambda x: F.im2col(x, 3, 2, 1, to_matrix=False), IMAGE),
-    ExportCase("im2col_matrix", lambda: lambda x: F.im2col(x, (2, 3), 1, (0, 1)), IMAGE,
-               other_batch=False),
+    ExportCase("im2col_matrix", lambda: lambda x: F.im2col(x, (2, 3), 1, (0, 1)), IMAGE),
     ExportCase("col2im", lambda: lambda c: F.col2im(c, (2, 4, 9, 8), 3, 2, 1, to_matrix=False),
                ((2, 4, 3, 3, 5, 4),), other_batch=False),  # img_shape fixes the batch
     ExportCase("col2im_matrix", lambda: lambda c: F.col2im(c, (2, 4, 9, 8), 3, 2, 1),
                ((40, 36),), other_batch=False),
-    ExportCase("conv2d_simple", lambda: lambda x: F.conv2d_simple(x, W_CONV, B6, 2, 1), IMAGE,
-               other_batch=False),
-    ExportCase("pooling_simple", lambda: lambda x: F.pooling_simple(x, 2, 2), IMAGE,
-               other_batch=False),
+    ExportCase("conv2d_simple", lambda: lambda x: F.conv2d_simple(x, W_CONV, B6, 2, 1), IMAGE),
+    ExportCase("pooling_simple", lambda: lambda x: F.pooling_simple(x, 2, 2), IMAGE),
     # -- pooling: padding, ceil_mode (the overhang), count_include_pad ---------------------
     ExportCase("pooling", lambda: lambda x: F.pooling(x, 3, 1, 1), IMAGE),
     ExportCase("max_pool2d", lambda: lambda x: F.max_pool2d(x, 2), IMAGE),

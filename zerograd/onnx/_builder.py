@@ -54,12 +54,17 @@ class GraphBuilder:
         # id(Variable) -> the name of its value; the walk fills it (graph inputs,
         # initializers, node outputs) and holds the Variables alive while it runs.
         self._names: dict[int, str] = {}
-        self._batched: set[int] = set()  # ids of Variables whose first axis is the batch
+        # How values depend on the batch (see ``bind``): ids of Variables with a batched
+        # ancestor, and for those whose first axis is k * batch (the batch outermost), k.
+        self._depends: set[int] = set()
+        self._batch_factor: dict[int, int] = {}
         self._alive: list[Variable] = []
         self._batch_dim: str | None = None  # the 1-D runtime batch size, once asked for
         self._batch_source: str | None = None  # a graph input whose first axis is the batch
-        # The export walk's inline (see ``inline``), set by export.
+        # The export walk's inline (see ``inline``) and its buffer names (id(array) ->
+        # ``bn/avg_mean``, see ``buffer``), set by export.
         self._inline: Any = None
+        self._buffer_names: dict[int, str] = {}
 
     # -- names ----------------------------------------------------------------------------
     def fresh_name(self, hint: str) -> str:
@@ -78,21 +83,43 @@ class GraphBuilder:
         self._used.add(name)
         return name
 
-    def bind(self, variable: Variable, name: str, batched: bool = False) -> None:
-        """Record that ``variable`` is the ONNX value ``name`` (and whether its first axis
-        is the batch, which ``shape_constant`` reads)."""
+    def bind(self, variable: Variable, name: str, depends: bool = False) -> None:
+        """Record that ``variable`` is the ONNX value ``name``; ``depends``: whether it has a
+        batched ancestor (a graph input whose first axis is the batch, or such an input
+        itself).
+
+        Of a value that depends on the batch, the builder also records how its first axis
+        does: a first axis of k * N (N the example batch) is taken to be k * batch with the
+        batch outermost, as in the input itself (k = 1), a flattened (N * C, H * W) or the
+        (N * OH * OW, C * KH * KW) patch matrix of im2col; ``shape_constant`` reads it. A
+        coincidence of sizes (a first axis of 2N that is no batch) does no harm there, since
+        the target shape is computed from the value's own runtime first axis: where that
+        axis does not vary, the result is the constant."""
         self._names[id(variable)] = name
         self._alive.append(variable)
-        if batched:
-            self._batched.add(id(variable))
+        n = self.batch_size
+        if depends and n is not None:
+            self._depends.add(id(variable))
+            first = int(variable.shape[0]) if variable.ndim >= 1 else 0
+            if first > 0 and first % n == 0:
+                self._batch_factor[id(variable)] = first // n
 
     def name_of(self, variable: Variable) -> str:
         """The ONNX value name of a Variable the walk has already met."""
         return self._names[id(variable)]
 
+    def depends_on_batch(self, variable: Variable) -> bool:
+        """Whether ``variable`` has a batched ancestor (its values, and maybe its shape, can
+        change with the batch)."""
+        return id(variable) in self._depends
+
+    def batch_factor(self, variable: Variable) -> int | None:
+        """k where ``variable``'s first axis is k * batch (see ``bind``), else None."""
+        return self._batch_factor.get(id(variable))
+
     def is_batched(self, variable: Variable) -> bool:
         """Whether ``variable``'s first axis is the (symbolic) batch axis of the export."""
-        return id(variable) in self._batched
+        return self.batch_factor(variable) == 1
 
     # -- nodes and constants -----------------------------------------------------------------
     def op(self, op_type: str, *inputs: str | None, outputs: int = 1, domain: str = "",
@@ -134,6 +161,17 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
+    def buffer(self, array: Any, dtype: Any = None) -> str:
+        """An initializer holding a buffer of the model that a node keeps as an attribute
+        rather than an input (BatchNorm's running statistics), named by its buffer name
+        (``bn/avg_mean``) the first time; as ``constant`` where the array is no buffer of
+        the model (a function's own array) or its name is taken."""
+        name = self._buffer_names.get(id(array))
+        if name is None or name in self._used:
+            return self.constant(array, dtype)
+        array = as_numpy(array)
+        return self.initializer(array if dtype is None else array.astype(dtype), name)
+
     def tensor_type(self, dtype: Any) -> int:
         """The ONNX element type of a NumPy dtype (for Cast's ``to``, ConstantOfShape...)."""
         return tensor_dtype(dtype)
@@ -171,35 +209,51 @@ class GraphBuilder:
         return self.slice(self.op("Shape", name), [0], [1], [0])
 
     def shape_constant(self, target_shape: Sequence[int], like: Variable) -> str:
-        """An int64 shape for Reshape or Expand that keeps the batch symbolic.
+        """An int64 shape for Reshape or Expand of ``like`` that keeps the batch symbolic.
 
-        Without a dynamic batch, or when ``like``'s first axis is not the batch, it is the
-        constant ``target_shape``. Otherwise a leading target dimension that is the batch
-        (equal to the example batch size N) or absorbed it (k * N, with every other
-        dimension of ``like`` accounted for by the rest of the target) is computed at run
-        time from ``like``'s shape: batch * k. A vector built this way is valid for both
-        Reshape and Expand, which a 0 ("copy") or -1 ("infer") entry is not.
+        Without a dynamic batch, or when ``like``'s first axis is not k * batch (see
+        ``bind``), it is the constant ``target_shape``. Otherwise the target's first
+        dimension is computed at run time from ``like``'s, the rest staying constant:
+
+        - a first dimension equal to ``like``'s (a Reshape or Expand that keeps the first
+          axis) is ``like``'s runtime first dimension;
+        - a first dimension of k' * N in a Reshape (the target has ``like``'s size, so the
+          batch, outermost in ``like``, stays outermost in the target's first axis: a
+          flatten to (N, -1), a merge to (N * C, ...), the (N * OH * OW, OC) product of
+          conv2d_simple back to (N, OH, OW, OC)) is ``like``'s runtime first dimension
+          times k' / k.
+
+        A vector built this way is valid for both Reshape and Expand, which a 0 ("copy") or
+        -1 ("infer") entry is not.
         """
         target = [int(n) for n in target_shape]
         n = self.batch_size
-        if n is None or not target or not self.is_batched(like) or target[0] % n:
+        k = self.batch_factor(like)
+        if n is None or not target or k is None:
             return self.constant(np.array(target, dtype=np.int64))
-        if target[0] != n:
-            # k * batch (k > 1) only when the rest of the target is made of ``like``'s
-            # non-batch dimensions alone, as in a Reshape that merges the batch into the
-            # first axis; a coincidence of sizes otherwise.
-            rest = math.prod(target[1:])
-            others = math.prod(like.shape[1:])
-            if rest == 0 or (others * n) % rest or (others * n) // rest != target[0]:
-                return self.constant(np.array(target, dtype=np.int64))
-        lead = self.batch_dim(like)
-        factor = target[0] // n
-        if factor != 1:
-            lead = self.op("Mul", lead, self.constant(np.array([factor], dtype=np.int64)))
+        first = int(like.shape[0])
+        if target[0] == first:
+            lead = self._first_dim(self.name_of(like))
+        elif target[0] > 0 and target[0] % n == 0 and math.prod(target) == math.prod(
+                like.shape):
+            lead = self._scaled(self._first_dim(self.name_of(like)), target[0] // n, k)
+        else:  # a first axis that is not the batch's (an Expand of a broadcast one)
+            return self.constant(np.array(target, dtype=np.int64))
         if len(target) == 1:
             return lead
         return self.op("Concat", lead, self.constant(np.array(target[1:], dtype=np.int64)),
                        axis=0)
+
+    def _scaled(self, dim: str, numerator: int, denominator: int) -> str:
+        """``dim * numerator / denominator`` in int64, exact: ``dim`` is denominator *
+        batch at run time, so the division leaves no remainder."""
+        common = math.gcd(numerator, denominator)
+        numerator, denominator = numerator // common, denominator // common
+        if numerator != 1:
+            dim = self.op("Mul", dim, self.constant(np.array([numerator], dtype=np.int64)))
+        if denominator != 1:
+            dim = self.op("Div", dim, self.constant(np.array([denominator], dtype=np.int64)))
+        return dim
 
     # -- ops whose form changed between opsets -----------------------------------------------
     def reduce(self, op_type: str, x: str, axes: Sequence[int] | None,

@@ -274,6 +274,7 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         buffer_names = {id(a): key for key, a in model_or_fn.named_buffers() if a is not None}
     walk = _Walk(g, labels, root, param_names, buffer_names)
     g._inline = walk.inline
+    g._buffer_names = buffer_names
     walk.emit(functions)
 
     graph_outputs = []
@@ -303,7 +304,7 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
         producer_version=zerograd.__version__,
         ir_version=onnx.helper.find_min_ir_version_for(opsets))
     if batch is not None:
-        _infer_output_shapes(onnx, model)
+        _infer_output_shapes(onnx, model, [g.batch_factor(y) for y in outputs])
     onnx.checker.check_model(model)
     if path is not None:
         from zerograd.serialization import atomic_write
@@ -313,17 +314,36 @@ def export(model_or_fn: Any, example_inputs: Any, path: str | os.PathLike | None
     return model
 
 
-def _infer_output_shapes(onnx: Any, model: Any) -> None:
+def _infer_output_shapes(onnx: Any, model: Any, factors: list[int | None]) -> None:
     """Declare the outputs' shapes as ONNX's shape inference derives them from the inputs'
-    (``batch`` where it is the batch, a number where fixed, unknown where it cannot tell):
-    the example's shapes would claim fixed sizes for dimensions that follow the batch."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # inference is advisory: the outputs keep their rank and dtype
-        return
-    for declared, found in zip(model.graph.output, inferred.graph.output):
-        if found.type.tensor_type.HasField("shape"):
+    (``batch`` where it is the batch, a number where fixed): the example's shapes would
+    claim fixed sizes for dimensions that follow the batch. Where inference cannot tell
+    the first dimension of an output whose first axis is k * batch (``factors``, see
+    ``GraphBuilder.bind``), often after a Reshape whose target is computed, it is declared
+    ``batch`` (k = 1) or ``batch*k``: a symbol of its own, never the example's size."""
+    inferred = None
+    # data_prop follows the shape vectors that keep the batch symbolic (Shape, Concat),
+    # so a Reshape to a computed target still tells its fixed dimensions.
+    for data_prop in (True, False):
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
+            break
+        except Exception:  # inference is advisory: the outputs keep their rank and dtype
+            continue
+    for i, (declared, factor) in enumerate(zip(model.graph.output, factors)):
+        found = inferred.graph.output[i] if inferred is not None else None
+        if found is not None and found.type.tensor_type.HasField("shape"):
             declared.type.CopyFrom(found.type)
+        dims = declared.type.tensor_type.shape.dim
+        if factor is None or not dims:
+            continue
+        first = dims[0]
+        # A number or the inputs' own symbol is inference's finding; an unknown or a
+        # symbol it made up (unk__0) says less than the factor does.
+        if first.HasField("dim_value") or first.dim_param == "batch":
+            continue
+        first.Clear()
+        first.dim_param = "batch" if factor == 1 else f"batch*{factor}"
 
 
 class _Walk:
@@ -375,12 +395,11 @@ class _Walk:
             if len(results) != len(f.outputs):
                 raise ExportError(f"ONNX lowering of {f.name} (in {where!r}) returned "
                                   f"{len(results)} values for {len(f.outputs)} outputs")
-            batched_in = any(g.is_batched(x) for x in f.inputs)
+            depends = any(g.depends_on_batch(x) for x in f.inputs)
             for ref, name in zip(f.outputs, results):
                 y = ref()
                 if y is not None:
-                    g.bind(y, name, batched_in and g.batch_size is not None and y.ndim >= 1
-                           and y.shape[0] == g.batch_size)
+                    g.bind(y, name, depends)
 
     def inline(self, outputs: Sequence[Variable], inside: str) -> list[str]:
         """Emit the graph that computed ``outputs`` down to Variables the graph already

@@ -343,9 +343,10 @@ class BatchNorm(Function):
             xhat = _standardize_onnx(g, x, self.axes, self.eps, dtype)
             return g.op("Add", g.op("Mul", xhat, g.op("Reshape", gamma, shape)),
                         g.op("Reshape", beta, shape))
-        # Inference with the running statistics: ONNX's own operator.
-        mean = g.constant(self.avg_mean, dtype=dtype)
-        var = g.constant(self.avg_var, dtype=dtype)
+        # Inference with the running statistics: ONNX's own operator. They are attributes
+        # of the node, not inputs: g.buffer names them by the layer's buffers (bn/avg_mean).
+        mean = g.buffer(self.avg_mean, dtype=dtype)
+        var = g.buffer(self.avg_var, dtype=dtype)
         return g.op("BatchNormalization", x, gamma, beta, mean, var, epsilon=self.eps)
 
 
