@@ -98,6 +98,18 @@ def test_expand_of_a_folded_batch_keeps_the_runtime_rows():
     assert _shape_initializers(proto) == []
 
 
+def test_the_batch_is_found_again_after_a_transpose_that_moved_it():
+    """(N, T, D) -> (T, N, D) -> back: the middle value's first axis is T, not the batch,
+    but the value depends on it, so the one after (first axis N again) is batched and its
+    flatten computes N (the batch was baked in when only a batched input passed it on)."""
+    def fn(v):
+        back = F.transpose(F.transpose(v, (1, 0, 2)) * 2.0, (1, 0, 2))
+        return F.reshape(back, (back.shape[0], -1))
+
+    proto = check_export(fn, _x(3, 4, 2))  # and at batch 5
+    assert _shape_initializers(proto) == []
+
+
 # -- the outputs' declared shapes ----------------------------------------------------------------
 def test_an_output_with_a_folded_batch_gets_a_symbol_of_its_own():
     """im2col's matrix has N*OH*OW rows: declared 'batch*20' (OH*OW = 5*4), not the
