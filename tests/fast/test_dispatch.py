@@ -74,10 +74,10 @@ def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
     check_dtype_and_grad_shapes(spec)
     if setting == "0":
         assert counted == {}
-    elif spec.name not in ("get_item_ids_unique", "pooling") and not spec.name.startswith(
-            "lstm_sequence"):
-        # Distinct ids are one assignment, the sequence op inlines its loop, and 3x3 pooling
-        # with padding has no compiled kernel: those run NumPy on both settings.
+    elif spec.name not in ("get_item_ids_unique", "pooling"):
+        # Distinct ids are one assignment and 3x3 pooling with padding has no compiled
+        # kernel: those run NumPy on both settings. (The sequence op's forward inlines its
+        # loop; its backward calls the step-gradient kernel.)
         assert counted, f"{spec.name}: no compiled kernel ran under ZEROGRAD_FAST=1"
 
 
@@ -180,6 +180,51 @@ def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
     for a, b in zip(compiled, reference):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("upstream", ["y", "all"])
+def test_lstm_sequence_backward_matches_the_numpy_path(dtype, reverse, upstream, counted):
+    """The sequence op's backward calls the step-gradient kernel once a step; the gradients
+    equal the NumPy path's (its factors are multiplied in another order: a few ulp)."""
+    rng = np.random.default_rng(5)
+    N, T, H = 3, 6, 5
+    values = [rng.standard_normal(s).astype(dtype) * 0.7
+              for s in ((N, T, 4 * H), (N, H), (N, H), (H, 4 * H))]
+    weights = [rng.standard_normal(s).astype(dtype) for s in ((N, T, H), (N, H), (N, H))]
+
+    def run():
+        xw, h0, c0, Wh = (zerograd.Parameter(v.copy()) for v in values)
+        y, h, c = F.lstm_sequence(xw, h0, c0, Wh, reverse=reverse)
+        loss = F.sum(y * weights[0])
+        if upstream == "all":  # the final state's gradients too (gh, gc at the last step)
+            loss = loss + F.sum(h * weights[1]) + F.sum(c * weights[2])
+        loss.backward()
+        return [y.data, h.data, c.data] + [p.grad.data for p in (xw, h0, c0, Wh)]
+
+    compiled, reference = _both_paths(run)
+    assert counted == {"lstm_step_grad": T}
+    for a, b in zip(compiled[:3], reference[:3]):
+        np.testing.assert_array_equal(a, b)  # the forward runs NumPy on both paths
+    for a, b in zip(compiled[3:], reference[3:]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+def test_lstm_sequence_backward_follows_the_dispatch(monkeypatch, counted):
+    """At the shipped thresholds the kernel runs for any state (float32); float16 and
+    ZEROGRAD_FAST=0 keep the NumPy path."""
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    for dtype, setting, calls in ((np.float32, "auto", 4), (np.float16, "auto", 0),
+                                  (np.float32, "0", 0)):
+        monkeypatch.setenv("ZEROGRAD_FAST", setting)
+        counted.clear()
+        xw = zerograd.Parameter(np.full((2, 4, 8), 0.1, dtype=dtype))
+        y, _, _ = F.lstm_sequence(xw, None, None, np.full((2, 8), 0.2, dtype=dtype))
+        F.sum(y).backward()
+        assert counted.get("lstm_step_grad", 0) == calls, (dtype, setting)
+        assert xw.grad.dtype == dtype and xw.grad.shape == (2, 4, 8)
 
 
 def test_lstm_step_grad_with_one_upstream_gradient_missing():

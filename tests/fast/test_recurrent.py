@@ -59,3 +59,29 @@ def test_errors_name_the_kernel():
         lstm_step(gates, c_prev.astype(np.float64))
     with pytest.raises(ValueError, match="gh and gc cannot both be None"):
         lstm_step_grad(gates, c_prev, c_prev, None, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+def test_lstm_step_grad_writes_into_a_strided_out(dtype):
+    """out=: the sequence op's slice d_all[:, t] of a (N, T, 4H) array (rows T*4H apart)."""
+    N, H, T = 3, 7, 4
+    gates, c_prev = _inputs(N, H, dtype, seed=3)
+    _, _, tanh_c = R._lstm_step(gates, c_prev)
+    rng = np.random.default_rng(4)
+    gh, gc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    d_ref, gc_ref = lstm_step_grad(gates, c_prev, tanh_c, gh, gc)
+    d_all = np.full((N, T, 4 * H), 7.0, dtype=dtype)
+    d, gc_prev = lstm_step_grad(gates, c_prev, tanh_c, gh, gc, out=d_all[:, 2])
+    assert np.shares_memory(d, d_all)
+    np.testing.assert_array_equal(d_all[:, 2], d_ref)
+    np.testing.assert_array_equal(gc_prev, gc_ref)
+    np.testing.assert_array_equal(np.delete(d_all, 2, axis=1), 7.0)  # the other steps kept
+
+
+def test_lstm_step_grad_refuses_an_out_of_another_shape_or_dtype():
+    gates, c_prev = _inputs(2, 3, np.float32)
+    with pytest.raises(ValueError, match=r"lstm_step_grad: out must be float32 \(2, 12\) like "
+                                         r"act, got float64 \(2, 12\)"):
+        lstm_step_grad(gates, c_prev, c_prev, c_prev, None, out=np.empty((2, 12)))
+    with pytest.raises(ValueError, match=r"got float32 \(2, 11\)"):
+        lstm_step_grad(gates, c_prev, c_prev, c_prev, None, out=np.empty((2, 11), np.float32))

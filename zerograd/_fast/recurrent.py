@@ -80,16 +80,20 @@ def _lstm_backward(act, c_prev, tanh_c, gh, gc, has_gh, has_gc, one, d, gc_prev)
             gc_prev[n, k] = gct * f
 
 
-def lstm_step_grad(act, c_prev, tanh_c, gh, gc):
+def lstm_step_grad(act, c_prev, tanh_c, gh, gc, out=None):
     """(d, dL/dc_prev): the pre-activation gradients (N, 4H) of one step and the cell
     state's gradient, from the activations ``act`` (f, i, o, u) and tanh(c); ``gh``, ``gc``
-    (dL/dh, dL/dc) may be None (zero), not both."""
+    (dL/dh, dL/dc) may be None (zero), not both. ``out``: an (N, 4H) array of act's dtype,
+    any strides, to write d into (the sequence op's slice of every step's gradients)."""
     if gh is None and gc is None:
         raise ValueError("zerograd._fast.lstm_step_grad: gh and gc cannot both be None")
     dtype = act.dtype
     N, H = act.shape[0], act.shape[1] // 4
+    if out is not None and (out.shape != act.shape or out.dtype != dtype):
+        raise ValueError(f"zerograd._fast.lstm_step_grad: out must be {dtype} {act.shape} "
+                         f"like act, got {out.dtype} {out.shape}")
     empty = np.zeros((N, H), dtype=dtype)
-    d = np.empty_like(act)
+    d = np.empty_like(act) if out is None else out
     gc_prev = np.empty((N, H), dtype=dtype)
     _lstm_backward(act, np.ascontiguousarray(c_prev), tanh_c,
                    empty if gh is None else np.ascontiguousarray(gh, dtype=dtype),

@@ -829,6 +829,45 @@ def _previous(states, first, reverse: bool):
     return xp.concatenate([first[None], states[:-1]], axis=0)
 
 
+def _lstm_sequence_step_grad(act, c_prev, tanh_c):
+    """The NumPy step gradient of :class:`LSTMSequence`: ``step_grad(t, gh, gc, out) ->
+    (d, dL/dc_prev)`` of step t (act, c_prev, tanh_c: (T, N, .), every step's), as
+    ``zerograd._fast.recurrent.lstm_step_grad`` computes it, from factors computed here once
+    for all steps.
+
+    dL/da = [gct c_prev, gct u, gh tanh(c), gct i] * (the activations' slopes) with
+    gct = gc + gh o (1 - tanh(c)^2): everything but gh and gc is known before the loop, so
+    each step is six products instead of the fifteen calls of ``_lstm_step_grad``.
+    """
+    H = act.shape[2] // 4
+    slope = 1 - act[..., :3 * H]
+    slope *= act[..., :3 * H]
+    factors = np.empty_like(act)
+    np.multiply(c_prev, slope[..., :H], out=factors[..., :H])
+    np.multiply(act[..., 3 * H:], slope[..., H:2 * H], out=factors[..., H:2 * H])
+    np.multiply(tanh_c, slope[..., 2 * H:], out=factors[..., 2 * H:3 * H])
+    u_slope = act[..., 3 * H:] * act[..., 3 * H:]
+    np.subtract(1, u_slope, out=u_slope)
+    np.multiply(act[..., H:2 * H], u_slope, out=factors[..., 3 * H:])
+    to_c = tanh_c * tanh_c
+    np.subtract(1, to_c, out=to_c)
+    to_c *= act[..., 2 * H:3 * H]
+    del slope, u_slope
+
+    def step_grad(t, gh, gc, out):
+        gct = gh * to_c[t]
+        if gc is not None:
+            gct += gc
+        f = factors[t]
+        np.multiply(gct, f[:, :H], out=out[:, :H])
+        np.multiply(gct, f[:, H:2 * H], out=out[:, H:2 * H])
+        np.multiply(gh, f[:, 2 * H:3 * H], out=out[:, 2 * H:3 * H])
+        np.multiply(gct, f[:, 3 * H:], out=out[:, 3 * H:])
+        return out, np.multiply(gct, act[t, :, :H], out=gct)
+
+    return step_grad
+
+
 class LSTMSequence(Function):
     """The LSTM recurrence over every step of a batch, from precomputed input projections.
 
@@ -858,18 +897,33 @@ class LSTMSequence(Function):
         self.cs = cs = xp.empty((T, N, H), dtype=dtype)
         self.tanh_c = tanh_c = xp.empty((T, N, H), dtype=dtype)
         self.hs = hs = xp.empty((T, N, H), dtype=dtype)
+        # At (32, 128) a step's product is half its time and every NumPy call on a (32, 128)
+        # block costs a few microseconds, so the loop makes as few calls as it can. The
+        # sigmoid gates' columns are negated once for all steps, in the weights and in xw
+        # (copied time-major into act, so that each step adds a contiguous block): a step's
+        # product then yields -a there, and sigmoid(a) = 1 / (1 + e^-a) is exp, +1,
+        # reciprocal, without a negation pass. Negation is exact, so the values are those of
+        # sigmoid_ bit for bit.
+        sign = xp.ones(G, dtype=dtype)
+        sign[:3 * H] = -1
+        Wh_signed = Wh * sign
+        np.multiply(xw.transpose(1, 0, 2), sign, out=act)
+        product = xp.empty((N, G), dtype=dtype)  # each step's h Wh, then i * u
         h, c = h0, c0
-        for t in _time_order(T, self.reverse):
-            a = act[t]
-            xp.matmul(h, Wh, out=a)
-            a += xw[:, t]
-            sigmoid_(a[:, :3 * H])
-            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
-            c_new = np.multiply(a[:, :H], c, out=cs[t])
-            c_new += a[:, H:2 * H] * a[:, 3 * H:]
-            np.tanh(c_new, out=tanh_c[t])
-            h = np.multiply(a[:, 2 * H:3 * H], tanh_c[t], out=hs[t])
-            c = c_new
+        # e^-a overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the correctly
+        # rounded sigmoid there (see _special.sigmoid_), so the warning is silenced.
+        with np.errstate(over="ignore"):
+            for t in _time_order(T, self.reverse):
+                a = act[t]
+                a += xp.matmul(h, Wh_signed, out=product)
+                s = a[:, :3 * H]  # -a: sigmoid for f, i, o
+                np.exp(s, out=s)
+                s += 1
+                np.reciprocal(s, out=s)
+                u = np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+                c = np.multiply(a[:, :H], c, out=cs[t])
+                c += np.multiply(a[:, H:2 * H], u, out=product[:, :H])
+                h = np.multiply(a[:, 2 * H:3 * H], np.tanh(c, out=tanh_c[t]), out=hs[t])
         y = hs.transpose(1, 0, 2).copy()
         return y, (h0 if T == 0 else h.copy()), (c0 if T == 0 else c.copy())
 
@@ -887,47 +941,36 @@ class LSTMSequence(Function):
                     constant(zeros if gc is None else gc),
                     constant(xp.zeros(Wh.shape, dtype=Wh.dtype)))
         act, tanh_c = self.act, self.tanh_c
-        # Everything that does not depend on the recurrence, for all steps at once:
-        # dL/da = [gct * c_prev, gct * u, gh * tanh(c), gct * i] * (activation slopes) and
-        # gct = gc + gh * o * (1 - tanh(c)^2).
-        slope = 1 - act[..., :3 * H]
-        slope *= act[..., :3 * H]
-        factors = xp.empty_like(act)
-        np.multiply(_previous(self.cs, c0.data, self.reverse), slope[..., :H], out=factors[..., :H])
-        np.multiply(act[..., 3 * H:], slope[..., H:2 * H], out=factors[..., H:2 * H])
-        np.multiply(tanh_c, slope[..., 2 * H:], out=factors[..., 2 * H:3 * H])
-        u_slope = act[..., 3 * H:] * act[..., 3 * H:]
-        np.subtract(1, u_slope, out=u_slope)
-        np.multiply(act[..., H:2 * H], u_slope, out=factors[..., 3 * H:])
-        to_c = tanh_c * tanh_c
-        np.subtract(1, to_c, out=to_c)
-        to_c *= act[..., 2 * H:3 * H]
-        del slope, u_slope
-        d_all = xp.empty_like(act)
+        c_prev = _previous(self.cs, c0.data, self.reverse)
+        # Every step's dL/da, batch-major like xw: the input projection's backward (the
+        # layer's linear) then reads it as one (N*T, 4H) matrix, without a copy.
+        d_all = xp.empty((N, T, G), dtype=act.dtype)
+        upstream = [g for g in (gy, gh_rec, gc) if g is not None]
+        if fast.use("lstm_step_grad", c_prev, act, tanh_c, *upstream):
+            # One compiled call a step for all of its elementwise work (see
+            # docs/performance.md); it imports numba, so only here.
+            from zerograd._fast import recurrent as fast_recurrent
+
+            def step_grad(t, gh, gc, out):
+                return fast_recurrent.lstm_step_grad(act[t], c_prev[t], tanh_c[t], gh, gc,
+                                                     out=out)
+        else:
+            step_grad = _lstm_sequence_step_grad(act, c_prev, tanh_c)
         zeros = xp.zeros((N, H), dtype=act.dtype)
         for t in reversed(_time_order(T, self.reverse)):
             if gy is None:
                 gh = zeros if gh_rec is None else gh_rec
             else:
                 gh = gy[:, t] if gh_rec is None else gh_rec + gy[:, t]
-            gct = gh * to_c[t]
-            if gc is not None:
-                gct += gc
-            f = factors[t]
-            d = d_all[t]
-            np.multiply(gct, f[:, :H], out=d[:, :H])
-            np.multiply(gct, f[:, H:2 * H], out=d[:, H:2 * H])
-            np.multiply(gh, f[:, 2 * H:3 * H], out=d[:, 2 * H:3 * H])
-            np.multiply(gct, f[:, 3 * H:], out=d[:, 3 * H:])
-            gc = np.multiply(gct, act[t, :, :H], out=gct)
+            d, gc = step_grad(t, gh, gc, d_all[:, t])
             gh_rec = d @ Wh_T
         gWh = None
-        if Wh.requires_grad:
-            h_prev = _previous(self.hs, h0.data, self.reverse)
+        if Wh.requires_grad:  # sum over steps and batch rows of h_prev^T d: one product
+            h_prev = _previous(self.hs, h0.data, self.reverse).transpose(1, 0, 2)
             gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, G)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
-            constant(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
+            constant(d_all) if xw.requires_grad else None,
             constant(zeros if gh_rec is None else gh_rec) if h0.requires_grad else None,
             constant(zeros if gc is None else gc) if c0.requires_grad else None,
             constant(gWh) if gWh is not None else None,
