@@ -27,6 +27,8 @@ from zerograd.core.hooks import gradient_hooks, run_gradient_hooks
 from zerograd.core.variable import Variable, _write_clock, is_array
 from zerograd.errors import GraphError, InPlaceError, ShapeError
 
+_generic, _asarray = np.generic, np.asarray
+
 
 def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False,
              retain_graph: bool = True) -> None:
@@ -108,9 +110,12 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
     pop, get = grads.pop, grads.get
     # Hooks and intermediate gradients asked for: one test per function when neither is.
     watch = hooks is not None or deliver_intermediates
-    # When the heap is empty and a function discovers exactly one new creator, that creator
-    # is necessarily next: it waits in `following` instead of going through the heap, which
-    # saves a push and a pop per node of a chain (the common shape of a network's graph).
+    # A newly discovered creator that is deeper than every function in the heap is
+    # necessarily the next to run: it waits in `following` instead of going through the
+    # heap. That saves a push and a pop per node of a chain (the common shape of a network's
+    # graph) and per node of the spine of a wide graph (a sum of many terms), where the
+    # shallow branches pile up in the heap. The order is exactly the heap's order: the
+    # function in `following` always comes before every one in the heap.
     following = None
     following_count = 0
 
@@ -187,21 +192,32 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
                     if creator is not None and creator not in seen:
                         seen.add(creator)
                         counter += 1
-                        if following is None and not heap:
+                        if following is None and not heap:  # a chain: nothing else waits
+                            following, following_count = creator, counter
+                            continue
+                        generation = creator.generation
+                        if following is None:
+                            # Next in line if it is deeper than everything in the heap (a tie
+                            # goes to the heap: its functions were discovered earlier).
+                            if generation > -heap[0][0]:
+                                following, following_count = creator, counter
+                            else:
+                                heappush(heap, (-generation, counter, creator))
+                        elif generation > following.generation:
+                            # Deeper than the one waiting: it runs first, the other one waits
+                            # in the heap (still ahead of everything there).
+                            heappush(heap, (-following.generation, following_count,
+                                            following))
                             following, following_count = creator, counter
                         else:
-                            if following is not None:  # a second one: both go to the heap
-                                heappush(heap, (-following.generation, following_count,
-                                                following))
-                                following = None
-                            heappush(heap, (-creator.generation, counter, creator))
+                            heappush(heap, (-generation, counter, creator))
                 elif create_graph:
                     grads[x] = grad + gx
                 else:
                     # A new array, never in place: gx may be shared with another input's.
                     total = grad._data + gx._data
-                    if total.ndim == 0:
-                        total = as_array(total)  # NumPy returns a scalar for 0-d + 0-d
+                    if isinstance(total, _generic):  # NumPy returns a scalar for 0-d + 0-d
+                        total = _asarray(total)
                     grads[x] = _new_variable(total, None, 0, False)
 
             if not retain_graph:

@@ -54,9 +54,11 @@ def _to_array(y, op: Function):
     Python scalars are accepted too, as DeZero's ``as_array`` accepts them (they become
     0-d arrays of NumPy's default dtype). Anything else is a mistake in ``op.forward``.
     """
+    if isinstance(y, np.generic):  # first: every op on 0-d arrays returns one
+        return np.asarray(y)
     if is_array(y):
         return y
-    if isinstance(y, (np.generic, int, float, complex, bool)):
+    if isinstance(y, (int, float, complex, bool)):
         return np.asarray(y)
     if isinstance(y, Variable):
         hint = ("forward works on raw arrays (x.data): compute it with NumPy, and keep "
@@ -78,6 +80,16 @@ def _constant(x, op: Function, position: int) -> Variable:
         f"{op.name}: input {position} is a {type(x).__name__}; expected a Variable, an ndarray "
         f"or a scalar"
     )
+
+
+def _as_inputs(inputs: tuple, op: Function) -> list:
+    """An op's inputs as Variables: arrays and scalars become constants (no gradient)."""
+    return [x if isinstance(x, Variable) else _constant(x, op, i) for i, x in enumerate(inputs)]
+
+
+def _describe_inputs(inputs) -> str:
+    """The inputs' arrays described for an error message (dtypes and shapes)."""
+    return describe([x._data for x in inputs])
 
 
 class Function:
@@ -109,54 +121,75 @@ class Function:
     _stamp = 0
 
     def __call__(self, *inputs):
-        # This is the hottest path of the framework: keep it lean (no generators, no
-        # per-output validation beyond a type check, no work when no graph is recorded).
+        # This is the hottest path of the framework, run once per op forward and once per op
+        # that a backward pass calls: keep it lean. In CPython a call with *args and a list
+        # comprehension each cost a frame of their own, so the one- and two-input cases
+        # (nearly every op) are written out, and no tuple is built around a single output.
         for x in inputs:
             if not isinstance(x, Variable):
-                inputs = [x if isinstance(x, Variable) else _constant(x, self, i)
-                          for i, x in enumerate(inputs)]
+                inputs = _as_inputs(inputs, self)
                 break
-        xs = [x._data for x in inputs]
+        n_inputs = len(inputs)
         try:
-            ys = self.forward(*xs)
+            if n_inputs == 1:
+                ys = self.forward(inputs[0]._data)
+            elif n_inputs == 2:
+                ys = self.forward(inputs[0]._data, inputs[1]._data)
+            else:
+                ys = self.forward(*[x._data for x in inputs])
         except ZerogradError:
             raise
         except ValueError as e:
-            raise ShapeError(f"{self.name}: {e} (inputs: {describe(xs)})") from e
+            raise ShapeError(f"{self.name}: {e} (inputs: {_describe_inputs(inputs)})") from e
         except TypeError as e:
-            raise DTypeError(f"{self.name}: {e} (inputs: {describe(xs)})") from e
-        if type(ys) is not tuple:
-            ys = (ys,)
+            raise DTypeError(f"{self.name}: {e} (inputs: {_describe_inputs(inputs)})") from e
+        if type(ys) is tuple and len(ys) == 1:  # a 1-tuple is a single output, as in DeZero
+            ys = ys[0]
         if _anomaly_threads[0] and _state.detect_anomaly:  # off: one list read per call
-            anomaly.after_forward(self, xs, ys)
+            anomaly.after_forward(self, [x._data for x in inputs],
+                                  ys if type(ys) is tuple else (ys,))
 
         record = False
-        if _state.enable_backprop:
-            for x in inputs:
-                if x.requires_grad:
-                    record = True
-                    break
+        for x in inputs:
+            if x.requires_grad:
+                record = _state.enable_backprop
+                break
         if not record:
-            if len(ys) == 1:
-                y = ys[0]
-                return _new_variable(y if type(y) is _ndarray else _to_array(y, self),
-                                     None, 0, False)
+            if type(ys) is not tuple:
+                out = _variable_new(Variable)
+                out._data = ys if type(ys) is _ndarray else _to_array(ys, self)
+                out.name = None
+                out.grad = None
+                out.creator = None
+                out.generation = 0
+                out.requires_grad = False
+                return out
             return [_new_variable(y if type(y) is _ndarray else _to_array(y, self),
                                   None, 0, False)
                     for y in ys]
 
-        if len(inputs) == 1:
+        # Record the graph: this node's inputs, its depth (one more than its deepest
+        # input's) and the write clock, which backward compares to detect in-place writes.
+        if n_inputs == 1:
             generation = inputs[0].generation
+        elif n_inputs == 2:
+            generation = inputs[0].generation
+            if inputs[1].generation > generation:
+                generation = inputs[1].generation
         else:
             generation = max([x.generation for x in inputs])
         self.generation = generation
         self.inputs = inputs
         self._stamp = _write_clock[0]
         generation += 1
-        if len(ys) == 1:
-            y = ys[0]
-            out = _new_variable(y if type(y) is _ndarray else _to_array(y, self),
-                                self, generation, True)
+        if type(ys) is not tuple:
+            out = _variable_new(Variable)
+            out._data = ys if type(ys) is _ndarray else _to_array(ys, self)
+            out.name = None
+            out.grad = None
+            out.creator = self
+            out.generation = generation
+            out.requires_grad = True
             self.outputs = [_weakref(out)]
             return out
         outputs = [_new_variable(y if type(y) is _ndarray else _to_array(y, self),

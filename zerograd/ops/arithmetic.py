@@ -271,6 +271,8 @@ def pow(x, c) -> Variable:
 
 def add(x0, x1) -> Variable:
     """x0 + x1 with NumPy broadcasting. Either side may be a Variable, array or scalar."""
+    if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
+        return Add()(x0, x1)
     c = _as_scalar(x1)
     if c is not None:
         return AddConstant(c)(x0)
@@ -279,6 +281,8 @@ def add(x0, x1) -> Variable:
 
 def sub(x0, x1) -> Variable:
     """x0 - x1 with broadcasting."""
+    if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
+        return Sub()(x0, x1)
     c = _as_scalar(x1)
     if c is not None:
         return AddConstant(-c)(x0)
@@ -295,6 +299,8 @@ def rsub(x0, x1) -> Variable:
 
 def mul(x0, x1) -> Variable:
     """x0 * x1 (elementwise) with broadcasting."""
+    if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
+        return Mul()(x0, x1)
     c = _as_scalar(x1)
     if c is not None:
         return MulConstant(c)(x0)
@@ -303,6 +309,8 @@ def mul(x0, x1) -> Variable:
 
 def div(x0, x1) -> Variable:
     """x0 / x1 (true division) with broadcasting."""
+    if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
+        return Div()(x0, x1)
     c = _as_scalar(x1)
     if c is not None:
         return DivConstant(c)(x0)
