@@ -17,9 +17,11 @@ op (per branch for the wide graph):
   same run without it);
 - wide: backward only of ``x**2 + x**2 + ...`` for a 0-d x (as bench_engine), the same way.
 
-Each measured run repeats its workload ``--reps`` times after one warm-up repetition, so
-that the interpreter's specialisation of the hot bytecode (Python 3.11+) is done before the
-counted part and the per-op figure is a steady state. Instruction counts are not time
+Each run first does one full repetition (forward and backward, in every mode, so that it
+cancels out), which lets the interpreter specialise the hot bytecode (Python 3.11+) before
+the ``--reps`` measured repetitions: the per-op figure is a steady state. ``INSTR_GC=0``
+turns the cyclic garbage collector off in the measured part (its share, about 5% of the
+per-op workload, is the difference). Instruction counts are not time
 (cache misses and branch mispredictions are not in them), but on these workloads, which are
 interpreter-bound, the two move together.
 """
@@ -81,7 +83,10 @@ def _child(tree: str, workload: str, mode: str, n: int, reps: int) -> None:
     x, build = _workload(tree, workload, n)
     if os.environ.get("INSTR_GC") == "0":
         gc.disable()
-    for _ in range(reps + 1):  # the first repetition warms the interpreter up
+    # One full repetition in every mode warms the interpreter up (and cancels out).
+    build().backward()
+    x.cleargrad()
+    for _ in range(reps):
         if mode == "setup":
             continue
         y = build()

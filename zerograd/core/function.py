@@ -149,6 +149,9 @@ class Function:
             anomaly.after_forward(self, [x._data for x in inputs],
                                   ys if type(ys) is tuple else (ys,))
 
+        # Record the graph if an input wants a gradient and recording is on. The inputs are
+        # asked first: the flag is thread-local, which costs several list reads, and in a
+        # backward pass most calls take only gradients, which want none.
         record = False
         for x in inputs:
             if x.requires_grad:
@@ -156,6 +159,9 @@ class Function:
                 break
         if not record:
             if type(ys) is not tuple:
+                # _new_variable(y, None, 0, False) written out (here and below for a recorded
+                # output): nearly every Variable is made on these two lines, and a call
+                # costs as much as the six stores.
                 out = _variable_new(Variable)
                 out._data = ys if type(ys) is _ndarray else _to_array(ys, self)
                 out.name = None

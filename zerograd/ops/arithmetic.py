@@ -23,6 +23,10 @@ __all__ = ["add", "sub", "rsub", "mul", "div", "rdiv", "neg", "pow",
 _PY_SCALARS = (int, float, complex)
 
 
+# The scalar operands most programs write (x * 2, x + 0.5): taken as they are, without a call.
+_PLAIN_NUMBERS = (float, int)
+
+
 def _as_scalar(x):
     """``x`` as a Python scalar if it is a Python or NumPy scalar, else None.
 
@@ -273,7 +277,7 @@ def add(x0, x1) -> Variable:
     """x0 + x1 with NumPy broadcasting. Either side may be a Variable, array or scalar."""
     if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
         return Add()(x0, x1)
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return AddConstant(c)(x0)
     return Add()(x0, x1)
@@ -283,7 +287,7 @@ def sub(x0, x1) -> Variable:
     """x0 - x1 with broadcasting."""
     if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
         return Sub()(x0, x1)
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return AddConstant(-c)(x0)
     return Sub()(x0, x1)
@@ -291,7 +295,7 @@ def sub(x0, x1) -> Variable:
 
 def rsub(x0, x1) -> Variable:
     """x1 - x0 (the reflected form, for ``scalar - Variable``)."""
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return RSubConstant(c)(x0)
     return Sub()(x1, x0)
@@ -301,7 +305,7 @@ def mul(x0, x1) -> Variable:
     """x0 * x1 (elementwise) with broadcasting."""
     if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
         return Mul()(x0, x1)
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return MulConstant(c)(x0)
     return Mul()(x0, x1)
@@ -311,7 +315,7 @@ def div(x0, x1) -> Variable:
     """x0 / x1 (true division) with broadcasting."""
     if isinstance(x1, Variable):  # first: the graph's own ops (x * y) take one test
         return Div()(x0, x1)
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return DivConstant(c)(x0)
     return Div()(x0, x1)
@@ -319,7 +323,7 @@ def div(x0, x1) -> Variable:
 
 def rdiv(x0, x1) -> Variable:
     """x1 / x0 (the reflected form, for ``scalar / Variable``)."""
-    c = _as_scalar(x1)
+    c = x1 if type(x1) in _PLAIN_NUMBERS else _as_scalar(x1)
     if c is not None:
         return RDivConstant(c)(x0)
     return Div()(x1, x0)
