@@ -41,6 +41,13 @@ KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
 
 
+@pytest.fixture(autouse=True)
+def _kernels_on_unless_a_test_says(monkeypatch):
+    """Each test starts from the default switch: a ZEROGRAD_FAST=0 in the environment (a
+    run of the whole suite on the NumPy path) must not turn the comparisons into no-ops."""
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+
+
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the calls of every wired kernel: {kernel function name: calls}."""
