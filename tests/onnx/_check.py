@@ -140,3 +140,27 @@ def check_case(case: ExportCase) -> Any:
     kwargs = {} if case.opset is None else {"opset": case.opset}
     return check_export(case.build(), case.make_inputs(rng), other_batch=case.other_batch,
                         atol=case.atol, rtol=case.rtol, **kwargs)
+
+
+# -- coverage: every op of a family has a lowering or a stated reason ---------------------------
+def function_classes(module: Any) -> list[type]:
+    """The Function classes defined in ``module`` (not those it imports)."""
+    from zerograd import Function
+
+    return [obj for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, Function)
+            and obj.__module__ == module.__name__]
+
+
+def check_coverage(families: Sequence[Any], not_exportable: dict[str, str]) -> None:
+    """Each Function class of ``families`` has a ``to_onnx`` or a reason in
+    ``not_exportable``, and every name listed there is such a class without a lowering."""
+    from zerograd.onnx import lowering_of
+
+    classes = {cls.__name__: cls for module in families for cls in function_classes(module)}
+    missing = [name for name, cls in classes.items()
+               if lowering_of(cls) is None and name not in not_exportable]
+    assert not missing, f"Function classes without to_onnx and not in NOT_EXPORTABLE: {missing}"
+    for name in not_exportable:
+        assert name in classes, f"NOT_EXPORTABLE names {name}, which is no op of these families"
+        assert lowering_of(classes[name]) is None, f"{name} has a lowering now: remove it"

@@ -13,8 +13,14 @@ import pytest
 import zerograd.functions as F
 import zerograd.layers as L
 import zerograd.onnx
-from tests.onnx._check import ExportCase, check_case, check_export, run_onnx
-from zerograd import Function
+from tests.onnx._check import (
+    ExportCase,
+    check_case,
+    check_coverage,
+    check_export,
+    function_classes,
+    run_onnx,
+)
 from zerograd.onnx import lowering_of
 from zerograd.ops import attention, conv, normalization, pooling, recurrent
 
@@ -236,23 +242,8 @@ NOT_EXPORTABLE = {
 FAMILIES = [conv, pooling, normalization, recurrent, attention]
 
 
-def _classes(module):
-    return [obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Function)
-            and obj.__module__ == module.__name__]
-
-
-def test_every_op_has_a_lowering_or_a_reason():
-    missing = [cls.__name__ for module in FAMILIES for cls in _classes(module)
-               if lowering_of(cls) is None and cls.__name__ not in NOT_EXPORTABLE]
-    assert not missing, f"Function classes without to_onnx and not in NOT_EXPORTABLE: {missing}"
-
-
-def test_not_exportable_lists_only_ops_without_a_lowering():
-    classes = {cls.__name__: cls for module in FAMILIES for cls in _classes(module)}
-    for name in NOT_EXPORTABLE:
-        assert name in classes, f"NOT_EXPORTABLE names {name}, which is no op of these families"
-        assert lowering_of(classes[name]) is None, f"{name} has a lowering now: remove it"
+def test_every_op_has_a_lowering_or_a_listed_reason():
+    check_coverage(FAMILIES, NOT_EXPORTABLE)
 
 
 def test_every_exportable_op_of_these_families_has_a_case():
@@ -268,7 +259,7 @@ def test_every_exportable_op_of_these_families_has_a_case():
                  "FusedWeights": None}  # the LSTM layer's weights: tests/onnx/test_export_layers
     names = {case.name for case in CASES}
     for module in FAMILIES:
-        for cls in _classes(module):
+        for cls in function_classes(module):
             if lowering_of(cls) is None:
                 continue
             assert cls.__name__ in exercised, f"{cls.__name__} has a lowering but no case"

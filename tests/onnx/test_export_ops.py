@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import zerograd.functions as F
-from tests.onnx._check import ExportCase, check_case
-from zerograd import Function
+from tests.onnx._check import ExportCase, check_case, check_coverage, function_classes
 from zerograd.onnx import ExportError, lowering_of
 from zerograd.ops import (
     activation,
@@ -265,27 +264,12 @@ LOSS_REASON = "training losses and their parts: an inference graph ends before t
 FAMILIES = [arithmetic, elementwise, activation, linalg, shape, reduction, indexing]
 
 
-def _classes(module):
-    return [obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Function)
-            and obj.__module__ == module.__name__]
-
-
-def test_every_op_has_a_lowering_or_a_reason():
-    missing = [cls.__name__ for module in FAMILIES for cls in _classes(module)
-               if lowering_of(cls) is None and cls.__name__ not in NOT_EXPORTABLE]
-    assert not missing, f"Function classes without to_onnx and not in NOT_EXPORTABLE: {missing}"
-
-
-def test_not_exportable_lists_only_ops_without_a_lowering():
-    classes = {cls.__name__: cls for module in FAMILIES for cls in _classes(module)}
-    for name in NOT_EXPORTABLE:
-        assert name in classes, f"NOT_EXPORTABLE names {name}, which is no op of these families"
-        assert lowering_of(classes[name]) is None, f"{name} has a lowering now: remove it"
+def test_every_op_has_a_lowering_or_a_listed_reason():
+    check_coverage(FAMILIES, NOT_EXPORTABLE)
 
 
 def test_losses_have_no_lowering_and_say_why():
     # The loss family is listed by reason rather than one by one: none is exported.
-    losses = [cls for cls in _classes(loss_ops) if lowering_of(cls) is not None]
+    losses = [cls for cls in function_classes(loss_ops) if lowering_of(cls) is not None]
     assert not losses, f"a loss has a lowering now; list it in CASES: {losses}"
     assert LOSS_REASON
