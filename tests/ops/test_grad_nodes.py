@@ -8,7 +8,7 @@ backward gives the next order; nothing branches on the graph-recording flag. Che
 * the first-order gradients are those of the Grad node's kernel, with and without
   ``create_graph`` (one formula, both ways);
 * what one node hands another is passed explicitly (conv's patches) and dropped after use;
-* no op's forward or backward reads the graph-recording flag;
+* no op module reads the graph-recording flag (forward is told, when it asks);
 * the layout rules: the op modules import each other without a cycle and without imports
   inside functions; the sigmoid kernel is shared and accurate.
 """
@@ -239,7 +239,7 @@ def test_conv2d_hands_its_patches_to_the_weight_gradient_and_drops_them():
     W = Variable(_rand(4, 3, 3, 3, seed=1))
     y = F.conv2d(x, W, pad=1)
     f = y.creator
-    assert f.keep_patches and f.patches is not None and f.patches[0] is x
+    assert f.needs_input_grad == (False, True) and f.patches is not None and f.patches[0] is x
     y.sum().backward()
     assert f.patches is None  # used once
     expected = W.grad.data.copy()
@@ -254,10 +254,31 @@ def test_conv2d_keeps_no_patches_when_nothing_will_use_them():
         f = F.conv2d(Variable(x), Variable(W)).creator
     assert f is None  # nothing recorded
     frozen = F.conv2d(Variable(x), Variable(W, requires_grad=False)).creator
-    assert not frozen.keep_patches and frozen.patches is None  # W needs no gradient
-    op = conv.Conv2d(1, 0)  # built directly (DeZero's way): recomputes in backward
-    op(Variable(x), Variable(W))
-    assert op.patches is None
+    assert frozen.needs_input_grad == (True, False) and frozen.patches is None  # W needs none
+    f = F.conv2d(x, Variable(W, requires_grad=False), Variable(np.ones(4))).creator
+    assert f.needs_input_grad == (False, False, True) and f.patches is None  # only b's
+    with zerograd.no_grad():
+        op = conv.Conv2d(1, 0)
+        op(Variable(x), Variable(W))
+    assert op.needs_input_grad == (False, False) and op.patches is None
+
+
+def test_conv2d_built_directly_is_told_it_records_as_the_wrapper_is():
+    # DeZero's way, Conv2d(...)(x, W): forward learns from the call, not from a flag.
+    x, W = _rand(2, 3, 6, 6), Variable(_rand(4, 3, 3, 3, seed=1))
+    op = conv.Conv2d(1, 1)
+    y = op(x, W)
+    assert op.needs_input_grad == (False, True) and op.patches is not None
+    y.sum().backward()
+    expected = W.grad.data.copy()
+    W.cleargrad()
+    F.conv2d(x, W, pad=1).sum().backward()
+    np.testing.assert_array_equal(W.grad.data, expected)
+
+
+def test_needs_input_grad_is_set_only_for_ops_that_ask():
+    y = F.exp(Variable(_rand(3)))
+    assert "needs_input_grad" not in vars(y.creator)
 
 
 def test_conv2dgradw_takes_dezeros_conv_argument_and_the_explicit_form():
@@ -297,6 +318,15 @@ def test_no_op_reads_the_graph_recording_flag_in_forward_or_backward():
             if callable(method) and "enable_backprop" in inspect.getsource(method):
                 offenders.append(f"{cls.__module__}.{cls.__name__}.{name}")
     assert offenders == []
+
+
+def test_no_op_module_reads_the_recording_flag_at_all():
+    # Not even a public wrapper: a forward that needs to know whether the call records
+    # asks for it (forward_needs_input_grad), as conv2d does for its patches.
+    readers = [path.name for path in sorted(OPS_DIR.glob("*.py"))
+               if "enable_backprop" in path.read_text() or "_state" in path.read_text()
+               and "from zerograd._config import" in path.read_text()]
+    assert readers == []
 
 
 # -- layout ----------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from zerograd._config import _state
 from zerograd.backend import get_array_module
 from zerograd.backend.array_utils import pair
 from zerograd.core.broadcast import broadcast_to
@@ -113,23 +112,25 @@ class Conv2d(Function):
     Backward: gx = deconv2d(gy, W) (skipped when x is a constant, e.g. the input batch),
     gW = Conv2DGradW(x, gy), gb = gy.sum((0, 2, 3)); all differentiable.
 
-    ``keep_patches``: keep x's patch matrix (if small enough) for the weight gradient, which
-    then skips one im2col; :func:`conv2d` asks for it when the call is recorded and W needs
-    a gradient. The patches are handed to Conv2DGradW explicitly and dropped after use.
+    When the call records the graph and W wants a gradient (``needs_input_grad[1]``, set by
+    ``Function.__call__`` because the op asks for it), forward keeps x's patch matrix, if
+    small enough, for the weight gradient, which then skips one im2col. The patches are
+    handed to Conv2DGradW explicitly and dropped after use; otherwise they live in a scratch
+    buffer (no allocation per call).
     """
+
+    forward_needs_input_grad = True
 
     retain_inputs = (0, 1)  # x for gW, W for gx; never b
     retain_outputs = ()
     saved = ("patches",)
     patches = None
 
-    def __init__(self, stride=1, pad=0, dilation=1, groups=1, *,
-                 keep_patches: bool = False) -> None:
+    def __init__(self, stride=1, pad=0, dilation=1, groups=1) -> None:
         geo = Geometry(stride, pad, dilation, groups, "conv2d")
         self.geometry = geo
         self.stride, self.pad, self.dilation, self.groups = (geo.stride, geo.pad, geo.dilation,
                                                              geo.groups)
-        self.keep_patches = keep_patches
 
     def forward(self, x, W, b=None):
         _check_conv_inputs("conv2d", x, W, b, self.groups, transposed=False)
@@ -139,7 +140,7 @@ class Conv2d(Function):
         rows = W.shape[1] * W.shape[2] * W.shape[3]
         columns = x.shape[0] * out_hw[0] * geo.row_length(x.shape[3], out_hw[1])
         # Keep the patches for gW if they are small and in the layout gW will use.
-        keep = (self.keep_patches
+        keep = (self.needs_input_grad[1]
                 and self.groups * (rows + 1) * columns * x.dtype.itemsize <= PATCH_CACHE_BYTES
                 and (geo.stride != (1, 1) or geo.wide_grad(rows, W.shape[0] // self.groups)))
         y, col = conv_forward(x, W, b, geo, out_hw, scratch=not keep)
@@ -178,10 +179,7 @@ def conv2d(x, W, b=None, stride=1, pad=0, *, dilation=1, groups=1) -> Variable:
     b (OC,) or None -> (N, OC, OH, OW), OH = (H + 2PH - DH*(KH-1) - 1) // SH + 1.
     stride, pad, dilation: int or pair.
     """
-    # The patches of x serve the weight gradient only if this call is recorded and W
-    # needs one; otherwise they live in a scratch buffer (no allocation per call).
-    keep = _state.enable_backprop and isinstance(W, Variable) and W.requires_grad
-    f = Conv2d(stride, pad, dilation, groups, keep_patches=keep)
+    f = Conv2d(stride, pad, dilation, groups)
     return f(x, W) if b is None else f(x, W, b)
 
 
