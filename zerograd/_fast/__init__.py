@@ -6,7 +6,7 @@ the same, see each kernel's docstring) and is tested against them.
 
 This module itself never imports numba: ``import zerograd`` stays NumPy-only. The kernels live
 in submodules (``zerograd._fast.pooling``, ``.im2col``, ``.elementwise``, ``.indexing``,
-``.recurrent``) that import numba when they are first imported; an op asks
+``.recurrent``, ``.optim``) that import numba when they are first imported; an op asks
 :func:`available` first.
 
 The switch, read once per process from the environment and changeable at run time:
@@ -109,9 +109,25 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "scatter_rows": (1024, None),
     "lstm_step": (1, 128),
     "lstm_step_grad": (1, None),
+    # - "add_scaled" (an optimizer's parameter, w += scale * x): one pass instead of two,
+    #   twice as fast from 65536 elements on (6 us a call there, 105 against 223 us at 2^20
+    #   float32); at 16384 elements and fewer the gain is under 2 us a call.
+    "add_scaled": (1 << 16, None),
+    # - "lstm_sequence" (the cell state, N*H): LSTMSequence's forward and backward loops
+    #   with the elementwise work between NumPy's exp/tanh calls compiled (bitwise forward).
+    #   Faster at every size measured, per step (CPU time, us, forward / backward with the
+    #   Wh gradient): N*H = 1: 8.0 / 4.1 against 12.7 / 11.6; (32, 128): 116 / 145 against
+    #   147 / 203; (128, 512): 3435 / 6092 against 3501 / 7308 (bench_lstm_parts.py sizes).
+    "lstm_sequence": (1, None),
     # - "max_pool_2x2" (x, or gy in backward): 2-3x faster forward, 1.1-2x backward, from a
     #   few hundred elements on; below 4096 elements the gain is under 20 us a call.
     "max_pool_2x2": (4096, None),
+    # - "relu" (x in forward, gy in backward): one pass, 2-4x faster than np.maximum(x, 0)
+    #   and gy * (y > 0) on the CNN's activations; the gain is under 20 us below 4096.
+    "relu": (4096, None),
+    # - "conv_patches" (x, or gy for the input gradient): compact patch matrices and their
+    #   scatter-add, which let the three products skip whole-row patches' extra columns.
+    "conv_patches": (4096, None),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -34,84 +34,235 @@ def _check(op: str, a, ndim: int) -> None:
 
 
 # -- conv2d's channel-major patch matrix ------------------------------------------------------
+# numba checks every index for wraparound (a negative index counts from the end); a loop
+# whose index LLVM cannot prove non-negative (``out[start + q]``) then runs element by
+# element. So every inner loop below runs over a view from zero (``d = out[a:b]``,
+# ``d[q] = s[q]``), which vectorises; the views are built once per image row or per run.
 @kernel
-def _patches_cm(x, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, groups, col):
-    N, C, H, W = x.shape
+def _inside(off, S, n_out, n_in):
+    """[lo, hi): the outputs o whose input o*S + off lies in [0, n_in)."""
+    lo = 0 if off >= 0 else min(n_out, (S - 1 - off) // S)
+    hi = 0 if n_in - 1 - off < 0 else min(n_out, (n_in - 1 - off) // S + 1)
+    return lo, max(lo, hi)
+
+
+@kernel
+def _zero_padding(blk, top, off, H, W):
+    """Zero the entries of one image's patch run (OH = H, OW = W, stride 1) that read
+    padding: the rows above/below the image and the columns left/right of it."""
+    zero = blk.dtype.type(0)
+    oy_lo, oy_hi = _inside(top, 1, H, H)
+    lo, hi = _inside(off, 1, W, W)
+    for q in range(oy_lo * W):
+        blk[q] = zero
+    tail = blk[oy_hi * W:]
+    for q in range(tail.size):
+        tail[q] = zero
+    if lo > 0 or hi < W:
+        for oy in range(oy_lo, oy_hi):
+            row = blk[oy * W:(oy + 1) * W]
+            for ox in range(lo):
+                row[ox] = zero
+            for ox in range(hi, W):
+                row[ox] = zero
+
+
+@kernel
+def _patches_runs(xrows, KH, KW, PH, PW, DH, DW, N, H, W, col):
+    """Stride 1 with an output as large as the input (a "same" convolution), each
+    channel's images one contiguous run (xrows (C, N*H*W)): patch row (c, i, j) is then
+    xrows[c] shifted by (i*DH - PH)*W + j*DW - PW, one long copy, with the entries that
+    read padding (which the shift filled from a neighbouring row or image) zeroed after.
+    xrows is x itself when x is channel-major, or has one channel or one image."""
+    C = xrows.shape[0]
+    groups = col.shape[0]
     Cg = C // groups
-    for task in prange(C * KH * KW * N):  # one (channel, offset, image) run per task
-        n = task % N
-        row = task // N  # (c, i, j) over all channels
-        j = row % KW
-        i = (row // KW) % KH
-        c = row // (KH * KW)
+    rows = Cg * KH * KW
+    P = H * W
+    for row_all in prange(C * KH * KW):
+        j = row_all % KW
+        i = (row_all // KW) % KH
+        c = row_all // (KH * KW)
         g = c // Cg
-        r_in_group = row - g * Cg * KH * KW
-        base = n * OH * L
-        for oy in range(OH):
-            r = oy * SH + i * DH - PH
-            start = base + oy * L
-            if r < 0 or r >= H:
-                for ox in range(L):
-                    col[g, r_in_group, start + ox] = 0
-                continue
-            for ox in range(OW):
-                cc = ox * SW + j * DW - PW
-                col[g, r_in_group, start + ox] = x[n, c, r, cc] if 0 <= cc < W else 0
-            for ox in range(OW, L):  # the unused columns of whole-row patches
-                col[g, r_in_group, start + ox] = 0
+        out = col[g, row_all - g * rows]
+        top, off = i * DH - PH, j * DW - PW
+        delta = top * W + off
+        a = max(0, -delta)
+        b = max(a, N * P - max(0, delta))
+        d = out[a:b]
+        s = xrows[c, a + delta:b + delta]
+        for q in range(d.size):
+            d[q] = s[q]
+        for n in range(N):  # also covers [0, a) and [b, N*P): padding entries only
+            _zero_padding(out[n * P:(n + 1) * P], top, off, H, W)
+
+
+@kernel
+def _patches_planes(x, channel_first, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, col):
+    """Any geometry: x C-contiguous (C, N, H, W) if ``channel_first`` else (N, C, H, W);
+    one copy of up to OW elements per output row, zeros where the window reads padding
+    and in the extra columns [OW, L) of whole-row patches."""
+    if channel_first:
+        C, N = x.shape[0], x.shape[1]
+    else:
+        N, C = x.shape[0], x.shape[1]
+    H, W = x.shape[2], x.shape[3]
+    groups = col.shape[0]
+    Cg = C // groups
+    rows = Cg * KH * KW
+    zero = col.dtype.type(0)
+    for row_all in prange(C * KH * KW):
+        j = row_all % KW
+        i = (row_all // KW) % KH
+        c = row_all // (KH * KW)
+        g = c // Cg
+        out = col[g, row_all - g * rows]
+        top, off = i * DH - PH, j * DW - PW
+        oy_lo, oy_hi = _inside(top, SH, OH, H)
+        lo, hi = _inside(off, SW, OW, W)
+        for n in range(N):
+            blk = out[n * OH * L:(n + 1) * OH * L]
+            for q in range(oy_lo * L):
+                blk[q] = zero
+            tail = blk[oy_hi * L:]
+            for q in range(tail.size):
+                tail[q] = zero
+            for oy in range(oy_lo, oy_hi):
+                row = blk[oy * L:(oy + 1) * L]
+                for ox in range(lo):
+                    row[ox] = zero
+                for ox in range(hi, L):
+                    row[ox] = zero
+                if hi > lo:
+                    r = oy * SH + top
+                    src = (x[c, n, r] if channel_first else x[n, c, r])
+                    s = src[lo * SW + off:(hi - 1) * SW + off + 1:SW]
+                    d = row[lo:hi]
+                    for q in range(d.size):
+                        d[q] = s[q]
+
+
+def _layout(x):
+    """(C-contiguous array, channel_first): x itself or its (C, N, H, W) transpose when
+    either is C-contiguous, else a C-order copy."""
+    if x.transpose(1, 0, 2, 3).flags.c_contiguous and x.shape[0] > 1:
+        return x.transpose(1, 0, 2, 3), True
+    return np.ascontiguousarray(x), False
+
+
+def _same(stride, in_hw, out_hw, row_length: int) -> bool:
+    """Stride 1, output size = input size, compact rows: the long-run kernels apply."""
+    return (tuple(stride) == (1, 1) and tuple(in_hw) == tuple(out_hw)
+            and row_length == out_hw[1])
 
 
 def conv_patches(x, kernel, stride, pad, dilation, groups: int, out_hw, row_length: int,
-                 ones_row: bool = False):
+                 ones_row: bool = False, out=None):
     """The (groups, C/g*KH*KW [+ 1], N*OH*row_length) patch matrix of x (N, C, H, W), any
     memory layout: what ``Geometry.patches`` returns (``row_length`` = OW for compact
-    patches, the padded width for whole-row ones, whose extra columns are zeros here)."""
+    patches, the padded width for whole-row ones, whose extra columns are zeros here).
+    ``out``: a C-contiguous array of that shape to write into (the caller's buffer)."""
     _check("conv_patches", x, 4)
-    N, C = x.shape[:2]
+    N, C, H, W = x.shape
     (KH, KW), (OH, OW) = kernel, out_hw
     rows = C // groups * KH * KW
-    col = np.empty((groups, rows + ones_row, N * OH * row_length), dtype=x.dtype)
-    _patches_cm(x, KH, KW, stride[0], stride[1], pad[0], pad[1], dilation[0], dilation[1],
-                OH, OW, row_length, groups, col)
+    shape = (groups, rows + ones_row, N * OH * row_length)
+    col = np.empty(shape, dtype=x.dtype) if out is None else out
+    if col.shape != shape or col.dtype != x.dtype or not col.flags.c_contiguous:
+        raise ValueError(f"zerograd._fast.conv_patches: out must be a C-contiguous "
+                         f"{x.dtype} array of shape {shape}, got {col.dtype} {col.shape}")
+    if N and rows:
+        xc, channel_first = _layout(x)
+        if _same(stride, (H, W), out_hw, row_length) and (channel_first or C == 1 or N == 1):
+            _patches_runs(xc.reshape(C, N * H * W), KH, KW, pad[0], pad[1], dilation[0],
+                          dilation[1], N, H, W, col)
+        else:
+            _patches_planes(xc, channel_first, KH, KW, stride[0], stride[1], pad[0], pad[1],
+                            dilation[0], dilation[1], OH, OW, row_length, col)
     if ones_row:
         col[:, rows] = 1
     return col
 
 
 @kernel
-def _patches_cm_adjoint(col, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, groups, img):
+def _adjoint_runs(col, KH, KW, PH, PW, DH, DW, N, H, W, img):
+    """The adjoint of :func:`_patches_runs`, img (C, N*H*W) zeros on entry: patch row
+    (c, i, j) added into img[c] shifted back, one long add each, in (i, j) order (the
+    NumPy path's). The entries of col that read padding are zeroed first, so the long add
+    puts 0 where the shift lands them; adding +0.0 changes no sum that started from +0.0."""
+    C = img.shape[0]
+    groups = col.shape[0]
+    Cg = C // groups
+    P = H * W
+    for c in prange(C):
+        g = c // Cg
+        dst = img[c]
+        for i in range(KH):
+            for j in range(KW):
+                src = col[g, ((c - g * Cg) * KH + i) * KW + j]
+                top, off = i * DH - PH, j * DW - PW
+                for n in range(N):
+                    _zero_padding(src[n * P:(n + 1) * P], top, off, H, W)
+                delta = top * W + off
+                a = max(0, -delta)
+                b = max(a, N * P - max(0, delta))
+                s = src[a:b]
+                d = dst[a + delta:b + delta]
+                for q in range(d.size):
+                    d[q] += s[q]
+
+
+@kernel
+def _adjoint_planes(col, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L, img):
+    """The adjoint of :func:`_patches_planes`, img (C, N, H, W) zeros on entry; the kernel
+    offsets added into each image in (i, j) order (the NumPy path's); col is only read."""
     C, N, H, W = img.shape
+    groups = col.shape[0]
     Cg = C // groups
     for plane in prange(C * N):
         c = plane // N
         n = plane % N
         g = c // Cg
-        first_row = (c - g * Cg) * KH * KW
-        base = n * OH * L
         for i in range(KH):
+            top = i * DH - PH
+            oy_lo, oy_hi = _inside(top, SH, OH, H)
             for j in range(KW):
-                row = first_row + i * KW + j
-                for oy in range(OH):
-                    r = oy * SH + i * DH - PH
-                    if r < 0 or r >= H:
-                        continue
-                    start = base + oy * L
-                    for ox in range(OW):
-                        cc = ox * SW + j * DW - PW
-                        if 0 <= cc < W:
-                            img[c, n, r, cc] += col[g, row, start + ox]
+                off = j * DW - PW
+                lo, hi = _inside(off, SW, OW, W)
+                if hi == lo:
+                    continue
+                src = col[g, ((c - g * Cg) * KH + i) * KW + j]
+                for oy in range(oy_lo, oy_hi):
+                    start = (n * OH + oy) * L
+                    s = src[start + lo:start + hi]
+                    r = oy * SH + top
+                    d = img[c, n, r, lo * SW + off:(hi - 1) * SW + off + 1:SW]
+                    for q in range(s.size):
+                        d[q] += s[q]
 
 
 def conv_patches_adjoint(col, N: int, C: int, kernel, stride, pad, dilation, groups: int,
-                         in_hw, out_hw, row_length: int):
+                         in_hw, out_hw, row_length: int, overwrite_col: bool = False):
     """x-shaped (N, C, H, W), channel-major: every patch column of ``col`` (groups,
     C/g*KH*KW, N*OH*row_length) added back where :func:`conv_patches` read it (the extra
-    columns of whole-row patches are ignored; the NumPy path's are zeros)."""
+    columns of whole-row patches are ignored; the NumPy path's are zeros).
+    ``overwrite_col``: col is the caller's temporary, and the kernel may zero its entries
+    that read padding (a "same" stride-1 convolution then adds each row in one run);
+    otherwise col is copied first in that case."""
     _check("conv_patches_adjoint", col, 3)
     (KH, KW), (OH, OW) = kernel, out_hw
-    img = np.zeros((C, N) + tuple(in_hw), dtype=col.dtype)
-    _patches_cm_adjoint(np.ascontiguousarray(col), KH, KW, stride[0], stride[1], pad[0], pad[1],
-                        dilation[0], dilation[1], OH, OW, row_length, groups, img)
+    H, W = in_hw
+    img = np.zeros((C, N, H, W), dtype=col.dtype)
+    col = np.ascontiguousarray(col)
+    if N and C:
+        if _same(stride, in_hw, out_hw, row_length):
+            if not overwrite_col:
+                col = col.copy()
+            _adjoint_runs(col, KH, KW, pad[0], pad[1], dilation[0], dilation[1], N, H, W,
+                          img.reshape(C, N * H * W))
+        else:
+            _adjoint_planes(col, KH, KW, stride[0], stride[1], pad[0], pad[1], dilation[0],
+                            dilation[1], OH, OW, row_length, img)
     return img.transpose(1, 0, 2, 3)
 
 

@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 
+import zerograd._fast as fast
 from zerograd.backend import get_array_module
 from zerograd.backend.array_utils import get_conv_outsize, pair
 from zerograd.errors import ShapeError, describe
@@ -177,6 +178,14 @@ class Geometry:
         uses compact patches, which then copy less than widening gy would."""
         return self.stride == (1, 1) and rows >= out_channels
 
+    def compact(self, x) -> bool:
+        """Whether x's patch matrices are compact (row length OW) for stride 1 too: with
+        the compiled patch kernels (``zerograd._fast.im2col``), which copy compact rows
+        about as fast as NumPy copies whole rows and scatter them back faster. The three
+        products then skip whole rows' extra columns (2 in 16 of conv2's in the small CNN)
+        and gy needs no widened copy."""
+        return fast.use("conv_patches", x)
+
     def patches(self, x, kernel, out_hw, ones_row: bool = False, scratch: bool = False,
                 wide: bool = True):
         """(groups, C/g*KH*KW [+ 1], N*OH*L): the patch matrix of x, rows (c, i, j) and
@@ -196,6 +205,14 @@ class Geometry:
         g, Cg = self.groups, C // self.groups
         rows = Cg * KH * KW
         xp = get_array_module(x)
+        if fast.use("conv_patches", x):
+            from zerograd._fast import im2col as fast_im2col  # imports numba
+
+            L = self.row_length(x.shape[3], OW) if wide else OW
+            col = new_array(xp, (g, rows + ones_row, N * OH * L), x.dtype,
+                            "patches" if scratch else None)
+            return fast_im2col.conv_patches(x, kernel, self.stride, self.pad, self.dilation,
+                                            g, out_hw, L, ones_row, out=col)
         # One copy per kernel offset (KH*KW of them, each over the whole batch): NumPy moves
         # these 4-D blocks about twice as fast as one 6-D transposing copy.
         dh, dw = self.dilation
@@ -283,12 +300,13 @@ def conv_forward(x, W, b, geo: Geometry, out_hw, scratch: bool = True):
     g = geo.groups
     if N == 0:  # an empty batch: the empty output of the right shape (as PyTorch)
         return get_array_module(x).zeros((0, OC) + tuple(out_hw), x.dtype), None
-    col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None, scratch=scratch)
+    wide = not geo.compact(x)
+    col = geo.patches(x, (KH, KW), out_hw, ones_row=b is not None, scratch=scratch, wide=wide)
     Wm = W.reshape(g, OC // g, Cg * KH * KW)
     if b is not None:
         xp = get_array_module(W)
         Wm = xp.concatenate([Wm, b.reshape(g, OC // g, 1).astype(W.dtype, copy=False)], axis=2)
-    row_length = geo.row_length(x.shape[3], out_hw[1])
+    row_length = geo.row_length(x.shape[3], out_hw[1]) if wide else out_hw[1]
     y = xp_matmul(Wm, col).reshape(OC, N, out_hw[0], row_length)
     if row_length != out_hw[1]:
         y = y[..., :out_hw[1]]  # drop the junk columns of whole-row patches
@@ -317,6 +335,15 @@ def conv_transpose(y, W, geo: Geometry, in_hw):
         as_conv = Geometry(1, (full_h - ph, full_w - pw), geo.dilation, g, "deconv2d")
         return conv_forward(y, flipped, None, as_conv, tuple(in_hw))[0]
     wt = W.reshape(g, OC // g, Cg * KH * KW).transpose(0, 2, 1)
+    if geo.compact(y):
+        # W^T @ y with y as it is (its channel-major view is free), then the compiled
+        # scatter-add of the compact patches (any stride), which may reuse the product.
+        from zerograd._fast import im2col as fast_im2col  # imports numba
+
+        col = scratch_product(wt, as_gy_matrix(y, g, OW), "product")  # a temporary
+        return fast_im2col.conv_patches_adjoint(col, N, C, (KH, KW), geo.stride, geo.pad,
+                                                geo.dilation, g, in_hw, (OH, OW), OW,
+                                                overwrite_col=True)
     if stride_one and C * KH * KW >= 2 * OC:
         # 2. W^T @ y with y widened to whole padded rows, then one long contiguous add per
         # kernel offset: best when the result's patches (C*KH*KW rows) outweigh y's rows.
@@ -375,10 +402,14 @@ def conv_grad_weight(x, gy, geo: Geometry, kernel, col=None):
     if N == 0:  # an empty batch contributes nothing to the weight gradient
         return get_array_module(gy).zeros((OC, Cg) + tuple(kernel), gy.dtype)
     rows = Cg * kernel[0] * kernel[1]
-    wide = geo.wide_grad(rows, OC // g)
-    if col is None or not wide and geo.stride == (1, 1):
+    if col is not None:  # forward's patches, in the layout forward chose
+        row_length = col.shape[2] // (N * OH)
+        if row_length != OW and not geo.wide_grad(rows, OC // g):
+            col = None  # whole rows, but widening gy would copy more than compact patches
+    if col is None:
+        wide = geo.wide_grad(rows, OC // g) and not geo.compact(x)
         col = geo.patches(x, kernel, (OH, OW), scratch=True, wide=wide)
-    row_length = geo.row_length(x.shape[3], OW) if wide else OW
+        row_length = geo.row_length(x.shape[3], OW) if wide else OW
     gy_matrix = as_gy_matrix(gy, g, row_length)
     if rows >= TRANSPOSED_GRAD_ROWS:
         # col @ gy^T, then the small (K, OC/g) result transposed: OpenBLAS runs this long

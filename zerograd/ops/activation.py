@@ -136,19 +136,48 @@ class SigmoidGrad(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0); dy/dx = 1 for x > 0, else 0 (relu'(0) = 0). Keeps its output."""
+    """y = max(x, 0); dy/dx = 1 for x > 0, else 0 (relu'(0) = 0). Keeps its output.
+
+    Backward is one node, ReLUGrad(y, gy) = gy * (y > 0)."""
 
     retain_inputs = ()  # the mask y > 0 is taken from the output
     retain_outputs = (0,)
 
     def forward(self, x):
+        if fast.use("relu", x):
+            from zerograd._fast import relu as fast_relu  # imports numba (see GELU.forward)
+
+            return fast_relu.relu(x)
         return np.maximum(x, 0)
 
     def backward(self, gy):
-        return gy * (self.output.data > 0)
+        return ReLUGrad()(self.output, gy)
 
     def to_onnx(self, g, x):
         return g.op("Relu", x)
+
+
+class ReLUGrad(Function):
+    """gx = gy * (y > 0) from relu's output y, in one node (one array pass with the
+    compiled kernel, no Mul node and no mask array to keep).
+
+    It is linear in gy with a factor that is constant in y wherever it is differentiable
+    (relu'' = 0): d/dgy is ReLUGrad(y) again and d/dy is zero (None), so every order is
+    exact."""
+
+    retain_inputs = (0,)  # y's values (the mask); of gy nothing
+    retain_outputs = ()
+
+    def forward(self, y, gy):
+        if fast.use("relu", gy, y):
+            from zerograd._fast import relu as fast_relu  # imports numba (see GELU.forward)
+
+            return fast_relu.relu_grad(y, gy)
+        return gy * (y > 0)
+
+    def backward(self, ggx):
+        y = self.inputs[0]
+        return None, ReLUGrad()(y, ggx) if self.needs_grad(1) else None
 
 
 def relu(x) -> Variable:

@@ -142,7 +142,8 @@ class Conv2d(Function):
         # Keep the patches for gW if they are small and in the layout gW will use.
         keep = (self.needs_input_grad[1]
                 and self.groups * (rows + 1) * columns * x.dtype.itemsize <= PATCH_CACHE_BYTES
-                and (geo.stride != (1, 1) or geo.wide_grad(rows, W.shape[0] // self.groups)))
+                and (geo.stride != (1, 1) or geo.wide_grad(rows, W.shape[0] // self.groups)
+                     or geo.compact(x)))
         y, col = conv_forward(x, W, b, geo, out_hw, scratch=not keep)
         if keep:
             self.patches = (x, col)  # Conv2DGradW reuses them if x is still this array
