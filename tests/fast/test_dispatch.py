@@ -38,6 +38,7 @@ KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "scatter_rows": (fast_indexing, ("scatter_rows",)),
            "lstm_step": (fast_recurrent, ("lstm_step",)),
            "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",)),
+           "lstm_sequence": (fast_recurrent, ("lstm_sequence_forward", "lstm_sequence_backward")),
            "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
 
 
@@ -83,9 +84,10 @@ def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
         assert counted == {}
     elif spec.name not in ("get_item_ids_unique", "pooling"):
         # Distinct ids are one assignment and 3x3 pooling with padding has no compiled
-        # kernel: those run NumPy on both settings. (The sequence op's forward inlines its
-        # loop; its backward calls the step-gradient kernel.)
+        # kernel: those run NumPy on both settings.
         assert counted, f"{spec.name}: no compiled kernel ran under ZEROGRAD_FAST=1"
+        if spec.name.startswith("lstm_sequence"):  # its own loops, not the cell's kernels
+            assert set(counted) == {"lstm_sequence_forward", "lstm_sequence_backward"}
 
 
 def test_the_harness_covers_every_wired_spec():
@@ -191,11 +193,12 @@ def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("upstream", ["y", "all"])
-def test_lstm_sequence_backward_matches_the_numpy_path(dtype, reverse, upstream, counted,
-                                                       monkeypatch):
-    """The sequence op's backward calls the step-gradient kernel once a step; the gradients
-    equal the NumPy path's (its factors are multiplied in another order: a few ulp)."""
+@pytest.mark.parametrize("upstream", ["y", "all", "y[:, ::2]"])
+def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
+                                             monkeypatch):
+    """The sequence op runs its compiled loops once each way; the forward equals the NumPy
+    path's bitwise, the gradients to a few ulp (the NumPy path's step gradient multiplies
+    factors precomputed for all steps, in another order)."""
     monkeypatch.delenv("ZEROGRAD_FAST", raising=False)  # the kernels on (CI's FAST=0 run too)
     rng = np.random.default_rng(5)
     N, T, H = 3, 6, 5
@@ -209,31 +212,54 @@ def test_lstm_sequence_backward_matches_the_numpy_path(dtype, reverse, upstream,
         loss = F.sum(y * weights[0])
         if upstream == "all":  # the final state's gradients too (gh, gc at the last step)
             loss = loss + F.sum(h * weights[1]) + F.sum(c * weights[2])
+        elif upstream == "y[:, ::2]":  # gy strided, zero at every other step
+            loss = F.sum(y[:, ::2] * weights[0][:, ::2])
         loss.backward()
         return [y.data, h.data, c.data] + [p.grad.data for p in (xw, h0, c0, Wh)]
 
     compiled, reference = _both_paths(run)
-    assert counted == {"lstm_step_grad": T}
+    assert counted == {"lstm_sequence_forward": 1, "lstm_sequence_backward": 1}
     for a, b in zip(compiled[:3], reference[:3]):
-        np.testing.assert_array_equal(a, b)  # the forward runs NumPy on both paths
+        np.testing.assert_array_equal(a, b)
     for a, b in zip(compiled[3:], reference[3:]):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
-def test_lstm_sequence_backward_follows_the_dispatch(monkeypatch, counted):
-    """At the shipped thresholds the kernel runs for any state (float32); float16 and
-    ZEROGRAD_FAST=0 keep the NumPy path."""
+def test_lstm_sequence_follows_the_dispatch(monkeypatch, counted):
+    """At the shipped thresholds the loops run for any state (float32); float16 and
+    ZEROGRAD_FAST=0 keep the NumPy path. With a float32 xw and a float64 Wh the forward
+    runs NumPy (its inputs differ in dtype) and the backward the compiled loop (what it
+    reads, the saved activations and the state, is all float64)."""
     monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
-    for dtype, setting, calls in ((np.float32, "auto", 4), (np.float16, "auto", 0),
-                                  (np.float32, "0", 0)):
+    for dtype, Wh_dtype, setting, calls in ((np.float32, np.float32, "auto", (1, 1)),
+                                            (np.float16, np.float16, "auto", (0, 0)),
+                                            (np.float32, np.float64, "auto", (0, 1)),
+                                            (np.float32, np.float32, "0", (0, 0))):
         monkeypatch.setenv("ZEROGRAD_FAST", setting)
         counted.clear()
         xw = zerograd.Parameter(np.full((2, 4, 8), 0.1, dtype=dtype))
-        y, _, _ = F.lstm_sequence(xw, None, None, np.full((2, 8), 0.2, dtype=dtype))
+        Wh = np.full((2, 8), 0.2, dtype=Wh_dtype)
+        y, _, _ = F.lstm_sequence(xw, None, None, Wh)
         F.sum(y).backward()
-        assert counted.get("lstm_step_grad", 0) == calls, (dtype, setting)
-        assert xw.grad.dtype == dtype and xw.grad.shape == (2, 4, 8)
+        expected = dict(zip(("lstm_sequence_forward", "lstm_sequence_backward"), calls))
+        assert {k: counted.get(k, 0) for k in expected} == expected, (dtype, Wh_dtype, setting)
+        assert counted.get("lstm_step_grad", 0) == 0
+        assert xw.grad.shape == (2, 4, 8)
+        assert xw.grad.dtype == dtype  # the engine casts a gradient to its input's dtype
+
+
+def test_lstm_sequence_threshold_edges(monkeypatch, counted):
+    """The cell state's size N*H decides, both ends of the range included."""
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    monkeypatch.setitem(fast.THRESHOLDS, "lstm_sequence", (6, 12))
+    for N, H, runs in ((1, 5, False), (2, 3, True), (3, 4, True), (13, 1, False)):
+        counted.clear()
+        xw = zerograd.Parameter(np.full((N, 3, 4 * H), 0.1, dtype=np.float32))
+        y, _, _ = F.lstm_sequence(xw, None, None, np.full((H, 4 * H), 0.2, np.float32))
+        F.sum(y).backward()
+        assert counted.get("lstm_sequence_forward", 0) == runs, (N, H)
+        assert counted.get("lstm_sequence_backward", 0) == runs, (N, H)
 
 
 def test_lstm_step_grad_with_one_upstream_gradient_missing():

@@ -1,11 +1,17 @@
 """zerograd._fast.recurrent: the LSTM cell's gate arithmetic against ops/recurrent.py's
-_lstm_step (a few ulp: libm's exp/tanh vs NumPy's) and _lstm_step_grad (bitwise)."""
+_lstm_step (a few ulp: libm's exp/tanh vs NumPy's, bounded below) and _lstm_step_grad
+(bitwise); the sequence op's loops against its NumPy path (forward, bitwise) and the step
+kernel (backward, bitwise)."""
+
+import math
 
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 
+import zerograd._fast as fast  # noqa: E402
+from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
 from zerograd._fast.recurrent import lstm_step, lstm_step_grad  # noqa: E402
 from zerograd.ops import recurrent as R  # noqa: E402
 
@@ -85,3 +91,137 @@ def test_lstm_step_grad_refuses_an_out_of_another_shape_or_dtype():
         lstm_step_grad(gates, c_prev, c_prev, c_prev, None, out=np.empty((2, 12)))
     with pytest.raises(ValueError, match=r"got float32 \(2, 11\)"):
         lstm_step_grad(gates, c_prev, c_prev, c_prev, None, out=np.empty((2, 11), np.float32))
+
+
+# -- the sequence op's loops -----------------------------------------------------------------
+def _sequence(N, T, H, dtype, seed=5):
+    rng = np.random.default_rng(seed)
+    xw = (rng.standard_normal((N, T, 4 * H)) * 2).astype(dtype)
+    xw[0, 0, 0], xw[0, -1, -1] = 100.0, -100.0  # saturated gates (e^-a overflows to inf)
+    h0, c0 = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    Wh = (rng.standard_normal((H, 4 * H)) * 0.5).astype(dtype)
+    return xw, h0, c0, Wh
+
+
+def _buffers(T, N, H, dtype):
+    return [np.empty((T, N, 4 * H), dtype)] + [np.empty((T, N, H), dtype) for _ in range(3)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_lstm_sequence_forward_is_the_numpy_path_bitwise(dtype, reverse, layout):
+    """The compiled loop keeps NumPy's exp and tanh and does the rest in the same order."""
+    N, T, H = 3, 5, 7
+    xw, h0, c0, Wh = _sequence(N, T, H, dtype)
+    if layout == "strided":  # every other step of a longer batch; Wh and c0 column-major
+        wide = np.zeros((N, 2 * T, 4 * H), dtype)
+        wide[:, ::2] = xw
+        xw, Wh, c0 = wide[:, ::2], np.asfortranarray(Wh), np.asfortranarray(c0)
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    act, cs, tanh_c, hs = _buffers(T, N, H, dtype)
+    with np.errstate(over="raise"):  # the loop silences e^-a's overflow itself
+        h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs)
+    with fast.numpy_only():
+        op = R.LSTMSequence(reverse)
+        y, h_ref, c_ref = op.forward(xw, h0, c0, Wh)
+    for got, want in ((act, op.act), (cs, op.cs), (tanh_c, op.tanh_c), (hs, op.hs),
+                      (h, h_ref), (c, c_ref)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(hs.transpose(1, 0, 2), y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("upstream", ["gy", "gy broadcast", "gy strided", "state", "all"])
+def test_lstm_sequence_backward_is_the_step_kernel_bitwise(dtype, reverse, upstream):
+    """One compiled call a step does lstm_step_grad's arithmetic (gy's step added to dL/dh
+    first, as the NumPy path adds it); gy, gh and gc are read, never written."""
+    N, T, H = 3, 5, 7
+    xw, h0, c0, Wh = _sequence(N, T, H, dtype, seed=6)
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    act, cs, tanh_c, hs = _buffers(T, N, H, dtype)
+    fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs)
+    rng = np.random.default_rng(7)
+    gy = gh = gc = None
+    if upstream in ("gy", "all"):
+        gy = rng.standard_normal((N, T, H)).astype(dtype)
+    elif upstream == "gy broadcast":  # what y.sum()'s backward hands over: zero strides
+        gy = np.broadcast_to(dtype(0.5), (N, T, H))
+    elif upstream == "gy strided":
+        gy = rng.standard_normal((N, 2 * T, H)).astype(dtype)[:, ::2]
+    if upstream in ("state", "all"):
+        gh, gc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    given = [None if a is None else a.copy() for a in (gy, gh, gc)]
+    Wh_T = np.ascontiguousarray(Wh.T)
+    d = np.full((N, T, 4 * H), np.nan, dtype)
+    gh0, gc0 = fast_recurrent.lstm_sequence_backward(act, cs, tanh_c, c0, Wh_T, gy, gh, gc,
+                                                     order, d)
+    # The reference: lstm_step_grad a step, the product in NumPy.
+    d_ref = np.empty_like(d)
+    steps = list(order)
+    g_rec, g_c = gh, gc
+    for j in range(T - 1, -1, -1):
+        t = steps[j]
+        c_prev = c0 if j == 0 else cs[steps[j - 1]]
+        g = g_rec if gy is None else (gy[:, t] if g_rec is None else g_rec + gy[:, t])
+        step, g_c = lstm_step_grad(act[t], c_prev, tanh_c[t], g, g_c, out=d_ref[:, t])
+        g_rec = step @ Wh_T
+    for got, want in ((d, d_ref), (gh0, g_rec), (gc0, g_c)):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    for before, after in zip(given, (gy, gh, gc)):
+        if before is not None:
+            np.testing.assert_array_equal(after, before)
+
+
+def test_lstm_sequence_loops_at_one_unit_and_one_step():
+    xw, h0, c0, Wh = _sequence(1, 1, 1, np.float32, seed=8)
+    act, cs, tanh_c, hs = _buffers(1, 1, 1, np.float32)
+    h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, range(1), act, cs, tanh_c, hs)
+    with fast.numpy_only():
+        _, h_ref, c_ref = R.LSTMSequence().forward(xw, h0, c0, Wh)
+    np.testing.assert_array_equal(h, h_ref)
+    np.testing.assert_array_equal(c, c_ref)
+    d = np.empty((1, 1, 4), np.float32)
+    gh, gc = fast_recurrent.lstm_sequence_backward(act, cs, tanh_c, c0, Wh.T.copy(), None,
+                                                   np.ones((1, 1), np.float32), None,
+                                                   range(1), d)
+    step, gc_ref = lstm_step_grad(act[0], c0, tanh_c[0], np.ones((1, 1), np.float32), None)
+    np.testing.assert_array_equal(d[:, 0], step)
+    np.testing.assert_array_equal(gc, gc_ref)
+    np.testing.assert_array_equal(gh, step @ Wh.T)
+
+
+# -- libm's exp and tanh (lstm_step's) against NumPy's SIMD ones -------------------------------
+@numba.njit(cache=False)
+def _libm(x, out, which):
+    for k in range(x.size):
+        out[k] = math.exp(x[k]) if which == 0 else math.tanh(x[k])
+
+
+# Measured here (glibc's libm, NumPy 2.4's AVX2 loops; sweeps as in the test below): float32
+# exp 2 ulp (2.3e-7 relative), tanh 3 ulp (2.4e-7); float64 exp 1 ulp (2.2e-16), tanh 3 ulp
+# (4.4e-16). The bound leaves room for other libm and SIMD builds.
+ULP_BOUND = 4
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("which", ["exp", "tanh"])
+def test_libm_exp_and_tanh_are_within_a_few_ulp_of_numpys(dtype, which):
+    limit = 88.0 if dtype == np.float32 else 700.0  # exp finite throughout
+    tiny = 1e-30 if dtype == np.float32 else 1e-300
+    x = np.concatenate([np.linspace(-limit, limit, 200_001), np.linspace(-1, 1, 200_001),
+                        np.geomspace(tiny, 1, 20_001), -np.geomspace(tiny, 1, 20_001)])
+    x = x.astype(dtype)
+    got = np.empty_like(x)
+    _libm(x, got, 0 if which == "exp" else 1)
+    want = getattr(np, which)(x)
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    keep = np.isfinite(want) & (want != 0)
+    integer = np.int32 if dtype == np.float32 else np.int64
+    ulps = np.abs(got[keep].view(integer).astype(np.int64)
+                  - want[keep].view(integer).astype(np.int64))  # same sign: ordered integers
+    assert np.sign(got[keep]).tolist() == np.sign(want[keep]).tolist()
+    assert ulps.max() <= ULP_BOUND, (which, dtype, ulps.max())

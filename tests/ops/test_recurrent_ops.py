@@ -1,6 +1,7 @@
 """The fused recurrent ops (zerograd/ops/recurrent.py): specs through the op harness, fused vs
 composed gradients, the sequence ops vs the cell ops, PyTorch's cells, errors, stability."""
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -166,6 +167,48 @@ def test_lstm_cell_matches_torch():
     h_z, c_z = R.lstm_cell(x.numpy(), h.numpy(), c.numpy(), Wx, Wh, b)
     np.testing.assert_allclose(h_z.data, h_t.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(c_z.data, c_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", ["kernels", "numpy"])
+def test_lstm_sequence_matches_torch_lstm_values_and_grads(dtype, path):
+    """lstm_sequence on x Wx + b against torch.nn.LSTM on x, on both of zerograd's paths
+    (the compiled loops of zerograd._fast where numba is installed, and the NumPy path)."""
+    torch = pytest.importorskip("torch")
+    import zerograd._fast as fast
+
+    torch.manual_seed(2)
+    Nn, Tn, Dn, Hn = 4, 7, 3, 16
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    lstm = torch.nn.LSTM(Dn, Hn, batch_first=True).to(tdtype)
+    x = torch.randn(Nn, Tn, Dn, dtype=tdtype)
+    h0, c0 = (torch.randn(1, Nn, Hn, dtype=tdtype, requires_grad=True) for _ in range(2))
+    gy = torch.randn(Nn, Tn, Hn, dtype=tdtype)
+    y_t, (h_t, c_t) = lstm(x, (h0, c0))
+    ((y_t * gy).sum() + h_t.sum() + 2 * c_t.sum()).backward()
+
+    def ours(w):  # torch's gate rows (i, f, g, o) as zerograd's columns (f, i, o, u)
+        i, f, g, o = np.split(w.detach().numpy(), 4, axis=0)
+        return np.concatenate([f, i, o, g], axis=0).T
+
+    Wx, Wh = ours(lstm.weight_ih_l0), ours(lstm.weight_hh_l0)
+    b = ours(lstm.bias_ih_l0[:, None] + lstm.bias_hh_l0[:, None])[0]
+    xw = Variable(x.numpy() @ Wx + b)
+    state = [Variable(v.detach().numpy()[0].copy()) for v in (h0, c0)]
+    Wh_v = Variable(Wh.copy())
+    with contextlib.nullcontext() if path == "kernels" else fast.numpy_only():
+        y, h, c = R.lstm_sequence(xw, state[0], state[1], Wh_v)
+        ((y * gy.numpy()).sum() + h.sum() + 2 * c.sum()).backward()
+    tol = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-13)}
+    for got, want in ((y.data, y_t), (h.data, h_t[0]), (c.data, c_t[0]),
+                      (state[0].grad.data, h0.grad[0]), (state[1].grad.data, c0.grad[0]),
+                      (Wh_v.grad.data, ours(lstm.weight_hh_l0.grad)),
+                      # dL/dxw through the projection: x^T dL/dxw is torch's input weight's
+                      (np.einsum("ntd,ntg->dg", x.numpy(), xw.grad.data),
+                       ours(lstm.weight_ih_l0.grad))):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want.detach().numpy() if hasattr(want, "detach")
+                                   else want, **tol[dtype])
 
 
 def test_gru_cell_matches_torch():

@@ -8,6 +8,13 @@ order (f, i, o, u), sigmoid for f, i, o and tanh for u.
 Values: the backward does the NumPy path's multiplications and additions in its order
 (bitwise equal); the forward uses libm's exp and tanh where NumPy uses its own SIMD ones, so
 it agrees to a few units in the last place.
+
+The whole-sequence op (``LSTMSequence``) has its own loops, :func:`lstm_sequence_forward` and
+:func:`lstm_sequence_backward`. At (N, H) = (32, 128) a step's elementwise work is a few
+thousand elements, where a scalar libm exp or tanh costs 5-10x NumPy's SIMD one; so there
+NumPy keeps the exp and the tanh calls and the compiled loops do everything between them
+(the input projection's add, the sigmoid's +1 and reciprocal, the cell update, the whole
+step gradient). The forward is then bitwise the NumPy path's.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import numpy as np
 
 from zerograd._fast._numba import kernel
 
-__all__ = ["lstm_step", "lstm_step_grad"]
+__all__ = ["lstm_step", "lstm_step_grad", "lstm_sequence_forward", "lstm_sequence_backward"]
 
 
 @kernel
@@ -100,3 +107,129 @@ def lstm_step_grad(act, c_prev, tanh_c, gh, gc, out=None):
                    empty if gc is None else np.ascontiguousarray(gc, dtype=dtype),
                    gh is not None, gc is not None, dtype.type(1), d, gc_prev)
     return d, gc_prev
+
+
+# -- the whole-sequence op: loops over one step's (N, 4H) block, called once a step ---------
+# Time-major arrays (act, cs, tanh_c: (T, N, .)) are indexed [t, n, k], batch-major ones (xw,
+# gy, d: (N, T, .)) [n, t, k]: one compiled signature per dtype, no slicing in Python.
+@kernel
+def _gates_in(act, xw, t):
+    """act[t] += xw[:, t], the sigmoid gates' block negated (NumPy's exp then gives e^-a)."""
+    N, G = act.shape[1], act.shape[2]
+    H = G // 4
+    for n in range(N):
+        a = act[t, n]
+        x = xw[n, t]
+        for k in range(3 * H):
+            a[k] = -(a[k] + x[k])
+        for k in range(3 * H, G):
+            a[k] = a[k] + x[k]
+
+
+@kernel
+def _cell_update(act, c_prev, cs, t, one):
+    """f, i, o <- 1 / (1 + e^-a) from act[t]'s e^-a; cs[t] = f c_prev + i u (u: tanh'd)."""
+    N, G = act.shape[1], act.shape[2]
+    H = G // 4
+    for n in range(N):
+        a = act[t, n]
+        for k in range(3 * H):
+            a[k] = one / (a[k] + one)
+        c = cs[t, n]
+        p = c_prev[n]
+        for k in range(H):
+            value = a[k] * p[k]
+            value += a[H + k] * a[3 * H + k]
+            c[k] = value
+
+
+def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
+    """``LSTMSequence``'s forward loop: fills act (the activations f, i, o, u), cs (c),
+    tanh_c and hs, each (T, N, .), for the steps in ``order`` (a range); returns (h, c) of
+    the last step. xw: (N, T, 4H), any strides; h0, c0: (N, H); Wh: (H, 4H); one float
+    dtype throughout (the caller checked it: ``zerograd._fast.use``).
+
+    A step: the product h Wh (NumPy, into act[t]), ``_gates_in``, NumPy's exp over the
+    sigmoid block and tanh over u, ``_cell_update``, NumPy's tanh of c and the product o
+    tanh(c): five calls of NumPy's plus two compiled ones, where the NumPy path makes
+    eleven. Every value is the NumPy path's, bitwise (the same operations in the same
+    order)."""
+    H = Wh.shape[0]
+    xw = np.ascontiguousarray(xw)
+    one = act.dtype.type(1)
+    h, c = h0, np.ascontiguousarray(c0)
+    # e^-a overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the correctly
+    # rounded sigmoid there, so the warning is silenced (as on the NumPy path).
+    with np.errstate(over="ignore"):
+        for t in order:
+            a = np.matmul(h, Wh, out=act[t])
+            _gates_in(act, xw, t)
+            s = a[:, :3 * H]
+            np.exp(s, out=s)
+            u = a[:, 3 * H:]
+            np.tanh(u, out=u)
+            _cell_update(act, c, cs, t, one)
+            c = cs[t]
+            h = np.multiply(a[:, 2 * H:3 * H], np.tanh(c, out=tanh_c[t]), out=hs[t])
+    return h, c
+
+
+@kernel
+def _step_grad(act, c_prev, tanh_c, t, gy, has_gy, gh, gc, one, d):
+    """One step's dL/da into d[:, t], from act[t], c_prev (N, H), tanh_c[t]; gh (dL/dh,
+    gy[:, t] added in place when has_gy) and gc (dL/dc, overwritten with dL/dc_prev).
+
+    The arithmetic of ``_lstm_backward`` in its order; the loops are split by gate so that
+    each reads few arrays (LLVM vectorises them; one loop over all four gates is not)."""
+    N, G = act.shape[1], act.shape[2]
+    H = G // 4
+    for n in range(N):
+        a = act[t, n]
+        dn = d[n, t]
+        th = tanh_c[t, n]
+        g = gh[n]
+        gct = gc[n]
+        p = c_prev[n]
+        if has_gy:
+            y = gy[n, t]
+            for k in range(H):
+                g[k] = g[k] + y[k]
+        for k in range(H):  # the output gate; gct = ((1 - tanh(c)^2) o) gh + gc
+            o = a[2 * H + k]
+            dn[2 * H + k] = (g[k] * th[k]) * ((one - o) * o)
+            gct[k] = ((one - th[k] * th[k]) * o) * g[k] + gct[k]
+        for k in range(H):
+            f = a[k]
+            dn[k] = (gct[k] * p[k]) * ((one - f) * f)
+        for k in range(H):
+            i = a[H + k]
+            u = a[3 * H + k]
+            dn[H + k] = (gct[k] * u) * ((one - i) * i)
+            dn[3 * H + k] = (gct[k] * i) * (one - u * u)
+        for k in range(H):
+            gct[k] = gct[k] * a[k]
+
+
+def lstm_sequence_backward(act, cs, tanh_c, c0, Wh_T, gy, gh, gc, order, d):
+    """``LSTMSequence``'s backward loop: every step's dL/da into d (N, T, 4H), from the
+    forward's act, cs, tanh_c (T, N, .) and c0; returns (dL/dh0, dL/dc0).
+
+    gy: dL/dy (N, T, H), any strides, or None; gh, gc: dL/dh_T, dL/dc_T (N, H) or None
+    (zero); neither is written. Wh_T: Wh^T, (4H, H). ``order``: the forward's steps (a
+    range), run backwards here. A step is one compiled call and the product dL/da Wh^T,
+    written into the dL/dh buffer that the next step's call reads."""
+    T, N, G = act.shape
+    dtype = act.dtype
+    gh = np.zeros((N, G // 4), dtype=dtype) if gh is None else np.array(gh, dtype=dtype)
+    gc = np.zeros((N, G // 4), dtype=dtype) if gc is None else np.array(gc, dtype=dtype)
+    has_gy = gy is not None
+    gy = gh[:, None] if gy is None else gy  # any 3-d array of the dtype (not read)
+    c0 = np.ascontiguousarray(c0)
+    one = dtype.type(1)
+    steps = list(order)
+    for j in range(len(steps) - 1, -1, -1):
+        t = steps[j]
+        c_prev = c0 if j == 0 else cs[steps[j - 1]]
+        _step_grad(act, c_prev, tanh_c, t, gy, has_gy, gh, gc, one, d)
+        np.matmul(d[:, t], Wh_T, out=gh)
+    return gh, gc

@@ -898,6 +898,15 @@ class LSTMSequence(Function):
         self.cs = cs = xp.empty((T, N, H), dtype=dtype)
         self.tanh_c = tanh_c = xp.empty((T, N, H), dtype=dtype)
         self.hs = hs = xp.empty((T, N, H), dtype=dtype)
+        if T and fast.use("lstm_sequence", c0, xw, h0, Wh):
+            # The same loop with its elementwise work between NumPy's exp and tanh calls
+            # compiled (bitwise these values; see docs/performance.md); imports numba.
+            from zerograd._fast import recurrent as fast_recurrent
+
+            h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh,
+                                                        _time_order(T, self.reverse),
+                                                        act, cs, tanh_c, hs)
+            return hs.transpose(1, 0, 2).copy(), h.copy(), c.copy()
         # At (32, 128) a step's product is half its time and each NumPy call on a (32, 128)
         # block costs microseconds: the loop writes into buffers (no temporaries) and
         # inlines sigmoid_ (negate, exp, +1, reciprocal) to enter np.errstate once, not once
@@ -936,29 +945,29 @@ class LSTMSequence(Function):
                     constant(zeros if gc is None else gc),
                     constant(xp.zeros(Wh.shape, dtype=Wh.dtype)))
         act, tanh_c = self.act, self.tanh_c
-        c_prev = _previous(self.cs, c0.data, self.reverse)
         # Every step's dL/da, batch-major like xw: the input projection's backward (the
         # layer's linear) then reads it as one (N*T, 4H) matrix, without a copy.
         d_all = xp.empty((N, T, G), dtype=act.dtype)
         upstream = [g for g in (gy, gh_rec, gc) if g is not None]
-        if fast.use("lstm_step_grad", c_prev, act, tanh_c, *upstream):
+        if fast.use("lstm_sequence", c0.data, act, tanh_c, *upstream):
             # One compiled call a step for all of its elementwise work (see
             # docs/performance.md); it imports numba, so only here.
             from zerograd._fast import recurrent as fast_recurrent
 
-            def step_grad(t, gh, gc, out):
-                return fast_recurrent.lstm_step_grad(act[t], c_prev[t], tanh_c[t], gh, gc,
-                                                     out=out)
+            gh_rec, gc = fast_recurrent.lstm_sequence_backward(
+                act, self.cs, tanh_c, c0.data, Wh_T, gy, gh_rec, gc,
+                _time_order(T, self.reverse), d_all)
         else:
+            c_prev = _previous(self.cs, c0.data, self.reverse)
             step_grad = _lstm_sequence_step_grad(act, c_prev, tanh_c)
-        zeros = xp.zeros((N, H), dtype=act.dtype)
-        for t in reversed(_time_order(T, self.reverse)):
-            if gy is None:
-                gh = zeros if gh_rec is None else gh_rec
-            else:
-                gh = gy[:, t] if gh_rec is None else gh_rec + gy[:, t]
-            d, gc = step_grad(t, gh, gc, d_all[:, t])
-            gh_rec = d @ Wh_T
+            zeros = xp.zeros((N, H), dtype=act.dtype)
+            for t in reversed(_time_order(T, self.reverse)):
+                if gy is None:
+                    gh = zeros if gh_rec is None else gh_rec
+                else:
+                    gh = gy[:, t] if gh_rec is None else gh_rec + gy[:, t]
+                d, gc = step_grad(t, gh, gc, d_all[:, t])
+                gh_rec = d @ Wh_T
         gWh = None
         if Wh.requires_grad:  # sum over steps and batch rows of h_prev^T d: one product
             h_prev = _previous(self.hs, h0.data, self.reverse).transpose(1, 0, 2)
