@@ -15,6 +15,7 @@ from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError, describe
+from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import broadcast_to, reshape, sum_to, transpose
 
 __all__ = ["matmul", "linear", "linear_simple", "dot", "outer", "tensordot", "einsum",
@@ -116,28 +117,39 @@ class Linear(Function):
         y = x @ W
         if b is None:
             return y
-        try:
-            out_shape = np.broadcast_shapes(y.shape, b.shape)
-        except ValueError as e:
-            raise ShapeError(f"linear: b {b.dtype} {b.shape} does not broadcast to the output "
-                             f"{y.shape} (x {x.shape}, W {W.shape}); expected b (out,)") from e
-        if out_shape == y.shape and np.result_type(y, b) == y.dtype:
-            y += b  # y is a fresh array: adding in place saves one output-sized allocation
-            return y
-        return y + b
+        if b.shape != y.shape[-1:] or b.dtype != y.dtype:  # not the usual bias (out,)
+            try:
+                out_shape = np.broadcast_shapes(y.shape, b.shape)
+            except ValueError as e:
+                raise ShapeError(f"linear: b {b.dtype} {b.shape} does not broadcast to the "
+                                 f"output {y.shape} (x {x.shape}, W {W.shape}); expected b "
+                                 "(out,)") from e
+            if out_shape != y.shape or np.result_type(y, b) != y.dtype:
+                return y + b
+        y += b  # y is a fresh array: adding in place saves one output-sized allocation
+        return y
 
     def backward(self, gy):
+        # Both products take transposed views (W.T, x.T: F-ordered), which NumPy passes to
+        # BLAS as transposed operands: no copy before either product.
         x, W = self.inputs[0], self.inputs[1]
         gx = matmul(gy, transpose(W)) if self.needs_grad(0) else None
         gW = None
         if self.needs_grad(1):
-            x2 = reshape(x, (-1, W.shape[0]))
-            gy2 = reshape(gy, (-1, W.shape[1]))
-            gW = matmul(transpose(x2), gy2)
+            if x.ndim == 2:
+                gW = matmul(transpose(x), gy)
+            else:  # (..., in): every leading axis is a batch axis of the weight gradient
+                gW = matmul(transpose(reshape(x, (-1, W.shape[0]))),
+                            reshape(gy, (-1, W.shape[1])))
         if len(self.inputs) == 2:
             return gx, gW
         b = self.inputs[2]
-        gb = sum_to(gy, b.shape) if self.needs_grad(2) else None
+        if not self.needs_grad(2):
+            gb = None
+        elif gy.ndim == 2 and b.shape == gy.shape[1:]:
+            gb = sum_(gy, axis=0)  # the usual bias (out,) under a batch (N, out)
+        else:
+            gb = sum_to(gy, b.shape)
         return gx, gW, gb
 
     def to_onnx(self, g, x, W, b=None):

@@ -29,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from zerograd import _fast as fast
 from zerograd.backend import as_numpy, get_array_module
 from zerograd.core.variable import Parameter, Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
@@ -52,26 +53,41 @@ Target = HasParams | Parameter | Iterable[Parameter]
 # have gradients, before the update.
 Hook = Callable[[list[Parameter]], object]
 
-# Elements per block in add_scaled: the temporary (128 KiB in float32) stays in cache.
-_BLOCK = 1 << 15
+# Bytes per block in add_scaled's NumPy path: the temporary stays in cache, and a block is
+# large enough that the two ufunc calls per block cost little (2^15 float32 elements per
+# block took 0.96 ms a step of the MLP benchmark's update, 1 MiB blocks 0.63 ms:
+# docs/performance.md).
+_BLOCK_BYTES = 1 << 20
 
 
 def add_scaled(w: Any, scale: float, x: Any) -> None:
     """``w += scale * x`` in place, for arrays of one shape (NumPy or CuPy).
 
-    Large contiguous NumPy arrays are processed in blocks, so the product never
-    materialises at full size: one pass over memory less than the plain expression, which
-    matters for a step over millions of weights. ``x`` is only read.
+    Large contiguous NumPy arrays take one pass with the compiled kernel
+    (``zerograd._fast.optim``, when the kernels are on and ``scale`` is a Python number, whose
+    product NumPy rounds in the array's dtype) or are processed in blocks, so the product
+    never materialises at full size. Either way the values are those of the plain
+    expression, bitwise. ``x`` is only read.
     """
-    if (type(w) is not np.ndarray or w.size <= _BLOCK or w.shape != x.shape
+    if (type(w) is not np.ndarray or w.shape != x.shape
             or not (w.flags.c_contiguous and x.flags.c_contiguous)):
+        w += scale * x
+        return
+    if (type(scale) is float or type(scale) is int) and fast.use("add_scaled", w, x):
+        from zerograd._fast import optim as fast_optim  # imports numba (see fast.use)
+
+        fast_optim.add_scaled(w, scale, x)
+        return
+    dtype = np.result_type(scale, x)  # the plain expression's product (NEP 50's rules)
+    block_size = max(1, _BLOCK_BYTES // dtype.itemsize)
+    if w.size <= block_size:
         w += scale * x
         return
     w_flat = w.reshape(-1)
     x_flat = x.reshape(-1)
-    block = np.empty(_BLOCK, dtype=x.dtype)
-    for start in range(0, w_flat.size, _BLOCK):
-        stop = min(start + _BLOCK, w_flat.size)
+    block = np.empty(block_size, dtype=dtype)
+    for start in range(0, w_flat.size, block_size):
+        stop = min(start + block_size, w_flat.size)
         product = block[: stop - start]
         np.multiply(x_flat[start:stop], scale, out=product)
         w_part = w_flat[start:stop]
