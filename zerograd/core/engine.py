@@ -157,15 +157,22 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
                 gxs = f.backward(*gys)
             if type(gxs) is not tuple:
                 gxs = (gxs,)
-            if len(gxs) != len(inputs):
+            n_inputs = len(inputs)
+            if len(gxs) != n_inputs:
                 raise GraphError(
-                    f"{f.name}.backward returned {len(gxs)} gradient(s) for {len(inputs)} "
+                    f"{f.name}.backward returned {len(gxs)} gradient(s) for {n_inputs} "
                     "input(s); return one per input (None where there is none)"
                 )
             if check_anomaly:
                 anomaly.after_backward(f, gxs)
 
-            for x, gx in zip(inputs, gxs):  # noqa: B905 - lengths checked just above
+            # Each input with its gradient. An index loop, not `zip(inputs, gxs)`: a zip
+            # object and its tuples cost more than the rest of a chain node's bookkeeping.
+            i = 0
+            while i < n_inputs:
+                x = inputs[i]
+                gx = gxs[i]
+                i += 1
                 if gx is None or not x.requires_grad:
                     continue
                 if type(gx) is not Variable:
