@@ -12,7 +12,9 @@ of a round and the ratio to PyTorch from the same run. The input sequence is pre
 (no data loader in the timed loop). NumPy and torch both use one thread.
 
 A second row times forward + backward of a whole-sequence LSTM layer (batch 32, 64 steps,
-32 inputs, 128 hidden): ``LSTMSeq`` vs ``torch.nn.LSTM``.
+32 inputs, 128 hidden): ``LSTMSeq`` (with its compiled loops, and on the NumPy path) vs
+``torch.nn.LSTM``. ``benchmarks/bench_lstm_parts.py`` takes that row apart (its matrix
+products against torch's whole step, the op alone against its previous code).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def torch_loop(torch, xs, ts):
 def sequence_workloads(torch, N=32, T=64, D=32, H=128):
     """Forward + backward of one LSTM layer over a whole (N, T, D) batch: LSTMSeq (one fused
     op) vs torch.nn.LSTM. DeZero has no sequence layer."""
+    import zerograd._fast as fast
     from zerograd.nn.rnn import LSTMSeq
 
     x = np.random.default_rng(0).standard_normal((N, T, D)).astype(np.float32)
@@ -137,6 +140,12 @@ def sequence_workloads(torch, N=32, T=64, D=32, H=128):
         ours(x).sum().backward()
 
     work = {"zerograd": run_ours}
+    if fast.available():  # the kernels are on: time the NumPy path in the same rounds
+        def run_numpy_path():
+            with fast.numpy_only():
+                run_ours()
+
+        work["numpy-path"] = run_numpy_path
     if torch is not None:
         theirs = torch.nn.LSTM(D, H, batch_first=True)
         xt = torch.from_numpy(x)

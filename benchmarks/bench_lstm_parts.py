@@ -63,8 +63,9 @@ def _best(fn, reps: int, rounds: int, clock) -> float:
 
 
 def product_shapes(rng):
-    """(name, calls per fwd+bwd, a, b): the products of LSTMSeq's fwd+bwd, as zerograd lays
-    out their operands (time-major saved states, batch-major dL/da)."""
+    """(name, calls per fwd+bwd, in the layer's sum, a, b): the products of LSTMSeq's
+    fwd+bwd as zerograd lays out their operands (time-major saved states, batch-major dL/da),
+    and the alternatives tried. The layer's input is data, so no dL/dx is computed."""
     f32 = np.float32
     h = rng.standard_normal((N, H)).astype(f32)
     Wh = rng.standard_normal((H, G)).astype(f32)
@@ -76,18 +77,18 @@ def product_shapes(rng):
     Wx = rng.standard_normal((D, G)).astype(f32)
     h_prev = hs.transpose(1, 0, 2).reshape(-1, H)  # the Wh gradient's (N*T, H) operand (a copy)
     return [
-        ("step h @ Wh (32x128 @ 128x512)", T, h, Wh),
-        ("step h @ Wh, Wh stored (4H, H)", T, h, Wh_T.T),
-        ("step dL/da @ Wh^T, Wh^T copied", T, d, Wh_T),
-        ("step dL/da @ Wh.T (a view)", T, d, Wh.T),
-        ("gWh: h_prev^T @ dL/da, all steps", 1, h_prev.T, d_all.reshape(-1, G)),
-        ("gWh, time-major hs (no copy)", 1, hs.reshape(-1, H).T,
+        ("step h @ Wh (32x128 @ 128x512)", T, True, h, Wh),
+        ("step h @ Wh, Wh column-major", T, False, h, Wh_T.T),
+        ("step dL/da @ Wh^T, Wh^T copied", T, True, d, Wh_T),
+        ("step dL/da @ Wh.T (a view)", T, False, d, Wh.T),
+        ("step dL/da[:, t] @ Wh^T (rows T*4H apart)", T, False, d_all[:, 3], Wh_T),
+        ("gWh: h_prev^T @ dL/da, all steps", 1, True, h_prev.T, d_all.reshape(-1, G)),
+        ("gWh, time-major hs, dL/da copied", 1, False, hs.reshape(-1, H).T,
          np.ascontiguousarray(d_all.transpose(1, 0, 2)).reshape(-1, G)),
-        ("x @ Wx, (N*T, D) as one matrix", 1, x.reshape(-1, D), Wx),
-        ("x @ Wx as (N, T, D) @ (D, 4H)", 1, x, Wx),
-        ("gx = dL/da @ Wx^T, (N*T, 4H)", 1, d_all.reshape(-1, G), Wx.T),
-        ("gx as (N, T, 4H) @ Wx^T", 1, d_all, Wx.T),
-        ("gWx = x^T @ dL/da", 1, x.reshape(-1, D).T, d_all.reshape(-1, G)),
+        ("x @ Wx as (N, T, D) @ (D, 4H)", 1, True, x, Wx),
+        ("x @ Wx, (N*T, D) as one matrix", 1, False, x.reshape(-1, D), Wx),
+        ("gWx = x^T @ dL/da", 1, True, x.reshape(-1, D).T, d_all.reshape(-1, G)),
+        ("gx = dL/da @ Wx^T (a deeper layer's)", 1, False, d_all.reshape(-1, G), Wx.T),
     ]
 
 
@@ -104,42 +105,46 @@ def products(torch, rounds: int) -> None:
         lstm(xt)[0].sum().backward()
 
     load = CpuLoad()
-    rows = {}
+    rows: dict = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
         with threadpool_limits(threads, user_api="blas"):
-            for name, calls, a, b in shapes:
+            for name, calls, counted, a, b in shapes:
                 ta, tb = torch.from_numpy(np.asarray(a)), torch.from_numpy(np.asarray(b))
-                if ta.dim() == 3:
-                    def tfn(ta=ta, tb=tb):
-                        return torch.matmul(ta, tb)
-                else:
-                    def tfn(ta=ta, tb=tb):
-                        return torch.mm(ta, tb)
+                mm = torch.matmul if ta.dim() == 3 else torch.mm
+
+                def tfn(ta=ta, tb=tb, mm=mm):
+                    return mm(ta, tb)
 
                 def nfn(a=a, b=b):
                     return a @ b
 
-                reps = max(1, int(200 / (calls ** 0.5 * 4)))
+                reps = 50 if calls > 1 else 3
                 for which, fn in (("numpy", nfn), ("torch", tfn)):
                     fn()
-                    key = (name, which)
                     cpu = _best(fn, reps, rounds, time.thread_time)
                     wall = _best(fn, reps, rounds, time.perf_counter)
-                    rows.setdefault(key, {})[threads] = (cpu * calls, wall * calls)
+                    rows.setdefault((name, which, counted), {})[threads] = (cpu * calls,
+                                                                            wall * calls)
             torch_lstm()
             cpu = _best(torch_lstm, 3, rounds, time.thread_time)
             wall = _best(torch_lstm, 3, rounds, time.perf_counter)
-            rows.setdefault(("torch.nn.LSTM fwd+bwd, whole", "torch"), {})[threads] = (cpu, wall)
+            rows.setdefault(("torch.nn.LSTM fwd+bwd, whole", "torch", False), {})[threads] = (
+                cpu, wall)
+    for which in ("numpy", "torch"):  # the layer's products alone
+        rows[(f"sum of the layer's products ({which})", which, False)] = {
+            threads: tuple(sum(v[threads][k] for (_, w, counted), v in rows.items()
+                               if counted and w == which) for k in (0, 1))
+            for threads in (1, 2)}
     other = load.other()
     print(f"ms per fwd+bwd (a per-step product times its {T} calls); best of {rounds}; "
-          f"other load {other:.0%}" if other is not None else "load unknown")
-    print(f"{'product':<40} {'lib':<6} {'CPU 1 thr':>9} {'wall 1':>7} {'CPU 2 thr':>9} "
+          "other load " + (f"{other:.0%}" if other is not None else "unknown"))
+    print(f"{'product':<42} {'lib':<6} {'CPU 1 thr':>9} {'wall 1':>7} {'CPU 2 thr':>9} "
           f"{'wall 2':>7}")
-    for (name, which), by_threads in rows.items():
+    for (name, which, _), by_threads in rows.items():
         cells = [f"{v * 1e3:9.3f}" if i % 2 == 0 else f"{v * 1e3:7.3f}"
                  for i, v in enumerate(by_threads[1] + by_threads[2])]
-        print(f"{name:<40} {which:<6} " + " ".join(cells))
+        print(f"{name:<42} {which:<6} " + " ".join(cells))
 
 
 # -- the op before the compiled cell update (commit 32c5d6f), for the A/B below -------------
@@ -281,7 +286,7 @@ def sizes(rounds: int) -> None:
 
     steps = 16
     load = CpuLoad()
-    print(f"(N, H): forward kernels / NumPy path, backward kernels / NumPy path; us a step")
+    print("(N, H): forward kernels / NumPy path, backward kernels / NumPy path; us a step")
     for n, hidden in ((1, 1), (1, 10), (1, 100), (4, 32), (32, 128), (64, 256), (128, 512)):
         rng = np.random.default_rng(0)
         xw = Parameter((rng.standard_normal((n, steps, 4 * hidden)) * 0.5).astype(np.float32))

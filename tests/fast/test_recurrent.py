@@ -114,17 +114,18 @@ def test_lstm_sequence_forward_is_the_numpy_path_bitwise(dtype, reverse, layout)
     """The compiled loop keeps NumPy's exp and tanh and does the rest in the same order."""
     N, T, H = 3, 5, 7
     xw, h0, c0, Wh = _sequence(N, T, H, dtype)
-    if layout == "strided":  # every other step of a longer batch; Wh and c0 column-major
+    if layout == "strided":  # every other step of a longer batch; h0 and c0 column-major
         wide = np.zeros((N, 2 * T, 4 * H), dtype)
         wide[:, ::2] = xw
-        xw, Wh, c0 = wide[:, ::2], np.asfortranarray(Wh), np.asfortranarray(c0)
+        xw, h0, c0 = wide[:, ::2], np.asfortranarray(h0), np.asfortranarray(c0)
     order = range(T - 1, -1, -1) if reverse else range(T)
     act, cs, tanh_c, hs = _buffers(T, N, H, dtype)
     with np.errstate(over="raise"):  # the loop silences e^-a's overflow itself
         h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs)
     with fast.numpy_only():
         op = R.LSTMSequence(reverse)
-        y, h_ref, c_ref = op.forward(xw, h0, c0, Wh)
+        # A column-major Wh: the op copies it row-major (OpenBLAS's fast form) first.
+        y, h_ref, c_ref = op.forward(xw, h0, c0, np.asfortranarray(Wh))
     for got, want in ((act, op.act), (cs, op.cs), (tanh_c, op.tanh_c), (hs, op.hs),
                       (h, h_ref), (c, c_ref)):
         assert got.dtype == dtype
