@@ -27,7 +27,7 @@ __all__ = ["square", "exp", "log", "sin", "cos", "tanh",
            "sqrt", "abs", "power", "maximum", "minimum", "where", "clip",
            "log1p", "expm1", "log2", "log10", "sinh", "cosh", "arcsin", "arccos", "arctan",
            "erf", "erfc",
-           "Square", "Exp", "Log", "Sin", "Cos", "Tanh", "TanhGrad",
+           "Square", "Exp", "Log", "Sin", "SinGrad", "Cos", "Tanh", "TanhGrad",
            "Sqrt", "Abs", "Power", "Maximum", "Minimum", "Where", "Clip", "ClipBetween",
            "Log1p", "Expm1", "Log2", "Log10", "Sinh", "Cosh", "Arcsin", "Arccos", "Arctan",
            "Erf", "Erfc"]
@@ -122,7 +122,7 @@ class Sin(Function):
 
     def backward(self, gy):
         (x,) = self.inputs
-        return gy * cos(x)
+        return SinGrad()(x, gy)
 
     def to_onnx(self, g, x):
         return g.op("Sin", x)
@@ -131,6 +131,27 @@ class Sin(Function):
 def sin(x) -> Variable:
     """Sine (radians), elementwise."""
     return Sin()(x)
+
+
+class SinGrad(Function):
+    """gx = gy cos(x), sin's first derivative, in one node instead of a Cos and a Mul.
+
+    d/dx = -gy sin(x); d/dgy = cos(x). The next order is written with the same ops, in the
+    same order, as the two nodes it replaces (``ggx * gy * -sin(x)``, ``ggx * cos(x)``), so
+    every derivative of sin has the values it had before, bit for bit.
+    """
+
+    retain_inputs = (0, 1)
+    retain_outputs = ()
+
+    def forward(self, x, gy):
+        return gy * np.cos(x)
+
+    def backward(self, ggx):
+        x, gy = self.inputs
+        g_x = ggx * gy * -sin(x) if self.needs_grad(0) else None
+        g_gy = ggx * cos(x) if self.needs_grad(1) else None
+        return g_x, g_gy
 
 
 class Cos(Function):
