@@ -135,7 +135,8 @@ def test_lstm_sequence_forward_is_the_numpy_path_bitwise(dtype, reverse, layout)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("upstream", ["gy", "gy broadcast", "gy strided", "state", "all"])
+@pytest.mark.parametrize("upstream", ["gy", "gy broadcast", "gy strided", "state", "all",
+                                      "gh only", "gc only"])
 def test_lstm_sequence_backward_is_the_step_kernel_bitwise(dtype, reverse, upstream):
     """One compiled call a step does lstm_step_grad's arithmetic (gy's step added to dL/dh
     first, as the NumPy path adds it); gy, gh and gc are read, never written."""
@@ -154,6 +155,10 @@ def test_lstm_sequence_backward_is_the_step_kernel_bitwise(dtype, reverse, upstr
         gy = rng.standard_normal((N, 2 * T, H)).astype(dtype)[:, ::2]
     if upstream in ("state", "all"):
         gh, gc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    elif upstream == "gh only":  # h_T used, c_T not
+        gh = rng.standard_normal((N, H)).astype(dtype)
+    elif upstream == "gc only":
+        gc = rng.standard_normal((N, H)).astype(dtype)
     given = [None if a is None else a.copy() for a in (gy, gh, gc)]
     Wh_T = np.ascontiguousarray(Wh.T)
     d = np.full((N, T, 4 * H), np.nan, dtype)
