@@ -341,20 +341,12 @@ def run_threads(rows, rounds):
 
 
 # -- floors: the matrix products alone -----------------------------------------------------------
-def mlp_products(batch=100):
-    sizes = [784, 1000, 1000, 10]
-    Ws = [_randn(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    xs = [_randn(batch, s) for s in sizes[:-1]]
-    gs = [_randn(batch, s) for s in sizes[1:]]
+def mlp_products():
+    """An MLP epoch's products (600 steps of batch 100), laid out as zerograd computes them:
+    bench_mlp.products_alone, which ``bench_mlp.py --floor`` times against the step."""
+    from benchmarks.bench_mlp import products_alone
 
-    def step():
-        for x, W in zip(xs, Ws):
-            x @ W  # forward
-        for k, (x, W, g) in enumerate(zip(xs, Ws, gs)):
-            x.T @ g  # gW
-            if k > 0:
-                g @ W.T  # gx (none for the input batch)
-    return step
+    return products_alone([(_randn(100, 784), None)] * 600)
 
 
 def cnn_products(N=100):
@@ -380,7 +372,7 @@ def cnn_products(N=100):
 
 def run_floors(rounds):
     print(f"\n== floors: float32 matrix products alone (medians of {rounds} rounds)")
-    work = {"MLP epoch (600 steps)": lambda: timed(lambda: [mlp() for _ in range(600)]),
+    work = {"MLP epoch (600 steps)": lambda: timed(mlp),
             "small CNN 10 steps": lambda: timed(lambda: [cnn() for _ in range(10)])}
     mlp, cnn = mlp_products(), cnn_products()
     for fn in work.values():

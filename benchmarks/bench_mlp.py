@@ -1,18 +1,31 @@
 """MLP training speed (issue 4): 784-1000-1000-10 ReLU, SGD, batch 100, MNIST-shaped data.
 
-    python benchmarks/bench_mlp.py [--batches 100] [--rounds 3]
+    python benchmarks/bench_mlp.py [--batches 10] [--rounds 15]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mlp.py --floor     # step vs its products
+    OPENBLAS_NUM_THREADS=1 python benchmarks/profile_ops.py mlp       # the step op by op
 
 Each round times ``--batches`` training steps (forward, softmax cross-entropy, backward,
 SGD update) for zerograd, PyTorch and DeZero in turn; the median is scaled to an epoch of
 60,000 examples. All frameworks train on the same pre-made float32 batches (the real MNIST
 test images when ../shared/data/mnist is present, else random pixels), so the figure is the
 training step itself, not the data loader.
+
+``--floor`` times zerograd's step against its float32 matrix products alone (the same eight
+products a step computes, same shapes, layouts and dtypes: :func:`products_alone`), round
+by round in one process, in CPU time of the main thread (``time.thread_time``: with
+``OPENBLAS_NUM_THREADS=1`` all of the work, and nearly untouched by other processes' load)
+and in wall time (with two OpenBLAS threads the figure that matters, but only on a quiet
+machine). It prints each per step and the median of the per-round ratios, step over
+products, with the lowest and highest round.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +35,16 @@ sys.path.insert(0, str(ROOT))
 
 import zerograd  # noqa: E402
 import zerograd.functions as F  # noqa: E402
-from benchmarks._common import interleaved, load_dezero, load_torch, print_row, timed  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    NOISY_LOAD,
+    CpuLoad,
+    interleaved,
+    load_dezero,
+    load_torch,
+    numpy_path,
+    print_row,
+    timed,
+)
 from zerograd import optimizers  # noqa: E402
 from zerograd.models import MLP  # noqa: E402
 
@@ -49,7 +71,9 @@ def make_batches(n_batches: int):
     return [(x[i:i + BATCH], t[i:i + BATCH]) for i in range(0, n, BATCH)]
 
 
-def zerograd_epoch(batches):
+def zerograd_steps(batches):
+    """A callable that trains a fresh MLP one step per batch, already run once (warm-up:
+    lazy weights, caches)."""
     np.random.seed(0)
     model = MLP(SIZES, activation=F.relu)
     opt = optimizers.SGD(lr=0.1).setup(model)
@@ -61,8 +85,81 @@ def zerograd_epoch(batches):
             loss.backward()
             opt.update()
 
-    run()  # warm-up: lazy weights, caches
+    run()
+    return run
+
+
+def zerograd_epoch(batches):
+    run = zerograd_steps(batches)
     return lambda: timed(run)
+
+
+def products_alone(batches):
+    """The float32 matrix products of one training step per batch, as zerograd computes them.
+
+    Forward ``h @ W`` (both C-contiguous), then per layer from the last: the input gradient
+    ``gy @ W.T`` (W.T an F-ordered view; none for the input batch, a constant) and the weight
+    gradient ``h.T @ gy`` (h.T an F-ordered view): NumPy hands both views to BLAS as
+    transposed operands, without copies (``Linear.backward`` in zerograd/ops/linalg.py;
+    tests/ops/test_linear_step.py checks that the step's operands are these). Returns a
+    callable that runs them for every batch.
+    """
+    rng = np.random.default_rng(0)
+    sizes = (784, *SIZES)
+    Ws = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    hidden = [rng.standard_normal((BATCH, a), dtype=np.float32) for a in sizes[1:-1]]
+    gys = [rng.standard_normal((BATCH, b), dtype=np.float32) for b in sizes[1:]]
+
+    def run():
+        for x, _ in batches:
+            h = x
+            for W in Ws:
+                h = h @ W
+            for k in reversed(range(len(Ws))):
+                if k > 0:
+                    gys[k] @ Ws[k].T
+                (x if k == 0 else hidden[k - 1]).T @ gys[k]
+
+    return run
+
+
+def _clocked(fn):
+    """(CPU time of this thread, wall time) of one call of ``fn``."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    fn()
+    return time.thread_time() - cpu, time.perf_counter() - wall
+
+
+def floor(n_batches: int, rounds: int) -> dict:
+    """zerograd's step against its products alone, alternating round by round.
+
+    Returns {"step"/"products": {"cpu"/"wall": [seconds per step, one per round]}, "load"}.
+    """
+    batches = make_batches(n_batches)
+    work = {"step": zerograd_steps(batches), "products": products_alone(batches)}
+    work["products"]()  # warm-up
+    samples = {name: {"cpu": [], "wall": []} for name in work}
+    load = CpuLoad()
+    for _ in range(rounds):
+        for name, fn in work.items():
+            cpu, wall = _clocked(fn)
+            samples[name]["cpu"].append(cpu / n_batches)
+            samples[name]["wall"].append(wall / n_batches)
+    return {**samples, "load": load.other()}
+
+
+def print_floor(result: dict) -> None:
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    load = result["load"]
+    note = "" if load is None else f"load {load:.0%}" + (" NOISY" if load > NOISY_LOAD else "")
+    print(f"MLP step vs its matrix products alone, OPENBLAS_NUM_THREADS={threads}, {note}")
+    for clock, label in (("cpu", "CPU time of the main thread"), ("wall", "wall time")):
+        step, prod = result["step"][clock], result["products"][clock]
+        ratios = [a / b for a, b in zip(step, prod)]
+        print(f"  {label:<28} step {statistics.median(step) * 1e3:7.3f} ms (min "
+              f"{min(step) * 1e3:.3f})  products {statistics.median(prod) * 1e3:7.3f} ms (min "
+              f"{min(prod) * 1e3:.3f})  step/products {statistics.median(ratios):.3f} "
+              f"[{min(ratios):.3f}-{max(ratios):.3f}]")
 
 
 def torch_epoch(torch, batches):
@@ -107,12 +204,21 @@ def dezero_epoch(dezero, batches):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
+    # Many short rounds: the per-round ratio swings with the machine's speed (and, for the
+    # products, from one call to the next), and a median of many short rounds is steadier
+    # than one of a few long ones in the same time (docs/performance.md, the MLP).
+    parser.add_argument("--batches", type=int, default=10, help="batches per round")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--floor", action="store_true",
+                        help="zerograd's step against its matrix products alone")
     args = parser.parse_args(argv)
+    if args.floor:
+        print_floor(floor(args.batches, args.rounds))
+        return
     torch, dezero = load_torch(), load_dezero()
     batches = make_batches(args.batches)
-    work = {"zerograd": zerograd_epoch(batches)}
+    work = {"zerograd": zerograd_epoch(batches),
+            "numpy-path": numpy_path(zerograd_epoch(batches))}  # None without the kernels
     if torch:
         work["torch"] = torch_epoch(torch, batches)
     if dezero:

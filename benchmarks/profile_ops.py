@@ -100,8 +100,16 @@ def embedding_run():
     return bench_ops.embedding_workloads(None)["zerograd"]
 
 
+def mlp_run():
+    """bench_mlp's MLP 784-1000-1000-10, SGD: 30 steps of batch 100 (its timer; the work
+    counts)."""
+    from benchmarks import bench_mlp
+
+    return bench_mlp.zerograd_epoch(bench_mlp.make_batches(30))
+
+
 RUNS = {"cnn": (cnn_run, 10), "lstm": (lstm_run, 300), "gelu": (gelu_run, 1),
-        "embedding": (embedding_run, 1)}  # (maker, steps per run)
+        "embedding": (embedding_run, 1), "mlp": (mlp_run, 30)}  # (maker, steps per run)
 
 
 def compare_paths(rounds: int) -> None:
