@@ -3,6 +3,7 @@
     python benchmarks/bench_cnn.py             # about 20 seconds
     python benchmarks/bench_cnn.py --quick     # fewer rounds
     python benchmarks/bench_cnn.py --profile   # also: where zerograd's step spends its time
+    python benchmarks/bench_cnn.py --against /tmp/wt-OLD   # this tree vs another, CPU time
 
 Workload: the CNN conv 3x3x16 (pad 1) - relu - max pool 2 - conv 3x3x32 (pad 1) - relu -
 max pool 2 - linear 10, float32, on batches of 100 images 1x28x28 (fixed random data: the
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import os
 import pstats
+import subprocess
 import sys
 from pathlib import Path
 
@@ -124,11 +128,60 @@ def profile_zerograd(top: int = 18) -> None:
     pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
 
 
+_CPU_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from benchmarks.bench_cnn import zerograd_step
+run = zerograd_step()
+run()
+best = float("inf")
+for _ in range(5):
+    start = time.thread_time()
+    run()
+    best = min(best, time.thread_time() - start)
+print(json.dumps(best))
+"""
+
+
+def compare_trees(other: str, rounds: int) -> None:
+    """This tree's step against another checkout's (``git worktree add``), in CPU time of
+    the main thread with one OpenBLAS and one numba thread: each round runs both in fresh
+    processes, one after the other (the best of 5 x 10 steps each), so that neither
+    inherits the other's allocator state; the load cannot move CPU time much."""
+    from benchmarks._common import CpuLoad
+
+    trees = {"this tree": str(Path(__file__).resolve().parent.parent),
+             "other": str(Path(other).resolve())}
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    load = CpuLoad()
+    best: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            out = subprocess.run([sys.executable, "-c", _CPU_CHILD, tree], cwd=tree, env=env,
+                                 capture_output=True, text=True, check=True)
+            best[name].append(json.loads(out.stdout) / STEPS * 1e3)
+    ratios = sorted(a / b for a, b in zip(best["this tree"], best["other"]))
+    other_load = load.other()
+    print(f"small CNN step, CPU time of the main thread (ms), best of 5 x {STEPS} steps per "
+          f"process, {rounds} rounds; other load "
+          f"{'unknown' if other_load is None else f'{other_load:.0%}'}")
+    for name, tree in trees.items():
+        print(f"  {name:<10} {min(best[name]):7.2f}  ({tree})")
+    print(f"  this / other: best {min(best['this tree']) / min(best['other']):.2f}, per round "
+          f"median {ratios[len(ratios) // 2]:.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     parser.add_argument("--profile", action="store_true", help="profile zerograd's step")
+    parser.add_argument("--against", metavar="TREE",
+                        help="compare this tree's step with another checkout's (CPU time)")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of --against")
     args = parser.parse_args(argv)
+    if args.against:
+        compare_trees(args.against, args.rounds)
+        return
     torch, dezero = load_torch(), load_dezero()
     rounds = 3 if args.quick else 5
     work = {"zerograd": zerograd_step()}

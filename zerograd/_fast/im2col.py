@@ -13,9 +13,12 @@ Two layouts, the two that zerograd uses:
 
 The NumPy path pads the image first and copies one strided block per kernel offset; here
 each patch element is read straight from x (out-of-image reads give the zero padding), and
-col2im adds straight into the cropped image. Values: copies are exact; col2im adds the
-kernel offsets into each element in the NumPy path's order (i, j ascending from zero), so
-it is bitwise equal too.
+col2im adds straight into the cropped image. For a "same" stride-1 convolution whose
+channels are contiguous along the batch, each patch row is one long shifted copy (and its
+adjoint one long add), with the entries that read padding zeroed; otherwise one run of up
+to OW elements per output row. conv2d/deconv2d call these two (ops/_im2col.py).
+Values: copies are exact; col2im adds the kernel offsets into each element in the NumPy
+path's order (i, j ascending from zero), so it is bitwise equal too.
 """
 
 from __future__ import annotations
