@@ -31,7 +31,7 @@ def as_variable(obj) -> Variable:
     return Variable(obj)
 
 
-_ndarray = np.ndarray
+_ndarray, _generic, _asarray = np.ndarray, np.generic, np.asarray
 _weakref = weakref.ref
 _variable_new = Variable.__new__
 
@@ -68,6 +68,16 @@ def _to_array(y, op: Function):
     else:
         hint = "forward must return an ndarray, or a tuple of ndarrays for several outputs"
     raise DTypeError(f"{op.name}.forward returned a {type(y).__name__} ({y!r:.60}); {hint}")
+
+
+def _as_output_arrays(ys, op: Function):
+    """What ``op.forward`` returned (other than one ndarray) as one array, or a tuple of
+    several: a 1-tuple is a single output, as in DeZero."""
+    if type(ys) is tuple:
+        if len(ys) == 1:
+            return _to_array(ys[0], op)
+        return tuple([_to_array(y, op) for y in ys])
+    return _to_array(ys, op)
 
 
 def _constant(x, op: Function, position: int) -> Variable:
@@ -137,29 +147,41 @@ class Function:
 
     def __call__(self, *inputs):
         # This is the hottest path of the framework, run once per op forward and once per op
-        # that a backward pass calls: keep it lean. In CPython a call with *args and a list
-        # comprehension each cost a frame of their own, so the one- and two-input cases
-        # (nearly every op) are written out, and no tuple is built around a single output.
-        for x in inputs:
-            if not isinstance(x, Variable):
-                inputs = _as_inputs(inputs, self)
-                break
+        # that a backward pass calls: keep it lean. In CPython a call with *args, a list
+        # comprehension and a loop each cost as much as several plain statements, so the
+        # one- and two-input cases (nearly every op) are written out, each asking its inputs
+        # once, and no tuple is built around a single output.
         n_inputs = len(inputs)
         try:
             if n_inputs == 1:
-                ys = self.forward(inputs[0]._data)
+                x0 = inputs[0]
+                if not isinstance(x0, Variable):
+                    inputs = _as_inputs(inputs, self)
+                    x0 = inputs[0]
+                ys = self.forward(x0._data)
+                wants_grad = x0.requires_grad
             elif n_inputs == 2:
-                ys = self.forward(inputs[0]._data, inputs[1]._data)
+                x0, x1 = inputs
+                if not (isinstance(x0, Variable) and isinstance(x1, Variable)):
+                    inputs = _as_inputs(inputs, self)
+                    x0, x1 = inputs
+                ys = self.forward(x0._data, x1._data)
+                wants_grad = x0.requires_grad or x1.requires_grad
             else:
+                inputs = _as_inputs(inputs, self)
                 ys = self.forward(*[x._data for x in inputs])
-        except ZerogradError:
+                wants_grad = any([x.requires_grad for x in inputs])
+        except ZerogradError:  # (an input that is no array or scalar: _constant's error)
             raise
         except ValueError as e:
             raise ShapeError(f"{self.name}: {e} (inputs: {_describe_inputs(inputs)})") from e
         except TypeError as e:
             raise DTypeError(f"{self.name}: {e} (inputs: {_describe_inputs(inputs)})") from e
-        if type(ys) is tuple and len(ys) == 1:  # a 1-tuple is a single output, as in DeZero
-            ys = ys[0]
+        if type(ys) is not _ndarray:  # the usual result is one NumPy array
+            if isinstance(ys, _generic):  # an op on 0-d arrays returns a NumPy scalar
+                ys = _asarray(ys)
+            else:
+                ys = _as_output_arrays(ys, self)
         if _anomaly_threads[0] and _state.detect_anomaly:  # off: one list read per call
             anomaly.after_forward(self, [x._data for x in inputs],
                                   ys if type(ys) is tuple else (ys,))
@@ -167,36 +189,29 @@ class Function:
         # Record the graph if an input wants a gradient and recording is on. The inputs are
         # asked first: the flag is thread-local, which costs several list reads, and in a
         # backward pass most calls take only gradients, which want none.
-        record = False
-        for x in inputs:
-            if x.requires_grad:
-                record = _state.enable_backprop
-                break
-        if not record:
+        if not (wants_grad and _state.enable_backprop):
             if type(ys) is not tuple:
                 # _new_variable(y, None, 0, False) written out (here and below for a recorded
                 # output): nearly every Variable is made on these two lines, and a call
                 # costs as much as the six stores.
                 out = _variable_new(Variable)
-                out._data = ys if type(ys) is _ndarray else _to_array(ys, self)
+                out._data = ys
                 out.name = None
                 out.grad = None
                 out.creator = None
                 out.generation = 0
                 out.requires_grad = False
                 return out
-            return [_new_variable(y if type(y) is _ndarray else _to_array(y, self),
-                                  None, 0, False)
-                    for y in ys]
+            return [_new_variable(y, None, 0, False) for y in ys]
 
         # Record the graph: this node's inputs, its depth (one more than its deepest
         # input's) and the write clock, which backward compares to detect in-place writes.
         if n_inputs == 1:
-            generation = inputs[0].generation
+            generation = x0.generation
         elif n_inputs == 2:
-            generation = inputs[0].generation
-            if inputs[1].generation > generation:
-                generation = inputs[1].generation
+            generation = x0.generation
+            if x1.generation > generation:
+                generation = x1.generation
         else:
             generation = max([x.generation for x in inputs])
         self.generation = generation
@@ -205,7 +220,7 @@ class Function:
         generation += 1
         if type(ys) is not tuple:
             out = _variable_new(Variable)
-            out._data = ys if type(ys) is _ndarray else _to_array(ys, self)
+            out._data = ys
             out.name = None
             out.grad = None
             out.creator = self
@@ -213,9 +228,7 @@ class Function:
             out.requires_grad = True
             self.outputs = [_weakref(out)]
             return out
-        outputs = [_new_variable(y if type(y) is _ndarray else _to_array(y, self),
-                                 self, generation, True)
-                   for y in ys]
+        outputs = [_new_variable(y, self, generation, True) for y in ys]
         self.outputs = [_weakref(out) for out in outputs]
         return outputs
 
