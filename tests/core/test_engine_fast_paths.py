@@ -1,9 +1,10 @@
 """The written-out fast paths of Function.__call__ and the backward loop keep the rules.
 
 ``Function.__call__`` has separate code for one and two inputs and for a single output, and
-the backward loop lets a newly found creator skip the heap when it is deeper than everything
-in it (benchmarks/instr_engine.py measures what each saves). These tests pin what must not
-change: the order functions run in, the outputs' types and links, and the errors.
+the backward loop keys its heap by one int per function and lets a newly found creator skip
+the heap when it is deeper than everything in it (benchmarks/instr_engine.py measures what
+each saves). These tests pin what must not change: the order functions run in (against a
+plain heap of tuples), the outputs' types and links, and the errors.
 """
 
 from __future__ import annotations
@@ -80,6 +81,56 @@ def test_a_wide_graph_runs_in_the_heap_order_and_sums_every_branch():
     assert log == _heap_order(y.creator)
     assert len(log) == len(set(log)) == 12 + 11 + sum(i % 3 for i in range(1, 12))
     assert float(x.grad.data) == 12.0
+
+
+def _random_graph(seed: int, n: int, log: list):
+    """A DAG of n Traced nodes over x: each takes 1-3 earlier values (repeats allowed)."""
+    rng = np.random.default_rng(seed)
+    x = Variable(np.array([1.0, -2.0]))
+    values = [x]
+    for i in range(n):
+        k = int(rng.integers(1, 4))
+        picks = [values[int(j)] for j in rng.integers(max(0, len(values) - 8), len(values), k)]
+        values.append(Traced(f"f{i}", log)(*picks))
+    return x, values
+
+
+def _paths_to_x(values) -> float:
+    """How many paths lead from the last value back to x (its gradient, as every Traced
+    passes gy on unchanged)."""
+    counts = {id(values[-1]): 1.0}
+    total = 0.0
+    for v in reversed(values):
+        c = counts.pop(id(v), 0.0)
+        if v.creator is None:
+            total += c
+            continue
+        for u in v.creator.inputs:
+            counts[id(u)] = counts.get(id(u), 0.0) + c
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_graphs_run_in_the_heap_order(seed):
+    # The engine keys its heap by one int per function and lets some creators skip it; a
+    # plain heap of (-generation, discovery count) tuples is the reference order.
+    log: list = []
+    x, values = _random_graph(seed, 150, log)
+    y = values[-1]
+    y.backward()
+    assert log == _heap_order(y.creator)
+    assert float(x.grad.data[0]) == _paths_to_x(values)
+
+
+def test_the_heap_order_holds_for_generations_beyond_a_machine_word():
+    # The heap keys are -generation * 2**40 + count: Python ints, exact at any size.
+    log: list = []
+    x, values = _random_graph(7, 80, log)
+    y = values[-1]
+    for v in values[1:]:
+        v.creator.generation += 10**12
+    y.backward()
+    assert log == _heap_order(y.creator)
 
 
 def test_wide_sum_of_squares_of_a_0d_variable():
