@@ -4,6 +4,11 @@ expression's values bitwise; the dispatch takes the kernel exactly where documen
 training step is the same on both paths and its update is still an in-place write the
 engine sees."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -147,3 +152,21 @@ def test_a_kernel_update_is_an_in_place_write_the_engine_sees(kernel_calls):
     layer.cleargrads()
     with pytest.raises(InPlaceError, match="Linear"):
         loss.backward()
+
+
+def test_training_a_small_model_never_imports_numba():
+    """Below the threshold the dispatch says no before it asks whether numba imports."""
+    code = ("import sys, numpy as np, zerograd.functions as F\n"
+            "from zerograd import optimizers\nfrom zerograd.models import MLP\n"
+            "model = MLP((100, 10)); opt = optimizers.MomentumSGD(0.1).setup(model)\n"
+            "for _ in range(2):\n"
+            "    y = model(np.ones((4, 50), np.float32))\n"
+            "    loss = F.softmax_cross_entropy(y, np.arange(4))\n"
+            "    model.cleargrads(); loss.backward(); opt.update()\n"
+            "print('numba' in sys.modules)")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("ZEROGRAD_FAST", None)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
