@@ -105,6 +105,23 @@ def test_what_the_kernel_does_not_take_runs_numpy_with_the_plain_values(case, ke
     assert kernel_calls == []
 
 
+@pytest.mark.parametrize("shift", [0, 1, 1000])
+def test_an_x_that_overlaps_w_gives_the_plain_values(shift, kernel_calls):
+    size = 3 * LOW
+    buffer = np.random.default_rng(0).standard_normal(size + shift).astype(np.float32)
+    expected = buffer.copy()
+    w_expected = expected[shift:]
+    w_expected += -0.5 * expected[:size]
+    add_scaled(buffer[shift:], -0.5, buffer[:size])
+    assert buffer.tobytes() == expected.tobytes()
+    assert kernel_calls == []  # views of one buffer take the plain expression
+    w = buffer[shift:]
+    expected = w + -0.5 * w
+    add_scaled(w, -0.5, w)  # x is w: elementwise, so the kernel's
+    assert w.tobytes() == expected.tobytes()
+    assert kernel_calls == [w.shape]
+
+
 def test_the_kernel_refuses_arrays_it_was_not_written_for():
     w, x = _operands(10, np.float32)
     with pytest.raises(TypeError, match=r"add_scaled.*float64 \(10,\)"):

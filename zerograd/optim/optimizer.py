@@ -70,7 +70,10 @@ def add_scaled(w: Any, scale: float, x: Any) -> None:
     expression, bitwise. ``x`` is only read.
     """
     if (type(w) is not np.ndarray or w.shape != x.shape
-            or not (w.flags.c_contiguous and x.flags.c_contiguous)):
+            or not (w.flags.c_contiguous and x.flags.c_contiguous)
+            or (x is not w and np.may_share_memory(w, x))):
+        # The plain expression; also for x overlapping w, which the plain expression reads
+        # whole before the first write (a pass or a block would read updated elements).
         w += scale * x
         return
     if (type(scale) is float or type(scale) is int) and fast.use("add_scaled", w, x):
