@@ -11,10 +11,10 @@ runs; the few extra columns are dropped). The input gradient is a flipped convol
 scatter-add over the KH*KW kernel offsets (one strided or contiguous add over the whole
 batch each), whichever copies less; the bias rides in the product as a row of ones.
 
-With the compiled kernels (``zerograd._fast.im2col``, for arrays in ``THRESHOLDS
-["conv_patches"]``) the patches are compact for stride 1 too (no extra columns for the
-products to carry, y a compact channel-major array, gy used as it is), and the input
-gradient's scatter-add is compiled; see :meth:`Geometry.compact`.
+With the compiled kernels (``zerograd._fast.im2col``, for arrays in the range of
+``zerograd._fast.THRESHOLDS["conv_patches"]``) the patches are compact for stride 1 too
+(no extra columns for the products to carry, y a compact channel-major array, gy used as
+it is), and the input gradient's scatter-add is compiled; see :meth:`Geometry.compact`.
 
 The ops built on these (``Conv2d``, ``Deconv2d``, ``Conv2DGradW``, ``Im2col``, pooling) live
 in ``ops/conv.py`` and ``ops/pooling.py``.
