@@ -308,3 +308,38 @@ def test_third_order_conv2d_on_the_compiled_path(monkeypatch):
 
     _every_size(monkeypatch)
     test_grad_nodes.test_third_order_matches_torch("conv2d")
+
+
+def _blasable(a) -> bool:
+    """NumPy hands a matrix to BLAS without a copy when one of its last two axes has unit
+    stride and the other a stride of at least that axis's length (C or F order, or rows
+    of a wider matrix)."""
+    item = a.itemsize
+    s0, s1 = a.strides[-2:]
+    rows, cols = a.shape[-2:]
+    return (s1 == item and s0 >= cols * item) or (s0 == item and s1 >= rows * item)
+
+
+def test_the_cnn_step_hands_blas_every_operand_without_a_copy(monkeypatch):
+    # Every product of the small CNN's convolutions on the compiled path: no operand that
+    # NumPy would copy before calling BLAS (checked on each matrix of a stack).
+    _every_size(monkeypatch)
+    operands = []
+    for name in ("xp_matmul", "scratch_product"):
+        original = getattr(I, name)
+
+        def spy(a, b, *rest, _original=original):
+            operands.extend((a, b))
+            return _original(a, b, *rest)
+
+        monkeypatch.setattr(I, name, spy)
+    rng = np.random.default_rng(7)
+    x = rng.random((8, 1, 12, 12))
+    params = [Variable(rng.standard_normal(s) * 0.3) for s in
+              ((16, 1, 3, 3), (16,), (32, 16, 3, 3), (32,))]
+    h = F.pooling(F.relu(F.conv2d(x, params[0], params[1], 1, 1)), 2, 2)
+    h = F.pooling(F.relu(F.conv2d(h, params[2], params[3], 1, 1)), 2, 2)
+    F.sum(h * h).backward()
+    assert len(operands) == 10  # two forwards, two weight gradients, one input gradient
+    assert all(_blasable(a) for a in operands), [(a.shape, a.strides) for a in operands
+                                                 if not _blasable(a)]
