@@ -1,7 +1,8 @@
 """Where a whole-sequence LSTM's time goes: its matrix products against torch, and the op.
 
-    OPENBLAS_NUM_THREADS=2 python benchmarks/bench_lstm_parts.py products   # ~40 s
+    python benchmarks/bench_lstm_parts.py products   # ~25 s; sets 1 and 2 threads itself
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_lstm_parts.py op
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_lstm_parts.py sizes
 
 bench_lstm.py's second row (``LSTMSeq(128)`` over a (32, 64, 32) float32 batch, forward +
 backward) measured in pieces, in one process:
@@ -16,7 +17,10 @@ backward) measured in pieces, in one process:
   printed (``_common.CpuLoad``).
 - ``op``: ``LSTMSequence`` forward + backward alone, the current code against the code before
   the compiled cell update (kept below as ``_OldLSTMSequence``, a copy of it), interleaved,
-  with the kernels and on the NumPy path; CPU time of the main thread.
+  with the kernels and on the NumPy path; ``GRUSequence`` with its loops and on its NumPy
+  path (its code before the loops); CPU time of the main thread.
+- ``sizes``: both ops' forward and backward, kernels vs NumPy path, at several (N, H) (the
+  thresholds' measurements).
 
 Threads are set with threadpoolctl (NumPy) and ``torch.set_num_threads``.
 """
@@ -259,9 +263,23 @@ def op_ab(rounds: int) -> None:
                 y.sum().backward()
         return fn
 
+    xw3 = Parameter((rng.standard_normal((N, T, 3 * H)) * 0.5).astype(np.float32))
+    Wh3 = Parameter((rng.standard_normal((H, 3 * H)) * 0.1).astype(np.float32))
+    bh3 = Parameter(np.zeros(3 * H, np.float32))
+
+    def run_gru(numpy_only=False):  # GRUSequence's old code is its NumPy path
+        def fn():
+            for p in (xw3, h0, Wh3, bh3):
+                p.cleargrad()
+            with fast.numpy_only() if numpy_only else contextlib.nullcontext():
+                y, h = R.GRUSequence()(xw3, h0, Wh3, bh3)
+                y.sum().backward()
+        return fn
+
     work = {"new, kernels": run(R.LSTMSequence), "old, kernels": run(_OldLSTMSequence),
             "new, NumPy path": run(R.LSTMSequence, True),
-            "old, NumPy path": run(_OldLSTMSequence, True)}
+            "old, NumPy path": run(_OldLSTMSequence, True),
+            "GRU, kernels": run_gru(), "GRU, NumPy path": run_gru(True)}
     for fn in work.values():
         fn()
     load = CpuLoad()
@@ -278,42 +296,50 @@ def op_ab(rounds: int) -> None:
 
 
 def sizes(rounds: int) -> None:
-    """Where the compiled loops pay ("lstm_sequence" in zerograd._fast.THRESHOLDS): the
-    op's forward and its backward, kernels vs the NumPy path, at several (N, H), float32,
-    T = 16; CPU time of the main thread per step, best of ``rounds`` alternating rounds."""
+    """Where the compiled loops pay ("lstm_sequence", "gru_sequence" in
+    zerograd._fast.THRESHOLDS): each op's forward and its backward, kernels vs the NumPy
+    path, at several (N, H), float32, T = 16; CPU time of the main thread per step, best of
+    ``rounds`` alternating rounds."""
     import zerograd._fast as fast
     from zerograd import Parameter
 
     steps = 16
     load = CpuLoad()
     print("(N, H): forward kernels / NumPy path, backward kernels / NumPy path; us a step")
-    for n, hidden in ((1, 1), (1, 10), (1, 100), (4, 32), (32, 128), (64, 256), (128, 512)):
-        rng = np.random.default_rng(0)
-        xw = Parameter((rng.standard_normal((n, steps, 4 * hidden)) * 0.5).astype(np.float32))
-        h0, c0 = (Parameter(np.zeros((n, hidden), np.float32)) for _ in range(2))
-        Wh = Parameter((rng.standard_normal((hidden, 4 * hidden)) * 0.1).astype(np.float32))
-        gy = np.ones((n, steps, hidden), np.float32)
-        best = {}
-        for _ in range(rounds):
-            for path in ("kernels", "numpy"):
-                with fast.numpy_only() if path == "numpy" else contextlib.nullcontext():
-                    for p in (xw, h0, c0, Wh):
-                        p.cleargrad()
-                    op = R.LSTMSequence()
-                    start = time.thread_time()
-                    for _ in range(5):
-                        outputs = op.forward(xw.data, h0.data, c0.data, Wh.data)
-                    middle = time.thread_time()
-                    op.inputs = (xw, h0, c0, Wh)
-                    for _ in range(5):
-                        op.backward(Parameter(gy), None, None)
-                    end = time.thread_time()
-                del outputs
-                for key, value in ((("fwd", path), middle - start), (("bwd", path), end - middle)):
-                    best[key] = min(best.get(key, float("inf")), value / 5 / steps)
-        print(f"  ({n}, {hidden}): " + ", ".join(
-            f"{part} {best[(part, 'kernels')] * 1e6:6.1f} / {best[(part, 'numpy')] * 1e6:6.1f}"
-            for part in ("fwd", "bwd")))
+    for cls, gates in ((R.LSTMSequence, 4), (R.GRUSequence, 3)):
+        print(cls.__name__)
+        for n, hidden in ((1, 1), (1, 10), (1, 100), (4, 32), (32, 128), (64, 256),
+                          (128, 512)):
+            rng = np.random.default_rng(0)
+            G_ = gates * hidden
+            xw = Parameter((rng.standard_normal((n, steps, G_)) * 0.5).astype(np.float32))
+            h0, c0 = (Parameter(np.zeros((n, hidden), np.float32)) for _ in range(2))
+            Wh = Parameter((rng.standard_normal((hidden, G_)) * 0.1).astype(np.float32))
+            bh = Parameter(np.zeros(G_, np.float32))
+            inputs = (xw, h0, c0, Wh) if gates == 4 else (xw, h0, Wh, bh)
+            gy = np.ones((n, steps, hidden), np.float32)
+            best = {}
+            for _ in range(rounds):
+                for path in ("kernels", "numpy"):
+                    with fast.numpy_only() if path == "numpy" else contextlib.nullcontext():
+                        for p in inputs:
+                            p.cleargrad()
+                        op = cls()
+                        start = time.thread_time()
+                        for _ in range(5):
+                            outputs = op.forward(*(p.data for p in inputs))
+                        middle = time.thread_time()
+                        op.inputs = inputs
+                        for _ in range(5):
+                            op.backward(Parameter(gy), *([None] * (len(outputs) - 1)))
+                        end = time.thread_time()
+                    del outputs
+                    for key, value in ((("fwd", path), middle - start),
+                                       (("bwd", path), end - middle)):
+                        best[key] = min(best.get(key, float("inf")), value / 5 / steps)
+            print(f"  ({n}, {hidden}): " + ", ".join(
+                f"{part} {best[(part, 'kernels')] * 1e6:6.1f} / "
+                f"{best[(part, 'numpy')] * 1e6:6.1f}" for part in ("fwd", "bwd")))
     other = load.other()
     print("other load " + (f"{other:.0%}" if other is not None else "unknown"))
 

@@ -30,7 +30,8 @@ from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
 # The specs of every op whose kernels dispatch.
 WIRED = ({"gelu"}, {"get_item_repeated_rows", "get_item_ids_2d", "get_item_ids_axis1",
                     "get_item_ids_unique", "take", "take_axis", "embed_id", "embed_id_squared"},
-         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse"},
+         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse", "gru_sequence",
+          "gru_sequence_reverse"},
          {"pooling_squared", "max_pool2d", "pooling"})
 SPECS = [s for module, names in zip((activation, indexing, recurrent, pooling), WIRED)
          for s in module.SPECS if s.name in names]
@@ -39,6 +40,7 @@ KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "lstm_step": (fast_recurrent, ("lstm_step",)),
            "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",)),
            "lstm_sequence": (fast_recurrent, ("lstm_sequence_forward", "lstm_sequence_backward")),
+           "gru_sequence": (fast_recurrent, ("gru_sequence_forward", "gru_sequence_backward")),
            "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
 
 
@@ -86,8 +88,9 @@ def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
         # Distinct ids are one assignment and 3x3 pooling with padding has no compiled
         # kernel: those run NumPy on both settings.
         assert counted, f"{spec.name}: no compiled kernel ran under ZEROGRAD_FAST=1"
-        if spec.name.startswith("lstm_sequence"):  # its own loops, not the cell's kernels
-            assert set(counted) == {"lstm_sequence_forward", "lstm_sequence_backward"}
+        if spec.name.endswith(("sequence", "sequence_reverse")):  # the op's own loops
+            kind = spec.name.split("_")[0]
+            assert set(counted) == {f"{kind}_sequence_forward", f"{kind}_sequence_backward"}
 
 
 def test_the_harness_covers_every_wired_spec():
@@ -260,6 +263,54 @@ def test_lstm_sequence_threshold_edges(monkeypatch, counted):
         F.sum(y).backward()
         assert counted.get("lstm_sequence_forward", 0) == runs, (N, H)
         assert counted.get("lstm_sequence_backward", 0) == runs, (N, H)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("upstream", ["y", "all", "h only", "y[:, ::2]"])
+def test_gru_sequence_matches_the_numpy_path_bitwise(dtype, reverse, upstream, counted):
+    """GRUSequence's compiled loops compute the NumPy path's factors in its order: values
+    and every gradient are equal bitwise."""
+    rng = np.random.default_rng(6)
+    N, T, H = 3, 6, 5
+    values = [rng.standard_normal(s).astype(dtype) * 1.5
+              for s in ((N, T, 3 * H), (N, H), (H, 3 * H), (3 * H,))]
+    weights = [rng.standard_normal(s).astype(dtype) for s in ((N, T, H), (N, H))]
+
+    def run():
+        xw, h0, Wh, bh = (zerograd.Parameter(v.copy()) for v in values)
+        y, h = F.gru_sequence(xw, h0, Wh, bh, reverse=reverse)
+        loss = {"y": lambda: F.sum(y * weights[0]),
+                "all": lambda: F.sum(y * weights[0]) + F.sum(h * weights[1]),
+                "h only": lambda: F.sum(h * weights[1]),
+                "y[:, ::2]": lambda: F.sum(y[:, ::2] * weights[0][:, ::2])}[upstream]()
+        loss.backward()
+        return [y.data, h.data] + [p.grad.data for p in (xw, h0, Wh, bh)]
+
+    compiled, reference = _both_paths(run)
+    assert counted == {"gru_sequence_forward": 1, "gru_sequence_backward": 1}
+    for a, b in zip(compiled, reference):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gru_sequence_follows_the_dispatch(monkeypatch, counted):
+    """Any state at the shipped thresholds (float32); float16, ZEROGRAD_FAST=0 and states
+    outside a narrowed range keep the NumPy path."""
+    cases = ((np.float32, "auto", None, 1), (np.float16, "auto", None, 0),
+             (np.float32, "0", None, 0), (np.float32, "auto", (6, 6), 1),
+             (np.float32, "auto", (7, 12), 0))
+    for dtype, setting, limits, calls in cases:
+        monkeypatch.setenv("ZEROGRAD_FAST", setting)
+        if limits is not None:
+            monkeypatch.setitem(fast.THRESHOLDS, "gru_sequence", limits)
+        counted.clear()
+        xw = zerograd.Parameter(np.full((2, 4, 9), 0.1, dtype=dtype))
+        y, _ = F.gru_sequence(xw, None, np.full((3, 9), 0.2, dtype=dtype))  # N*H = 6
+        F.sum(y).backward()
+        expected = {"gru_sequence_forward": calls, "gru_sequence_backward": calls}
+        assert {k: counted.get(k, 0) for k in expected} == expected, (dtype, setting, limits)
+        assert xw.grad.dtype == dtype and xw.grad.shape == (2, 4, 9)
 
 
 def test_lstm_step_grad_with_one_upstream_gradient_missing():

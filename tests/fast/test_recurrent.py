@@ -3,6 +3,7 @@ _lstm_step (a few ulp: libm's exp/tanh vs NumPy's, bounded below) and _lstm_step
 (bitwise); the sequence op's loops against its NumPy path (forward, bitwise) and the step
 kernel (backward, bitwise)."""
 
+import contextlib
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 numba = pytest.importorskip("numba")
 
 import zerograd._fast as fast  # noqa: E402
+from zerograd import Parameter  # noqa: E402
 from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
 from zerograd._fast.recurrent import lstm_step, lstm_step_grad  # noqa: E402
 from zerograd.ops import recurrent as R  # noqa: E402
@@ -231,3 +233,38 @@ def test_libm_exp_and_tanh_are_within_a_few_ulp_of_numpys(dtype, which):
                   - want[keep].view(integer).astype(np.int64))  # same sign: ordered integers
     assert np.sign(got[keep]).tolist() == np.sign(want[keep]).tolist()
     assert ulps.max() <= ULP_BOUND, (which, dtype, ulps.max())
+
+
+# -- GRUSequence's loops ---------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("gy_kind", ["broadcast", "strided", "none"])
+def test_gru_sequence_loops_are_the_numpy_path_bitwise(dtype, reverse, gy_kind, monkeypatch):
+    """Strided xw, a column-major h0 and Wh, saturated gates; gy as y.sum() hands it over
+    (zero strides), strided, or absent (only dL/dh_T): every array equal bitwise."""
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)  # the loops on (CI's FAST=0 run too)
+    N, T, H = 3, 5, 7
+    rng = np.random.default_rng(9)
+    wide = (rng.standard_normal((N, 2 * T, 3 * H)) * 2).astype(dtype)
+    wide[0, 0, 0], wide[0, 2, 3 * H - 1] = 100.0, -100.0
+    xw = wide[:, ::2]
+    h0 = np.asfortranarray(rng.standard_normal((N, H)).astype(dtype))
+    Wh = np.asfortranarray((rng.standard_normal((H, 3 * H)) * 0.5).astype(dtype))
+    bh = rng.standard_normal(3 * H).astype(dtype)
+    gy = {"broadcast": np.broadcast_to(dtype(0.5), (N, T, H)),
+          "strided": rng.standard_normal((N, 2 * T, H)).astype(dtype)[:, 1::2],
+          "none": None}[gy_kind]
+    gh = rng.standard_normal((N, H)).astype(dtype) if gy is None else None
+    assert fast.use("gru_sequence", h0, xw, Wh, bh)  # the first pass runs the loops
+    results = []
+    for numpy_path in (False, True):
+        with fast.numpy_only() if numpy_path else contextlib.nullcontext():
+            op = R.GRUSequence(reverse)
+            y, h = op.forward(xw, h0, Wh, bh)
+            op.inputs = tuple(Parameter(a) for a in (xw, h0, Wh, bh))
+            grads = op.backward(None if gy is None else Parameter(gy),
+                                None if gh is None else Parameter(gh))
+        results.append([y, h, op.rz, op.n, op.hn, op.hs] + [g.data for g in grads])
+    for got, want in zip(*results):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, want)

@@ -119,6 +119,11 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     #   Wh gradient): N*H = 1: 8.0 / 4.1 against 12.7 / 11.6; (32, 128): 116 / 145 against
     #   147 / 203; (128, 512): 3435 / 6092 against 3501 / 7308 (bench_lstm_parts.py sizes).
     "lstm_sequence": (1, None),
+    # - "gru_sequence" (the state, N*H): GRUSequence's loops, the same design (bitwise
+    #   forward and backward). Per step, forward / backward: N*H = 1: 4.2 / 2.6 against
+    #   9.7 / 6.2 us; (32, 128): 56 / 89 against 66 / 98; (128, 512): 2694 / 4793 against
+    #   2987 / 5061.
+    "gru_sequence": (1, None),
     # - "max_pool_2x2" (x, or gy in backward): 2-3x faster forward, 1.1-2x backward, from a
     #   few hundred elements on; below 4096 elements the gain is under 20 us a call.
     "max_pool_2x2": (4096, None),

@@ -9,12 +9,14 @@ Values: the backward does the NumPy path's multiplications and additions in its 
 (bitwise equal); the forward uses libm's exp and tanh where NumPy uses its own SIMD ones, so
 it agrees to a few units in the last place.
 
-The whole-sequence op (``LSTMSequence``) has its own loops, :func:`lstm_sequence_forward` and
-:func:`lstm_sequence_backward`. At (N, H) = (32, 128) a step's elementwise work is a few
-thousand elements, where a scalar libm exp or tanh costs 5-10x NumPy's SIMD one; so there
-NumPy keeps the exp and the tanh calls and the compiled loops do everything between them
-(the input projection's add, the sigmoid's +1 and reciprocal, the cell update, the whole
-step gradient). The forward is then bitwise the NumPy path's.
+The whole-sequence ops have their own loops: :func:`lstm_sequence_forward` and
+:func:`lstm_sequence_backward` (``LSTMSequence``), :func:`gru_sequence_forward` and
+:func:`gru_sequence_backward` (``GRUSequence``). At (N, H) = (32, 128) a step's elementwise
+work is a few thousand elements, where a scalar libm exp or tanh costs 5-10x NumPy's SIMD
+one; so there NumPy keeps the exp and the tanh calls and the compiled loops do everything
+between them (the input projection's add, the sigmoid's +1 and reciprocal, the cell update,
+the whole step gradient). The forwards are then bitwise the NumPy path's; so is the GRU's
+backward, which computes the NumPy path's factors in its order.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from zerograd._fast._numba import kernel
 
-__all__ = ["lstm_step", "lstm_step_grad", "lstm_sequence_forward", "lstm_sequence_backward"]
+__all__ = ["lstm_step", "lstm_step_grad", "lstm_sequence_forward", "lstm_sequence_backward",
+           "gru_sequence_forward", "gru_sequence_backward"]
 
 
 @kernel
@@ -233,3 +236,137 @@ def lstm_sequence_backward(act, cs, tanh_c, c0, Wh_T, gy, gh, gc, order, d):
         _step_grad(act, c_prev, tanh_c, t, gy, has_gy, gh, gc, one, d)
         np.matmul(d[:, t], Wh_T, out=gh)
     return gh, gc
+
+
+# -- GRUSequence: gates (r, z, n), PyTorch's formulation (ops/recurrent.py) ------------------
+@kernel
+def _gru_gates_in(hw, bh, xw, t, rz, hn):
+    """rz[t] = -(xw[:, t] + (h Wh + bh)) for r, z (negated for NumPy's exp); hn[t] = the n
+    gate's h Wh + bh. hw: this step's h Wh (N, 3H)."""
+    N, G = hw.shape
+    H = G // 3
+    for n in range(N):
+        a = hw[n]
+        x = xw[n, t]
+        out = rz[t, n]
+        for k in range(2 * H):
+            out[k] = -(x[k] + (a[k] + bh[k]))
+        keep = hn[t, n]
+        for k in range(H):
+            keep[k] = a[2 * H + k] + bh[2 * H + k]
+
+
+@kernel
+def _gru_candidate_in(rz, hn, xw, t, one, n_all):
+    """r, z <- 1 / (1 + e^-a) from rz[t]'s e^-a; n_all[t] = r hn + the n gate's xw (the
+    candidate before its tanh)."""
+    N, G2 = rz.shape[1], rz.shape[2]
+    H = G2 // 2
+    for n in range(N):
+        s = rz[t, n]
+        for k in range(2 * H):
+            s[k] = one / (s[k] + one)
+        x = xw[n, t]
+        h = hn[t, n]
+        out = n_all[t, n]
+        for k in range(H):
+            out[k] = s[k] * h[k] + x[2 * H + k]
+
+
+@kernel
+def _gru_state(h_prev, n_all, rz, t, hs):
+    """hs[t] = (h_prev - n) z + n."""
+    N, H = h_prev.shape
+    for n in range(N):
+        c = n_all[t, n]
+        z = rz[t, n]
+        p = h_prev[n]
+        out = hs[t, n]
+        for k in range(H):
+            out[k] = (p[k] - c[k]) * z[H + k] + c[k]
+
+
+def gru_sequence_forward(xw, h0, Wh, bh, order, rz, n_all, hn, hs):
+    """``GRUSequence``'s forward loop: fills rz (the activations r, z), n_all (the candidate
+    n), hn (h Wh + bh of the n gate) and hs, each (T, N, .), for the steps in ``order``;
+    returns h of the last step. xw: (N, T, 3H), any strides; h0: (N, H); Wh: (H, 3H); bh:
+    (3H,); one float dtype throughout (the caller checked it).
+
+    A step: the product h Wh, ``_gru_gates_in``, NumPy's exp over r and z,
+    ``_gru_candidate_in``, NumPy's tanh of n, ``_gru_state``: six calls where the NumPy path
+    makes thirteen, and bitwise its values."""
+    N, G = xw.shape[0], xw.shape[2]
+    xw = np.ascontiguousarray(xw)
+    bh = np.ascontiguousarray(bh)
+    hw = np.empty((N, G), dtype=rz.dtype)
+    one = rz.dtype.type(1)
+    h = np.ascontiguousarray(h0)
+    with np.errstate(over="ignore"):  # e^-a = inf: sigmoid 0, correctly rounded
+        for t in order:
+            np.matmul(h, Wh, out=hw)
+            _gru_gates_in(hw, bh, xw, t, rz, hn)
+            np.exp(rz[t], out=rz[t])
+            _gru_candidate_in(rz, hn, xw, t, one, n_all)
+            np.tanh(n_all[t], out=n_all[t])
+            _gru_state(h, n_all, rz, t, hs)
+            h = hs[t]
+    return h
+
+
+@kernel
+def _gru_step_grad(rz, n_all, hn, h_prev, t, gy, has_gy, rec, gz, one, dgx, dhw):
+    """One step's gradients: g = (rec + gz) + gy[:, t] (rec: the previous step's dL/da Wh^T
+    or dL/dh_T, gz: its g z), then dgx[t] = dL/d(xw's gates), dhw[t] = dL/d(h Wh + bh),
+    and gz <- g z for the next step. The NumPy path's factors, in its order."""
+    N, G2 = rz.shape[1], rz.shape[2]
+    H = G2 // 2
+    for n in range(N):
+        s = rz[t, n]
+        c = n_all[t, n]
+        w = hn[t, n]
+        p = h_prev[n]
+        a = rec[n]
+        b = gz[n]
+        x = dgx[t, n]
+        d = dhw[t, n]
+        if has_gy:
+            y = gy[n, t]
+            for k in range(H):
+                a[k] = (a[k] + b[k]) + y[k]
+        else:
+            for k in range(H):
+                a[k] = a[k] + b[k]
+        for k in range(H):  # g is now in a
+            r = s[k]
+            z = s[H + k]
+            dn = a[k] * ((one - z) * (one - c[k] * c[k]))
+            x[2 * H + k] = dn
+            x[k] = dn * ((r * (one - r)) * w[k])
+            x[H + k] = a[k] * ((p[k] - c[k]) * (z * (one - z)))
+            d[k] = x[k]
+            d[H + k] = x[H + k]
+            d[2 * H + k] = dn * r
+            b[k] = a[k] * z
+
+
+def gru_sequence_backward(rz, n_all, hn, hs, h0, Wh_T, gy, gh, order, dgx, dhw):
+    """``GRUSequence``'s backward loop: every step's dL/d(xw) into dgx and dL/d(h Wh + bh)
+    into dhw (both (T, N, 3H)), from the forward's rz, n_all, hn, hs and h0; returns dL/dh0.
+    gy: dL/dy (N, T, H), any strides, or None; gh: dL/dh_T or None (zero), not written."""
+    T, N, G2 = rz.shape
+    H = G2 // 2
+    dtype = rz.dtype
+    rec = np.zeros((N, H), dtype=dtype) if gh is None else np.array(gh, dtype=dtype)
+    gz = np.zeros((N, H), dtype=dtype)
+    has_gy = gy is not None
+    gy = rec[:, None] if gy is None else gy  # any 3-d array of the dtype (not read)
+    h0 = np.ascontiguousarray(h0)
+    one = dtype.type(1)
+    steps = list(order)
+    for j in range(len(steps) - 1, -1, -1):
+        t = steps[j]
+        h_prev = h0 if j == 0 else hs[steps[j - 1]]
+        _gru_step_grad(rz, n_all, hn, h_prev, t, gy, has_gy, rec, gz, one, dgx, dhw)
+        np.matmul(dhw[t], Wh_T, out=rec)
+    rec += gz
+    return rec

@@ -1036,6 +1036,16 @@ class GRUSequence(Function):
         self.n = n_all = xp.empty((T, N, H), dtype=dtype)
         self.hn = hn_all = xp.empty((T, N, H), dtype=dtype)
         self.hs = hs = xp.empty((T, N, H), dtype=dtype)
+        Wh = xp.ascontiguousarray(Wh)  # OpenBLAS's fast form (see LSTMSequence.forward)
+        if T and fast.use("gru_sequence", h0, xw, Wh, bh):
+            # The loop with its elementwise work between NumPy's exp and tanh calls compiled
+            # (bitwise these values; see docs/performance.md); imports numba.
+            from zerograd._fast import recurrent as fast_recurrent
+
+            h = fast_recurrent.gru_sequence_forward(xw, h0, Wh, bh,
+                                                    _time_order(T, self.reverse),
+                                                    rz_all, n_all, hn_all, hs)
+            return hs.transpose(1, 0, 2).copy(), h.copy()
         h = h0
         for t in _time_order(T, self.reverse):
             hw = h @ Wh
@@ -1058,6 +1068,17 @@ class GRUSequence(Function):
         Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
         gy, rec = _data(gy), _data(gh_last)
         T, N, H = self.n.shape
+        dgx_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
+        dhw_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
+        upstream = [g for g in (gy, rec) if g is not None]
+        if T and fast.use("gru_sequence", h0.data, self.rz, *upstream):
+            # One compiled call a step for its elementwise work; imports numba.
+            from zerograd._fast import recurrent as fast_recurrent
+
+            rec = fast_recurrent.gru_sequence_backward(
+                self.rz, self.n, self.hn, self.hs, h0.data, Wh_T, gy, rec,
+                _time_order(T, self.reverse), dgx_all, dhw_all)
+            return self._gradients(dgx_all, dhw_all, rec)
         r, z, n = self.rz[..., :H], self.rz[..., H:], self.n
         # The factors that do not depend on the recurrence, for all steps at once:
         # dn = g (1 - z)(1 - n^2); dr = dn hn r (1 - r); dz = g (h_prev - n) z (1 - z).
@@ -1067,8 +1088,6 @@ class GRUSequence(Function):
         to_r *= self.hn
         to_z = _previous(self.hs, h0.data, self.reverse) - n
         to_z *= z * (1 - z)
-        dgx_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
-        dhw_all = xp.empty((T, N, 3 * H), dtype=self.n.dtype)
         zeros = xp.zeros((N, H), dtype=self.n.dtype)
         for t in reversed(_time_order(T, self.reverse)):
             if gy is None:
@@ -1083,6 +1102,14 @@ class GRUSequence(Function):
             np.multiply(dn, r[t], out=dhw[:, 2 * H:])
             rec = dhw @ Wh_T
             rec += g * z[t]
+        return self._gradients(dgx_all, dhw_all, rec)
+
+    def _gradients(self, dgx_all, dhw_all, rec):
+        """The op's four gradients from every step's dL/d(xw) and dL/d(h Wh + bh), (T, N,
+        3H), and dL/dh0 (None: zero): Wh's and bh's summed over steps and rows at once."""
+        xw, h0, Wh, bh = self.inputs
+        xp = get_array_module(dgx_all)
+        H = self.n.shape[2]
         dhw_flat = dhw_all.reshape(-1, 3 * H)
         h_prev = _previous(self.hs, h0.data, self.reverse) if Wh.requires_grad else None
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
