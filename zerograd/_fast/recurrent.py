@@ -1,4 +1,4 @@
-"""The LSTM cell's elementwise part as compiled loops (numba), beside ``ops/recurrent.py``.
+"""The recurrent ops' elementwise parts as compiled loops (numba), beside ``ops/recurrent.py``.
 
 At batch 1 an LSTM step's gate arithmetic is a dozen NumPy calls on arrays of a few hundred
 elements: the calls, not the arithmetic, cost the time. Here it is one call each way.
