@@ -244,6 +244,7 @@ def test_float32_stays_float32():
 # -- coverage: every Function of these families has a lowering or a reason --------------------
 _GRAD_NODE = "Grad nodes (they compute a backward; export runs none)"
 NOT_EXPORTABLE = {
+    "ReLUGrad": _GRAD_NODE,
     "SigmoidGrad": _GRAD_NODE,
     "ELUGrad": _GRAD_NODE,
     "GELUGrad": _GRAD_NODE,
@@ -253,6 +254,7 @@ NOT_EXPORTABLE = {
     "SoftmaxGrad": _GRAD_NODE,
     "LogSoftmaxGrad": _GRAD_NODE,
     "TanhGrad": _GRAD_NODE,
+    "SinGrad": _GRAD_NODE,
     "GetItemGrad": _GRAD_NODE,
     "GatherGrad": _GRAD_NODE,
     "RepeatSum": "the backward of `repeat`",

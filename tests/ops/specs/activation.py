@@ -72,7 +72,7 @@ SPECS = [
     OpSpec("sigmoid", F.sigmoid, ref_sigmoid, shapes=SHAPES, domain=(-5, 5)),
     OpSpec("sigmoid_simple", F.sigmoid_simple, ref_sigmoid, shapes=SHAPES, domain=(-5, 5)),
     OpSpec("relu", F.relu, lambda x: np.maximum(x, 0), shapes=SHAPES,
-           make_inputs=away_from([0.0]), double_backward=False),
+           make_inputs=away_from([0.0]), double_backward=True),
     OpSpec("leaky_relu", F.leaky_relu, ref_leaky_relu, shapes=SHAPES,
            make_inputs=away_from([0.0]), double_backward=False),
     OpSpec("leaky_relu_slope", F.leaky_relu, ref_leaky_relu, kwargs={"slope": 0.01},
