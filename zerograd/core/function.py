@@ -171,7 +171,7 @@ class Function:
                 inputs = _as_inputs(inputs, self)
                 ys = self.forward(*[x._data for x in inputs])
                 wants_grad = any([x.requires_grad for x in inputs])
-        except ZerogradError:  # (an input that is no array or scalar: _constant's error)
+        except ZerogradError:  # already names the op (forward's own, or _constant's)
             raise
         except ValueError as e:
             raise ShapeError(f"{self.name}: {e} (inputs: {_describe_inputs(inputs)})") from e
