@@ -255,6 +255,7 @@ NOT_EXPORTABLE = {
     "LogSoftmaxGrad": _GRAD_NODE,
     "TanhGrad": _GRAD_NODE,
     "SinGrad": _GRAD_NODE,
+    "PowGrad": _GRAD_NODE,
     "GetItemGrad": _GRAD_NODE,
     "GatherGrad": _GRAD_NODE,
     "RepeatSum": "the backward of `repeat`",
