@@ -1,14 +1,15 @@
 """MLP training speed (issue 4): 784-1000-1000-10 ReLU, SGD, batch 100, MNIST-shaped data.
 
-    python benchmarks/bench_mlp.py [--batches 10] [--rounds 15]
+    python benchmarks/bench_mlp.py [--batches 20] [--rounds 9]
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_mlp.py --floor     # step vs its products
     OPENBLAS_NUM_THREADS=1 python benchmarks/profile_ops.py mlp       # the step op by op
 
 Each round times ``--batches`` training steps (forward, softmax cross-entropy, backward,
-SGD update) for zerograd, PyTorch and DeZero in turn; the median is scaled to an epoch of
-60,000 examples. All frameworks train on the same pre-made float32 batches (the real MNIST
-test images when ../shared/data/mnist is present, else random pixels), so the figure is the
-training step itself, not the data loader.
+SGD update) for zerograd (with and without its compiled kernels), PyTorch and DeZero in
+turn, each turn after ``SETTLE`` seconds of untimed steps of its own (see there); the
+median is scaled to an epoch of 60,000 examples. All frameworks train on the same pre-made
+float32 batches (the real MNIST test images when ../shared/data/mnist is present, else
+random pixels), so the figure is the training step itself, not the data loader.
 
 ``--floor`` times zerograd's step against its float32 matrix products alone (the same eight
 products a step computes, same shapes, layouts and dtypes: :func:`products_alone`), round
@@ -71,15 +72,39 @@ def make_batches(n_batches: int):
     return [(x[i:i + BATCH], t[i:i + BATCH]) for i in range(0, n, BATCH)]
 
 
+# Seconds of untimed steps at the start of each framework's turn. OpenBLAS's helper threads
+# keep spinning on a core for about 0.1 s after a product (PyTorch's OpenMP threads under
+# 0.01 s), so the framework after zerograd or DeZero would start with one of this machine's
+# two cores taken; and a framework that starts after a pause runs slower for its first
+# milliseconds. Measured on a quiet machine (docs/performance.md): PyTorch's epoch took 5.8 s
+# in 30-batch rounds and 8.9 s in 10-batch rounds when it started right after zerograd, and
+# zerograd's 5.0-5.1 s instead of 4.3-4.8 s when it started after a 0.15 s pause.
+SETTLE = 0.15
+
+
+def steady_turn(run):
+    """A timed turn of ``run`` (a training loop; ``run(1)`` trains on one batch) that first
+    trains untimed for ``SETTLE`` seconds, so that its own threads are busy and the previous
+    framework's have parked before the clock starts: the steady state of a training run."""
+
+    def turn() -> float:
+        end = time.perf_counter() + SETTLE
+        while time.perf_counter() < end:
+            run(1)
+        return timed(run)
+
+    return turn
+
+
 def zerograd_steps(batches):
-    """A callable that trains a fresh MLP one step per batch, already run once (warm-up:
-    lazy weights, caches)."""
+    """A callable that trains a fresh MLP one step per batch (``run(n)``: on the first n
+    batches only), already run once (warm-up: lazy weights, caches)."""
     np.random.seed(0)
     model = MLP(SIZES, activation=F.relu)
     opt = optimizers.SGD(lr=0.1).setup(model)
 
-    def run():
-        for x, t in batches:
+    def run(n=None):
+        for x, t in batches[:n]:
             loss = F.softmax_cross_entropy(model(x), t)
             model.cleargrads()
             loss.backward()
@@ -90,8 +115,7 @@ def zerograd_steps(batches):
 
 
 def zerograd_epoch(batches):
-    run = zerograd_steps(batches)
-    return lambda: timed(run)
+    return steady_turn(zerograd_steps(batches))
 
 
 def products_alone(batches):
@@ -171,15 +195,15 @@ def torch_epoch(torch, batches):
     tensors = [(torch.from_numpy(x), torch.from_numpy(t)) for x, t in batches]
     loss_fn = nn.CrossEntropyLoss()
 
-    def run():
-        for x, t in tensors:
+    def run(n=None):
+        for x, t in tensors[:n]:
             loss = loss_fn(model(x), t)
             opt.zero_grad()
             loss.backward()
             opt.step()
 
     run()
-    return lambda: timed(run)
+    return steady_turn(run)
 
 
 def dezero_epoch(dezero, batches):
@@ -191,24 +215,24 @@ def dezero_epoch(dezero, batches):
     model = models.MLP(SIZES, activation=DF.relu)
     opt = dz_optimizers.SGD(lr=0.1).setup(model)
 
-    def run():
-        for x, t in batches:
+    def run(n=None):
+        for x, t in batches[:n]:
             loss = DF.softmax_cross_entropy(model(x), t)
             model.cleargrads()
             loss.backward()
             opt.update()
 
     run()
-    return lambda: timed(run)
+    return steady_turn(run)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    # Many short rounds: the per-round ratio swings with the machine's speed (and, for the
-    # products, from one call to the next), and a median of many short rounds is steadier
-    # than one of a few long ones in the same time (docs/performance.md, the MLP).
-    parser.add_argument("--batches", type=int, default=10, help="batches per round")
-    parser.add_argument("--rounds", type=int, default=15)
+    # More rounds than run_all's old 3: the per-round ratio swings with the machine's speed;
+    # each turn also starts with SETTLE seconds untimed, so very short rounds waste time
+    # (docs/performance.md, the MLP).
+    parser.add_argument("--batches", type=int, default=20, help="batches per round")
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--floor", action="store_true",
                         help="zerograd's step against its matrix products alone")
     args = parser.parse_args(argv)

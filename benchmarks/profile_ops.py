@@ -101,11 +101,10 @@ def embedding_run():
 
 
 def mlp_run():
-    """bench_mlp's MLP 784-1000-1000-10, SGD: 30 steps of batch 100 (its timer; the work
-    counts)."""
+    """bench_mlp's MLP 784-1000-1000-10, SGD: 30 steps of batch 100."""
     from benchmarks import bench_mlp
 
-    return bench_mlp.zerograd_epoch(bench_mlp.make_batches(30))
+    return bench_mlp.zerograd_steps(bench_mlp.make_batches(30))
 
 
 RUNS = {"cnn": (cnn_run, 10), "lstm": (lstm_run, 300), "gelu": (gelu_run, 1),
