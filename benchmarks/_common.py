@@ -5,7 +5,9 @@ framework in turn, round after round. A ratio to PyTorch is taken within each ro
 timings saw the same machine) and the median of those per-round ratios is reported with its
 spread (lowest and highest round). While the rounds run, ``/proc/stat`` tells how busy the CPUs
 were with work other than this process; a row measured while other work took more than
-``NOISY_LOAD`` of the machine is marked ``NOISY``.
+``NOISY_LOAD`` of the machine is marked ``NOISY``. Each timed call comes after ``SETTLE``
+seconds of untimed calls of the same workload, so no framework is timed while the previous
+one's BLAS threads still spin (see ``SETTLE``).
 
 zerograd runs twice per round where it matters: as installed ("zerograd": with the
 compiled kernels of ``zerograd._fast`` when numba is installed) and on its pure-NumPy path
@@ -133,16 +135,36 @@ class Measurement(dict):
         return self.load is not None and self.load > NOISY_LOAD
 
 
-def interleaved(workloads: dict[str, Callable[[], float] | None], rounds: int = 5) -> Measurement:
-    """Run each workload (a callable returning seconds) once per round, in turn.
+# Untimed work each turn does first (seconds). OpenBLAS's worker threads spin for about
+# 0.1 s after a product before they park (PyTorch's stop within 0.01 s), so a turn that
+# starts right after a NumPy framework's turn has one of the two cores taken: measured on
+# the MLP, PyTorch's epoch took 5.8-8.9 s right after zerograd's turn against 4.3-4.7 s on
+# its own. Running the workload untimed for SETTLE seconds first lets the previous turn's
+# threads park and its own get busy: each timing is of the steady state of a long run, as a
+# training loop sees it. BENCH_SETTLE=0 turns it off (quicker, but biased).
+SETTLE = float(os.environ.get("BENCH_SETTLE", "0.15"))
 
-    Workloads that are None (a framework that is not installed) are left out.
+
+def interleaved(workloads: dict[str, Callable[[], float] | None], rounds: int = 5,
+                settle: float | None = None) -> Measurement:
+    """Run each workload (a callable returning seconds) once per round, in turn, each timed
+    call after ``settle`` seconds (default ``SETTLE``) of untimed calls of its own.
+
+    Workloads that are None (a framework that is not installed) are left out. A workload
+    that settles itself (bench_mlp's turns) passes ``settle=0``.
     """
+    settle = SETTLE if settle is None else settle
     samples: dict[str, list[float]] = {name: [] for name, fn in workloads.items() if fn}
     load = CpuLoad()
     for _ in range(rounds):
         for name in samples:
-            samples[name].append(workloads[name]())
+            fn = workloads[name]
+            if settle > 0:
+                end = time.perf_counter() + settle
+                fn()
+                while time.perf_counter() < end:
+                    fn()
+            samples[name].append(fn())
     return Measurement(samples, load.other())
 
 

@@ -249,7 +249,7 @@ def main(argv=None) -> None:
         work["dezero"] = dezero_epoch(dezero, batches)
     print(f"frameworks: {', '.join(work)}; {args.batches} batches of {BATCH} per round, "
           f"medians of {args.rounds} interleaved rounds, scaled to {EPOCH:,} examples")
-    results = interleaved(work, args.rounds)
+    results = interleaved(work, args.rounds, settle=0)  # each turn settles itself
     scale = EPOCH / (args.batches * BATCH)
     print_row("MLP 784-1000-1000-10 epoch (ReLU, SGD)", results.scaled(scale))
     assert zerograd.Config.enable_backprop

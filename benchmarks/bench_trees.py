@@ -25,12 +25,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import NOISY_LOAD, CpuLoad  # noqa: E402
+from benchmarks._common import NOISY_LOAD, SETTLE, CpuLoad  # noqa: E402
 
 
 def _load_bench_engine():
@@ -71,7 +72,11 @@ def worker(tree: str | None) -> None:
         key = (workload, int(size))
         if key not in runs:
             runs[key] = makers[workload](int(size))
-        print(repr(runs[key]()), flush=True)
+        run, end = runs[key], time.perf_counter() + SETTLE
+        run()  # untimed first: the previous worker's BLAS threads park (_common.SETTLE)
+        while time.perf_counter() < end:
+            run()
+        print(repr(run()), flush=True)
 
 
 class Worker:

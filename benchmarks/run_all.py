@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 # (name, script arguments, time limit in seconds) in the README's order.
 BENCHMARKS = [
     ("engine", ["bench_engine.py", "--quick"], 240),
-    ("mlp", ["bench_mlp.py", "--batches", "30", "--rounds", "3"], 240),
+    ("mlp", ["bench_mlp.py", "--batches", "20", "--rounds", "9"], 240),
     ("conv", ["bench_conv.py", "--quick"], 240),
     ("cnn", ["bench_cnn.py", "--quick"], 240),
     ("lstm", ["bench_lstm.py", "--quick"], 240),
