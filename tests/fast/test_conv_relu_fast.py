@@ -262,9 +262,14 @@ def test_conv2d_gradient_from_numpy_path_patches(monkeypatch):
     np.testing.assert_allclose(W.grad.data, reference, rtol=1e-12)
 
 
-def test_conv_patches_follow_the_threshold(counted):
-    low = fast.THRESHOLDS["conv_patches"][0]
-    assert low == 4096
+def test_conv_patches_are_off_by_default_and_follow_an_opted_in_threshold(counted,
+                                                                           monkeypatch):
+    assert fast.THRESHOLDS["conv_patches"] == (fast.NEVER, None)  # the page faults: see there
+    geo = I.Geometry(1, 1, 1, 1)
+    counted.clear()
+    geo.patches(np.ones((1, 1, 64, 64), np.float32), (3, 3), (64, 64), wide=False)
+    assert "conv_patches" not in counted
+    monkeypatch.setitem(fast.THRESHOLDS, "conv_patches", (4096, None))
     geo = I.Geometry(1, 1, 1, 1)
     for shape, compiled in (((1, 1, 4, 1023), False), ((1, 1, 4, 1024), True)):
         counted.clear()

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["available", "use", "numpy_only", "mode", "cache_dir", "FastPathError", "THRESHOLDS"]
+__all__ = ["available", "use", "numpy_only", "mode", "cache_dir", "FastPathError", "THRESHOLDS",
+           "NEVER"]
 
 _MODES = {"0": "off", "1": "on", "": "auto", "auto": "auto"}
 
@@ -104,6 +105,7 @@ def available() -> bool:
 #   NumPy uses SIMD ones, so it wins only for small states (N*H = 10: 3.9 vs 8.1 us; 100:
 #   8.2 vs 8.5 us; 4096: 168 vs 37 us).
 # - "lstm_step_grad" (the cell state): 1.6-4x faster at every size measured (10 to 65536).
+NEVER = 1 << 62  # a lowest size no array reaches: the kernel stays off unless opted in
 THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "gelu": (1024, None),
     "scatter_rows": (1024, None),
@@ -132,7 +134,13 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "relu": (4096, None),
     # - "conv_patches" (x, or gy for the input gradient): compact patch matrices and their
     #   scatter-add, which let the three products skip whole-row patches' extra columns.
-    "conv_patches": (4096, None),
+    #   Off (NEVER): the kernels and the products win (small CNN step 13.1 against 16.3 ms,
+    #   wall time, 2 threads, in a process whose allocator the NumPy path had warmed), but
+    #   in a training process of their own the step's arrays then keep being mapped afresh
+    #   (glibc's mmap threshold never rises above them): 3,565 page faults a step against 0,
+    #   and 20.2 against 15.5 ms a step (docs/performance.md). Opt in with
+    #   ``THRESHOLDS["conv_patches"] = (4096, None)``; the tests run it at every size.
+    "conv_patches": (NEVER, None),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
