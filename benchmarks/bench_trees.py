@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,36 @@ def _checkout(ref: str, temporary: list[Path]) -> str:
     return str(path)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class WorkersLoad(CpuLoad):
+    """CpuLoad that counts the workers as this benchmark's own work, not other load."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self._pids = pids
+        self._workers_start = sum(_cpu_seconds(p) for p in pids)
+        super().__init__()
+
+    def other(self) -> float | None:
+        import time as clock
+
+        start = self._start
+        share = super().other()
+        if share is None or start is None:
+            return share
+        wall = clock.perf_counter() - start[0]
+        workers = sum(_cpu_seconds(p) for p in self._pids) - self._workers_start
+        cpus = os.cpu_count() or 1
+        return max(0.0, share - workers / (wall * cpus)) if wall > 0 else None
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
 
@@ -133,7 +164,7 @@ def compare(before: str, after: str, quick: bool = False) -> None:
         print(f"{rounds} interleaved rounds; medians, ratios as median [lowest-highest round]")
         for workload, size, scale, unit in cases:
             samples: dict[str, list[float]] = {w.label: [] for w in workers}
-            load = CpuLoad()
+            load = WorkersLoad([w.process.pid for w in workers])
             for _ in range(rounds):
                 for w in workers:
                     samples[w.label].append(w.time(workload, size))
