@@ -122,7 +122,9 @@ def main(argv=None) -> None:
     clock = "thread CPU time" if args.cpu_time else "wall time"
     print(f"frameworks: {', '.join(names)}; medians of {rounds} interleaved rounds ({clock})")
 
-    results = interleaved({n: per_op_overhead(n, torch, dezero) for n in names}, rounds * 2)
+    # The per-op figure is a few ms a round: more rounds cost little and steady its median
+    # against this machine's drift (a lone round ran 18x its neighbours).
+    results = interleaved({n: per_op_overhead(n, torch, dezero) for n in names}, rounds * 4)
     print_row("per-op overhead fwd+bwd (1,000-op chain)", results, "us", 1e6)
 
     sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
