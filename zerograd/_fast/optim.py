@@ -1,4 +1,4 @@
-"""The optimizers' in-place update ``w += scale * x`` in one pass (numba).
+"""The optimizers' in-place updates in one pass (numba): ``w += scale * x``, and Adam's step.
 
 NumPy needs two passes for it: ``scale * x`` into a temporary, then ``w + temporary`` into
 w (``optim.optimizer.add_scaled`` blocks the temporary so that it stays in cache, which
@@ -18,7 +18,7 @@ import numpy as np
 
 from zerograd._fast._numba import kernel
 
-__all__ = ["add_scaled"]
+__all__ = ["add_scaled", "adam"]
 
 
 @kernel
@@ -35,3 +35,42 @@ def add_scaled(w, scale: float, x) -> None:
         raise TypeError(f"zerograd._fast.add_scaled: expected C-contiguous float arrays of one "
                         f"shape and dtype, got w {w.dtype} {w.shape} and x {x.dtype} {x.shape}")
     _add_scaled1(w.reshape(-1), w.dtype.type(scale), x.reshape(-1))
+
+
+@kernel
+def _adam1(w, m, v, g, rest1, rest2, lr, eps):
+    # The NumPy path's expressions, element by element and in its order (no fused
+    # multiply-add): m += rest1 * (g - m); v += rest2 * (g * g - v); w -= lr * m / (sqrt(v)
+    # + eps), so the values are bitwise the same.
+    for i in range(w.shape[0]):
+        gi = g[i]
+        mi = m[i] + rest1 * (gi - m[i])
+        vi = v[i] + rest2 * (gi * gi - v[i])
+        m[i] = mi
+        v[i] = vi
+        w[i] -= lr * mi / (np.sqrt(vi) + eps)
+
+
+def supports(*arrays) -> bool:
+    """Whether :func:`adam` takes these arrays: one shape, all C-contiguous. (A version for
+    strided matrices, the LSTM's gate weights, took 23 against NumPy's 20 us on a (100, 100)
+    column block: its loop does not vectorise; not kept.)"""
+    shape = arrays[0].shape
+    return all(a.shape == shape and a.flags.c_contiguous for a in arrays)
+
+
+def adam(w, m, v, g, rest1: float, rest2: float, lr: float, eps: float) -> None:
+    """One Adam step in place, in one pass: ``m += rest1 * (g - m)``, ``v += rest2 * (g * g -
+    v)``, ``w -= lr * m / (sqrt(v) + eps)`` (rest1 = 1 - beta1, rest2 = 1 - beta2), for
+    C-contiguous float32/float64 arrays of one shape and dtype (``optim.adaptive.Adam`` is
+    the entry point); the scalars are rounded to that dtype, as NumPy rounds Python
+    floats."""
+    arrays = (w, m, v, g)
+    if (any(a.dtype != w.dtype for a in arrays) or w.dtype not in (np.float32, np.float64)
+            or not supports(*arrays)):
+        raise TypeError("zerograd._fast.adam: expected C-contiguous float arrays of one "
+                        "shape and dtype, got "
+                        + ", ".join(f"{a.dtype} {a.shape}" for a in arrays))
+    t = w.dtype.type
+    _adam1(w.reshape(-1), m.reshape(-1), v.reshape(-1), g.reshape(-1), t(rest1), t(rest2),
+           t(lr), t(eps))

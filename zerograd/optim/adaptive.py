@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import math
 
+from zerograd import _fast as fast
 from zerograd.backend import get_array_module
 from zerograd.core.variable import Parameter
 from zerograd.optim._checks import NON_NEGATIVE, POSITIVE, UNIT, UNIT_OPEN
 from zerograd.optim.optimizer import Optimizer
 
 __all__ = ["AdaGrad", "AdaDelta", "RMSprop", "Adam", "AdamW"]
+
+
+def _python_floats(*values) -> bool:
+    """Whether every value is a Python number (which NumPy rounds to an array's dtype; a NumPy
+    float64 scalar would promote a float32 update instead)."""
+    return all(type(value) is float or type(value) is int for value in values)
 
 
 class AdaGrad(Optimizer):
@@ -137,9 +144,20 @@ class Adam(Optimizer):
         state = self._state_for(param)
         m, v = state["m"], state["v"]
         grad = self._grad_of(param)
+        w, lr = param.data, self.lr
+        if _python_floats(lr, self.beta1, self.beta2, self.eps) and fast.use("adam", w, m, v,
+                                                                            grad):
+            # The three lines below in one compiled pass, bitwise the same values (Python
+            # numbers only: NumPy rounds those to the arrays' dtype, as the kernel does).
+            from zerograd._fast import optim as fast_optim  # imports numba (see fast.use)
+
+            if fast_optim.supports(w, m, v, grad):
+                fast_optim.adam(w, m, v, grad, 1 - self.beta1, 1 - self.beta2, lr, self.eps)
+                param.data = w  # the same array back: counted as an in-place write
+                return
         m += (1 - self.beta1) * (grad - m)
         v += (1 - self.beta2) * (grad * grad - v)
-        param.data -= self.lr * m / (xp.sqrt(v) + self.eps)
+        param.data -= lr * m / (xp.sqrt(v) + self.eps)
 
 
 class AdamW(Adam):
