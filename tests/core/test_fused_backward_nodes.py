@@ -1,22 +1,23 @@
 """The fused backward nodes of the engine's hottest ops give every order as before.
 
 ``Sin.backward`` runs one ``SinGrad`` node (gy cos(x)) instead of a ``Cos`` and a ``Mul``,
-and ``MulConstant.backward`` calls ``MulConstant`` directly instead of going through the
-``*`` operator (benchmarks/instr_engine.py measures what each saves). Pinned here: the
-derivatives of every order are those of the unfused formulas, bit for bit where the ops
-are the same ones in the same order, the nodes that run, and the in-place check.
+``Pow.backward`` one ``PowGrad`` node (gy * x * 2 for a square) instead of a Pow, a
+MulConstant and a Mul, and ``MulConstant.backward`` calls ``MulConstant`` directly instead of
+going through the ``*`` operator (benchmarks/instr_engine.py measures what each saves).
+Pinned here: the derivatives of every order are those of the unfused formulas, bit for bit
+where the ops are the same ones in the same order, the nodes that run, and the in-place
+check.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import zerograd.functions as F
 from zerograd import Function, Variable
 from zerograd.errors import InPlaceError
-from zerograd.ops.arithmetic import MulConstant
+from zerograd.ops.arithmetic import MulConstant, PowGrad
 from zerograd.ops.elementwise import SinGrad
 from zerograd.utils import gradient_check
 
@@ -52,15 +53,18 @@ class UnfusedMulConstant(Function):
 
 
 def _derivatives(fn, x0: np.ndarray, order: int) -> list:
-    """[d^k/dx^k sum(w * fn(x)) for k = 1..order] with create_graph=True throughout."""
+    """[d^k/dx^k sum(w * fn(x)) for k = 1..order] with create_graph=True throughout; the
+    list ends with None at the first derivative that is zero (no gradient reaches x)."""
     w = np.linspace(0.5, 1.5, x0.size).reshape(x0.shape).astype(x0.dtype)
     x = Variable(x0.copy())
     y = F.sum(fn(x) * w)
-    results = []
+    results: list = []
     for _ in range(order):
         x.cleargrad()
         y.backward(create_graph=True)
         g = x.grad
+        if g is None:
+            return results + [None]
         results.append(g.data.copy())
         y = F.sum(g * w)
     return results
@@ -77,6 +81,7 @@ def test_sin_derivatives_are_the_unfused_ones_bit_for_bit(dtype):
 
 
 def test_sin_derivatives_match_torch():
+    torch = pytest.importorskip("torch")
     x0 = np.linspace(-2.0, 3.0, 7)
     ours = _derivatives(F.sin, x0, 4)
     w = torch.tensor(np.linspace(0.5, 1.5, 7))
@@ -170,3 +175,59 @@ def test_mul_constant_backward_is_one_mul_constant_node():
     assert type(gx.creator) is MulConstant and gx.creator.c == 3.0
     assert gx.creator.inputs[0] is gy and gx.dtype == np.float32
     np.testing.assert_array_equal(gx.data, np.array([1.5, 3.0], np.float32))
+
+
+# -- pow ------------------------------------------------------------------------------------
+class UnfusedPow(Function):
+    """pow as it was before PowGrad: its backward written with Pow, MulConstant and Mul."""
+
+    retain_inputs = (0,)
+    retain_outputs = ()
+
+    def __init__(self, c) -> None:
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        if isinstance(self.c, (int, float)) and self.c == 2:
+            return gy * x * 2
+        return gy * (UnfusedPow(self.c - 1)(x) * self.c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [2, 3, 4, 1, 0.5, 2.5, -1.5])
+def test_pow_derivatives_are_the_unfused_ones_bit_for_bit(c, dtype):
+    x = np.random.default_rng(0).uniform(0.5, 2.0, (3, 4)).astype(dtype)
+    fused = _derivatives(lambda v: F.pow(v, c), x, 4)
+    unfused = _derivatives(lambda v: UnfusedPow(c)(v), x, 4)
+    assert len(fused) == len(unfused)
+    for a, b in zip(fused, unfused):
+        assert (a is None and b is None) or (a.dtype == dtype and np.array_equal(a, b))
+
+
+def test_the_pow_derivatives_are_right():
+    x = np.array([0.5, 1.5, 2.0])
+    w = np.linspace(0.5, 1.5, 3)  # _derivatives' weights, one factor per order
+    d1, d2, d3 = _derivatives(lambda v: F.pow(v, 3), x, 3)
+    np.testing.assert_allclose(d1, 3 * x ** 2 * w, rtol=1e-15)
+    np.testing.assert_allclose(d2, 6 * x * w ** 2, rtol=1e-15)
+    np.testing.assert_allclose(d3, 6 * w ** 3, rtol=1e-15)
+    assert _derivatives(lambda v: F.pow(v, 2), x, 3)[2] is None  # d3 x**2 = 0: no gradient
+
+
+def test_a_backward_of_a_square_is_one_node():
+    x = Variable(np.array(1.5))
+    y = x ** 2
+    y.backward(create_graph=True)
+    assert type(x.grad.creator) is PowGrad
+    assert x.grad.creator.inputs[0] is x and float(x.grad.data) == 3.0
+
+
+def test_pow_with_an_array_exponent_keeps_its_shape_rule():
+    x = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    c = np.array([2.0, 3.0])
+    F.sum(F.pow(x, c)).backward()
+    np.testing.assert_allclose(x.grad.data, c * x.data ** (c - 1), rtol=1e-15)

@@ -10,6 +10,7 @@ import pytest
 import zerograd._fast as fast
 import zerograd.functions as F
 import zerograd.layers as L
+from tests.fast._kernels import record_shapes
 from zerograd import Parameter, optimizers
 from zerograd.errors import InPlaceError
 
@@ -20,22 +21,13 @@ from zerograd._fast import optim as fast_optim  # noqa: E402
 LOW = fast.THRESHOLDS["adam"][0]
 
 
-@pytest.fixture(autouse=True)
-def _kernels_on(monkeypatch):
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+pytestmark = pytest.mark.usefixtures("kernels_on")
 
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    calls = []
-    real = fast_optim.adam
-
-    def counting(*args):
-        calls.append(args[0].size)
-        return real(*args)
-
-    monkeypatch.setattr(fast_optim, "adam", counting)
-    return calls
+    """The compiled kernel's calls: the parameter's shape for each."""
+    return record_shapes(monkeypatch, fast_optim, "adam")
 
 
 def _params(shape, dtype, seed=0):

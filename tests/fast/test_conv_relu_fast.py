@@ -14,6 +14,7 @@ import pytest
 import zerograd
 import zerograd._fast as fast
 import zerograd.functions as F
+from tests.fast._kernels import count_calls, every_size
 from tests.ops.harness import (
     check_double_backward,
     check_dtype_and_grad_shapes,
@@ -39,36 +40,20 @@ SPECS = ([s for s in activation.SPECS if s.name == "relu"]
          + [s for s in conv.SPECS if s.name not in NOT_WIRED])
 
 
-@pytest.fixture(autouse=True)
-def _kernels_on_unless_a_test_says(monkeypatch):
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+pytestmark = pytest.mark.usefixtures("kernels_on")
 
 
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the calls of the kernels: {kernel function name: calls}."""
-    calls: dict[str, int] = {}
-    for module, names in KERNELS.items():
-        for name in names:
-            original = getattr(module, name)
-
-            def wrapper(*args, _original=original, _name=name, **kwargs):
-                calls[_name] = calls.get(_name, 0) + 1
-                return _original(*args, **kwargs)
-
-            monkeypatch.setattr(module, name, wrapper)
-    return calls
-
-
-def _every_size(monkeypatch):
-    monkeypatch.setattr(fast, "THRESHOLDS", {name: (0, None) for name in fast.THRESHOLDS})
+    return count_calls(monkeypatch, KERNELS.items())
 
 
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
     monkeypatch.setenv("ZEROGRAD_FAST", setting)
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     check_forward(spec)
     check_grad(spec)
     if spec.double_backward:
@@ -86,7 +71,7 @@ def test_relu_second_order_on_both_paths(setting, monkeypatch, counted):
     # relu'' = 0 away from the kink: ReLUGrad's own backward is ReLUGrad (for gy) and
     # nothing for y, which the harness checks against central differences.
     monkeypatch.setenv("ZEROGRAD_FAST", setting)
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     spec = next(s for s in activation.SPECS if s.name == "relu")
     check_double_backward(dataclasses.replace(spec, double_backward=True))
     assert ("relu_grad" in counted) == (setting == "1")
@@ -235,7 +220,7 @@ def test_conv2d_and_its_gradients_match_the_numpy_path(case, dtype, layout, coun
 
 
 def test_conv2d_keeps_compact_patches_for_the_weight_gradient(monkeypatch, counted):
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     x = Variable(np.random.default_rng(1).standard_normal((2, 3, 6, 6)))
     W = Variable(np.random.default_rng(2).standard_normal((4, 3, 3, 3)))
     y = F.conv2d(x, W, pad=1)
@@ -257,7 +242,7 @@ def test_conv2d_gradient_from_numpy_path_patches(monkeypatch):
         y = F.conv2d(x, W, pad=1)
         reference = zerograd.autograd.grad(F.sum(F.conv2d(x, W, pad=1) * 2), [W])[0].data
     assert y.creator.patches[1].shape[2] == 2 * 5 * 7  # whole padded rows
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     F.sum(y * 2).backward()
     np.testing.assert_allclose(W.grad.data, reference, rtol=1e-12)
 
@@ -311,7 +296,7 @@ def test_third_order_conv2d_on_the_compiled_path(monkeypatch):
     pytest.importorskip("torch")
     from tests.ops import test_grad_nodes
 
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     test_grad_nodes.test_third_order_matches_torch("conv2d")
 
 
@@ -328,7 +313,7 @@ def _blasable(a) -> bool:
 def test_the_cnn_step_hands_blas_every_operand_without_a_copy(monkeypatch):
     # Every product of the small CNN's convolutions on the compiled path: no operand that
     # NumPy would copy before calling BLAS (checked on each matrix of a stack).
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     operands = []
     for name in ("xp_matmul", "scratch_product"):
         original = getattr(I, name)

@@ -9,6 +9,7 @@ import pytest
 import zerograd
 import zerograd._fast as fast
 import zerograd.functions as F
+from tests.fast._kernels import count_calls, every_size
 from tests.ops.harness import (
     check_double_backward,
     check_dtype_and_grad_shapes,
@@ -44,39 +45,20 @@ KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
 
 
-@pytest.fixture(autouse=True)
-def _kernels_on_unless_a_test_says(monkeypatch):
-    """Each test starts from the default switch: a ZEROGRAD_FAST=0 in the environment (a
-    run of the whole suite on the NumPy path) must not turn the comparisons into no-ops."""
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+pytestmark = pytest.mark.usefixtures("kernels_on")
 
 
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the calls of every wired kernel: {kernel function name: calls}."""
-    calls: dict[str, int] = {}
-    for module, names in KERNELS.values():
-        for name in names:
-            original = getattr(module, name)
-
-            def wrapper(*args, _original=original, _name=name, **kwargs):
-                calls[_name] = calls.get(_name, 0) + 1
-                return _original(*args, **kwargs)
-
-            monkeypatch.setattr(module, name, wrapper)
-    return calls
-
-
-def _every_size(monkeypatch):
-    """Make every wired kernel take arrays of any size (the specs' inputs are small)."""
-    monkeypatch.setattr(fast, "THRESHOLDS", {name: (0, None) for name in fast.THRESHOLDS})
+    return count_calls(monkeypatch, KERNELS.values())
 
 
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
     monkeypatch.setenv("ZEROGRAD_FAST", setting)
-    _every_size(monkeypatch)
+    every_size(monkeypatch)
     check_forward(spec)
     check_grad(spec)
     if spec.double_backward:
@@ -202,7 +184,6 @@ def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
     """The sequence op runs its compiled loops once each way; the forward equals the NumPy
     path's bitwise, the gradients to a few ulp (the NumPy path's step gradient multiplies
     factors precomputed for all steps, in another order)."""
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)  # the kernels on (CI's FAST=0 run too)
     rng = np.random.default_rng(5)
     N, T, H = 3, 6, 5
     values = [rng.standard_normal(s).astype(dtype) * 0.7
@@ -234,7 +215,6 @@ def test_lstm_sequence_follows_the_dispatch(monkeypatch, counted):
     ZEROGRAD_FAST=0 keep the NumPy path. With a float32 xw and a float64 Wh the forward
     runs NumPy (its inputs differ in dtype) and the backward the compiled loop (what it
     reads, the saved activations and the state, is all float64)."""
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
     for dtype, Wh_dtype, setting, calls in ((np.float32, np.float32, "auto", (1, 1)),
                                             (np.float16, np.float16, "auto", (0, 0)),
                                             (np.float32, np.float64, "auto", (0, 1)),
@@ -254,7 +234,6 @@ def test_lstm_sequence_follows_the_dispatch(monkeypatch, counted):
 
 def test_lstm_sequence_threshold_edges(monkeypatch, counted):
     """The cell state's size N*H decides, both ends of the range included."""
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
     monkeypatch.setitem(fast.THRESHOLDS, "lstm_sequence", (6, 12))
     for N, H, runs in ((1, 5, False), (2, 3, True), (3, 4, True), (13, 1, False)):
         counted.clear()
@@ -333,7 +312,6 @@ def test_lstm_step_grad_with_one_upstream_gradient_missing():
 
 # -- the dispatch decision ------------------------------------------------------------------
 def test_use_follows_the_thresholds(monkeypatch):
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
     monkeypatch.setattr(fast, "THRESHOLDS", {"k": (100, 200)})
     for size, expected in ((99, False), (100, True), (200, True), (201, False)):
         assert fast.use("k", np.zeros(size, np.float32)) is expected, size
@@ -342,7 +320,6 @@ def test_use_follows_the_thresholds(monkeypatch):
 
 
 def test_use_refuses_other_dtypes_mixed_dtypes_and_non_numpy_arrays(monkeypatch):
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
     monkeypatch.setattr(fast, "THRESHOLDS", {"k": (0, None)})
     x32, x64 = np.zeros(4, np.float32), np.zeros(4)
     assert fast.use("k", x32) and fast.use("k", x64) and fast.use("k", x32, x32)
@@ -359,7 +336,6 @@ def test_use_refuses_other_dtypes_mixed_dtypes_and_non_numpy_arrays(monkeypatch)
 def test_the_thresholds_pick_the_path(monkeypatch, counted):
     """At the shipped thresholds: an array one element below the lowest size runs NumPy, one
     at it the kernel; the LSTM forward kernel stops above its highest size."""
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
     low = fast.THRESHOLDS["gelu"][0]
     for size, calls in ((low - 1, 0), (low, 1)):
         F.gelu(zerograd.Variable(np.linspace(-3, 3, size, dtype=np.float32)))

@@ -16,6 +16,7 @@ import zerograd._fast as fast
 import zerograd.functions as F
 import zerograd.layers as L
 import zerograd.optim.optimizer as optimizer_module
+from tests.fast._kernels import record_shapes
 from zerograd import optimizers
 from zerograd.errors import InPlaceError
 from zerograd.models import MLP
@@ -31,23 +32,13 @@ LOW = fast.THRESHOLDS["add_scaled"][0]
 SIZES = [7, LOW - 1, LOW, 3 * (optimizer_module._BLOCK_BYTES // 4) + 5]
 
 
-@pytest.fixture(autouse=True)
-def _kernels_on_unless_a_test_says(monkeypatch):
-    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+pytestmark = pytest.mark.usefixtures("kernels_on")
 
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """How often the compiled kernel ran."""
-    calls = []
-    original = fast_optim.add_scaled
-
-    def counted(*args):
-        calls.append(args[0].shape)
-        return original(*args)
-
-    monkeypatch.setattr(fast_optim, "add_scaled", counted)
-    return calls
+    """The compiled kernel's calls: w's shape for each."""
+    return record_shapes(monkeypatch, fast_optim, "add_scaled")
 
 
 def _operands(size, dtype, seed=0):
