@@ -71,6 +71,25 @@ def _zero_padding(blk, top, off, H, W):
 
 
 @kernel
+def _patch_row(col, row_all, KH, KW, Cg):
+    """Patch row ``row_all`` of the (c, i, j)-ordered rows over all groups: (its channel c,
+    kernel offsets i and j, and the row of col it is in c's group)."""
+    j = row_all % KW
+    i = (row_all // KW) % KH
+    c = row_all // (KH * KW)
+    g = c // Cg
+    return c, i, j, col[g, row_all - g * (Cg * KH * KW)]
+
+
+@kernel
+def _shifted_run(delta, total):
+    """[a, b): the positions q of a run of ``total`` elements whose q + delta is inside it
+    too (a patch row's long copy, or its adjoint's long add)."""
+    a = max(0, -delta)
+    return a, max(a, total - max(0, delta))
+
+
+@kernel
 def _patches_runs(xrows, KH, KW, PH, PW, DH, DW, N, H, W, col):
     """Stride 1 with an output as large as the input (a "same" convolution), each
     channel's images one contiguous run (xrows (C, N*H*W)): patch row (c, i, j) is then
@@ -78,20 +97,13 @@ def _patches_runs(xrows, KH, KW, PH, PW, DH, DW, N, H, W, col):
     read padding (which the shift filled from a neighbouring row or image) zeroed after.
     xrows is x itself when x is channel-major, or has one channel or one image."""
     C = xrows.shape[0]
-    groups = col.shape[0]
-    Cg = C // groups
-    rows = Cg * KH * KW
+    Cg = C // col.shape[0]
     P = H * W
     for row_all in prange(C * KH * KW):
-        j = row_all % KW
-        i = (row_all // KW) % KH
-        c = row_all // (KH * KW)
-        g = c // Cg
-        out = col[g, row_all - g * rows]
+        c, i, j, out = _patch_row(col, row_all, KH, KW, Cg)
         top, off = i * DH - PH, j * DW - PW
         delta = top * W + off
-        a = max(0, -delta)
-        b = max(a, N * P - max(0, delta))
+        a, b = _shifted_run(delta, N * P)
         d = out[a:b]
         s = xrows[c, a + delta:b + delta]
         for q in range(d.size):
@@ -110,16 +122,10 @@ def _patches_planes(x, channel_first, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, L,
     else:
         N, C = x.shape[0], x.shape[1]
     H, W = x.shape[2], x.shape[3]
-    groups = col.shape[0]
-    Cg = C // groups
-    rows = Cg * KH * KW
+    Cg = C // col.shape[0]
     zero = col.dtype.type(0)
     for row_all in prange(C * KH * KW):
-        j = row_all % KW
-        i = (row_all // KW) % KH
-        c = row_all // (KH * KW)
-        g = c // Cg
-        out = col[g, row_all - g * rows]
+        c, i, j, out = _patch_row(col, row_all, KH, KW, Cg)
         top, off = i * DH - PH, j * DW - PW
         oy_lo, oy_hi = _inside(top, SH, OH, H)
         lo, hi = _inside(off, SW, OW, W)
@@ -207,8 +213,7 @@ def _adjoint_runs(col, KH, KW, PH, PW, DH, DW, N, H, W, img):
                 for n in range(N):
                     _zero_padding(src[n * P:(n + 1) * P], top, off, H, W)
                 delta = top * W + off
-                a = max(0, -delta)
-                b = max(a, N * P - max(0, delta))
+                a, b = _shifted_run(delta, N * P)
                 s = src[a:b]
                 d = dst[a + delta:b + delta]
                 for q in range(d.size):
