@@ -14,13 +14,9 @@ import pytest
 import zerograd
 import zerograd._fast as fast
 import zerograd.functions as F
-from tests.fast._kernels import count_calls, every_size
+from tests.fast._kernels import check_spec_on_path, count_calls, every_size
 from tests.ops.harness import (
     check_double_backward,
-    check_dtype_and_grad_shapes,
-    check_forward,
-    check_grad,
-    check_zero_d,
 )
 from tests.ops.specs import activation, conv
 from zerograd import Variable
@@ -52,14 +48,7 @@ def counted(monkeypatch):
 @pytest.mark.parametrize("setting", ["1", "0"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_op_harness_on_both_paths(spec, setting, monkeypatch, counted):
-    monkeypatch.setenv("ZEROGRAD_FAST", setting)
-    every_size(monkeypatch)
-    check_forward(spec)
-    check_grad(spec)
-    if spec.double_backward:
-        check_double_backward(spec)
-    check_dtype_and_grad_shapes(spec)
-    check_zero_d(spec)
+    check_spec_on_path(spec, setting, monkeypatch, zero_d=True)
     if setting == "0":
         assert counted == {}
     else:
