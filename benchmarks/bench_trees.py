@@ -134,13 +134,11 @@ class WorkersLoad(CpuLoad):
         super().__init__()
 
     def other(self) -> float | None:
-        import time as clock
-
         start = self._start
         share = super().other()
         if share is None or start is None:
             return share
-        wall = clock.perf_counter() - start[0]
+        wall = time.perf_counter() - start[0]
         workers = sum(_cpu_seconds(p) for p in self._pids) - self._workers_start
         cpus = os.cpu_count() or 1
         return max(0.0, share - workers / (wall * cpus)) if wall > 0 else None
