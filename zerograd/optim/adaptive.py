@@ -17,12 +17,6 @@ from zerograd.optim.optimizer import Optimizer
 __all__ = ["AdaGrad", "AdaDelta", "RMSprop", "Adam", "AdamW"]
 
 
-def _python_floats(*values) -> bool:
-    """Whether every value is a Python number (which NumPy rounds to an array's dtype; a NumPy
-    float64 scalar would promote a float32 update instead)."""
-    return all(type(value) is float or type(value) is int for value in values)
-
-
 class AdaGrad(Optimizer):
     """Duchi et al. (2011): h <- h + g^2;  w <- w - lr * g / (sqrt(h) + eps)."""
 
@@ -145,10 +139,10 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         grad = self._grad_of(param)
         w, lr = param.data, self.lr
-        if _python_floats(lr, self.beta1, self.beta2, self.eps) and fast.use("adam", w, m, v,
-                                                                            grad):
-            # The three lines below in one compiled pass, bitwise the same values (Python
-            # numbers only: NumPy rounds those to the arrays' dtype, as the kernel does).
+        if fast.use("adam", w, m, v, grad):
+            # The three lines below in one compiled pass, bitwise the same values: the
+            # hyperparameters are Python floats (the optimizer stores them so), which NumPy
+            # rounds to the arrays' dtype, as the kernel does.
             from zerograd._fast import optim as fast_optim  # imports numba (see fast.use)
 
             if fast_optim.supports(w, m, v, grad):
