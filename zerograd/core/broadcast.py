@@ -34,8 +34,13 @@ class SumTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, x):
-        # Checked here, where a sum actually happens: equal shapes never get this far.
-        if not can_sum_to(x.shape, self.shape):
+        # Checked here, where a sum actually happens: equal shapes never get this far. The
+        # common case, only leading axes added (a bias under a batch), needs no other check.
+        shape = self.shape
+        if x.shape[x.ndim - len(shape):] == shape and x.ndim > len(shape):
+            self.x_shape = x.shape
+            return x.sum(tuple(range(x.ndim - len(shape))))
+        if not can_sum_to(x.shape, shape):
             raise ShapeError(
                 f"sum_to: cannot sum shape {x.shape} to {self.shape}; {self.shape} must "
                 f"broadcast to {x.shape} (NumPy rules)"

@@ -15,7 +15,6 @@ from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError, describe
-from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import broadcast_to, reshape, sum_to, transpose
 
 __all__ = ["matmul", "linear", "linear_simple", "dot", "outer", "tensordot", "einsum",
@@ -144,12 +143,7 @@ class Linear(Function):
         if len(self.inputs) == 2:
             return gx, gW
         b = self.inputs[2]
-        if not self.needs_grad(2):
-            gb = None
-        elif gy.ndim == 2 and b.shape == gy.shape[1:]:
-            gb = sum_(gy, axis=0)  # the usual bias (out,) under a batch (N, out)
-        else:
-            gb = sum_to(gy, b.shape)
+        gb = sum_to(gy, b.shape) if self.needs_grad(2) else None
         return gx, gW, gb
 
     def to_onnx(self, g, x, W, b=None):
