@@ -225,3 +225,29 @@ def test_setup_still_takes_layers_parameters_and_iterables():
     p.grad = Variable(np.ones(2))
     optim.SGD(lr=0.5).setup([p]).update()
     np.testing.assert_array_equal(p.data, [0.5, 0.5])
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.MomentumSGD, optim.AdaGrad, optim.AdaDelta,
+                                 optim.RMSprop, optim.Adam, optim.AdamW])
+@pytest.mark.parametrize("grad_shape", [(9999,), (1,), (100, 100)])
+def test_a_gradient_of_another_shape_is_refused_naming_the_parameter(cls, grad_shape):
+    # backward never makes one; a gradient set by hand can, and a broadcast update (or a
+    # fast path's error) would hide it. Nothing is updated.
+    p = Parameter(np.ones(10000, np.float32), name="W")
+    opt = cls().setup([p])
+    p.grad = Variable(np.ones(grad_shape, np.float32))
+    with pytest.raises(ValueError, match=re.escape(
+            f"{cls.__name__}.update_one: parameter 'W' has shape (10000,) but its gradient "
+            f"float32 {grad_shape}")):
+        opt.update()
+    np.testing.assert_array_equal(p.data, 1)
+
+
+def test_a_bad_gradient_on_one_parameter_updates_none_of_them():
+    good, bad = Parameter(np.ones(3), name="a"), Parameter(np.ones(3), name="b")
+    opt = optim.Adam().setup([good, bad])
+    good.grad, bad.grad = Variable(np.ones(3)), Variable(np.ones(2))
+    with pytest.raises(ValueError, match="parameter 'b' has shape"):
+        opt.update()
+    np.testing.assert_array_equal(good.data, 1)
+    assert opt.t == 0  # a refused step is not counted: the next one is step 1

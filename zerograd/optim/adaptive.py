@@ -117,9 +117,8 @@ class Adam(Optimizer):
         self.beta2 = beta2
         self.eps = eps
 
-    def update(self) -> None:
-        self.t += 1
-        super().update()
+    def begin_step(self) -> None:
+        self.t += 1  # update_one's lr (the bias correction) reads the new count
 
     @property
     def lr(self) -> float:
@@ -169,6 +168,7 @@ class AdamW(Adam):
         self.weight_decay = weight_decay
 
     def update_one(self, param: Parameter) -> None:
+        self._grad_of(param)  # refuses a missing or misshapen gradient before the decay
         if self.weight_decay:
             param.data *= 1.0 - self.alpha * self.weight_decay
         super().update_one(param)

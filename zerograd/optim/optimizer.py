@@ -258,22 +258,37 @@ class Optimizer:
         params = [p for p in self.target_params() if p.grad is not None]
         for hook in self.hooks:
             hook(params)
-        # Hooks may drop gradients (FreezeParam): look again after running them.
+        # Hooks may drop gradients (FreezeParam): look again after running them. Every
+        # gradient is checked before any parameter moves, so a bad one updates nothing.
+        params = [p for p in params if p.grad is not None]
         for param in params:
-            if param.grad is not None:
-                self.update_one(param)
+            self._grad_of(param)
+        self.begin_step()
+        for param in params:
+            self.update_one(param)
+
+    def begin_step(self) -> None:
+        """Called by ``update()`` once its gradients passed the checks, before the first
+        ``update_one``: where an optimizer counts its steps (Adam's t), so that a refused
+        step is not counted."""
 
     def update_one(self, param: Parameter) -> None:
         raise NotImplementedError(f"{type(self).__name__}.update_one is not implemented")
 
     def _grad_of(self, param: Parameter) -> Any:
         """The gradient array of ``param``, for ``update_one``: ``update()`` calls it only
-        for parameters that have one; a direct call on one without is refused here."""
+        for parameters that have one; a direct call on one without is refused here, and so
+        is a gradient whose shape is not the parameter's."""
         grad = param.grad
         if grad is None:
             raise ValueError(f"{type(self).__name__}.update_one: parameter {param.name!r} has "
                              "no gradient (grad is None); run backward() first")
-        return grad.data
+        data = grad.data
+        if data.shape != param.data.shape:  # backward never makes one; a hand-set grad can
+            raise ShapeError(f"{type(self).__name__}.update_one: parameter {param.name!r} has "
+                             f"shape {param.data.shape} but its gradient {data.dtype} "
+                             f"{data.shape}; a gradient must have its parameter's shape")
+        return data
 
     def cleargrads(self) -> None:
         """Set every target parameter's gradient to None (``model.cleargrads()``)."""
