@@ -236,19 +236,18 @@ def test_conv2d_gradient_from_numpy_path_patches(monkeypatch):
     np.testing.assert_allclose(W.grad.data, reference, rtol=1e-12)
 
 
-def test_conv_patches_are_off_by_default_and_follow_an_opted_in_threshold(counted,
-                                                                           monkeypatch):
-    assert fast.THRESHOLDS["conv_patches"] == (fast.NEVER, None)  # the page faults: see there
-    geo = I.Geometry(1, 1, 1, 1)
-    counted.clear()
-    geo.patches(np.ones((1, 1, 64, 64), np.float32), (3, 3), (64, 64), wide=False)
-    assert "conv_patches" not in counted
-    monkeypatch.setitem(fast.THRESHOLDS, "conv_patches", (4096, None))
+def test_conv_patches_are_on_by_default_from_4096_elements(counted, monkeypatch):
+    assert fast.THRESHOLDS["conv_patches"] == (4096, None)
     geo = I.Geometry(1, 1, 1, 1)
     for shape, compiled in (((1, 1, 4, 1023), False), ((1, 1, 4, 1024), True)):
         counted.clear()
         geo.patches(np.ones(shape, np.float32), (3, 3), shape[2:], wide=False)
         assert ("conv_patches" in counted) == compiled
+    # Turned off, the whole-row NumPy patches are built at every size.
+    monkeypatch.setitem(fast.THRESHOLDS, "conv_patches", (fast.NEVER, None))
+    counted.clear()
+    geo.patches(np.ones((1, 1, 64, 64), np.float32), (3, 3), (64, 64), wide=False)
+    assert "conv_patches" not in counted
 
 
 @pytest.mark.parametrize("case", [(2, 3, 6, 5, (3, 3), (1, 1), (1, 1), (1, 1), 1),

@@ -138,13 +138,11 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "relu": (4096, None),
     # - "conv_patches" (x, or gy for the input gradient): compact patch matrices and their
     #   scatter-add, which let the three products skip whole-row patches' extra columns.
-    #   Off (NEVER): the kernels and the products win (small CNN step 13.1 against 16.3 ms,
-    #   wall time, 2 threads, in a process whose allocator the NumPy path had warmed), but
-    #   in a training process of their own the step's arrays then keep being mapped afresh
-    #   (glibc's mmap threshold never rises above them): 3,565 page faults a step against 0,
-    #   and 20.2 against 15.5 ms a step (docs/performance.md). Opt in with
-    #   ``THRESHOLDS["conv_patches"] = (4096, None)``; the tests run it at every size.
-    "conv_patches": (NEVER, None),
+    #   Small CNN step in training processes of their own (fresh process per run, quiet
+    #   machine, wall time, best of 5 x 10 steps after 40): 9.8-11.1 against 14.2-16.7 ms
+    #   with 2 OpenBLAS threads, 14.7-15.1 against 20.0-20.1 with one, and 0 page faults a
+    #   step against 400-700 (docs/performance.md, "Third round"). From 4096 elements on.
+    "conv_patches": (4096, None),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
