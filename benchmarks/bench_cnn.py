@@ -4,6 +4,7 @@
     python benchmarks/bench_cnn.py --quick     # fewer rounds
     python benchmarks/bench_cnn.py --profile   # also: where zerograd's step spends its time
     python benchmarks/bench_cnn.py --against /tmp/wt-OLD   # this tree vs another, CPU time
+    python benchmarks/bench_cnn.py --patches   # compact conv patches off / on, fresh processes
 
 Workload: the CNN conv 3x3x16 (pad 1) - relu - max pool 2 - conv 3x3x32 (pad 1) - relu -
 max pool 2 - linear 10, float32, on batches of 100 images 1x28x28 (fixed random data: the
@@ -143,6 +144,57 @@ print(json.dumps(best))
 """
 
 
+# One configuration of the compact conv patches in a process of its own: 40 warm-up steps,
+# then the best of 5 x 10 (wall time), and the minor page faults a step meanwhile.
+_PATCHES_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+import zerograd._fast as fast
+fast.THRESHOLDS["conv_patches"] = (4096, None) if sys.argv[2] == "on" else (fast.NEVER, None)
+from benchmarks.bench_cnn import zerograd_step
+run = zerograd_step()
+for _ in range(3):
+    run()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+best = float("inf")
+for _ in range(5):
+    start = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - start)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+print(json.dumps([best, faults]))
+"""
+
+
+def compare_patches(rounds: int) -> None:
+    """The small CNN step with the compact conv patches off and on, each run in a fresh
+    process (so that neither inherits the other's allocator state), alternating, wall
+    time with the environment's thread counts."""
+    from benchmarks._common import CpuLoad
+
+    tree = str(Path(__file__).resolve().parent.parent)
+    load = CpuLoad()
+    results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in results:
+            out = subprocess.run([sys.executable, "-c", _PATCHES_CHILD, tree, mode], cwd=tree,
+                                 capture_output=True, text=True, check=True)
+            seconds, faults = json.loads(out.stdout)
+            results[mode].append((seconds / STEPS * 1e3, faults / (5 * STEPS)))
+    other_load = load.other()
+    print(f"small CNN step with the compact conv patches off / on, fresh process each, best "
+          f"of 5 x {STEPS} steps (wall time), {rounds} rounds; other load "
+          f"{'unknown' if other_load is None else f'{other_load:.0%}'}")
+    for mode, runs in results.items():
+        ms = sorted(r[0] for r in runs)
+        faults = sorted(r[1] for r in runs)
+        print(f"  {mode:<4} {ms[len(ms) // 2]:7.2f} ms [{ms[0]:.2f}-{ms[-1]:.2f}]  page faults a "
+              f"step {faults[0]:.0f}-{faults[-1]:.0f}")
+    ratios = sorted(a[0] / b[0] for a, b in zip(results["on"], results["off"]))
+    print(f"  on / off per round: median {ratios[len(ratios) // 2]:.2f} "
+          f"[{ratios[0]:.2f}-{ratios[-1]:.2f}]")
+
+
 def compare_trees(other: str, rounds: int) -> None:
     """This tree's step against another checkout's (``git worktree add``), in CPU time of
     the main thread with one OpenBLAS and one numba thread: each round runs both in fresh
@@ -177,8 +229,14 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", action="store_true", help="profile zerograd's step")
     parser.add_argument("--against", metavar="TREE",
                         help="compare this tree's step with another checkout's (CPU time)")
-    parser.add_argument("--rounds", type=int, default=8, help="rounds of --against")
+    parser.add_argument("--patches", action="store_true",
+                        help="the step with the compact conv patches off and on, fresh "
+                             "processes")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of --against/--patches")
     args = parser.parse_args(argv)
+    if args.patches:
+        compare_patches(args.rounds)
+        return
     if args.against:
         compare_trees(args.against, args.rounds)
         return

@@ -5,6 +5,8 @@
     python benchmarks/bench_conv.py --single-thread  # 1 BLAS / torch thread
     python benchmarks/bench_conv.py --cpu-time       # 1 thread, CPU time of this thread:
                                                      # steady when other jobs share the cores
+    python benchmarks/bench_conv.py --layouts        # which inputs the compiled patch
+                                                     # kernels should take (zerograd only)
 
 Workloads (float32, NCHW; milliseconds per forward+backward step, median of the rounds,
 each round timing every framework in turn so that the machine's drift cancels in ratios):
@@ -119,6 +121,66 @@ def _repeat(step, iters: int, cpu_time: bool = False):
     return run
 
 
+# (label, N, C, HW, OC, stride, channel-major x): the small CNN's two convolutions, the
+# contiguous inputs of the table above, and a stride-2 layer in both layouts.
+LAYOUT_CASES = [
+    ("100x1x28x28, 16, stride 1 (conv1)", 100, 1, 28, 16, 1, False),
+    ("100x16x14x14 channel-major, 32, 1 (conv2)", 100, 16, 14, 32, 1, True),
+    ("100x16x14x14 contiguous, 32, 1", 100, 16, 14, 32, 1, False),
+    ("32x64x16x16 contiguous, 64, 1", 32, 64, 16, 64, 1, False),
+    ("64x3x32x32 contiguous, 16, 1", 64, 3, 32, 16, 1, False),
+    ("64x16x16x16 contiguous, 32, 2", 64, 16, 16, 32, 2, False),
+    ("64x16x16x16 channel-major, 32, 2", 64, 16, 16, 32, 2, True),
+]
+
+
+def compare_layouts(rounds: int) -> None:
+    """conv2d forward+backward (bias, pad 1, gy from F.sum) under three dispatches of the
+    compiled conv kernels, interleaved: none (the NumPy path), the patch and scatter-add
+    kernels for every input, and what zerograd does (patches by layout, scatter-add always).
+    Prints the best sample of each, ms."""
+    import zerograd._fast as fast
+    from zerograd.ops import _im2col as I
+
+    chosen = (I.Geometry._compiled_patches, I.Geometry.compiled_adjoint)
+
+    def every_input(self, x) -> bool:
+        return fast.use("conv_patches", x)
+
+    def never(self, x) -> bool:
+        return False
+
+    dispatches = {"NumPy path": (never, never), "kernels for every input": (every_input,
+                                                                            every_input),
+                  "zerograd's choice": chosen}
+    rng = np.random.default_rng(0)
+    print("conv2d 3x3 pad 1 fwd+bwd, best of the rounds, ms: " + " | ".join(dispatches))
+    try:
+        for label, N, C, HW, OC, stride, channel_major in LAYOUT_CASES:
+            x = rng.standard_normal((N, C, HW, HW)).astype(np.float32)
+            if channel_major:
+                x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+            W = zerograd.Variable((rng.standard_normal((OC, C, 3, 3)) * 0.1).astype(np.float32))
+            b = zerograd.Variable(np.zeros(OC, np.float32))
+
+            def step(x=x, W=W, b=b, stride=stride) -> None:
+                W.cleargrad()
+                b.cleargrad()
+                ZF.sum(ZF.conv2d(zerograd.Variable(x), W, b, stride=stride, pad=1)).backward()
+
+            def under(methods):
+                def run() -> float:
+                    I.Geometry._compiled_patches, I.Geometry.compiled_adjoint = methods
+                    return _repeat(step, 5)()
+                return run
+
+            result = interleaved({name: under(m) for name, m in dispatches.items()}, rounds)
+            cells = " | ".join(f"{min(result.samples[name]) * 1e3:6.2f}" for name in dispatches)
+            print(f"{label:<44} {cells}" + ("  NOISY" if result.noisy else ""))
+    finally:
+        I.Geometry._compiled_patches, I.Geometry.compiled_adjoint = chosen
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
@@ -127,7 +189,12 @@ def main(argv=None) -> None:
                         help="one thread for NumPy's BLAS (needs threadpoolctl) and for torch")
     parser.add_argument("--cpu-time", action="store_true",
                         help="single thread, and measure this thread's CPU time, not wall time")
+    parser.add_argument("--layouts", action="store_true",
+                        help="zerograd only: the compiled conv kernels' dispatch by layout")
     args = parser.parse_args(argv)
+    if args.layouts:
+        compare_layouts(3 if args.quick else 7)
+        return
     args.single_thread = args.single_thread or args.cpu_time
     torch = load_torch()
     dezero = None if args.no_dezero else load_dezero()
