@@ -256,6 +256,7 @@ NOT_EXPORTABLE = {
     "TanhGrad": _GRAD_NODE,
     "SinGrad": _GRAD_NODE,
     "PowGrad": _GRAD_NODE,
+    "LinearGrad": _GRAD_NODE,
     "GetItemGrad": _GRAD_NODE,
     "GatherGrad": _GRAD_NODE,
     "RepeatSum": "the backward of `repeat`",

@@ -1,6 +1,7 @@
-"""The MLP training step's arithmetic: what ``Linear`` and ``MatMul`` hand BLAS, the bias
-forms of ``linear``, the nodes of Linear's backward, and one SGD step equal to the same step
-written in plain NumPy (so a change of the ops' fast paths cannot change a result)."""
+"""The MLP training step's arithmetic: what ``Linear``, ``LinearGrad`` and ``MatMul`` hand
+BLAS, the bias forms of ``linear``, the nodes of Linear's backward, and one SGD step equal
+to the same step written in plain NumPy (so a change of the ops' fast paths cannot change a
+result)."""
 
 import contextlib
 
@@ -31,6 +32,16 @@ def products(monkeypatch):
             return _original(self, x, W, *rest)
 
         monkeypatch.setattr(cls, "forward", forward)
+    original_grad = linalg.LinearGrad.forward
+
+    def grad_forward(self, x, W, gy):  # its products, as MatMul would have seen them
+        if self.wants[0]:
+            seen.append([(a.shape, _layout(a), a.dtype, a) for a in (gy, W.T)])
+        if self.wants[1]:
+            seen.append([(a.shape, _layout(a), a.dtype, a) for a in (x.T, gy)])
+        return original_grad(self, x, W, gy)
+
+    monkeypatch.setattr(linalg.LinearGrad, "forward", grad_forward)
     return seen
 
 

@@ -167,6 +167,14 @@ class Function:
                     x0, x1 = inputs
                 ys = self.forward(x0._data, x1._data)
                 wants_grad = x0.requires_grad or x1.requires_grad
+            elif n_inputs == 3:  # Grad nodes of two-input ops (x, W, gy): LinearGrad, ...
+                x0, x1, x2 = inputs
+                if not (isinstance(x0, Variable) and isinstance(x1, Variable)
+                        and isinstance(x2, Variable)):
+                    inputs = _as_inputs(inputs, self)
+                    x0, x1, x2 = inputs
+                ys = self.forward(x0._data, x1._data, x2._data)
+                wants_grad = x0.requires_grad or x1.requires_grad or x2.requires_grad
             else:
                 inputs = _as_inputs(inputs, self)
                 ys = self.forward(*[x._data for x in inputs])

@@ -18,7 +18,7 @@ from zerograd.errors import ShapeError, describe
 from zerograd.ops.shape import broadcast_to, reshape, sum_to, transpose
 
 __all__ = ["matmul", "linear", "linear_simple", "dot", "outer", "tensordot", "einsum",
-           "MatMul", "Linear", "TensorDot", "Einsum"]
+           "MatMul", "Linear", "LinearGrad", "TensorDot", "Einsum"]
 
 
 def swap_last_two(x) -> Variable:
@@ -129,9 +129,19 @@ class Linear(Function):
         return y
 
     def backward(self, gy):
+        inputs = self.inputs
+        x, W = inputs[0], inputs[1]
+        wants = (x.requires_grad, W.requires_grad, len(inputs) == 3 and inputs[2].requires_grad)
+        if x.ndim == 2 and (len(inputs) == 2 or inputs[2].shape == W.shape[1:]):
+            # A batch of rows and the usual bias: one LinearGrad node.
+            grads = LinearGrad(wants)(x, W, gy)
+            if type(grads) is Variable:
+                grads = [grads]
+            it = iter(grads)
+            gxs = tuple(next(it) if wanted else None for wanted in wants)
+            return gxs if len(inputs) == 3 else gxs[:2]
         # Both products take transposed views (W.T, x.T: F-ordered), which NumPy passes to
         # BLAS as transposed operands: no copy before either product.
-        x, W = self.inputs[0], self.inputs[1]
         gx = matmul(gy, transpose(W)) if self.needs_grad(0) else None
         gW = None
         if self.needs_grad(1):
@@ -152,6 +162,59 @@ class Linear(Function):
             return g.op("Gemm", x, W, b)
         y = g.op("MatMul", x, W)
         return y if b is None else g.op("Add", y, b)
+
+
+class LinearGrad(Function):
+    """Linear's derivatives for a 2-D x and a bias of shape (out,): gx = gy W^T,
+    gW = x^T gy and gb = gy summed over the batch, those that ``wants`` (three bools) names,
+    as the outputs in that order. One node instead of two Transposes, two MatMuls and a
+    SumTo: four Function calls fewer in every backward through a linear layer, with the same
+    arrays (the products on the same transposed views, the sum over the same axis).
+
+    The next order is written with the ops of those nodes: ggx gives gy ``ggx @ W`` and W
+    ``(gy^T @ ggx)^T``; ggW gives x ``(ggW @ gy^T)^T`` and gy ``x @ ggW``; ggb gives gy
+    ``ggb`` broadcast. gy's three terms are added here, in that order, where the unfused
+    graph's engine added them in its visit order: second and higher derivatives agree with
+    it to rounding (tested), not bit for bit.
+    """
+
+    retain_inputs = (0, 1, 2)
+    retain_outputs = ()
+
+    def __init__(self, wants: tuple[bool, bool, bool]) -> None:
+        self.wants = wants
+
+    def forward(self, x, W, gy):
+        want_gx, want_gW, want_gb = self.wants
+        grads = []
+        if want_gx:
+            grads.append(gy @ W.T)
+        if want_gW:
+            grads.append(x.T @ gy)
+        if want_gb:
+            grads.append(gy.sum((0,)))
+        return grads[0] if len(grads) == 1 else tuple(grads)
+
+    def backward(self, *ggs):
+        x, W, gy = self.inputs
+        it = iter(ggs)
+        ggx, ggW, ggb = (next(it) if wanted else None for wanted in self.wants)
+        g_x = g_W = g_gy = None
+        if ggx is not None:
+            if gy.requires_grad:
+                g_gy = matmul(ggx, W)
+            if W.requires_grad:
+                g_W = transpose(matmul(transpose(gy), ggx))
+        if ggW is not None:
+            if x.requires_grad:
+                g_x = transpose(matmul(ggW, transpose(gy)))
+            if gy.requires_grad:
+                term = matmul(x, ggW)
+                g_gy = term if g_gy is None else g_gy + term
+        if ggb is not None and gy.requires_grad:
+            term = broadcast_to(ggb, gy.shape)
+            g_gy = term if g_gy is None else g_gy + term
+        return g_x, g_W, g_gy
 
 
 def linear(x, W, b=None) -> Variable:

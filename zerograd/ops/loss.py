@@ -29,6 +29,7 @@ from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, ShapeError, ZerogradError
 from zerograd.ops._operands import constant
 from zerograd.ops.activation import log_softmax, sigmoid, softmax
+from zerograd.ops.arithmetic import MulConstant
 from zerograd.ops.elementwise import clip, exp, log
 from zerograd.ops.reduction import sum as sum_
 from zerograd.ops.shape import reshape
@@ -38,8 +39,8 @@ __all__ = [
     "softmax_cross_entropy_simple", "sigmoid_cross_entropy", "binary_cross_entropy",
     "accuracy", "nll_loss", "cross_entropy", "huber_loss", "l1_loss", "kl_div",
     "cosine_similarity",
-    "MeanSquaredError", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "SigmoidCrossEntropy",
-    "BinaryCrossEntropy",
+    "MeanSquaredError", "MeanSquaredErrorGrad", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad",
+    "SigmoidCrossEntropy", "BinaryCrossEntropy",
     "SelectLabel", "SelectLabelGrad", "HuberLoss", "L1Loss", "KLDiv", "ClampedNorm",
     "LabelError",
 ]
@@ -155,8 +156,39 @@ class MeanSquaredError(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         # Gradients in the broadcast shape of diff; the engine sums each back to its input.
-        gx0 = gy * (x0 - x1) * (2.0 / self.batch)
+        gx0 = MeanSquaredErrorGrad(2.0 / self.batch)(x0, x1, gy)
         return gx0, (-gx0 if self.needs_grad(1) else None)
+
+
+class MeanSquaredErrorGrad(Function):
+    """gx0 = gy (x0 - x1) scale (scale = 2 / batch): the MSE's derivative in x0, in one node
+    instead of a Sub, a Mul and a MulConstant (two Function calls fewer in every training
+    step that ends in this loss).
+
+    The next order is written with the ops of those three nodes, in their order (the
+    MulConstant's backward, then the Mul's: ``g * diff`` for gy, ``g * gy`` for the
+    difference, which the Sub hands to x0 and, negated, to x1). Against a constant
+    target every derivative has the values of the unfused graph, bit for bit; where both
+    inputs depend on one variable the engine adds that variable's terms in another order,
+    and the higher derivatives agree to rounding.
+    """
+
+    retain_inputs = (0, 1, 2)
+    retain_outputs = ()
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def forward(self, x0, x1, gy):
+        return gy * (x0 - x1) * self.scale
+
+    def backward(self, ggx):
+        x0, x1, gy = self.inputs
+        g = MulConstant(self.scale)(ggx)
+        g_gy = g * (x0 - x1) if gy.requires_grad else None
+        g_diff = g * gy if (x0.requires_grad or x1.requires_grad) else None
+        g_x1 = -g_diff if g_diff is not None and x1.requires_grad else None
+        return g_diff, g_x1, g_gy
 
 
 def mean_squared_error(x0, x1) -> Variable:
