@@ -34,6 +34,7 @@ KERNELS = {"gelu": (fast_elementwise, ("gelu", "gelu_grad")),
            "scatter_rows": (fast_indexing, ("scatter_rows",)),
            "lstm_step": (fast_recurrent, ("lstm_step",)),
            "lstm_step_grad": (fast_recurrent, ("lstm_step_grad",)),
+           "outer_row": (fast_recurrent, ("outer_row",)),
            "lstm_sequence": (fast_recurrent, ("lstm_sequence_forward", "lstm_sequence_backward")),
            "gru_sequence": (fast_recurrent, ("gru_sequence_forward", "gru_sequence_backward")),
            "max_pool_2x2": (fast_pooling, ("max_pool_2x2", "max_pool_2x2_backward"))}
@@ -158,6 +159,8 @@ def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
 
     compiled, reference = _both_paths(run)
     assert counted["lstm_step"] == 2 and counted["lstm_step_grad"] == 2
+    # At batch 1 the weight gradients are outer products: x^T d and h^T d of both steps.
+    assert counted.get("outer_row", 0) == (4 if N == 1 else 0)
     # The forward kernel calls libm's exp and tanh (NumPy its SIMD ones): a few ulp apart.
     for a, b in zip(compiled, reference):
         assert a.dtype == dtype
@@ -339,6 +342,25 @@ def test_the_thresholds_pick_the_path(monkeypatch, counted):
     for H, calls in ((high, 1), (high + 1, 1)):
         ops_recurrent._lstm_step(np.zeros((1, 4 * H)), np.zeros((1, H)))
         assert counted.get("lstm_step", 0) == calls, H
+
+
+def test_a_cells_weight_gradient_at_batch_1_is_compiled_from_1024_elements(counted):
+    low = fast.THRESHOLDS["outer_row"][0]
+    assert low == 1024
+    rng = np.random.default_rng(5)
+    for K, calls in ((low // 64 - 1, 0), (low // 64, 1)):
+        counted.clear()
+        a = rng.standard_normal((1, K)).astype(np.float32)
+        d = rng.standard_normal((1, 64)).astype(np.float32)
+        out = ops_recurrent._outer(a, d)
+        assert counted.get("outer_row", 0) == calls, K
+        np.testing.assert_array_equal(out, a.T * d)  # the same products either way
+        assert out.dtype == np.float32
+    counted.clear()
+    a64 = rng.standard_normal((1, 32))  # float64 against float32: NumPy promotes
+    out = ops_recurrent._outer(a64, d)
+    assert counted == {} and out.dtype == np.float64
+    np.testing.assert_array_equal(out, a64.T * d)
 
 
 def test_gelu_on_the_numpy_path_when_switched_off(monkeypatch, counted):

@@ -1,7 +1,7 @@
 """zerograd._fast.recurrent: the LSTM cell's gate arithmetic against ops/recurrent.py's
 _lstm_step (a few ulp: libm's exp/tanh vs NumPy's, bounded below) and _lstm_step_grad
-(bitwise); the sequence op's loops against its NumPy path (forward, bitwise) and the step
-kernel (backward, bitwise)."""
+(bitwise); the batch-1 weight gradient's outer product (bitwise); the sequence op's loops
+against its NumPy path (forward, bitwise) and the step kernel (backward, bitwise)."""
 
 import contextlib
 import math
@@ -57,6 +57,30 @@ def test_lstm_step_grad_matches_numpy(shape, dtype, given):
     assert d.dtype == dtype and gc_prev.dtype == dtype
     np.testing.assert_array_equal(d, d_ref)  # the same arithmetic in the same order
     np.testing.assert_array_equal(gc_prev, gc_ref)
+
+
+@pytest.mark.parametrize("K, G", [(1, 400), (100, 400), (7, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_outer_row_is_numpys_broadcast_product_bitwise(K, G, dtype, layout):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((1, 2 * K)).astype(dtype)
+    b = rng.standard_normal((1, 2 * G)).astype(dtype)
+    a, b = (a[:, ::2], b[:, ::2]) if layout == "strided" else (a[:, :K], b[:, :G])
+    out = np.full((K, G), np.nan, dtype)
+    assert fast_recurrent.outer_row(a, b, out) is out
+    np.testing.assert_array_equal(out, np.multiply(a.T, b))
+
+
+def test_outer_row_refuses_other_shapes_and_dtypes():
+    a, b = np.ones((1, 3), np.float32), np.ones((1, 4), np.float32)
+    with pytest.raises(ValueError, match=r"outer_row: expected a \(1, K\), b \(1, G\) and "
+                                         r"out \(K, G\), got \(1, 3\), \(1, 4\) and "
+                                         r"\(4, 3\)"):
+        fast_recurrent.outer_row(a, b, np.empty((4, 3), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64 of one dtype, got float32, "
+                                        "float32 and float64"):
+        fast_recurrent.outer_row(a, b, np.empty((3, 4)))
 
 
 def test_errors_name_the_kernel():

