@@ -57,3 +57,20 @@ def test_non_contiguous_gy_is_read_in_place_with_the_same_sums(layout):
           "transposed": np.ascontiguousarray(base[:, :12].T).T}[layout]
     got = scatter_rows((40, 12), 0, ids, gy)
     np.testing.assert_array_equal(got, _scatter_rows((40, 12), 0, ids, np.ascontiguousarray(gy)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_broadcast_along_the_ids_with_distinct_columns(dtype):
+    # gy's rows all one row (strides 0 along the ids) but not one value: read as that row.
+    rng = np.random.default_rng(2)
+    ids = rng.integers(-30, 30, size=5000)
+    row = rng.standard_normal(7).astype(dtype)
+    gy = np.broadcast_to(row, (5000, 7))
+    got = scatter_rows((30, 7), 0, ids, gy)
+    np.testing.assert_array_equal(got, _scatter_rows((30, 7), 0, ids, np.ascontiguousarray(gy)))
+    # ... and along an inner axis (lead > 1), where each lead slice has its own row.
+    rows = rng.standard_normal((3, 1, 5)).astype(dtype)
+    gy = np.broadcast_to(rows, (3, 5000, 5))
+    got = scatter_rows((3, 30, 5), 1, ids, gy)
+    np.testing.assert_array_equal(got, _scatter_rows((3, 30, 5), 1, ids,
+                                                     np.ascontiguousarray(gy)))

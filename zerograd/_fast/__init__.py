@@ -99,8 +99,9 @@ def available() -> bool:
 # (None: no upper bound). Measured as the best of 200 calls, float32 (docs/performance.md):
 # - "gelu" (x): the kernel is 3-7x faster from 16 elements on; below 1024 elements the gain
 #   is under 25 us a call, not worth importing numba (0.3 s) for.
-# - "scatter_rows" (gy, ids repeating): even at 1000-6400 elements (13.6 vs 31.7-57 us);
-#   at 640 elements and fewer np.add.at is faster (8.4 vs 10.3 us).
+# - "scatter_rows" (gy, ids repeating; one pass over the ids since 2026-12-02): 1024
+#   elements 6.1 against 8.8 us, 6400: 6.5 against 20.6, 640000: 85 against 826 (64
+#   columns, best of 5 x 50, float32); at 640 elements np.add.at is as fast (5.8 vs 6.2).
 # - "lstm_step" (the cell state, N*H): the forward calls libm's scalar exp and tanh where
 #   NumPy uses SIMD ones, so it wins only for small states (N*H = 10: 3.9 vs 8.1 us; 100:
 #   8.2 vs 8.5 us; 4096: 168 vs 37 us).

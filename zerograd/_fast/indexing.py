@@ -5,37 +5,34 @@ element and runs one ``np.add.at``; here each gy row is added to its id's row di
 additions into each element happen in the order of the ids, as in ``np.add.at``, so the
 values are bitwise equal.
 
-Threads: the columns are split between threads (each thread adds whole id sequences into its
-own columns, so no two threads write one element and the order of additions is kept).
+One pass over the ids, each gy row added to its id's row in one inner loop over the
+columns, which LLVM vectorises. (An earlier version split the columns into blocks of 32 and
+passed over the ids once per block: 4-12x slower, 5.5 against 1.3 ms for 100,000 ids of
+64 floats.) A gy whose rows are all one row (the broadcast gradient of a sum) is read as
+that one row, contiguous: the same additions, 0.48 against 3.9 ms there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from zerograd._fast._numba import kernel, prange
+from zerograd._fast._numba import kernel
 
 __all__ = ["scatter_rows"]
 
-# Columns per thread task: a few cache lines of float32, enough work per task.
-_COLUMN_BLOCK = 32
-
 
 @kernel
-def _scatter_rows3(ids, gy, out, block):
-    lead, M, trail = gy.shape
+def _scatter_rows3(ids, gy, out, same_row):
+    lead, _, trail = gy.shape
     n = out.shape[1]
-    blocks = (trail + block - 1) // block
-    for task in prange(lead * blocks):
-        l = task // blocks
-        first = (task % blocks) * block
-        last = min(first + block, trail)
-        for m in range(M):
+    for l in range(lead):
+        for m in range(ids.shape[0]):
             row = ids[m]
             if row < 0:
                 row += n
-            for t in range(first, last):
-                out[l, row, t] += gy[l, m, t]
+            source = 0 if same_row else m  # gy holds one row for every id
+            for t in range(trail):
+                out[l, row, t] += gy[l, source, t]
 
 
 def scatter_rows(shape, axis: int, ids, gy):
@@ -53,6 +50,9 @@ def scatter_rows(shape, axis: int, ids, gy):
     # sum arrives as a broadcast (all strides 0) that a contiguous copy would expand into a
     # full-size array (25 MB for 100,000 ids of 64 floats, as long again as the scatter).
     gy3 = gy.reshape(lead, flat_ids.size, trail)
+    same_row = flat_ids.size > 1 and gy3.strides[1] == 0
+    if same_row:  # every id's slice is one and the same: read it once, contiguous
+        gy3 = np.ascontiguousarray(gy3[:, :1])
     out = np.zeros((lead, shape[axis], trail), dtype=gy.dtype)
-    _scatter_rows3(flat_ids, gy3, out, _COLUMN_BLOCK)
+    _scatter_rows3(flat_ids, gy3, out, same_row)
     return out.reshape(shape)
