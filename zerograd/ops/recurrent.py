@@ -73,6 +73,8 @@ def _outer(a, d):
     if a.shape[0] != 1:
         return a.T @ d
     xp = get_array_module(d)
+    if a.shape[1] * d.shape[1] < fast.THRESHOLDS["outer_row"][0]:
+        return xp.multiply(a.T, d)  # below the kernel's range: no buffer, no dispatch
     dtype = d.dtype if a.dtype == d.dtype else xp.result_type(a, d)
     out = xp.empty((a.shape[1], d.shape[1]), dtype=dtype)
     if fast.use("outer_row", out, a, d):
