@@ -43,6 +43,30 @@ def test_mode_from_the_environment(monkeypatch):
     monkeypatch.setenv("ZEROGRAD_FAST", "yes")
     with pytest.raises(ValueError, match="ZEROGRAD_FAST must be 0, 1 or auto .*got 'yes'"):
         fast.mode()
+    with pytest.raises(ValueError, match="got 'yes'"):  # every time, not only the first
+        fast.mode()
+
+
+def test_mode_follows_every_change_of_os_environ(monkeypatch):
+    # mode() reads os.environ's own mapping and parses each raw value once: it must still
+    # see each assignment and deletion at once, as os.environ.get does.
+    monkeypatch.delenv("ZEROGRAD_FAST", raising=False)
+    assert fast.mode() == "auto"
+    for raw, expected in ((" 1 ", "on"), ("0", "off"), ("auto", "auto"), ("1", "on")):
+        os.environ["ZEROGRAD_FAST"] = raw
+        assert fast.mode() == expected, raw
+        assert fast.mode() == expected, raw  # the parsed value, from the cache
+    del os.environ["ZEROGRAD_FAST"]
+    assert fast.mode() == "auto"
+
+
+def test_mode_without_os_environs_mapping(monkeypatch):
+    # Where os.environ keeps no such mapping, mode() asks os.environ.get.
+    monkeypatch.setattr(fast, "_ENVIRON_KEY", None)
+    monkeypatch.setenv("ZEROGRAD_FAST", "0")
+    assert fast.mode() == "off"
+    monkeypatch.setenv("ZEROGRAD_FAST", "1")
+    assert fast.mode() == "on"
 
 
 def test_zero_forces_the_numpy_path(monkeypatch):
