@@ -129,18 +129,24 @@ def test_linear_grad_passes_central_differences(wants):
                           Variable(x0), Variable(W0), Variable(gy0))
 
 
-def test_linear_backward_runs_one_node_without_create_graph(monkeypatch):
-    ran = []
+def _calls(monkeypatch) -> list:
+    """From now on, the class name of every Function called, in order."""
+    ran: list = []
     original = Function.__call__
 
     def spy(self, *inputs):
         ran.append(type(self).__name__)
         return original(self, *inputs)
 
+    monkeypatch.setattr(Function, "__call__", spy)
+    return ran
+
+
+def test_linear_backward_runs_one_node_without_create_graph(monkeypatch):
     x0, W0, b0, gy = _linear_case(np.float32)
     x, W, b = Variable(x0), Variable(W0), Variable(b0)
     y = F.linear(x, W, b)
-    monkeypatch.setattr(Function, "__call__", spy)
+    ran = _calls(monkeypatch)
     y.grad = Variable(gy)
     y.backward()
     assert ran == ["LinearGrad"]
@@ -211,17 +217,10 @@ def test_mse_grad_passes_central_differences():
 
 
 def test_mse_backward_runs_one_node_without_create_graph(monkeypatch):
-    ran = []
-    original = Function.__call__
-
-    def spy(self, *inputs):
-        ran.append(type(self).__name__)
-        return original(self, *inputs)
-
     x = Variable(np.array([[1.0], [2.0], [4.0]], np.float32))
     t = np.array([[0.5], [2.5], [3.0]], np.float32)
     loss = F.mean_squared_error(x, t)
-    monkeypatch.setattr(Function, "__call__", spy)
+    ran = _calls(monkeypatch)
     loss.backward()
     assert ran == ["MeanSquaredErrorGrad"]
     np.testing.assert_array_equal(x.grad.data, (x.data - t) * np.float32(2.0 / 3))
