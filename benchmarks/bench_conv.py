@@ -142,7 +142,7 @@ def compare_layouts(rounds: int) -> None:
     import zerograd._fast as fast
     from zerograd.ops import _im2col as I
 
-    chosen = (I.Geometry._compiled_patches, I.Geometry.compiled_adjoint)
+    chosen = (I.Geometry.compiled_patches, I.Geometry.compiled_adjoint)
 
     def every_input(self, x) -> bool:
         return fast.use("conv_patches", x)
@@ -170,7 +170,7 @@ def compare_layouts(rounds: int) -> None:
 
             def under(methods):
                 def run() -> float:
-                    I.Geometry._compiled_patches, I.Geometry.compiled_adjoint = methods
+                    I.Geometry.compiled_patches, I.Geometry.compiled_adjoint = methods
                     return _repeat(step, 5)()
                 return run
 
@@ -178,7 +178,7 @@ def compare_layouts(rounds: int) -> None:
             cells = " | ".join(f"{min(result.samples[name]) * 1e3:6.2f}" for name in dispatches)
             print(f"{label:<44} {cells}" + ("  NOISY" if result.noisy else ""))
     finally:
-        I.Geometry._compiled_patches, I.Geometry.compiled_adjoint = chosen
+        I.Geometry.compiled_patches, I.Geometry.compiled_adjoint = chosen
 
 
 def main(argv=None) -> None:

@@ -189,7 +189,7 @@ class Geometry:
         about as fast as NumPy copies whole rows and scatter them back faster. The three
         products then skip whole rows' extra columns (2 in 16 of conv2's in the small CNN)
         and gy needs no widened copy."""
-        return self._compiled_patches(x)
+        return self.compiled_patches(x)
 
     def compiled_adjoint(self, y) -> bool:
         """Whether the transpose of a convolution runs as W^T @ y and the compiled
@@ -198,7 +198,7 @@ class Geometry:
         stride 2: 1.45 against 1.9 ms; on 32x64x16x16 with 64: 13.5 against 13.7)."""
         return fast.use("conv_patches", y)
 
-    def _compiled_patches(self, x) -> bool:
+    def compiled_patches(self, x) -> bool:
         """Whether the compiled kernels build x's patches: stride 1 and a layout whose patch
         rows are long shifted copies (x channel-major, as a pooled activation is, or one
         channel, or one image). For a contiguous (N, C, H, W) x with several of each they
@@ -228,7 +228,7 @@ class Geometry:
         g, Cg = self.groups, C // self.groups
         rows = Cg * KH * KW
         xp = get_array_module(x)
-        if self._compiled_patches(x):
+        if self.compiled_patches(x):
             from zerograd._fast import im2col as fast_im2col  # imports numba
 
             L = self.row_length(x.shape[3], OW) if wide else OW

@@ -15,6 +15,7 @@ from zerograd.backend import get_array_module
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import ShapeError, describe
+from zerograd.ops._grad_slots import in_slots, plus
 from zerograd.ops.shape import broadcast_to, reshape, sum_to, transpose
 
 __all__ = ["matmul", "linear", "linear_simple", "dot", "outer", "tensordot", "einsum",
@@ -134,12 +135,7 @@ class Linear(Function):
         wants = (x.requires_grad, W.requires_grad, len(inputs) == 3 and inputs[2].requires_grad)
         if x.ndim == 2 and (len(inputs) == 2 or inputs[2].shape == W.shape[1:]):
             # A batch of rows and the usual bias: one LinearGrad node.
-            grads = LinearGrad(wants)(x, W, gy)
-            if type(grads) is Variable:
-                grads = [grads]
-            it = iter(grads)
-            gxs = tuple(next(it) if wanted else None for wanted in wants)
-            return gxs if len(inputs) == 3 else gxs[:2]
+            return in_slots(wants[:len(inputs)], LinearGrad(wants)(x, W, gy))
         # Both products take transposed views (W.T, x.T: F-ordered), which NumPy passes to
         # BLAS as transposed operands: no copy before either product.
         gx = matmul(gy, transpose(W)) if self.needs_grad(0) else None
@@ -197,8 +193,7 @@ class LinearGrad(Function):
 
     def backward(self, *ggs):
         x, W, gy = self.inputs
-        it = iter(ggs)
-        ggx, ggW, ggb = (next(it) if wanted else None for wanted in self.wants)
+        ggx, ggW, ggb = in_slots(self.wants, ggs)
         g_x = g_W = g_gy = None
         if ggx is not None:
             if gy.requires_grad:
@@ -209,11 +204,9 @@ class LinearGrad(Function):
             if x.requires_grad:
                 g_x = transpose(matmul(ggW, transpose(gy)))
             if gy.requires_grad:
-                term = matmul(x, ggW)
-                g_gy = term if g_gy is None else g_gy + term
+                g_gy = plus(g_gy, matmul(x, ggW))
         if ggb is not None and gy.requires_grad:
-            term = broadcast_to(ggb, gy.shape)
-            g_gy = term if g_gy is None else g_gy + term
+            g_gy = plus(g_gy, broadcast_to(ggb, gy.shape))
         return g_x, g_W, g_gy
 
 

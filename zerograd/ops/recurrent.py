@@ -47,6 +47,7 @@ from zerograd.core.broadcast import broadcast_to
 from zerograd.core.function import Function
 from zerograd.core.variable import Variable
 from zerograd.errors import DTypeError, GraphError, ShapeError
+from zerograd.ops._grad_slots import in_slots, plus
 from zerograd.ops._operands import constant
 from zerograd.ops._special import sigmoid_
 from zerograd.ops.activation import sigmoid
@@ -256,7 +257,7 @@ class LSTMCell(Function):
         gh = constant(np.zeros_like(self.tanh_c)) if gh is None else gh
         gc = constant(np.zeros_like(self.tanh_c)) if gc is None else gc
         grad = LSTMCellGrad(needs, (self.act, self.tanh_c))
-        return _in_slots(needs, grad(*self.inputs, gh, gc))
+        return in_slots(needs, grad(*self.inputs, gh, gc))
 
     def to_onnx(self, g, x, h, c, Wx, Wh, b):
         v = self.inputs[0]
@@ -320,7 +321,7 @@ class LSTMCellGrad(Function):
 
     def backward(self, *ggs):
         x, h, c, Wx, Wh, b, gh, gc = self.inputs
-        ggx, ggh, ggc, ggWx, ggWh, ggb = _in_slots(self.needs, ggs)
+        ggx, ggh, ggc, ggWx, ggWh, ggb = in_slots(self.needs, ggs)
         # The step again, as a graph of the inputs.
         f, i, o, u = split(matmul(x, Wx) + matmul(h, Wh) + b, 4, axis=1)
         f, i, o, u = sigmoid(f), sigmoid(i), sigmoid(o), tanh(u)
@@ -332,19 +333,19 @@ class LSTMCellGrad(Function):
         # The products: the gradient reaching d (dd), and their direct terms.
         g_x = g_h = g_Wx = g_Wh = dd = None
         if ggx is not None:
-            dd = _plus(dd, matmul(ggx, Wx))
+            dd = plus(dd, matmul(ggx, Wx))
             g_Wx = matmul(ggx.T, d)
         if ggh is not None:
-            dd = _plus(dd, matmul(ggh, Wh))
+            dd = plus(dd, matmul(ggh, Wh))
             g_Wh = matmul(ggh.T, d)
         if ggWx is not None:
-            dd = _plus(dd, matmul(x, ggWx))
+            dd = plus(dd, matmul(x, ggWx))
             g_x = matmul(d, ggWx.T)
         if ggWh is not None:
-            dd = _plus(dd, matmul(h, ggWh))
+            dd = plus(dd, matmul(h, ggWh))
             g_h = matmul(d, ggWh.T)
         if ggb is not None:
-            dd = _plus(dd, broadcast_to(ggb, d.shape))
+            dd = plus(dd, broadcast_to(ggb, d.shape))
         if dd is None and ggc is None:
             return g_x, g_h, None, g_Wx, g_Wh, None, None, None
         zero = 0.0 * t  # a zero of the right shape where one cotangent is missing
@@ -364,10 +365,10 @@ class LSTMCellGrad(Function):
         # Through the activations to the pre-activations a = x Wx + h Wh + b.
         ga = concat([g_f * sf, g_i * si, g_o * so,
                      g_u * su + du * gct * i * u * su * -2.0], axis=1)
-        g_x = _plus(g_x, matmul(ga, Wx.T)) if self.needs_grad(0) else None
-        g_h = _plus(g_h, matmul(ga, Wh.T)) if self.needs_grad(1) else None
-        g_Wx = _plus(g_Wx, matmul(x.T, ga)) if self.needs_grad(3) else None
-        g_Wh = _plus(g_Wh, matmul(h.T, ga)) if self.needs_grad(4) else None
+        g_x = plus(g_x, matmul(ga, Wx.T)) if self.needs_grad(0) else None
+        g_h = plus(g_h, matmul(ga, Wh.T)) if self.needs_grad(1) else None
+        g_Wx = plus(g_Wx, matmul(x.T, ga)) if self.needs_grad(3) else None
+        g_Wh = plus(g_Wh, matmul(h.T, ga)) if self.needs_grad(4) else None
         g_b = ga.sum(axis=0) if self.needs_grad(5) else None
         return g_x, g_h, g_c, g_Wx, g_Wh, g_b, g_gh, g_gc
 
@@ -423,7 +424,7 @@ class GRUCell(Function):
     def backward(self, g):
         needs = tuple(v.requires_grad for v in self.inputs)
         grad = GRUCellGrad(needs, (self.rz, self.n, self.hn))
-        return _in_slots(needs, grad(*self.inputs, g))
+        return in_slots(needs, grad(*self.inputs, g))
 
     def to_onnx(self, g, x, h, Wx, Wh, bx, bh):
         h = _onnx_state(g, h, self.inputs[1], self.inputs[0])
@@ -487,7 +488,7 @@ class GRUCellGrad(Function):
 
     def backward(self, *ggs):
         x, h, Wx, Wh, bx, bh, g = self.inputs
-        ggx, ggh, ggWx, ggWh, ggbx, ggbh = _in_slots(self.needs, ggs)
+        ggx, ggh, ggWx, ggWh, ggbx, ggbh = in_slots(self.needs, ggs)
         # The step again, as a graph of the inputs.
         xr, xz, xn = split(matmul(x, Wx) + bx, 3, axis=1)
         hr, hz, hn = split(matmul(h, Wh) + bh, 3, axis=1)
@@ -502,35 +503,35 @@ class GRUCellGrad(Function):
         # The products: the gradients reaching dgx and dhw, and their direct terms.
         g_x = g_h = g_Wx = g_Wh = d_gx = d_hw = g_g = g_z = None
         if ggx is not None:  # gx = dgx Wx^T
-            d_gx = _plus(d_gx, matmul(ggx, Wx))
+            d_gx = plus(d_gx, matmul(ggx, Wx))
             g_Wx = matmul(ggx.T, dgx)
         if ggh is not None:  # gh = dhw Wh^T + g z
-            d_hw = _plus(d_hw, matmul(ggh, Wh))
+            d_hw = plus(d_hw, matmul(ggh, Wh))
             g_Wh = matmul(ggh.T, dhw)
             g_g = ggh * z
             g_z = ggh * g
         if ggWx is not None:  # gWx = x^T dgx
-            d_gx = _plus(d_gx, matmul(x, ggWx))
+            d_gx = plus(d_gx, matmul(x, ggWx))
             g_x = matmul(dgx, ggWx.T)
         if ggWh is not None:  # gWh = h^T dhw
-            d_hw = _plus(d_hw, matmul(h, ggWh))
+            d_hw = plus(d_hw, matmul(h, ggWh))
             g_h = matmul(dhw, ggWh.T)
         if ggbx is not None:
-            d_gx = _plus(d_gx, broadcast_to(ggbx, dgx.shape))
+            d_gx = plus(d_gx, broadcast_to(ggbx, dgx.shape))
         if ggbh is not None:
-            d_hw = _plus(d_hw, broadcast_to(ggbh, dhw.shape))
+            d_hw = plus(d_hw, broadcast_to(ggbh, dhw.shape))
         zero = 0.0 * n  # a zero of the right shape where one cotangent is missing
         d_xr, d_xz, d_xn = split(d_gx, 3, axis=1) if d_gx is not None else (zero,) * 3
         d_hr, d_hz, d_hnr = split(d_hw, 3, axis=1) if d_hw is not None else (zero,) * 3
         # The elementwise part: dr, dz, dn (and dn r) as functions of r, z, n, hn, h, g.
         d_dr, d_dz = d_xr + d_hr, d_xz + d_hz
         d_dn = d_xn + d_hnr * r + d_dr * hn * sr
-        g_g = _plus(g_g, d_dn * (1 - z) * sn + d_dz * (h - n) * sz)
-        g_z = _plus(g_z, -(d_dn * g * sn) + d_dz * g * (h - n) * (1 - z * 2))
+        g_g = plus(g_g, d_dn * (1 - z) * sn + d_dz * (h - n) * sz)
+        g_z = plus(g_z, -(d_dn * g * sn) + d_dz * g * (h - n) * (1 - z * 2))
         g_n = d_dn * g * (1 - z) * n * -2.0 - d_dz * g * sz
         g_hn = d_dr * dn * sr
         g_r = d_hnr * dn + d_dr * dn * hn * (1 - r * 2)
-        g_h = _plus(g_h, d_dz * g * sz)  # h in dz
+        g_h = plus(g_h, d_dz * g * sz)  # h in dz
         # Through the activations: n = tanh(xn + r hn), r and z sigmoids.
         g_pre_n = g_n * sn
         g_r = g_r + g_pre_n * hn
@@ -539,10 +540,10 @@ class GRUCellGrad(Function):
         ga_x = concat([g_pre_r, g_pre_z, g_pre_n], axis=1)  # reaching x Wx + bx
         ga_h = concat([g_pre_r, g_pre_z, g_hn], axis=1)  # reaching h Wh + bh
         return (
-            _plus(g_x, matmul(ga_x, Wx.T)) if self.needs_grad(0) else None,
-            _plus(g_h, matmul(ga_h, Wh.T)) if self.needs_grad(1) else None,
-            _plus(g_Wx, matmul(x.T, ga_x)) if self.needs_grad(2) else None,
-            _plus(g_Wh, matmul(h.T, ga_h)) if self.needs_grad(3) else None,
+            plus(g_x, matmul(ga_x, Wx.T)) if self.needs_grad(0) else None,
+            plus(g_h, matmul(ga_h, Wh.T)) if self.needs_grad(1) else None,
+            plus(g_Wx, matmul(x.T, ga_x)) if self.needs_grad(2) else None,
+            plus(g_Wh, matmul(h.T, ga_h)) if self.needs_grad(3) else None,
             ga_x.sum(axis=0) if self.needs_grad(4) else None,
             ga_h.sum(axis=0) if self.needs_grad(5) else None,
             g_g if self.needs_grad(6) else None,
@@ -589,7 +590,7 @@ class RNNCell(Function):
         needs = tuple(v.requires_grad for v in self.inputs)
         x, h, Wx, Wh, _ = self.inputs
         grads = RNNCellGrad(needs)(x, h, Wx, Wh, self.output, g)
-        return _in_slots(needs, grads)
+        return in_slots(needs, grads)
 
     def to_onnx(self, g, x, h, Wx, Wh, b):
         h = _onnx_state(g, h, self.inputs[1], self.inputs[0])
@@ -632,23 +633,23 @@ class RNNCellGrad(Function):
 
     def backward(self, *ggs):
         x, h, Wx, Wh, y, g = self.inputs
-        ggx, ggh, ggWx, ggWh, ggb = _in_slots(self.needs, ggs)
+        ggx, ggh, ggWx, ggWh, ggb = in_slots(self.needs, ggs)
         d = TanhGrad()(y, g)
         g_x = g_h = g_Wx = g_Wh = dd = None  # dd: the gradient reaching d
         if ggx is not None:  # gx = d Wx^T
-            dd = _plus(dd, matmul(ggx, Wx))
+            dd = plus(dd, matmul(ggx, Wx))
             g_Wx = matmul(ggx.T, d)
         if ggh is not None:  # gh = d Wh^T
-            dd = _plus(dd, matmul(ggh, Wh))
+            dd = plus(dd, matmul(ggh, Wh))
             g_Wh = matmul(ggh.T, d)
         if ggWx is not None:  # gWx = x^T d
-            dd = _plus(dd, matmul(x, ggWx))
+            dd = plus(dd, matmul(x, ggWx))
             g_x = matmul(d, ggWx.T)
         if ggWh is not None:  # gWh = h^T d
-            dd = _plus(dd, matmul(h, ggWh))
+            dd = plus(dd, matmul(h, ggWh))
             g_h = matmul(d, ggWh.T)
         if ggb is not None:  # gb = sum_n d
-            dd = _plus(dd, broadcast_to(ggb, d.shape))
+            dd = plus(dd, broadcast_to(ggb, d.shape))
         g_y = g_g = None
         if dd is not None:  # d = g (1 - y^2)
             g_y = dd * g * y * -2.0 if self.needs_grad(4) else None
@@ -704,19 +705,6 @@ def _onnx_recurrence(g, op_type: str, node: LSTMSequence | GRUSequence | RNNSequ
                    direction="reverse" if node.reverse else "forward", **attributes)
     y = g.op("Transpose", g.squeeze(outputs[0], [1]), perm=[1, 0, 2])  # (T, 1, N, H) -> (N, T, H)
     return (y,) + tuple(g.squeeze(s, [0]) for s in outputs[1:])
-
-
-def _in_slots(needs: tuple, values) -> tuple:
-    """``values`` (one per set flag of ``needs``, in order) spread over len(needs) slots,
-    None where the flag is not set."""
-    if not isinstance(values, (tuple, list)):
-        values = (values,)
-    it = iter(values)
-    return tuple(next(it) if need else None for need in needs)
-
-
-def _plus(total, term):
-    return term if total is None else total + term
 
 
 def rnn_cell(x, h, Wx, Wh, b=None) -> Variable:
