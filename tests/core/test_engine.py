@@ -137,6 +137,23 @@ def test_custom_seed_gradient():
     np.testing.assert_array_equal(x.grad.data, [30.0, 300.0])
 
 
+def test_a_seed_gradient_of_another_shape_is_refused_naming_both_shapes():
+    # Before, the first op's backward met it (a Linear: matmul's core-dimension error).
+    x = Variable(np.ones((4, 3), np.float32))
+    W = Variable(np.ones((3, 2), np.float32))
+    y = F.linear(x, W)
+    y.name = "logits"
+    y.grad = Variable(np.ones((4, 5), np.float32))
+    with pytest.raises(ShapeError, match=re.escape(
+            'backward: the output named "logits" has shape (4, 2) but its gradient '
+            "(output.grad) has shape (4, 5); they must be equal")):
+        y.backward()
+    assert x.grad is None and W.grad is None  # nothing was propagated
+    y.grad = Variable(np.ones((4, 2), np.float32))
+    y.backward()
+    np.testing.assert_array_equal(W.grad.data, np.full((3, 2), 4.0))
+
+
 def test_backward_on_a_leaf_sets_its_own_gradient_to_ones():
     # PyTorch does the same for a leaf; DeZero raises AttributeError here.
     x = Variable(np.ones((2, 3), dtype=np.float32))

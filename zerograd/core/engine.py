@@ -52,6 +52,13 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
     if seed is None:
         xp = get_array_module(output._data)
         seed = _new_variable(xp.ones_like(output._data), None, 0, False)
+    elif output._data is not None and seed.shape != output._data.shape:
+        # Caught here, not as a shape error of whichever op's backward first meets it (as
+        # zerograd.autograd.grad checks its grad_outputs).
+        name = f' named "{output.name}"' if output.name else ""
+        raise ShapeError(f"backward: the output{name} has shape {tuple(output._data.shape)} "
+                         f"but its gradient (output.grad) has shape {tuple(seed.shape)}; "
+                         "they must be equal")
     if output.creator is None:
         # A leaf, or a constant such as the gradient of a linear function (y = 3 * x gives
         # x.grad = 3, recorded without a creator): nothing lies behind it, so its own
