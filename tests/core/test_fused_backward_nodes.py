@@ -3,7 +3,9 @@
 ``Sin.backward`` runs one ``SinGrad`` node (gy cos(x)) instead of a ``Cos`` and a ``Mul``,
 ``Pow.backward`` one ``PowGrad`` node (gy * x * 2 for a square) instead of a Pow, a
 MulConstant and a Mul, and ``MulConstant.backward`` calls ``MulConstant`` directly instead of
-going through the ``*`` operator (benchmarks/instr_engine.py measures what each saves).
+going through the ``*`` operator (benchmarks/instr_engine.py measures what each saves). A
+first-order pass runs none of them: it takes each op's ``backward_arrays``
+(tests/core/test_backward_arrays.py).
 Pinned here: the derivatives of every order are those of the unfused formulas, bit for bit
 where the ops are the same ones in the same order, the nodes that run, and the in-place
 check.
@@ -108,8 +110,9 @@ def test_mul_constant_derivatives_are_the_unfused_ones(c):
         np.testing.assert_array_equal(a, b, err_msg=f"order {k}")
 
 
-def test_sin_backward_runs_one_node_without_create_graph():
-    # The first-order gradient is one SinGrad: its output is what x.grad receives.
+def test_sin_first_order_backward_runs_no_node_and_the_next_order_one_sin_grad():
+    # Without create_graph the gradient comes from Sin.backward_arrays (no node at all);
+    # with it, from one SinGrad node, whose output is what x.grad receives.
     ran = []
     original = SinGrad.forward
 
@@ -118,15 +121,18 @@ def test_sin_backward_runs_one_node_without_create_graph():
         return original(self, x, gy)
 
     x = Variable(np.array([0.3, 1.2]))
-    y = F.sin(x)
     SinGrad.forward = spy
     try:
-        y.backward()
+        F.sin(x).backward()
+        assert ran == []
+        np.testing.assert_array_equal(x.grad.data, np.cos(x.data))
+        assert x.grad.creator is None  # not recorded: no create_graph
+        x.cleargrad()
+        F.sin(x).backward(create_graph=True)
     finally:
         SinGrad.forward = original
     assert ran == ["SinGrad"]
     np.testing.assert_array_equal(x.grad.data, np.cos(x.data))
-    assert x.grad.creator is None  # not recorded: no create_graph
 
 
 def test_sin_grad_records_under_create_graph_and_checks_its_gradients():

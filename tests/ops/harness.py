@@ -10,6 +10,9 @@ An ``OpSpec`` names a zerograd function, its NumPy reference and how to make inp
   differences of the first derivative, where the math allows;
 * dtype preservation (float32 in -> float32 out and float32 gradients) and gradients
   shaped like their inputs;
+* for every function in the graph with a ``backward_arrays`` (the first-order backward on
+  raw arrays that ``backward()`` without ``create_graph`` runs), the same gradients as its
+  ``backward``, bit for bit, with the same dtypes;
 * 0-d inputs, for every op that takes them: forward, and the second order of
   ``sum <w, y * y> / 2``, whose upstream gradient ``w * y`` depends on the inputs, so even
   a piecewise-linear op (relu, clip) differentiates its backward with a recorded ``gy``.
@@ -212,6 +215,56 @@ def _check_raw_backward_dtypes(spec: OpSpec, outputs) -> None:
                     f"input {x.shape}")
             if x.creator is not None:
                 funcs.append(x.creator)
+
+
+def graph_functions(outputs) -> list:
+    """Every function behind ``outputs``, each once (deepest first)."""
+    funcs, seen, found = [o.creator for o in outputs if o.creator is not None], set(), []
+    while funcs:
+        f = funcs.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        found.append(f)
+        funcs.extend(x.creator for x in f.inputs if x.creator is not None)
+    return found
+
+
+def check_backward_arrays(spec: OpSpec) -> None:
+    """``backward_arrays`` gives what ``backward`` gives, for every function that has one.
+
+    Both are called directly with the same random upstream gradient (no graph recorded):
+    the gradients of the inputs that want one must be equal bit for bit and of the same
+    dtype, and None in the same places.
+    """
+    from zerograd import no_grad
+
+    for shapes, dtype in itertools.product(spec.shapes, spec.dtypes):
+        arrays = make_inputs(spec, shapes, dtype)
+        diff = _diff_args(spec, arrays)
+        y, _ = _call(spec, arrays, diff)
+        rng = np.random.default_rng(5)
+        for f in graph_functions(_as_list(y)):
+            if f.backward_arrays is None:
+                continue
+            (out,) = [ref() for ref in f.outputs]  # backward_arrays: single-output ops
+            seed = np.asarray(rng.standard_normal(out.shape)).astype(out.dtype)
+            with no_grad():
+                expected = f.backward(Variable(seed.copy()))
+                got = f.backward_arrays(seed.copy())
+            expected = expected if isinstance(expected, tuple) else (expected,)
+            got = got if isinstance(got, tuple) else (got,)
+            assert len(got) == len(expected), f"{spec}: {f.name}.backward_arrays count"
+            for i, (x, e, g) in enumerate(zip(f.inputs, expected, got)):
+                if not x.requires_grad:
+                    continue
+                where = f"{spec} {shapes} {np.dtype(dtype)}: {f.name} input {i}"
+                assert (e is None) == (g is None), f"{where}: None in one backward only"
+                if e is None:
+                    continue
+                g = np.asarray(g)
+                assert g.dtype == e.dtype, f"{where}: {g.dtype} vs backward's {e.dtype}"
+                np.testing.assert_array_equal(g, e.data, err_msg=where)
 
 
 def check_grad(spec: OpSpec) -> None:

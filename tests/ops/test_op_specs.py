@@ -3,16 +3,19 @@
 import importlib
 import pkgutil
 
+import numpy as np
 import pytest
 
 import zerograd.functions as F
 from tests.ops import specs as specs_package
 from tests.ops.harness import (
+    check_backward_arrays,
     check_double_backward,
     check_dtype_and_grad_shapes,
     check_forward,
     check_grad,
     check_zero_d,
+    graph_functions,
 )
 
 SPECS = []
@@ -31,6 +34,38 @@ def test_forward_matches_numpy(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_grad_matches_central_differences(spec):
     check_grad(spec)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_backward_arrays_matches_backward(spec):
+    check_backward_arrays(spec)
+
+
+def _op_classes_with_backward_arrays() -> set:
+    """Every Function subclass in zerograd that defines a backward_arrays."""
+    from zerograd import Function
+
+    found, todo = set(), list(Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("zerograd.") and cls.__dict__.get("backward_arrays"):
+            found.add(cls)
+    return found
+
+
+def test_every_backward_arrays_is_checked_by_a_spec():
+    """An op given a backward_arrays appears in some spec's graph, so that
+    test_backward_arrays_matches_backward compares it with its backward."""
+    from tests.ops.harness import _as_list, _call, _diff_args, make_inputs
+
+    checked = set()
+    for spec in SPECS:
+        arrays = make_inputs(spec, spec.shapes[0], np.float64)
+        y, _ = _call(spec, arrays, _diff_args(spec, arrays))
+        checked |= {type(f) for f in graph_functions(_as_list(y))}
+    missing = sorted(c.__name__ for c in _op_classes_with_backward_arrays() - checked)
+    assert not missing, f"ops with a backward_arrays that no spec runs: {missing}"
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.double_backward], ids=str)

@@ -27,7 +27,8 @@ from zerograd.core.hooks import gradient_hooks, run_gradient_hooks
 from zerograd.core.variable import Variable, _write_clock, is_array
 from zerograd.errors import GraphError, InPlaceError, ShapeError
 
-_generic, _asarray = np.generic, np.asarray
+_generic, _asarray, _ndarray = np.generic, np.asarray, np.ndarray
+_variable_new = Variable.__new__
 # The heap's keys put generations this far apart: up to 2**40 functions found in one pass.
 _SPAN = 1 << 40
 
@@ -136,6 +137,10 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
     following = None
     following_count = 0
 
+    # A first-order pass (nothing recorded) runs an op's ``backward_arrays`` where it has one:
+    # the same gradient computed on the arrays, without the Function objects and Variables
+    # that ``backward`` builds so that it can be differentiated again.
+    on_arrays = not create_graph
     previous_mode = _state.enable_backprop
     _state.enable_backprop = create_graph
     try:
@@ -162,7 +167,11 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
                 gy = pop(y)
                 if watch:
                     gy = _watch(y, gy, hooks, deliver, deliver_intermediates)
-                gxs = f.backward(gy)
+                backward_arrays = f.backward_arrays if on_arrays else None
+                if backward_arrays is not None:
+                    gxs = backward_arrays(gy._data)
+                else:
+                    gxs = f.backward(gy)
             else:
                 gys = []
                 for ref in refs:
@@ -193,7 +202,22 @@ def propagate(grads: dict, heads: Iterable, deliver: Callable[[Variable, Variabl
                 if gx is None or not x.requires_grad:
                     continue
                 if type(gx) is not Variable:
-                    gx = _as_gradient(gx, f, x)
+                    if (type(gx) is not _ndarray and isinstance(gx, _generic)
+                            and type(x._data) is _ndarray):
+                        gx = _asarray(gx)  # NumPy returns scalars for 0-d arithmetic
+                    if type(gx) is _ndarray:  # from backward_arrays: wrapped as a constant
+                        # (_new_variable(gx, None, 0, False) written out: the call costs as
+                        # much as the six stores, as in Function.__call__)
+                        wrapped = _variable_new(Variable)
+                        wrapped._data = gx
+                        wrapped.name = None
+                        wrapped.grad = None
+                        wrapped.creator = None
+                        wrapped.generation = 0
+                        wrapped.requires_grad = False
+                        gx = wrapped
+                    else:
+                        gx = _as_gradient(gx, f, x)
                 x_data = x._data
                 # Broadcasting in forward: reduce the gradient back, for every op, here.
                 # (data may be None where a user freed an intermediate, as DeZero's

@@ -99,6 +99,9 @@ class Sigmoid(Function):
     def backward(self, gy):
         return SigmoidGrad()(self.output, gy)
 
+    def backward_arrays(self, gy):
+        return _sigmoid_grad(self.output._data, gy)
+
     def to_onnx(self, g, x):
         return g.op("Sigmoid", x)
 
@@ -113,6 +116,14 @@ def sigmoid(x) -> Variable:
     return Sigmoid()(x)
 
 
+def _sigmoid_grad(y, gy):
+    """gy y (1 - y) on arrays (SigmoidGrad's forward)."""
+    gx = 1 - y
+    gx *= y
+    gx *= gy
+    return gx
+
+
 class SigmoidGrad(Function):
     """gx = gy y (1 - y) from sigmoid's output y, in one node (LSTM gates call it a lot).
 
@@ -123,10 +134,7 @@ class SigmoidGrad(Function):
     retain_outputs = ()
 
     def forward(self, y, gy):
-        gx = 1 - y
-        gx *= y
-        gx *= gy
-        return gx
+        return _sigmoid_grad(y, gy)
 
     def backward(self, ggx):
         y, gy = self.inputs
@@ -153,8 +161,20 @@ class ReLU(Function):
     def backward(self, gy):
         return ReLUGrad()(self.output, gy)
 
+    def backward_arrays(self, gy):
+        return _relu_grad(self.output._data, gy)
+
     def to_onnx(self, g, x):
         return g.op("Relu", x)
+
+
+def _relu_grad(y, gy):
+    """gy * (y > 0) on arrays (ReLUGrad's forward), compiled where that is faster."""
+    if fast.use("relu", gy, y):
+        from zerograd._fast import relu as fast_relu  # imports numba (see GELU.forward)
+
+        return fast_relu.relu_grad(y, gy)
+    return gy * (y > 0)
 
 
 class ReLUGrad(Function):
@@ -169,11 +189,7 @@ class ReLUGrad(Function):
     retain_outputs = ()
 
     def forward(self, y, gy):
-        if fast.use("relu", gy, y):
-            from zerograd._fast import relu as fast_relu  # imports numba (see GELU.forward)
-
-            return fast_relu.relu_grad(y, gy)
-        return gy * (y > 0)
+        return _relu_grad(y, gy)
 
     def backward(self, ggx):
         y = self.inputs[0]

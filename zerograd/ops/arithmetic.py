@@ -75,6 +75,8 @@ class Sub(Function):
     def backward(self, gy):
         return gy, (-gy if self.needs_grad(1) else None)
 
+    backward_arrays = backward  # the same code computes it on arrays
+
     def to_onnx(self, g, x0, x1):
         return g.op("Sub", x0, x1)
 
@@ -92,6 +94,12 @@ class Mul(Function):
         x0, x1 = self.inputs
         gx0 = gy * x1 if x0.requires_grad else None
         gx1 = gy * x0 if x1.requires_grad else None
+        return gx0, gx1
+
+    def backward_arrays(self, gy):
+        x0, x1 = self.inputs
+        gx0 = gy * x1._data if x0.requires_grad else None
+        gx1 = gy * x0._data if x1.requires_grad else None
         return gx0, gx1
 
     def to_onnx(self, g, x0, x1):
@@ -113,6 +121,12 @@ class Div(Function):
         gx1 = -gx0 * x0 / x1 if x1.requires_grad else None
         return gx0, gx1
 
+    def backward_arrays(self, gy):
+        x0, x1 = self.inputs[0]._data, self.inputs[1]._data
+        gx0 = gy / x1
+        gx1 = -gx0 * x0 / x1 if self.inputs[1].requires_grad else None
+        return gx0, gx1
+
     def to_onnx(self, g, x0, x1):
         return g.op("Div", x0, x1)
 
@@ -128,6 +142,8 @@ class Neg(Function):
 
     def backward(self, gy):
         return -gy
+
+    backward_arrays = backward  # the same code computes it on arrays
 
     def to_onnx(self, g, x):
         return g.op("Neg", x)
@@ -174,6 +190,9 @@ class MulConstant(Function):
         # dispatch and mul's tests: every backward through a scaled value comes here.
         return MulConstant(self.c)(gy)
 
+    def backward_arrays(self, gy):
+        return gy * self.c
+
     def to_onnx(self, g, x):
         return g.op("Mul", x, g.scalar(self.c, like=self.inputs[0]))
 
@@ -193,6 +212,8 @@ class RSubConstant(Function):
     def backward(self, gy):
         return -gy
 
+    backward_arrays = backward  # the same code computes it on arrays
+
     def to_onnx(self, g, x):
         return g.op("Sub", g.scalar(self.c, like=self.inputs[0]), x)
 
@@ -211,6 +232,8 @@ class DivConstant(Function):
 
     def backward(self, gy):
         return gy / self.c
+
+    backward_arrays = backward  # the same code computes it on arrays
 
     def to_onnx(self, g, x):
         return g.op("Div", x, g.scalar(self.c, like=self.inputs[0]))
@@ -232,6 +255,9 @@ class RDivConstant(Function):
         (x,) = self.inputs
         return -gy * self.output / x
 
+    def backward_arrays(self, gy):
+        return -gy * self.output._data / self.inputs[0]._data
+
     def to_onnx(self, g, x):
         return g.op("Div", g.scalar(self.c, like=self.inputs[0]), x)
 
@@ -251,6 +277,9 @@ class Pow(Function):
     def backward(self, gy):
         return PowGrad(self.c)(self.inputs[0], gy)
 
+    def backward_arrays(self, gy):
+        return _pow_grad(self.inputs[0]._data, gy, self.c)
+
     def to_onnx(self, g, x):
         # The exponent (a scalar or an array) becomes a constant of x's dtype.
         return g.op("Pow", x, g.scalar(self.c, like=self.inputs[0]))
@@ -258,6 +287,13 @@ class Pow(Function):
 
 def _squares(c) -> bool:
     return isinstance(c, _PY_SCALARS) and c == 2
+
+
+def _pow_grad(x, gy, c):
+    """gy * c * x ** (c - 1) on arrays, as ``gy * x * 2`` for c = 2 (PowGrad's forward)."""
+    if _squares(c):
+        return gy * x * 2
+    return gy * (x ** (c - 1) * c)
 
 
 class PowGrad(Function):
@@ -277,10 +313,7 @@ class PowGrad(Function):
         self.c = c
 
     def forward(self, x, gy):
-        c = self.c
-        if _squares(c):
-            return gy * x * 2
-        return gy * (x ** (c - 1) * c)
+        return _pow_grad(x, gy, self.c)
 
     def backward(self, ggx):
         x, gy = self.inputs

@@ -59,6 +59,9 @@ class Square(Function):
         (x,) = self.inputs
         return gy * x * 2
 
+    def backward_arrays(self, gy):
+        return gy * self.inputs[0]._data * 2
+
     def to_onnx(self, g, x):
         return g.op("Mul", x, x)
 
@@ -79,6 +82,9 @@ class Exp(Function):
 
     def backward(self, gy):
         return gy * self.output
+
+    def backward_arrays(self, gy):
+        return gy * self.output._data
 
     def to_onnx(self, g, x):
         return g.op("Exp", x)
@@ -102,6 +108,9 @@ class Log(Function):
         (x,) = self.inputs
         return gy / x
 
+    def backward_arrays(self, gy):
+        return gy / self.inputs[0]._data
+
     def to_onnx(self, g, x):
         return g.op("Log", x)
 
@@ -123,6 +132,9 @@ class Sin(Function):
     def backward(self, gy):
         (x,) = self.inputs
         return SinGrad()(x, gy)
+
+    def backward_arrays(self, gy):
+        return gy * np.cos(self.inputs[0]._data)
 
     def to_onnx(self, g, x):
         return g.op("Sin", x)
@@ -167,6 +179,9 @@ class Cos(Function):
         (x,) = self.inputs
         return gy * -sin(x)
 
+    def backward_arrays(self, gy):
+        return gy * -np.sin(self.inputs[0]._data)
+
     def to_onnx(self, g, x):
         return g.op("Cos", x)
 
@@ -188,6 +203,9 @@ class Tanh(Function):
     def backward(self, gy):
         return TanhGrad()(self.output, gy)
 
+    def backward_arrays(self, gy):
+        return _tanh_grad(self.output._data, gy)
+
     def to_onnx(self, g, x):
         return g.op("Tanh", x)
 
@@ -195,6 +213,13 @@ class Tanh(Function):
 def tanh(x) -> Variable:
     """Hyperbolic tangent, elementwise."""
     return Tanh()(x)
+
+
+def _tanh_grad(y, gy):
+    """gy (1 - y^2) on arrays (TanhGrad's forward)."""
+    gx = 1 - y * y
+    gx *= gy
+    return gx
 
 
 class TanhGrad(Function):
@@ -207,9 +232,7 @@ class TanhGrad(Function):
     retain_outputs = ()
 
     def forward(self, y, gy):
-        gx = 1 - y * y
-        gx *= gy
-        return gx
+        return _tanh_grad(y, gy)
 
     def backward(self, ggx):
         y, gy = self.inputs
@@ -229,6 +252,9 @@ class Sqrt(Function):
 
     def backward(self, gy):
         return gy / (self.output * 2)
+
+    def backward_arrays(self, gy):
+        return gy / (self.output._data * 2)
 
     def to_onnx(self, g, x):
         return g.op("Sqrt", x)

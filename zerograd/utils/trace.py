@@ -189,6 +189,8 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
         # restore below looks), not on the class.
         for f in functions:
             f.__dict__["backward"] = wrap(f)
+            # The engine would otherwise take the op's backward_arrays, not the wrapper.
+            f.__dict__["backward_arrays"] = None
         y.backward(retain_grad=retain_grad, create_graph=create_graph,
                    retain_graph=retain_graph)
     except Exception as error:
@@ -202,6 +204,7 @@ def trace_backward(y: Variable, retain_grad: bool = False, create_graph: bool = 
                 f.__dict__["backward"] = had_own[id(f)]
             else:
                 f.__dict__.pop("backward", None)
+            f.__dict__.pop("backward_arrays", None)
     return trace
 
 

@@ -18,6 +18,10 @@ SPECS = [
            covers=[]),
     OpSpec("operator_scalars", lambda x: 2.5 + x * 0.5 - 1 / (x + 3),
            lambda x: 2.5 + x * 0.5 - 1 / (x + 3), covers=[]),
+    # The scalar-constant ops on the left of a Variable (RSubConstant, RDivConstant), and
+    # x / c (DivConstant).
+    OpSpec("operator_reflected_scalars", lambda x: (3 - x) * (2 / (x + 3)) / 4,
+           lambda x: (3 - x) * (2 / (x + 3)) / 4, covers=[]),
     OpSpec("operator_matmul_pow", lambda x, w: (x @ w) ** 2, lambda x, w: (x @ w) ** 2,
            shapes=[((2, 3), (3, 4))], covers=[], zero_d=False),
 ]
