@@ -262,7 +262,7 @@ def check_backward_arrays(spec: OpSpec) -> None:
                 assert (e is None) == (g is None), f"{where}: None in one backward only"
                 if e is None:
                     continue
-                g = np.asarray(g)
+                g = g.data if isinstance(g, Variable) else np.asarray(g)
                 assert g.dtype == e.dtype, f"{where}: {g.dtype} vs backward's {e.dtype}"
                 np.testing.assert_array_equal(g, e.data, err_msg=where)
 

@@ -142,16 +142,25 @@ def _calls(monkeypatch) -> list:
     return ran
 
 
-def test_linear_backward_runs_one_node_without_create_graph(monkeypatch):
+def test_linear_backward_runs_no_node_without_create_graph_and_one_with_it(monkeypatch):
+    # Without create_graph, Linear.backward_arrays runs LinearGrad's forward directly.
     x0, W0, b0, gy = _linear_case(np.float32)
     x, W, b = Variable(x0), Variable(W0), Variable(b0)
     y = F.linear(x, W, b)
     ran = _calls(monkeypatch)
     y.grad = Variable(gy)
     y.backward()
-    assert ran == ["LinearGrad"]
+    assert ran == []
     assert x.grad.creator is None  # not recorded: no create_graph
     np.testing.assert_array_equal(b.grad.data, gy.sum(axis=0))
+    first = [v.grad.data.copy() for v in (x, W, b)]
+    for v in (x, W, b):
+        v.cleargrad()
+    y.grad = Variable(gy)
+    y.backward(create_graph=True)
+    assert ran == ["LinearGrad"]
+    for v, g in zip((x, W, b), first):
+        np.testing.assert_array_equal(v.grad.data, g)
 
 
 def test_linear_of_a_batched_input_keeps_the_op_by_op_backward():
@@ -216,12 +225,15 @@ def test_mse_grad_passes_central_differences():
                           Variable(x0), Variable(x1), Variable(gy))
 
 
-def test_mse_backward_runs_one_node_without_create_graph(monkeypatch):
+def test_mse_backward_runs_no_node_without_create_graph_and_one_with_it(monkeypatch):
     x = Variable(np.array([[1.0], [2.0], [4.0]], np.float32))
     t = np.array([[0.5], [2.5], [3.0]], np.float32)
     loss = F.mean_squared_error(x, t)
     ran = _calls(monkeypatch)
     loss.backward()
-    assert ran == ["MeanSquaredErrorGrad"]
+    assert ran == []  # MeanSquaredError.backward_arrays: MeanSquaredErrorGrad's forward
     np.testing.assert_array_equal(x.grad.data, (x.data - t) * np.float32(2.0 / 3))
     assert x.grad.dtype == np.float32
+    x.cleargrad()
+    loss.backward(create_graph=True)
+    assert ran == ["MeanSquaredErrorGrad"]

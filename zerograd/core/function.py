@@ -126,12 +126,13 @@ class Function:
 
     ``backward_arrays(gy)`` (optional, single-output ops): the same first-order gradients as
     ``backward``, computed on raw arrays (``gy`` an array, each input's array its
-    ``self.inputs[i]._data``) and returned as arrays (or None where ``backward`` returns
-    None). A backward pass that records nothing (``create_graph=False``, the usual one) calls
-    it instead of ``backward``: it builds no Function objects and no Variables, so a
-    backward through small arrays costs about a third less. ``backward`` stays the
-    definition (it is what ``create_graph=True`` differentiates), and the op harness checks
-    that both give the same values. A subclass that overrides ``backward`` without
+    ``self.inputs[i]._data``) and returned as arrays (Variables are accepted too; None
+    where ``backward`` returns None). A backward pass that records nothing
+    (``create_graph=False``, the usual one) calls it instead of ``backward``: it builds no
+    Function objects and no Variables, which takes about a quarter of the instructions off a
+    backward through small arrays. ``backward`` stays the definition (it is what
+    ``create_graph=True`` differentiates), and the op harness checks that both give the
+    same values. A subclass that overrides ``backward`` without
     ``backward_arrays`` does not inherit its parent's.
     """
 

@@ -152,6 +152,17 @@ class Linear(Function):
         gb = sum_to(gy, b.shape) if self.needs_grad(2) else None
         return gx, gW, gb
 
+    def backward_arrays(self, gy):
+        inputs = self.inputs
+        x, W = inputs[0], inputs[1]
+        if x.ndim == 2 and (len(inputs) == 2 or inputs[2].shape == W.shape[1:]):
+            wants = (x.requires_grad, W.requires_grad,
+                     len(inputs) == 3 and inputs[2].requires_grad)
+            grads = LinearGrad(wants).forward(x._data, W._data, gy)
+            return in_slots(wants[:len(inputs)], grads)
+        # Other shapes: backward itself, on a constant gy (the engine takes Variables too).
+        return self.backward(Variable(gy))
+
     def to_onnx(self, g, x, W, b=None):
         # Gemm needs a 2-D x; MatMul then Add covers (..., in) inputs as well.
         if self.inputs[0].ndim == 2:

@@ -159,6 +159,11 @@ class MeanSquaredError(Function):
         gx0 = MeanSquaredErrorGrad(2.0 / self.batch)(x0, x1, gy)
         return gx0, (-gx0 if self.needs_grad(1) else None)
 
+    def backward_arrays(self, gy):
+        x0, x1 = self.inputs
+        gx0 = MeanSquaredErrorGrad(2.0 / self.batch).forward(x0._data, x1._data, gy)
+        return gx0, (-gx0 if x1.requires_grad else None)
+
 
 class MeanSquaredErrorGrad(Function):
     """gx0 = gy (x0 - x1) scale (scale = 2 / batch): the MSE's derivative in x0, in one node

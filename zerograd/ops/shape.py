@@ -55,6 +55,9 @@ class Reshape(Function):
     def backward(self, gy):
         return reshape(gy, self.x_shape)
 
+    def backward_arrays(self, gy):
+        return gy.reshape(self.x_shape)
+
     def to_onnx(self, g, x):
         (v,) = self.inputs
         target = _resolved_shape(self.shape, v.shape)
@@ -84,11 +87,17 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy):
+        return transpose(gy, self._inverse_axes())
+
+    def backward_arrays(self, gy):
+        return gy.transpose(self._inverse_axes())
+
+    def _inverse_axes(self) -> tuple | None:
+        """The axes that undo this transpose (None, reversing, undoes itself)."""
         if self.axes is None:
-            return transpose(gy)
+            return None
         ndim = len(self.axes)
-        inverse = tuple(np.argsort([a % ndim for a in self.axes]))
-        return transpose(gy, inverse)
+        return tuple(int(i) for i in np.argsort([a % ndim for a in self.axes]))
 
     def to_onnx(self, g, x):
         ndim = self.inputs[0].ndim
