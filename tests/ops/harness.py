@@ -197,12 +197,7 @@ def _check_raw_backward_dtypes(spec: OpSpec, outputs) -> None:
     """
     from zerograd import no_grad
 
-    funcs, seen = [o.creator for o in outputs if o.creator is not None], set()
-    while funcs:
-        f = funcs.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
+    for f in graph_functions(outputs):
         alive = [ref() for ref in f.outputs]
         seeds = [None if y is None else Variable(np.ones_like(y.data)) for y in alive]
         with no_grad():
@@ -213,12 +208,10 @@ def _check_raw_backward_dtypes(spec: OpSpec, outputs) -> None:
                 assert gx.dtype == np.float32, (
                     f"{spec}: {f.name}.backward returns a {gx.dtype} gradient for a float32 "
                     f"input {x.shape}")
-            if x.creator is not None:
-                funcs.append(x.creator)
 
 
 def graph_functions(outputs) -> list:
-    """Every function behind ``outputs``, each once (deepest first)."""
+    """Every function behind ``outputs``, each once, found walking back from them."""
     funcs, seen, found = [o.creator for o in outputs if o.creator is not None], set(), []
     while funcs:
         f = funcs.pop()
