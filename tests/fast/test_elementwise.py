@@ -83,6 +83,37 @@ def test_gelu_non_contiguous_and_tail():
     assert E.gelu(x)[0] == 0.0 and 0 < -A.GELU().forward(x)[0] < 2e-306
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("shape", [(1001,), (3, 5, 7), (1,), ()], ids=str)
+def test_gelu_backward_reads_a_broadcast_gy_as_one_value(dtype, shape):
+    """The gradient of a sum reaches GELU as one value broadcast (strides 0): the kernel reads
+    that value instead of a copy of x's size, and gives gy * d bit for bit either way."""
+    x = _gelu_inputs(dtype, shape)
+    gy = np.broadcast_to(np.asarray(0.375, dtype=dtype), x.shape)
+    assert not any(gy.strides)
+    d = E.gelu_grad(x)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(E.gelu_backward(x, gy), gy * d)
+        np.testing.assert_array_equal(E.gelu_backward(x, np.ascontiguousarray(gy)), gy * d)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_gelu_first_order_backward_is_the_two_node_backward_bitwise(dtype):
+    """GELU.backward_arrays (one compiled pass) against backward's GELUGrad node times gy."""
+    import zerograd as zg
+    import zerograd.functions as F
+
+    x = zg.Variable(_gelu_inputs(dtype, (17, 9)))
+    for gy in (np.random.default_rng(2).standard_normal((17, 9)).astype(dtype),
+               np.broadcast_to(np.asarray(2.5, dtype=dtype), (17, 9))):
+        y = F.gelu(x)
+        with np.errstate(invalid="ignore"):
+            fused = y.creator.backward_arrays(gy)
+            two_nodes = y.creator.backward(zg.Variable(gy)).data
+        assert fused.dtype == two_nodes.dtype == dtype
+        np.testing.assert_array_equal(fused, two_nodes)
+
+
 # -- bias + ReLU ------------------------------------------------------------------------------
 def _channel_major(a):
     return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)

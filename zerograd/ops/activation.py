@@ -402,6 +402,16 @@ class GELU(Function):
         (x,) = self.inputs
         return gy * GELUGrad(self.cdf)(x)
 
+    def backward_arrays(self, gy):
+        x = self.inputs[0]._data
+        if gy.shape == x.shape and gy.dtype == x.dtype and fast.use("gelu", x, self.cdf):
+            from zerograd._fast import elementwise  # imports numba (see GELU.forward)
+
+            # gy times the derivative in the one pass that computes it: the Mul's pass and
+            # its temporary are saved; the product is the one backward's Mul rounds.
+            return elementwise.gelu_backward(x, gy, self.cdf)
+        return gy * GELUGrad(self.cdf).forward(x)
+
     def to_onnx(self, g, x):
         if g.opset >= 20:  # the opset that added Gelu
             return g.op("Gelu", x, approximate="none")
