@@ -254,6 +254,9 @@ def _max_step(best, arg, frozen, nan, v, k):
 
 @kernel
 def _max_pool_2x2_planes(x, y, idx):
+    # A row of windows in two passes, its top row then its bottom row, each loop reading one
+    # row of x: about 10% faster than one loop over both rows. Between the passes y and idx
+    # hold the running (max, argmax); the running max is NaN exactly when it is frozen.
     P, OH, OW = y.shape
     k1, k2, k3 = idx.dtype.type(1), idx.dtype.type(2), idx.dtype.type(3)
     for p in prange(P):
@@ -264,6 +267,12 @@ def _max_pool_2x2_planes(x, y, idx):
                 a = x[p, top, left]
                 best, arg, frozen, nan = a, k1 - k1, a != a, a
                 best, arg, frozen, nan = _max_step(best, arg, frozen, nan, x[p, top, left + 1], k1)
+                y[p, oy, ox] = nan if frozen else best
+                idx[p, oy, ox] = arg
+            for ox in range(OW):
+                left = 2 * ox
+                best = y[p, oy, ox]
+                best, arg, frozen, nan = best, idx[p, oy, ox], best != best, best
                 best, arg, frozen, nan = _max_step(best, arg, frozen, nan, x[p, top + 1, left], k2)
                 best, arg, frozen, nan = _max_step(best, arg, frozen, nan,
                                                    x[p, top + 1, left + 1], k3)
@@ -287,19 +296,24 @@ def max_pool_2x2(x):
 
 @kernel
 def _max_pool_2x2_grad_planes(gy, idx, gx):
+    # gy times the 0/1 mask, as the NumPy path multiplies (-0.0, and inf * 0 = nan,
+    # included), every element of the window written. One loop per row of gx: a loop that
+    # writes both rows of its windows does not vectorise and runs 3.6x slower.
     P, OH, OW = gy.shape
+    one, zero = gy.dtype.type(1), gy.dtype.type(0)
     for p in prange(P):
         for oy in range(OH):
             top = 2 * oy
             for ox in range(OW):
-                # gy times the 0/1 mask, as the NumPy path multiplies (-0.0 and inf * 0 = nan
-                # included), every element of the window written.
                 g = gy[p, oy, ox]
                 k = idx[p, oy, ox]
-                gx[p, top, 2 * ox] = g * (1 if k == 0 else 0)
-                gx[p, top, 2 * ox + 1] = g * (1 if k == 1 else 0)
-                gx[p, top + 1, 2 * ox] = g * (1 if k == 2 else 0)
-                gx[p, top + 1, 2 * ox + 1] = g * (1 if k == 3 else 0)
+                gx[p, top, 2 * ox] = g * (one if k == 0 else zero)
+                gx[p, top, 2 * ox + 1] = g * (one if k == 1 else zero)
+            for ox in range(OW):
+                g = gy[p, oy, ox]
+                k = idx[p, oy, ox]
+                gx[p, top + 1, 2 * ox] = g * (one if k == 2 else zero)
+                gx[p, top + 1, 2 * ox + 1] = g * (one if k == 3 else zero)
         for r in range(2 * OH, gx.shape[1]):  # an odd last row: no window reads it
             for c in range(gx.shape[2]):
                 gx[p, r, c] = 0
