@@ -148,3 +148,22 @@ def test_max_pool_2x2_nan_inf_and_ties_as_numpy():
     gx = FP.max_pool_2x2_backward(gy, idx, (4, 8))
     reference = P.Pooling2DGrad(f).forward(gy)
     np.testing.assert_array_equal(gx.view(np.uint32), reference.view(np.uint32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_max_pool_2x2_signed_zeros_and_nan_payloads_bitwise(dtype):
+    """Windows that tie 0.0 with -0.0 in every order, and NaNs of different payloads after a
+    larger value: y's bits (the sign of a zero, the first NaN's payload) and the argmax as on
+    the NumPy path, in both max pooling kernels."""
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    quiet = np.array([0x7FC00001, 0x7FC00002] if dtype == np.float32 else
+                     [0x7FF8000000000001, 0x7FF8000000000002], dtype=bits).view(dtype)
+    z, nz, n1, n2 = 0.0, -0.0, quiet[0], quiet[1]
+    x = np.array([[[[z, nz, nz, z, nz, nz, 5, n1, 1, 2],
+                    [nz, z, z, nz, nz, z, n2, 7, n2, n1]]]], dtype=dtype)
+    f = P.Pooling(2, 2)
+    expected = f.forward(x)
+    for y, idx in (FP.max_pool_2x2(x),  # the wired 2x2 kernel and the general one
+                   FP.max_pool_forward(x, (2, 2), (2, 2), (0, 0), (1, 5))):
+        np.testing.assert_array_equal(y.view(bits), expected.view(bits))
+        np.testing.assert_array_equal(idx, f.indexes)
