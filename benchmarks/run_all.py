@@ -1,6 +1,6 @@
 """Run every benchmark in bounded time and print the README's table.
 
-    python benchmarks/run_all.py             # quick settings, both BLAS settings: ~4 minutes quiet
+    python benchmarks/run_all.py             # quick settings, both BLAS settings: 4-7 minutes quiet
     python benchmarks/run_all.py --only cnn,ops --no-unpinned
 
 Each benchmark script runs in a subprocess with its quick settings, twice: once in this
