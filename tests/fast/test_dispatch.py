@@ -173,8 +173,9 @@ def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
 def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
                                              monkeypatch):
     """The sequence op runs its compiled loops once each way; the forward equals the NumPy
-    path's bitwise, the gradients to a few ulp (the NumPy path's step gradient multiplies
-    factors precomputed for all steps, in another order)."""
+    path's bitwise in float64 and to a few ulp in float32 (its own sigmoid and tanh there),
+    the gradients to a few ulp (the NumPy path's step gradient multiplies factors
+    precomputed for all steps, in another order)."""
     rng = np.random.default_rng(5)
     N, T, H = 3, 6, 5
     values = [rng.standard_normal(s).astype(dtype) * 0.7
@@ -195,7 +196,10 @@ def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
     compiled, reference = _both_paths(run)
     assert counted == {"lstm_sequence_forward": 1, "lstm_sequence_backward": 1}
     for a, b in zip(compiled[:3], reference[:3]):
-        np.testing.assert_array_equal(a, b)
+        if dtype == np.float64:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])
     for a, b in zip(compiled[3:], reference[3:]):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=20 * TOLERANCE[dtype], atol=TOLERANCE[dtype])

@@ -13,10 +13,16 @@ The whole-sequence ops have their own loops: :func:`lstm_sequence_forward` and
 :func:`lstm_sequence_backward` (``LSTMSequence``), :func:`gru_sequence_forward` and
 :func:`gru_sequence_backward` (``GRUSequence``). At (N, H) = (32, 128) a step's elementwise
 work is a few thousand elements, where a scalar libm exp or tanh costs 5-10x NumPy's SIMD
-one; so there NumPy keeps the exp and the tanh calls and the compiled loops do everything
-between them (the input projection's add, the sigmoid's +1 and reciprocal, the cell update,
-the whole step gradient). The forwards are then bitwise the NumPy path's; so is the GRU's
-backward, which computes the NumPy path's factors in its order.
+one. In float64 (and in the GRU's loops) NumPy keeps the exp and the tanh calls and the
+compiled loops do everything between them (the input projection's add, the sigmoid's +1
+and reciprocal, the cell update, the whole step gradient): those forwards are bitwise the
+NumPy path's, and so is the GRU's backward, which computes the NumPy path's factors in its
+order. In float32 the LSTM's forward step after its product is one compiled call with a
+sigmoid and a tanh of its own that LLVM vectorises (``_lstm_step_f32``): within 2 and 3 ulp
+of the exactly rounded values, a few ulp from NumPy's; it took 14.7 -> 10.4 ms off a
+(32, 64, 128) forward on an AVX2-only CPU, where NumPy's float32 exp and tanh are slow
+(docs/performance.md). The backward reads whatever activations the forward saved, so it is
+the step kernel's arithmetic either way.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import math
 import numpy as np
 
 from zerograd._fast._numba import kernel
+from zerograd._fast.elementwise import _exp_constants, _exp_nonpositive
 
 __all__ = ["lstm_step", "lstm_step_grad", "outer_row", "lstm_sequence_forward",
            "lstm_sequence_backward", "gru_sequence_forward", "gru_sequence_backward"]
@@ -169,23 +176,105 @@ def _cell_update(act, c_prev, cs, t, one):
             c[k] = value
 
 
+# -- float32: a whole step's elementwise work in one vectorised loop ---------------------------
+# NumPy's float32 exp and tanh cost 3.8 and 7.4 ns an element on an AVX2-only CPU (the AMD
+# machine of docs/performance.md), most of a (32, 128) step. These are written out so that
+# LLVM vectorises the loops they sit in (numba has no vector math library): e^a for a <= 0
+# from _fast/elementwise.py, the sigmoid and tanh from it for any sign. Against the exactly
+# rounded values: sigmoid within 2 ulp, tanh within 3 (NumPy's: 3 and 1), checked densely in
+# tests/fast/test_recurrent.py.
+_E32 = _exp_constants(np.dtype(np.float32))
+_F = np.float32
+# tanh's odd Taylor coefficients up to x^11, for |x| < 1/4 (the next term is below 3e-10
+# of x there), where (1 - e) / (1 + e) would cancel.
+_T3, _T5, _T7, _T9, _T11 = (_F(-1 / 3), _F(2 / 15), _F(-17 / 315), _F(62 / 2835),
+                            _F(-1382 / 155925))
+
+
+@kernel
+def _exp_f32(a):
+    return _exp_nonpositive(a, _E32[0], _E32[1], _E32[2], _E32[3], _E32[4], _E32[5])
+
+
+@kernel
+def _sigmoid_f32(v):
+    """1 / (1 + e^-v) from e = e^-|v| (no overflow): 1 / (1 + e) for v >= 0, e / (1 + e)
+    below (0 for v < -87.3, where the NumPy path gives a subnormal)."""
+    e = _exp_f32(-abs(v))
+    s = _F(1) / (_F(1) + e)
+    return s if v >= _F(0) else e * s
+
+
+@kernel
+def _tanh_f32(v):
+    """(1 - e) / (1 + e), e = e^-2|v|, with v's sign; the Taylor polynomial below 1/4."""
+    a = abs(v)
+    e = _exp_f32(_F(-2) * a)
+    t = (_F(1) - e) / (_F(1) + e)
+    a2 = a * a
+    small = a * (_F(1) + a2 * (_T3 + a2 * (_T5 + a2 * (_T7 + a2 * (_T9 + a2 * _T11)))))
+    return math.copysign(small if a < _F(0.25) else t, v)  # -0.0 stays -0.0
+
+
+@kernel
+def _lstm_step_f32(act, xw, c_prev, cs, tanh_c, hs, t):
+    """A forward step after its product (in act[t]): the gates f, i, o = sigmoid and
+    u = tanh of act[t] + xw[:, t], c = f c_prev + i u, tanh(c), h = o tanh(c), each written
+    where the NumPy loop writes it. The additions and products are the NumPy path's in its
+    order; only the sigmoids and tanhs are computed differently."""
+    N, G = act.shape[1], act.shape[2]
+    H = G // 4
+    for n in range(N):
+        # Each loop runs from 0 over views of its own blocks: a loop over a[3H:4H] indexed
+        # from 3H ran 3.6x slower (LLVM left it scalar), and one loop touching all five
+        # arrays of the cell update is not vectorised either.
+        s = act[t, n, :3 * H]
+        x = xw[n, t]
+        for k in range(3 * H):
+            s[k] = _sigmoid_f32(s[k] + x[k])
+        u = act[t, n, 3 * H:]
+        xu = xw[n, t, 3 * H:]
+        for k in range(H):
+            u[k] = _tanh_f32(u[k] + xu[k])
+        f, i, o = s[:H], s[H:2 * H], s[2 * H:]
+        c = cs[t, n]
+        p = c_prev[n]
+        for k in range(H):
+            value = f[k] * p[k]
+            value += i[k] * u[k]
+            c[k] = value
+        th = tanh_c[t, n]
+        for k in range(H):
+            th[k] = _tanh_f32(c[k])
+        h = hs[t, n]
+        for k in range(H):
+            h[k] = o[k] * th[k]
+
+
 def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
     """``LSTMSequence``'s forward loop: fills act (the activations f, i, o, u), cs (c),
     tanh_c and hs, each (T, N, .), for the steps in ``order`` (a range); returns (h, c) of
     the last step. xw: (N, T, 4H), any strides; h0, c0: (N, H); Wh: (H, 4H); one float
     dtype throughout (the caller checked it: ``zerograd._fast.use``).
 
-    A step: the product h Wh (NumPy, into act[t]), ``_gates_in``, NumPy's exp over the
+    A float32 step: the product h Wh (NumPy, into act[t]) and ``_lstm_step_f32``, two calls
+    where the NumPy path makes eleven; values a few ulp from the NumPy path's (its own
+    sigmoid and tanh). Another dtype: the product, ``_gates_in``, NumPy's exp over the
     sigmoid block and tanh over u, ``_cell_update``, NumPy's tanh of c and the product o
-    tanh(c): five calls of NumPy's plus two compiled ones, where the NumPy path makes
-    eleven. Every value is the NumPy path's, bitwise (the same operations in the same
-    order)."""
+    tanh(c), five calls of NumPy's plus two compiled ones, every value the NumPy path's,
+    bitwise (the same operations in the same order)."""
     H = Wh.shape[0]
     xw = np.ascontiguousarray(xw)
     one = act.dtype.type(1)
     h, c = h0, np.ascontiguousarray(c0)
     # e^-a overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the correctly
     # rounded sigmoid there, so the warning is silenced (as on the NumPy path).
+    if act.dtype == np.float32:
+        for t in order:
+            np.matmul(h, Wh, out=act[t])
+            _lstm_step_f32(act, xw, c, cs, tanh_c, hs, t)
+            c, h = cs[t], hs[t]
+        return h, c
     with np.errstate(over="ignore"):
         for t in order:
             a = np.matmul(h, Wh, out=act[t])

@@ -902,8 +902,9 @@ class LSTMSequence(Function):
         # unpinned (the same 48 us pinned to Haswell). Copying it costs one product's time.
         Wh = xp.ascontiguousarray(Wh)
         if T and fast.use("lstm_sequence", c0, xw, h0, Wh):
-            # The same loop with its elementwise work between NumPy's exp and tanh calls
-            # compiled (bitwise these values; see docs/performance.md); imports numba.
+            # The same loop with its elementwise work compiled (float64: between NumPy's
+            # exp and tanh calls, bitwise these values; float32: with its own vectorised
+            # sigmoid and tanh, a few ulp from them; see docs/performance.md). Imports numba.
             from zerograd._fast import recurrent as fast_recurrent
 
             h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh,
