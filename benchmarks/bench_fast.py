@@ -71,9 +71,9 @@ def pooling_work(torch, shape):
     x = _channel_major(_randn(*shape))  # as conv2d's (relu'd) outputs are laid out
     gy = _randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
 
-    def numba_step():
-        y, idx = FP.max_pool_forward(x, (2, 2), (2, 2), (0, 0), gy.shape[2:])
-        FP.max_pool_backward(gy, idx, (2, 2), (2, 2), (0, 0), shape[2:])
+    def numba_step():  # the 2x2 kernels that ops/pooling.py calls
+        y, idx = FP.max_pool_2x2(x)
+        FP.max_pool_2x2_backward(gy, idx, shape[2:])
 
     def numpy_step():
         f = P.Pooling(2, 2, 0)
@@ -283,10 +283,10 @@ def run_kernels(torch, rounds):
 # The kernels each row calls, compiled serial (parallel=False) in zerograd._fast; the thread
 # study swaps in a parallel=True build of the same function for the duration of its timing.
 SERIAL_KERNELS = {
-    "max pool": ("pooling", ["_max_pool_planes", "_max_pool_grad_planes"]),
+    "max pool": ("pooling", ["_max_pool_2x2_planes", "_max_pool_2x2_grad_planes"]),
     "avg pool": ("pooling", ["_avg_pool_planes", "_avg_pool_grad_planes"]),
-    "conv patches": ("im2col", ["_patches_cm"]),
-    "patches adjoint": ("im2col", ["_patches_cm_adjoint"]),
+    "conv patches": ("im2col", ["_patches_runs", "_patches_planes"]),
+    "patches adjoint": ("im2col", ["_adjoint_runs", "_adjoint_planes"]),
     "bias+relu": ("elementwise", ["_bias_relu3", "_relu_grad3"]),
     "embedding": ("indexing", ["_scatter_rows3"]),
 }
