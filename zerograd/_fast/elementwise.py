@@ -222,14 +222,6 @@ def _make_gelu_kernels(consts):
             if cdf.size:
                 cdf[k] = c
 
-    @kernel
-    def derivative(x, cdf, k):
-        """Phi(x) + x phi(x) at x[k], Phi from cdf unless that is empty."""
-        v = x[k]
-        c = cdf[k] if cdf.size else _normal_cdf(v, consts)
-        d = _exp_nonpositive(v * v * -half, e[0], e[1], e[2], e[3], e[4], e[5]) * v
-        return d * inv_sqrt_2pi + c
-
     @kernel(parallel=True)
     def grad(x, cdf, g, out):
         """out = g * (Phi(x) + x phi(x)) for one number g (1 for the derivative alone: exact),

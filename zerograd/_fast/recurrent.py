@@ -267,14 +267,14 @@ def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
     xw = np.ascontiguousarray(xw)
     one = act.dtype.type(1)
     h, c = h0, np.ascontiguousarray(c0)
-    # e^-a overflows to inf for a < -88 (float32): 1 / (1 + inf) = 0 is the correctly
-    # rounded sigmoid there, so the warning is silenced (as on the NumPy path).
     if act.dtype == np.float32:
         for t in order:
             np.matmul(h, Wh, out=act[t])
             _lstm_step_f32(act, xw, c, cs, tanh_c, hs, t)
             c, h = cs[t], hs[t]
         return h, c
+    # e^-a overflows to inf for a < -88: 1 / (1 + inf) = 0 is the correctly rounded sigmoid
+    # there, so the warning is silenced (as on the NumPy path).
     with np.errstate(over="ignore"):
         for t in order:
             a = np.matmul(h, Wh, out=act[t])
