@@ -98,14 +98,18 @@ def test_gelu_backward_reads_a_broadcast_gy_as_one_value(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-def test_gelu_first_order_backward_is_the_two_node_backward_bitwise(dtype):
-    """GELU.backward_arrays (one compiled pass) against backward's GELUGrad node times gy."""
+@pytest.mark.parametrize("shape", [(40, 30), (17, 9)], ids=["kernel", "numpy"])
+def test_gelu_first_order_backward_is_the_two_node_backward_bitwise(dtype, shape):
+    """GELU.backward_arrays (one compiled pass from the kernel's threshold on, NumPy below it)
+    against backward's GELUGrad node times gy."""
     import zerograd as zg
+    import zerograd._fast as fast
     import zerograd.functions as F
 
-    x = zg.Variable(_gelu_inputs(dtype, (17, 9)))
-    for gy in (np.random.default_rng(2).standard_normal((17, 9)).astype(dtype),
-               np.broadcast_to(np.asarray(2.5, dtype=dtype), (17, 9))):
+    x = zg.Variable(_gelu_inputs(dtype, shape))
+    assert fast.use("gelu", x.data) == (x.data.size >= 1024)  # each case takes its path
+    for gy in (np.random.default_rng(2).standard_normal(shape).astype(dtype),
+               np.broadcast_to(np.asarray(2.5, dtype=dtype), shape)):
         y = F.gelu(x)
         with np.errstate(invalid="ignore"):
             fused = y.creator.backward_arrays(gy)
