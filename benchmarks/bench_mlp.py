@@ -17,7 +17,10 @@ by round in one process, in CPU time of the main thread (``time.thread_time``: w
 ``OPENBLAS_NUM_THREADS=1`` all of the work, and nearly untouched by other processes' load)
 and in wall time (with two OpenBLAS threads the figure that matters, but only on a quiet
 machine). It prints each per step and the median of the per-round ratios, step over
-products, with the lowest and highest round.
+products, with the lowest and highest round. With PyTorch installed it times PyTorch's step
+and the same eight products in ``torch.mm`` (:func:`torch_products_alone`) in the same
+rounds, in wall time, and prints zerograd's products alone over PyTorch's step: the lowest
+zerograd/PyTorch ratio any zerograd step could reach with these products.
 """
 
 from __future__ import annotations
@@ -147,6 +150,30 @@ def products_alone(batches):
     return run
 
 
+def torch_products_alone(torch, batches):
+    """The same eight products in PyTorch (``torch.mm`` on transposed views, as autograd's
+    backward of ``nn.Linear`` takes them), on the same shapes and dtype: PyTorch's own floor.
+    Returns a callable that runs them for every batch."""
+    g = torch.Generator().manual_seed(0)
+    sizes = (784, *SIZES)
+    Ws = [torch.randn(a, b, generator=g) for a, b in zip(sizes[:-1], sizes[1:])]
+    hidden = [torch.randn(BATCH, a, generator=g) for a in sizes[1:-1]]
+    gys = [torch.randn(BATCH, b, generator=g) for b in sizes[1:]]
+    xs = [torch.from_numpy(x) for x, _ in batches]
+
+    def run():
+        for x in xs:
+            h = x
+            for W in Ws:
+                h = h @ W
+            for k in reversed(range(len(Ws))):
+                if k > 0:
+                    gys[k] @ Ws[k].T
+                (x if k == 0 else hidden[k - 1]).T @ gys[k]
+
+    return run
+
+
 def _clocked(fn):
     """(CPU time of this thread, wall time) of one call of ``fn``."""
     cpu, wall = time.thread_time(), time.perf_counter()
@@ -154,22 +181,41 @@ def _clocked(fn):
     return time.thread_time() - cpu, time.perf_counter() - wall
 
 
-def floor(n_batches: int, rounds: int) -> dict:
-    """zerograd's step against its products alone, alternating round by round.
+def floor(n_batches: int, rounds: int, torch=None) -> dict:
+    """zerograd's step against its products alone, alternating round by round; with
+    ``torch``, PyTorch's step and its products alone in the same rounds. Every turn first
+    runs its own work untimed for ``SETTLE`` seconds (see there).
 
-    Returns {"step"/"products": {"cpu"/"wall": [seconds per step, one per round]}, "load"}.
+    Returns {name: {"cpu"/"wall": [seconds per step, one per round]}, "load": other load},
+    names "step" and "products", and "torch step" and "torch products" with ``torch``.
     """
     batches = make_batches(n_batches)
     work = {"step": zerograd_steps(batches), "products": products_alone(batches)}
-    work["products"]()  # warm-up
+    if torch is not None:
+        work["torch step"] = torch_steps(torch, batches)
+        work["torch products"] = torch_products_alone(torch, batches)
+    for fn in work.values():
+        fn()  # warm-up
     samples = {name: {"cpu": [], "wall": []} for name in work}
     load = CpuLoad()
     for _ in range(rounds):
         for name, fn in work.items():
+            end = time.perf_counter() + SETTLE
+            while time.perf_counter() < end:
+                fn()
             cpu, wall = _clocked(fn)
             samples[name]["cpu"].append(cpu / n_batches)
             samples[name]["wall"].append(wall / n_batches)
     return {**samples, "load": load.other()}
+
+
+def _ratio(result: dict, top: str, bottom: str, clock: str) -> str:
+    ratios = [a / b for a, b in zip(result[top][clock], result[bottom][clock])]
+    return f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]"
+
+
+def _ms(samples: list[float]) -> str:
+    return f"{statistics.median(samples) * 1e3:7.3f} ms (min {min(samples) * 1e3:.3f})"
 
 
 def print_floor(result: dict) -> None:
@@ -178,15 +224,25 @@ def print_floor(result: dict) -> None:
     note = "" if load is None else f"load {load:.0%}" + (" NOISY" if load > NOISY_LOAD else "")
     print(f"MLP step vs its matrix products alone, OPENBLAS_NUM_THREADS={threads}, {note}")
     for clock, label in (("cpu", "CPU time of the main thread"), ("wall", "wall time")):
-        step, prod = result["step"][clock], result["products"][clock]
-        ratios = [a / b for a, b in zip(step, prod)]
-        print(f"  {label:<28} step {statistics.median(step) * 1e3:7.3f} ms (min "
-              f"{min(step) * 1e3:.3f})  products {statistics.median(prod) * 1e3:7.3f} ms (min "
-              f"{min(prod) * 1e3:.3f})  step/products {statistics.median(ratios):.3f} "
-              f"[{min(ratios):.3f}-{max(ratios):.3f}]")
+        print(f"  {label:<28} step {_ms(result['step'][clock])}  products "
+              f"{_ms(result['products'][clock])}  step/products "
+              f"{_ratio(result, 'step', 'products', clock)}")
+    if "torch step" not in result:
+        return
+    # PyTorch's helper threads do part of its work, so only wall time compares.
+    print("  PyTorch (2 threads), wall    step "
+          f"{_ms(result['torch step']['wall'])}  products "
+          f"{_ms(result['torch products']['wall'])}  step/products "
+          f"{_ratio(result, 'torch step', 'torch products', 'wall')}")
+    print("  zerograd/PyTorch, wall time  step/step "
+          f"{_ratio(result, 'step', 'torch step', 'wall')}  zerograd's products alone/"
+          f"PyTorch's step {_ratio(result, 'products', 'torch step', 'wall')}  products/"
+          f"products {_ratio(result, 'products', 'torch products', 'wall')}")
 
 
-def torch_epoch(torch, batches):
+def torch_steps(torch, batches):
+    """PyTorch's training loop on the same batches (``run(n)``: the first n only), already
+    run once."""
     torch.manual_seed(0)
     nn = torch.nn
     model = nn.Sequential(nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 1000), nn.ReLU(),
@@ -203,7 +259,11 @@ def torch_epoch(torch, batches):
             opt.step()
 
     run()
-    return steady_turn(run)
+    return run
+
+
+def torch_epoch(torch, batches):
+    return steady_turn(torch_steps(torch, batches))
 
 
 def dezero_epoch(dezero, batches):
@@ -234,10 +294,11 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=20, help="batches per round")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--floor", action="store_true",
-                        help="zerograd's step against its matrix products alone")
+                        help="zerograd's step against its matrix products alone (and "
+                        "PyTorch's against its own, when installed)")
     args = parser.parse_args(argv)
     if args.floor:
-        print_floor(floor(args.batches, args.rounds))
+        print_floor(floor(args.batches, args.rounds, load_torch()))
         return
     torch, dezero = load_torch(), load_dezero()
     batches = make_batches(args.batches)
