@@ -11,10 +11,12 @@ step. Each framework runs ``--steps`` iterations per round; the table shows the 
 of a round and the ratio to PyTorch from the same run. The input sequence is prepared once
 (no data loader in the timed loop). NumPy and torch both use one thread.
 
-A second row times forward + backward of a whole-sequence LSTM layer (batch 32, 64 steps,
-32 inputs, 128 hidden): ``LSTMSeq`` (with its compiled loops, and on the NumPy path) vs
-``torch.nn.LSTM``. ``benchmarks/bench_lstm_parts.py`` takes that row apart (its matrix
-products against torch's whole step, the op alone against its previous code).
+Two rows before it time forward + backward of a whole-sequence LSTM layer (batch 32, 64
+steps, 32 inputs, 128 hidden): ``LSTMSeq`` (with its compiled loops, and on the NumPy path)
+vs ``torch.nn.LSTM``, first with each framework's default threads (two here; the row the
+README's table quotes), then on one thread each. ``benchmarks/bench_lstm_parts.py`` takes
+that row apart (its matrix products against torch's whole step, the op alone against its
+previous code).
 """
 
 from __future__ import annotations
@@ -168,7 +170,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     steps = args.steps or (300 if args.quick else 1000)
     rounds = args.rounds or (3 if args.quick else 7)
-    torch, dezero = load_torch(), load_dezero()
+    torch, dezero = load_torch(), load_dezero()  # torch: two threads, as NumPy's OpenBLAS
+    # The whole-sequence layer first, with each framework's default threads (two on this
+    # project's machines, as in the MLP and CNN benchmarks: batch 32 products are large
+    # enough to share); then the same on one thread each, the setting of the batch-1 loop.
+    results = interleaved(sequence_workloads(torch), rounds * 2)
+    print_row("LSTMSeq(128) fwd+bwd, (32, 64, 32) batch", results, "ms", 1e3)
     if torch is not None:
         torch.set_num_threads(1)  # batch 1: threads only add synchronisation
         try:
@@ -182,6 +189,9 @@ def main(argv=None) -> None:
         blas = "1 BLAS thread (threadpoolctl)"
     except ImportError:
         blas = "default BLAS threads (threadpoolctl not installed)"
+    results = interleaved(sequence_workloads(torch), rounds * 2)
+    print_row(f"LSTMSeq(128) fwd+bwd, (32, 64, 32) batch, {blas.split(' (')[0]} each", results,
+              "ms", 1e3)
     xs, ts = sequence(steps)
     work = {"zerograd": zerograd_loop(xs, ts)}
     work["numpy-path"] = numpy_path(work["zerograd"])
@@ -193,9 +203,6 @@ def main(argv=None) -> None:
     print(f"frameworks: {names}; medians of {rounds} interleaved rounds; NumPy: {blas}")
     results = interleaved(work, rounds)
     print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
-    results = interleaved(sequence_workloads(torch), rounds * 2)
-    print_row("LSTMSeq(128) fwd+bwd, (32, 64, 32) batch", results, "ms", 1e3)
-
 
 if __name__ == "__main__":
     main()
