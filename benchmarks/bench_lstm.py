@@ -204,5 +204,6 @@ def main(argv=None) -> None:
     results = interleaved(work, rounds)
     print_row(f"LSTM({HIDDEN}) BPTT {BPTT}, batch 1, {steps:,} steps", results, "s")
 
+
 if __name__ == "__main__":
     main()
