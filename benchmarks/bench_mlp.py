@@ -131,35 +131,33 @@ def products_alone(batches):
     tests/ops/test_linear_step.py checks that the step's operands are these). Returns a
     callable that runs them for every batch.
     """
+    return _products_of_a_step([x for x, _ in batches], *_product_operands())
+
+
+def torch_products_alone(torch, batches):
+    """The same eight products in PyTorch (``torch.mm`` on transposed views, as autograd's
+    backward of ``nn.Linear`` takes them), on the same arrays (shared with NumPy, no copies):
+    PyTorch's own floor. Returns a callable that runs them for every batch."""
+    xs = [x for x, _ in batches]
+    operands = _product_operands()
+    return _products_of_a_step(*([torch.from_numpy(a) for a in arrays]
+                                 for arrays in (xs, *operands)))
+
+
+def _product_operands():
+    """The weights, hidden activations and output gradients that the products take: random
+    float32 arrays of the step's shapes (the values do not change a product's time)."""
     rng = np.random.default_rng(0)
     sizes = (784, *SIZES)
     Ws = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
     hidden = [rng.standard_normal((BATCH, a), dtype=np.float32) for a in sizes[1:-1]]
     gys = [rng.standard_normal((BATCH, b), dtype=np.float32) for b in sizes[1:]]
-
-    def run():
-        for x, _ in batches:
-            h = x
-            for W in Ws:
-                h = h @ W
-            for k in reversed(range(len(Ws))):
-                if k > 0:
-                    gys[k] @ Ws[k].T
-                (x if k == 0 else hidden[k - 1]).T @ gys[k]
-
-    return run
+    return Ws, hidden, gys
 
 
-def torch_products_alone(torch, batches):
-    """The same eight products in PyTorch (``torch.mm`` on transposed views, as autograd's
-    backward of ``nn.Linear`` takes them), on the same shapes and dtype: PyTorch's own floor.
-    Returns a callable that runs them for every batch."""
-    g = torch.Generator().manual_seed(0)
-    sizes = (784, *SIZES)
-    Ws = [torch.randn(a, b, generator=g) for a, b in zip(sizes[:-1], sizes[1:])]
-    hidden = [torch.randn(BATCH, a, generator=g) for a in sizes[1:-1]]
-    gys = [torch.randn(BATCH, b, generator=g) for b in sizes[1:]]
-    xs = [torch.from_numpy(x) for x, _ in batches]
+def _products_of_a_step(xs, Ws, hidden, gys):
+    """A callable running a step's products for each input batch in ``xs``, with ``@`` and
+    ``.T`` (NumPy arrays or torch tensors)."""
 
     def run():
         for x in xs:
