@@ -136,6 +136,34 @@ def test_backward_of_a_batched_input_sums_every_leading_axis(reshapes):
     np.testing.assert_allclose(gb.data, gy.sum(axis=(0, 1))[None], rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape", [(32, 64, 32), (3, 4, 5, 32)])
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contiguous", "transposed"])
+def test_a_batched_input_is_one_product_of_its_rows(x_shape, contiguous):
+    """x (..., in) against a matrix W: one BLAS product of the stacked rows (NumPy's matmul
+    would make one per leading index, 2.4 against 1.4 ms at (32, 64, 32)), bitwise that
+    product, for linear and matmul alike, and for a non-contiguous x."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    if not contiguous:  # the same shape as a view with permuted strides
+        x = np.ascontiguousarray(np.swapaxes(x, 0, -2)).swapaxes(0, -2)
+        assert not x.flags.c_contiguous
+    W = rng.standard_normal((32, 48)).astype(np.float32)
+    b = rng.standard_normal(48).astype(np.float32)
+    rows = np.ascontiguousarray(x).reshape(-1, 32) @ W
+    want = rows.reshape(*x_shape[:-1], 48)
+    np.testing.assert_array_equal(F.matmul(x, W).data, want)
+    np.testing.assert_array_equal(F.linear(x, W, b).data, (rows + b).reshape(want.shape))
+    np.testing.assert_allclose(F.matmul(x, W).data, np.matmul(x, W), rtol=1e-5, atol=1e-5)
+
+
+def test_a_batched_weight_keeps_numpys_batched_product():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 4))
+    W = rng.standard_normal((2, 4, 3))
+    np.testing.assert_array_equal(F.matmul(x, W).data, np.matmul(x, W))
+    np.testing.assert_array_equal(F.matmul(x[0], W).data, np.matmul(x[0], W))
+
+
 def _numpy_sgd_step(params, x, t, lr):
     """The MLP step with zerograd's order of operations, in NumPy, updating ``params``."""
     W0, b0, W1, b1, W2, b2 = params

@@ -31,6 +31,20 @@ def swap_last_two(x) -> Variable:
     return transpose(x, axes)
 
 
+def _product(x, W):
+    """x @ W; for an N-D x (N > 2) and a matrix W, as one product of x's rows stacked.
+
+    NumPy's matmul runs a stacked x against a matrix as one BLAS call per leading index:
+    for a (32, 64, 32) x and a (32, 512) W that took 2.4 against 1.4 ms for the same
+    products as one (2048, 32) matrix. The reshape copies x only if x is not contiguous.
+    The values are BLAS's either way, but not bitwise each other's (its blocking differs).
+    """
+    if x.ndim > 2 and W.ndim == 2:
+        rows = x.reshape(-1, x.shape[-1])
+        return (rows @ W).reshape(*x.shape[:-1], W.shape[1])
+    return x @ W
+
+
 def _inverse_permutation(order: Sequence[int]) -> list[int]:
     inverse = [0] * len(order)
     for position, axis in enumerate(order):
@@ -68,7 +82,7 @@ class MatMul(Function):
                 f"matmul: x has shape {x.shape}, W has shape {W.shape}; x.shape[-1] must equal "
                 f"W.shape[{k_axis}] (dtypes {x.dtype}, {W.dtype})"
             )
-        return x @ W
+        return _product(x, W)
 
     def backward(self, gy):
         x, W = self.inputs
@@ -114,7 +128,7 @@ class Linear(Function):
             raise ShapeError(
                 f"linear: x {x.dtype} {x.shape} and W {W.dtype} {W.shape} do not fit; expected "
                 f"x (..., in) and W (in, out) with x.shape[-1] == W.shape[0]")
-        y = x @ W
+        y = _product(x, W)
         if b is None:
             return y
         if b.shape != y.shape[-1:] or b.dtype != y.dtype:  # not the usual bias (out,)
