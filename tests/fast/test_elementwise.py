@@ -2,11 +2,12 @@
 (against ops/activation.py's GELU and GELUGrad to a few ulp, and against math.erf)."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
+numba = pytest.importorskip("numba")
 
 from zerograd._fast import elementwise as E  # noqa: E402
 from zerograd.ops import activation as A  # noqa: E402
@@ -174,3 +175,31 @@ def test_errors_name_the_kernel():
         E.gelu(np.arange(3))
     with pytest.raises(ValueError, match=r"bias_relu_backward: y \(2, 3\) and gy \(3, 2\)"):
         E.bias_relu_backward(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+# -- the fused multiply-add of the polynomials -------------------------------------------------
+@numba.njit(cache=False)
+def _muladd_all(a, b, c, out):
+    for k in range(a.size):
+        out[k] = E._muladd(a[k], b[k], c[k])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_muladd_rounds_once_where_fused_else_twice(dtype):
+    """Each value is a * b + c rounded once (a fused multiply-add) or rounded after the
+    product and again after the sum, one or the other for the whole loop, and in the
+    array's dtype."""
+    rng = np.random.default_rng(4)
+    a, b, c = (rng.standard_normal(2000).astype(dtype) for _ in range(3))
+    got = np.empty_like(a)
+    _muladd_all(a, b, c, got)
+    assert got.dtype == dtype
+    exact = [Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z))
+             for x, y, z in zip(a, b, c)]
+    # The exact value rounded to float64 (correctly: Fraction's float), then for float32
+    # rounded again: a second rounding could differ from one only where the float64 value
+    # lies exactly halfway between two float32s (about 2^-29 of random values).
+    fused = np.array([float(e) for e in exact]).astype(dtype)
+    unfused = a * b + c
+    assert np.array_equal(got, fused) or np.array_equal(got, unfused)
+    assert not np.array_equal(fused, unfused)  # the sample tells the two apart

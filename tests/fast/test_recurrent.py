@@ -285,11 +285,12 @@ def _exactly_rounded(which, x):
 @pytest.mark.parametrize("which", ["sigmoid", "tanh"])
 def test_own_float32_sigmoid_and_tanh_are_within_a_few_ulp(which):
     """Against the exactly rounded values (float64, rounded once) over dense sweeps: within
-    ULP_BOUND (measured: sigmoid 2, tanh 3; NumPy's own 3 and 1); below the smallest normal
+    ULP_BOUND (measured: 3 each, 99% within 1; NumPy's own 3 and 1); below the smallest normal
     float32 an absolute 1.2e-38 (e^a for a < -87.3 is 0 here, a subnormal in NumPy)."""
     x = np.concatenate([np.linspace(-100, 100, 400_001), np.linspace(-1, 1, 400_001),
                         np.linspace(0.24, 0.26, 20_001), np.linspace(-0.26, -0.24, 20_001),
-                        np.geomspace(1e-38, 1, 20_001), -np.geomspace(1e-38, 1, 20_001)])
+                        np.geomspace(1e-38, 1, 20_001), -np.geomspace(1e-38, 1, 20_001),
+                        np.random.default_rng(0).standard_normal(1_000_000) * 4])
     x = x.astype(np.float32)
     got = np.empty_like(x)
     _own_f32(x, got, 0 if which == "sigmoid" else 1)

@@ -12,7 +12,9 @@ Every kernel is ``numba.njit`` with
 - ``error_model="numpy"``: a float division by zero gives inf/nan as in NumPy, not a Python
   exception (which would also keep LLVM from vectorising the loops).
 - no ``fastmath``: the kernels must round like the NumPy path (no reassociation, no FMA
-  contraction, NaN and inf kept).
+  contraction, NaN and inf kept). The one exception is explicit: the polynomials of the
+  kernels' own exp, sigmoid and tanh (``elementwise._muladd``), which have error bounds of
+  their own and no NumPy counterpart to match.
 """
 
 from __future__ import annotations

@@ -16,12 +16,12 @@ about thirty array passes; the NumPy path rounds exactly the same way except ins
 so the two agree to a few units in the last place.
 
 The exp here is written out (``_exp_nonpositive``: Cody-Waite reduction, a Taylor
-polynomial, 2^k built from its bits) instead of calling libm's scalar exp, so that LLVM can
-vectorise the loop: with libm's exp (no vector math library in a default numba install)
-the GELU loop runs about 5x slower. It is used for arguments <= 0 only (exp(-z^2)), and
-gives 0 below the smallest normal number (float32: exp(-87.3), 1e-38; float64: exp(-708),
-2e-308), where NumPy's exp returns subnormals: an absolute difference below 1.2e-38 /
-2.3e-308.
+polynomial in fused multiply-adds where the CPU has them (``_muladd``), 2^k built from its
+bits) instead of calling libm's scalar exp, so that LLVM can vectorise the loop: with
+libm's exp (no vector math library in a default numba install) the GELU loop runs about 5x
+slower. It is used for arguments <= 0 only (exp(-z^2)), and gives 0 below the smallest
+normal number (float32: exp(-87.3), 1e-38; float64: exp(-708), 2e-308), where NumPy's exp
+returns subnormals: an absolute difference below 1.2e-38 / 2.3e-308.
 """
 
 from __future__ import annotations
@@ -142,6 +142,26 @@ def _pow2(typingctx, k):
     return k(k), codegen
 
 
+@intrinsic
+def _muladd(typingctx, a, b, c):
+    """a * b + c, as one fused multiply-add where the CPU has one (LLVM's ``fmuladd``:
+    one rounding, and half the instructions of a Horner step), else a product then a sum.
+
+    For the polynomials inside this module's own exp, sigmoid and tanh only, whose error
+    bounds hold either way; arithmetic that must round as the NumPy path does stays
+    separate products and sums."""
+    if not (a == b == c and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        t = context.get_value_type(a)
+        fmuladd = builder.module.declare_intrinsic("llvm.fmuladd", [t],
+                                                   ir.FunctionType(t, [t, t, t]))
+        return builder.call(fmuladd, args)
+
+    return a(a, b, c), codegen
+
+
 def _exp_constants(dtype):
     """(log2 e, ln2 high, ln2 low, lowest argument, 1/k! for the Taylor polynomial, 1/2),
     each in ``dtype``: numba types a float literal as float64, which would promote float32."""
@@ -161,12 +181,12 @@ def _exp_constants(dtype):
 def _exp_nonpositive(a, log2e, ln2_hi, ln2_lo, lowest, taylor, half):
     """e^a for a <= 0 (0 below ``lowest``, nan for nan), branch-free."""
     safe = a if a >= lowest else lowest  # also maps nan to a finite value
-    k = np.floor(safe * log2e + half)
-    r = safe - k * ln2_hi
-    r = r - k * ln2_lo
+    k = np.floor(_muladd(safe, log2e, half))
+    r = safe - k * ln2_hi  # exact: ln2_hi has few enough bits
+    r = _muladd(k, -ln2_lo, r)
     p = taylor[0]
     for c in taylor[1:]:
-        p = p * r + c
+        p = _muladd(p, r, c)
     e = p * _pow2(k)
     if a < lowest:
         e = e - e  # 0 (e is finite here)
