@@ -11,7 +11,7 @@ import pytest
 import zerograd
 import zerograd._fast as fast
 import zerograd.functions as F
-from zerograd import optimizers
+from zerograd import Variable, optimizers
 from zerograd.models import MLP
 from zerograd.ops import linalg, shape
 
@@ -154,6 +154,22 @@ def test_a_batched_input_is_one_product_of_its_rows(x_shape, contiguous):
     np.testing.assert_array_equal(F.matmul(x, W).data, want)
     np.testing.assert_array_equal(F.linear(x, W, b).data, (rows + b).reshape(want.shape))
     np.testing.assert_allclose(F.matmul(x, W).data, np.matmul(x, W), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape, W_shape", [((3, 4, 0), (0, 5)), ((0, 4, 3), (3, 5)),
+                                             ((3, 0, 3), (3, 5)), ((3, 4, 3), (3, 0))])
+def test_an_empty_batched_input_or_weight(x_shape, W_shape):
+    """Stacking the rows of an empty x (or one with no columns) still gives NumPy's shapes,
+    and the gradients are zeros of the inputs' shapes."""
+    x = Variable(np.zeros(x_shape))
+    W = Variable(np.zeros(W_shape))
+    for y in (F.matmul(x, W), F.linear(x, W)):
+        np.testing.assert_array_equal(y.data, np.matmul(x.data, W.data))
+        x.cleargrad()
+        W.cleargrad()
+        y.backward()
+        assert x.grad.shape == x_shape and not x.grad.data.any()
+        assert W.grad.shape == W_shape and not W.grad.data.any()
 
 
 def test_a_batched_weight_keeps_numpys_batched_product():

@@ -143,6 +143,23 @@ def test_a_zero_length_sequence_returns_the_initial_state():
         np.testing.assert_array_equal(h0.grad.data, np.full((2, 3), 2.0))
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_zero_width_state_gives_empty_outputs_and_gradients(cell):
+    """H = 0 (a degenerate layer, but a valid shape): empty outputs, and the weight
+    gradients are (0, 0) arrays, not a reshape error."""
+    xw = Variable(np.zeros((2, 3, 0), np.float32))
+    Wh = Variable(np.zeros((0, 0), np.float32))
+    if cell == "lstm":
+        y = R.lstm_sequence(xw, None, None, Wh)[0]
+    elif cell == "gru":
+        y = R.gru_sequence(xw, None, Wh, Variable(np.zeros(0, np.float32)))[0]
+    else:
+        y = R.rnn_sequence(xw, None, Wh)[0]
+    assert y.shape == (2, 3, 0)
+    y.sum().backward()
+    assert Wh.grad.shape == (0, 0) and xw.grad.shape == (2, 3, 0)
+
+
 # -- against PyTorch ------------------------------------------------------------------------
 def _torch_lstm_cell_weights(cell):
     """PyTorch's LSTMCell weights as zerograd's (Wx, Wh, b): gate rows (i, f, g, o) become

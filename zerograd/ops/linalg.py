@@ -6,6 +6,7 @@ with these same ops, so second derivatives come for free.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 
@@ -40,7 +41,7 @@ def _product(x, W):
     The values are BLAS's either way, but not bitwise each other's (its blocking differs).
     """
     if x.ndim > 2 and W.ndim == 2:
-        rows = x.reshape(-1, x.shape[-1])
+        rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # (-1 fails if x.shape[-1] is 0)
         return (rows @ W).reshape(*x.shape[:-1], W.shape[1])
     return x @ W
 
@@ -158,8 +159,9 @@ class Linear(Function):
             if x.ndim == 2:
                 gW = matmul(transpose(x), gy)
             else:  # (..., in): every leading axis is a batch axis of the weight gradient
-                gW = matmul(transpose(reshape(x, (-1, W.shape[0]))),
-                            reshape(gy, (-1, W.shape[1])))
+                rows = math.prod(x.shape[:-1])  # not -1: that fails if in or out is 0
+                gW = matmul(transpose(reshape(x, (rows, W.shape[0]))),
+                            reshape(gy, (rows, W.shape[1])))
         if len(self.inputs) == 2:
             return gx, gW
         b = self.inputs[2]

@@ -39,6 +39,8 @@ Per-gate parameters as one array (any order):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import zerograd._fast as fast
@@ -828,6 +830,12 @@ def _previous(states, first, reverse: bool):
     return xp.concatenate([first[None], states[:-1]], axis=0)
 
 
+def _rows(a):
+    """a (..., K) as one (rows, K) matrix: every step's row of every batch row, for a
+    weight gradient that sums them in one product (a count, not -1, so that K = 0 works)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+
+
 def _lstm_sequence_step_grad(act, c_prev, tanh_c):
     """The NumPy step gradient of :class:`LSTMSequence`: ``step_grad(t, gh, gc, out) ->
     (d, dL/dc_prev)`` of step t (act, c_prev, tanh_c: (T, N, .), every step's), as
@@ -975,7 +983,7 @@ class LSTMSequence(Function):
         gWh = None
         if Wh.requires_grad:  # sum over steps and batch rows of h_prev^T d: one product
             h_prev = _previous(self.hs, h0.data, self.reverse).transpose(1, 0, 2)
-            gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, G)
+            gWh = _rows(h_prev).T @ _rows(d_all)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
             constant(d_all) if xw.requires_grad else None,
@@ -1109,14 +1117,13 @@ class GRUSequence(Function):
         3H), and dL/dh0 (None: zero): Wh's and bh's summed over steps and rows at once."""
         xw, h0, Wh, bh = self.inputs
         xp = get_array_module(dgx_all)
-        H = self.n.shape[2]
-        dhw_flat = dhw_all.reshape(-1, 3 * H)
+        dhw_flat = _rows(dhw_all)
         h_prev = _previous(self.hs, h0.data, self.reverse) if Wh.requires_grad else None
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
             constant(dgx_all.transpose(1, 0, 2)) if xw.requires_grad else None,
             constant(zeros if rec is None else rec) if h0.requires_grad else None,
-            constant(h_prev.reshape(-1, H).T @ dhw_flat) if Wh.requires_grad else None,
+            constant(_rows(h_prev).T @ dhw_flat) if Wh.requires_grad else None,
             constant(dhw_flat.sum(axis=0)) if bh.requires_grad else None,
         )
 
@@ -1192,7 +1199,7 @@ class RNNSequence(Function):
         gWh = None
         if Wh.requires_grad:
             h_prev = _previous(self.hs, h0.data, self.reverse)
-            gWh = h_prev.reshape(-1, H).T @ d_all.reshape(-1, H)
+            gWh = _rows(h_prev).T @ _rows(d_all)
         zeros = xp.zeros(h0.shape, dtype=Wh.dtype)
         return (
             constant(d_all.transpose(1, 0, 2)) if xw.requires_grad else None,
