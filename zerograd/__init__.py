@@ -20,6 +20,7 @@ if int(_np.__version__.split(".")[0]) < 2:
         f"zerograd needs NumPy >= 2.0, found {_np.__version__}: pip install -U 'numpy>=2'"
     )
 
+from zerograd import memory as _memory
 from zerograd._config import Config, detect_anomaly, no_grad, test_mode, using_config
 from zerograd.core import Function, Parameter, Variable, as_array, as_variable
 from zerograd.core.dlpack import from_dlpack
@@ -29,6 +30,10 @@ from zerograd.ops.overloads import setup_variable
 is_simple_core = False
 
 setup_variable()
+
+# Keep a step's freed arrays mapped for the next step instead of faulting them in afresh
+# (glibc only; ZEROGRAD_MALLOC=system leaves the allocator as it is; see zerograd/memory.py).
+_memory.configure()
 
 __version__ = "0.1.0"
 
