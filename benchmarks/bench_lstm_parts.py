@@ -253,13 +253,17 @@ def op_ab(rounds: int) -> None:
     h0 = Parameter(np.zeros((N, H), np.float32))
     c0 = Parameter(np.zeros((N, H), np.float32))
     Wh = Parameter((rng.standard_normal((H, G)) * 0.1).astype(np.float32))
+    b = Parameter(np.zeros(G, np.float32))
 
     def run(cls, numpy_only=False):
+        # The op now takes the bias as its fifth input; the old one had none.
+        inputs = (xw, h0, c0, Wh) + ((b,) if cls is R.LSTMSequence else ())
+
         def fn():
-            for p in (xw, h0, c0, Wh):
+            for p in inputs:
                 p.cleargrad()
             with fast.numpy_only() if numpy_only else contextlib.nullcontext():
-                y, h, c = cls()(xw, h0, c0, Wh)
+                y, h, c = cls()(*inputs)
                 y.sum().backward()
         return fn
 

@@ -25,8 +25,8 @@ from zerograd._fast import recurrent as fast_recurrent  # noqa: E402
 # The specs of every op whose kernels dispatch.
 WIRED = ({"gelu"}, {"get_item_repeated_rows", "get_item_ids_2d", "get_item_ids_axis1",
                     "get_item_ids_unique", "take", "take_axis", "embed_id", "embed_id_squared"},
-         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse", "gru_sequence",
-          "gru_sequence_reverse"},
+         {"lstm_cell", "lstm_sequence", "lstm_sequence_reverse", "lstm_sequence_bias",
+          "lstm_sequence_bias_reverse", "gru_sequence", "gru_sequence_reverse"},
          {"pooling_squared", "max_pool2d", "pooling"})
 SPECS = [s for module, names in zip((activation, indexing, recurrent, pooling), WIRED)
          for s in module.SPECS if s.name in names]
@@ -170,7 +170,8 @@ def test_lstm_cell_matches_the_numpy_path(dtype, N, H, counted):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("upstream", ["y", "all", "y[:, ::2]"])
-def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
+@pytest.mark.parametrize("bias", [True, False])
+def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, bias, counted,
                                              monkeypatch):
     """The sequence op runs its compiled loops once each way; the forward equals the NumPy
     path's bitwise in float64 and to a few ulp in float32 (its own sigmoid and tanh there),
@@ -179,19 +180,21 @@ def test_lstm_sequence_matches_the_numpy_path(dtype, reverse, upstream, counted,
     rng = np.random.default_rng(5)
     N, T, H = 3, 6, 5
     values = [rng.standard_normal(s).astype(dtype) * 0.7
-              for s in ((N, T, 4 * H), (N, H), (N, H), (H, 4 * H))]
+              for s in ((N, T, 4 * H), (N, H), (N, H), (H, 4 * H), (4 * H,))]
     weights = [rng.standard_normal(s).astype(dtype) for s in ((N, T, H), (N, H), (N, H))]
 
     def run():
-        xw, h0, c0, Wh = (zerograd.Parameter(v.copy()) for v in values)
-        y, h, c = F.lstm_sequence(xw, h0, c0, Wh, reverse=reverse)
+        xw, h0, c0, Wh, b = (zerograd.Parameter(v.copy()) for v in values)
+        y, h, c = F.lstm_sequence(xw, h0, c0, Wh, b if bias else None, reverse=reverse)
         loss = F.sum(y * weights[0])
         if upstream == "all":  # the final state's gradients too (gh, gc at the last step)
             loss = loss + F.sum(h * weights[1]) + F.sum(c * weights[2])
         elif upstream == "y[:, ::2]":  # gy strided, zero at every other step
             loss = F.sum(y[:, ::2] * weights[0][:, ::2])
         loss.backward()
-        return [y.data, h.data, c.data] + [p.grad.data for p in (xw, h0, c0, Wh)]
+        grads = [p.grad.data for p in (xw, h0, c0, Wh) + ((b,) if bias else ())]
+        assert bias or b.grad is None
+        return [y.data, h.data, c.data] + grads
 
     compiled, reference = _both_paths(run)
     assert counted == {"lstm_sequence_forward": 1, "lstm_sequence_backward": 1}

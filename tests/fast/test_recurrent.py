@@ -126,7 +126,8 @@ def _sequence(N, T, H, dtype, seed=5):
     xw[0, 0, 0], xw[0, -1, -1] = 100.0, -100.0  # saturated gates (e^-a overflows to inf)
     h0, c0 = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
     Wh = (rng.standard_normal((H, 4 * H)) * 0.5).astype(dtype)
-    return xw, h0, c0, Wh
+    b = (rng.standard_normal(4 * H) * 0.5).astype(dtype)  # added inside each step
+    return xw, h0, c0, Wh, b
 
 
 def _buffers(T, N, H, dtype):
@@ -141,7 +142,7 @@ def test_lstm_sequence_forward_matches_the_numpy_path(dtype, reverse, layout):
     order, so every value is bitwise the NumPy path's. float32: its own sigmoid and tanh
     (a few ulp from NumPy's, below), the rest in the NumPy path's order."""
     N, T, H = 3, 5, 7
-    xw, h0, c0, Wh = _sequence(N, T, H, dtype)
+    xw, h0, c0, Wh, b = _sequence(N, T, H, dtype)
     if layout == "strided":  # every other step of a longer batch; h0 and c0 column-major
         wide = np.zeros((N, 2 * T, 4 * H), dtype)
         wide[:, ::2] = xw
@@ -149,11 +150,12 @@ def test_lstm_sequence_forward_matches_the_numpy_path(dtype, reverse, layout):
     order = range(T - 1, -1, -1) if reverse else range(T)
     act, cs, tanh_c, hs = _buffers(T, N, H, dtype)
     with np.errstate(over="raise"):  # the loop silences e^-a's overflow itself
-        h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs)
+        h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, b, order, act, cs, tanh_c,
+                                                    hs)
     with fast.numpy_only():
         op = R.LSTMSequence(reverse)
         # A column-major Wh: the op copies it row-major (OpenBLAS's fast form) first.
-        y, h_ref, c_ref = op.forward(xw, h0, c0, np.asfortranarray(Wh))
+        y, h_ref, c_ref = op.forward(xw, h0, c0, np.asfortranarray(Wh), b)
     for got, want in ((act, op.act), (cs, op.cs), (tanh_c, op.tanh_c), (hs, op.hs),
                       (h, h_ref), (c, c_ref)):
         assert got.dtype == dtype
@@ -175,10 +177,10 @@ def test_lstm_sequence_backward_is_the_step_kernel_bitwise(dtype, reverse, upstr
     """One compiled call a step does lstm_step_grad's arithmetic (gy's step added to dL/dh
     first, as the NumPy path adds it); gy, gh and gc are read, never written."""
     N, T, H = 3, 5, 7
-    xw, h0, c0, Wh = _sequence(N, T, H, dtype, seed=6)
+    xw, h0, c0, Wh, b = _sequence(N, T, H, dtype, seed=6)
     order = range(T - 1, -1, -1) if reverse else range(T)
     act, cs, tanh_c, hs = _buffers(T, N, H, dtype)
-    fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs)
+    fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, b, order, act, cs, tanh_c, hs)
     rng = np.random.default_rng(7)
     gy = gh = gc = None
     if upstream in ("gy", "all"):
@@ -217,13 +219,15 @@ def test_lstm_sequence_backward_is_the_step_kernel_bitwise(dtype, reverse, upstr
 
 
 def test_lstm_sequence_loops_at_one_unit_and_one_step():
-    xw, h0, c0, Wh = _sequence(1, 1, 1, np.float32, seed=8)
+    xw, h0, c0, Wh, b = _sequence(1, 1, 1, np.float32, seed=8)
     act, cs, tanh_c, hs = _buffers(1, 1, 1, np.float32)
-    h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, range(1), act, cs, tanh_c, hs)
+    h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, b, range(1), act, cs, tanh_c,
+                                                hs)
     with fast.numpy_only():
-        _, h_ref, c_ref = R.LSTMSequence().forward(xw, h0, c0, Wh)
-    np.testing.assert_array_equal(h, h_ref)
-    np.testing.assert_array_equal(c, c_ref)
+        _, h_ref, c_ref = R.LSTMSequence().forward(xw, h0, c0, Wh, b)
+    # float32: the kernel's own sigmoid and tanh, a few ulp from NumPy's (as above).
+    np.testing.assert_allclose(h, h_ref, rtol=2e-6, atol=3e-7)
+    np.testing.assert_allclose(c, c_ref, rtol=2e-6, atol=3e-7)
     d = np.empty((1, 1, 4), np.float32)
     gh, gc = fast_recurrent.lstm_sequence_backward(act, cs, tanh_c, c0, Wh.T.copy(), None,
                                                    np.ones((1, 1), np.float32), None,

@@ -188,9 +188,11 @@ def test_lstm_cell_matches_torch():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("path", ["kernels", "numpy"])
-def test_lstm_sequence_matches_torch_lstm_values_and_grads(dtype, path):
-    """lstm_sequence on x Wx + b against torch.nn.LSTM on x, on both of zerograd's paths
-    (the compiled loops of zerograd._fast where numba is installed, and the NumPy path)."""
+@pytest.mark.parametrize("bias", ["in xw", "in the op"])
+def test_lstm_sequence_matches_torch_lstm_values_and_grads(dtype, path, bias):
+    """lstm_sequence on x Wx + b, or on x Wx with b as its own input, against torch.nn.LSTM
+    on x, on both of zerograd's paths (the compiled loops of zerograd._fast where numba is
+    installed, and the NumPy path)."""
     torch = pytest.importorskip("torch")
     import zerograd._fast as fast
 
@@ -210,12 +212,20 @@ def test_lstm_sequence_matches_torch_lstm_values_and_grads(dtype, path):
 
     Wx, Wh = ours(lstm.weight_ih_l0), ours(lstm.weight_hh_l0)
     b = ours(lstm.bias_ih_l0[:, None] + lstm.bias_hh_l0[:, None])[0]
-    xw = Variable(x.numpy() @ Wx + b)
+    b_v = Variable(b.copy())
+    xw = Variable(x.numpy() @ Wx + (b if bias == "in xw" else 0))
     state = [Variable(v.detach().numpy()[0].copy()) for v in (h0, c0)]
     Wh_v = Variable(Wh.copy())
     with contextlib.nullcontext() if path == "kernels" else fast.numpy_only():
-        y, h, c = R.lstm_sequence(xw, state[0], state[1], Wh_v)
+        y, h, c = R.lstm_sequence(xw, state[0], state[1], Wh_v,
+                                  b_v if bias == "in the op" else None)
         ((y * gy.numpy()).sum() + h.sum() + 2 * c.sum()).backward()
+    if bias == "in the op":  # torch's two biases get the same gradient, the sum over steps
+        np.testing.assert_allclose(b_v.grad.data, ours(lstm.bias_ih_l0.grad[:, None])[0],
+                                   **{np.float32: dict(rtol=2e-5, atol=2e-6),
+                                      np.float64: dict(rtol=1e-11, atol=1e-13)}[dtype])
+    else:
+        assert b_v.grad is None
     tol = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-13)}
     for got, want in ((y.data, y_t), (h.data, h_t[0]), (c.data, c_t[0]),
                       (state[0].grad.data, h0.grad[0]), (state[1].grad.data, c0.grad[0]),

@@ -146,17 +146,18 @@ def outer_row(a, b, out):
 # Time-major arrays (act, cs, tanh_c: (T, N, .)) are indexed [t, n, k], batch-major ones (xw,
 # gy, d: (N, T, .)) [n, t, k]: one compiled signature per dtype, no slicing in Python.
 @kernel
-def _gates_in(act, xw, t):
-    """act[t] += xw[:, t], the sigmoid gates' block negated (NumPy's exp then gives e^-a)."""
+def _gates_in(act, xw, b, t):
+    """act[t] = (act[t] + xw[:, t]) + b, the sigmoid gates' block negated (NumPy's exp then
+    gives e^-a)."""
     N, G = act.shape[1], act.shape[2]
     H = G // 4
     for n in range(N):
         a = act[t, n]
         x = xw[n, t]
         for k in range(3 * H):
-            a[k] = -(a[k] + x[k])
+            a[k] = -((a[k] + x[k]) + b[k])
         for k in range(3 * H, G):
-            a[k] = a[k] + x[k]
+            a[k] = (a[k] + x[k]) + b[k]
 
 
 @kernel
@@ -219,9 +220,9 @@ def _tanh_f32(v):
 
 
 @kernel
-def _lstm_step_f32(act, xw, c_prev, cs, tanh_c, hs, t):
+def _lstm_step_f32(act, xw, b, c_prev, cs, tanh_c, hs, t):
     """A forward step after its product (in act[t]): the gates f, i, o = sigmoid and
-    u = tanh of act[t] + xw[:, t], c = f c_prev + i u, tanh(c), h = o tanh(c), each written
+    u = tanh of (act[t] + xw[:, t]) + b, c = f c_prev + i u, tanh(c), h = o tanh(c), each written
     where the NumPy loop writes it. The additions and products are the NumPy path's in its
     order; only the sigmoids and tanhs are computed differently."""
     N, G = act.shape[1], act.shape[2]
@@ -233,11 +234,12 @@ def _lstm_step_f32(act, xw, c_prev, cs, tanh_c, hs, t):
         s = act[t, n, :3 * H]
         x = xw[n, t]
         for k in range(3 * H):
-            s[k] = _sigmoid_f32(s[k] + x[k])
+            s[k] = _sigmoid_f32((s[k] + x[k]) + b[k])
         u = act[t, n, 3 * H:]
         xu = xw[n, t, 3 * H:]
+        bu = b[3 * H:]
         for k in range(H):
-            u[k] = _tanh_f32(u[k] + xu[k])
+            u[k] = _tanh_f32((u[k] + xu[k]) + bu[k])
         f, i, o = s[:H], s[H:2 * H], s[2 * H:]
         c = cs[t, n]
         p = c_prev[n]
@@ -253,11 +255,11 @@ def _lstm_step_f32(act, xw, c_prev, cs, tanh_c, hs, t):
             h[k] = o[k] * th[k]
 
 
-def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
+def lstm_sequence_forward(xw, h0, c0, Wh, b, order, act, cs, tanh_c, hs):
     """``LSTMSequence``'s forward loop: fills act (the activations f, i, o, u), cs (c),
     tanh_c and hs, each (T, N, .), for the steps in ``order`` (a range); returns (h, c) of
-    the last step. xw: (N, T, 4H), any strides; h0, c0: (N, H); Wh: (H, 4H); one float
-    dtype throughout (the caller checked it: ``zerograd._fast.use``).
+    the last step. xw: (N, T, 4H), any strides; h0, c0: (N, H); Wh: (H, 4H); b: (4H,); one
+    float dtype throughout (the caller checked it: ``zerograd._fast.use``).
 
     A float32 step: the product h Wh (NumPy, into act[t]) and ``_lstm_step_f32``, two calls
     where the NumPy path makes eleven; values a few ulp from the NumPy path's (its own
@@ -267,12 +269,13 @@ def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
     bitwise (the same operations in the same order)."""
     H = Wh.shape[0]
     xw = np.ascontiguousarray(xw)
+    b = np.ascontiguousarray(b)
     one = act.dtype.type(1)
     h, c = h0, np.ascontiguousarray(c0)
     if act.dtype == np.float32:
         for t in order:
             np.matmul(h, Wh, out=act[t])
-            _lstm_step_f32(act, xw, c, cs, tanh_c, hs, t)
+            _lstm_step_f32(act, xw, b, c, cs, tanh_c, hs, t)
             c, h = cs[t], hs[t]
         return h, c
     # e^-a overflows to inf for a < -88: 1 / (1 + inf) = 0 is the correctly rounded sigmoid
@@ -280,7 +283,7 @@ def lstm_sequence_forward(xw, h0, c0, Wh, order, act, cs, tanh_c, hs):
     with np.errstate(over="ignore"):
         for t in order:
             a = np.matmul(h, Wh, out=act[t])
-            _gates_in(act, xw, t)
+            _gates_in(act, xw, b, t)
             s = a[:, :3 * H]
             np.exp(s, out=s)
             u = a[:, 3 * H:]

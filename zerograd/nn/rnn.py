@@ -634,7 +634,9 @@ class LSTMSeq(_Seq):
     def _run_fused(self, cell: Any, x: Any, state: Any, reverse: bool) -> tuple[Variable, Any]:
         h0, c0 = (None, None) if state is None else state
         Wx, Wh, b = cell._weights(_array(x))
-        y, h, c = R.lstm_sequence(F.linear(x, Wx, b), h0, c0, Wh, reverse=reverse)
+        # The bias goes to the sequence op, which adds it inside each step: one pass over
+        # the (N, T, 4H) projection less, and its gradient one sum of every step's.
+        y, h, c = R.lstm_sequence(F.linear(x, Wx), h0, c0, Wh, b, reverse=reverse)
         return y, (h, c)
 
     @property

@@ -19,15 +19,16 @@ whether the graph is being recorded.
 
 Sequence ops (a whole (N, T, .) batch in one node; first-order only):
 
-- ``lstm_sequence(xw, h0, c0, Wh) -> (y, h_T, c_T)``;
+- ``lstm_sequence(xw, h0, c0, Wh, b=None) -> (y, h_T, c_T)``;
 - ``gru_sequence(xw, h0, Wh, bh) -> (y, h_T)``;
 - ``rnn_sequence(xw, h0, Wh) -> (y, h_T)``;
 
 where ``xw = x @ Wx + b`` is the input projection of every step, computed beforehand by one
-batched matrix product. The loop over time runs inside forward and (reversed) inside
-backward. They declare ``first_order_only``, so the engine raises ``GraphError`` naming the
-op when ``create_graph=True`` reaches one: for higher-order gradients run the cell ops step
-by step (the layers' ``fused=False``).
+batched matrix product (the LSTM takes its b as an input of its own instead, added inside
+each step: the LSTMSeq layer passes ``xw = x @ Wx``). The loop over time runs inside forward
+and (reversed) inside backward. They declare ``first_order_only``, so the engine raises
+``GraphError`` naming the op when ``create_graph=True`` reaches one: for higher-order
+gradients run the cell ops step by step (the layers' ``fused=False``).
 
 Per-gate parameters as one array (any order):
 
@@ -879,11 +880,14 @@ def _lstm_sequence_step_grad(act, c_prev, tanh_c):
 class LSTMSequence(Function):
     """The LSTM recurrence over every step of a batch, from precomputed input projections.
 
-    xw: (N, T, 4H) = x Wx + b, h0, c0: (N, H), Wh: (H, 4H) -> y (N, T, H), h_T, c_T (N, H).
-    ``reverse=True`` runs from the last step to the first (y stays in input order).
+    xw: (N, T, 4H) = x Wx, h0, c0: (N, H), Wh: (H, 4H), b: (4H,) -> y (N, T, H), h_T, c_T
+    (N, H). Each step's pre-activations are (h Wh + xw[:, t]) + b: the bias is added inside
+    the step rather than as a pass of its own over the whole projection, and its gradient
+    is one sum of every step's. ``reverse=True`` runs from the last step to the first (y
+    stays in input order).
     """
 
-    retain_inputs = (1, 2, 3)  # h0, c0, Wh; xw lives on in the saved activations
+    retain_inputs = (1, 2, 3)  # h0, c0, Wh; xw lives on in the saved activations; b is not read
     retain_outputs = ()
     saved = ("act", "cs", "tanh_c", "hs")  # released with the graph (Function.release)
 
@@ -893,12 +897,12 @@ class LSTMSequence(Function):
     def __init__(self, reverse: bool = False) -> None:
         self.reverse = reverse
 
-    def forward(self, xw, h0, c0, Wh):
-        _check("lstm_sequence", 4, xw, h0, None, Wh, c=c0, projected=True)
+    def forward(self, xw, h0, c0, Wh, b):
+        _check("lstm_sequence", 4, xw, h0, None, Wh, (b,), c=c0, projected=True)
         N, T, G = xw.shape
         H = G // 4
         xp = get_array_module(xw)
-        dtype = np.result_type(xw.dtype, h0.dtype, c0.dtype, Wh.dtype)
+        dtype = np.result_type(xw.dtype, h0.dtype, c0.dtype, Wh.dtype, b.dtype)
         # Time-major storage: every step writes contiguous slices, and backward can work on
         # all steps at once where the recurrence allows.
         self.act = act = xp.empty((T, N, G), dtype=dtype)
@@ -909,13 +913,13 @@ class LSTMSequence(Function):
         # (Wh.T of a row-major array) took 46 against 30 us a step at (32, 128) with OpenBLAS
         # unpinned (the same 48 us pinned to Haswell). Copying it costs one product's time.
         Wh = xp.ascontiguousarray(Wh)
-        if T and fast.use("lstm_sequence", c0, xw, h0, Wh):
+        if T and fast.use("lstm_sequence", c0, xw, h0, Wh, b):
             # The same loop with its elementwise work compiled (float64: between NumPy's
             # exp and tanh calls, bitwise these values; float32: with its own vectorised
             # sigmoid and tanh, a few ulp from them; see docs/performance.md). Imports numba.
             from zerograd._fast import recurrent as fast_recurrent
 
-            h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh,
+            h, c = fast_recurrent.lstm_sequence_forward(xw, h0, c0, Wh, b,
                                                         _time_order(T, self.reverse),
                                                         act, cs, tanh_c, hs)
             return hs.transpose(1, 0, 2).copy(), h.copy(), c.copy()
@@ -932,6 +936,7 @@ class LSTMSequence(Function):
             for t in _time_order(T, self.reverse):
                 a = xp.matmul(h, Wh, out=act[t])
                 a += xw[:, t]
+                a += b
                 s = np.negative(a[:, :3 * H], out=a[:, :3 * H])  # sigmoid for f, i, o
                 np.exp(s, out=s)
                 s += 1
@@ -944,7 +949,7 @@ class LSTMSequence(Function):
         return y, (h0 if T == 0 else h.copy()), (c0 if T == 0 else c.copy())
 
     def backward(self, gy, gh_last, gc_last):
-        xw, h0, c0, Wh = self.inputs
+        xw, h0, c0, Wh, b = self.inputs
         xp = get_array_module(xw.data)
         Wh_T = xp.ascontiguousarray(Wh.data.T)  # faster products
         gy, gh_rec, gc = _data(gy), _data(gh_last), _data(gc_last)
@@ -955,7 +960,8 @@ class LSTMSequence(Function):
             return (constant(xp.zeros(xw.shape, dtype=Wh.dtype)),
                     constant(zeros if gh_rec is None else gh_rec),
                     constant(zeros if gc is None else gc),
-                    constant(xp.zeros(Wh.shape, dtype=Wh.dtype)))
+                    constant(xp.zeros(Wh.shape, dtype=Wh.dtype)),
+                    constant(xp.zeros(b.shape, dtype=Wh.dtype)))
         act, tanh_c = self.act, self.tanh_c
         # Every step's dL/da, batch-major like xw: the input projection's backward (the
         # layer's linear) then reads it as one (N*T, 4H) matrix, without a copy.
@@ -990,13 +996,21 @@ class LSTMSequence(Function):
             constant(zeros if gh_rec is None else gh_rec) if h0.requires_grad else None,
             constant(zeros if gc is None else gc) if c0.requires_grad else None,
             constant(gWh) if gWh is not None else None,
+            constant(_rows(d_all).sum(axis=0)) if b.requires_grad else None,
         )
 
-    def to_onnx(self, g, xw, h0, c0, Wh):
-        # ONNX's gate order is (i, o, f, c); this op's (f, i, o, u).
-        _, h0_v, c0_v, _ = self.inputs
-        return _onnx_recurrence(g, "LSTM", self, xw, [(h0, h0_v), (c0, c0_v)], Wh,
-                                order=[1, 2, 0, 3])
+    def to_onnx(self, g, xw, h0, c0, Wh, b):
+        # ONNX's gate order is (i, o, f, c); this op's (f, i, o, u). ONNX's bias is
+        # [Wb, Rb], both added to every step's pre-activations: Wb is b, Rb zeros.
+        _, h0_v, c0_v, _, b_v = self.inputs
+        order = [1, 2, 0, 3]
+        H = b_v.shape[0] // 4
+        rows = np.concatenate([np.arange(H) + k * H for k in order])
+        zeros = g.constant(np.zeros(4 * H), dtype=b_v.dtype)
+        bias = g.unsqueeze(g.op("Concat", g.op("Gather", b, g.constant(rows), axis=0), zeros,
+                                axis=0), [0])
+        return _onnx_recurrence(g, "LSTM", self, xw, [(h0, h0_v), (c0, c0_v)], Wh, order,
+                                bias=bias)
 
 
 def _state_or_zeros(s, xw, H: int, dtype):
@@ -1006,18 +1020,23 @@ def _state_or_zeros(s, xw, H: int, dtype):
     return xp.zeros((xw.shape[0], H), dtype=dtype)
 
 
-def lstm_sequence(xw, h0, c0, Wh, reverse: bool = False) -> tuple[Variable, Variable, Variable]:
+def lstm_sequence(xw, h0, c0, Wh, b=None,
+                  reverse: bool = False) -> tuple[Variable, Variable, Variable]:
     """Run an LSTM over T steps in one op: returns (y, h_T, c_T).
 
-    xw: (N, T, 4H), the input projections x_t Wx + b of every step (gates f, i, o, u);
-    h0, c0: (N, H) or None (zeros); Wh: (H, 4H) -> y: (N, T, H) (h_t for each t, in input
-    order), h_T, c_T: (N, H) the state after the last step processed (t = 0 if reverse).
-    First-order gradients only (see the module docstring).
+    xw: (N, T, 4H), the input projections x_t Wx of every step (gates f, i, o, u); h0, c0:
+    (N, H) or None (zeros); Wh: (H, 4H); b: (4H,) or None (zeros), added at each step (the
+    layers pass their bias here rather than in xw: one pass over the projection less) ->
+    y: (N, T, H) (h_t for each t, in input order), h_T, c_T: (N, H) the state after the
+    last step processed (t = 0 if reverse). First-order gradients only (see the module
+    docstring).
     """
     H = Wh.shape[0]
     h0 = _state_or_zeros(h0, xw, H, Wh.dtype)
     c0 = _state_or_zeros(c0, xw, H, Wh.dtype)
-    return tuple(LSTMSequence(reverse)(xw, h0, c0, Wh))
+    if b is None:
+        b = get_array_module(Wh).zeros(4 * H, dtype=Wh.dtype)
+    return tuple(LSTMSequence(reverse)(xw, h0, c0, Wh, b))
 
 
 class GRUSequence(Function):

@@ -32,10 +32,10 @@ def _order(T, reverse):
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def np_lstm_sequence(xw, h, c, Wh, reverse=False):
+def np_lstm_sequence(xw, h, c, Wh, b=0.0, reverse=False):
     ys = [None] * xw.shape[1]
     for t in _order(xw.shape[1], reverse):
-        f, i, o, u = np.split(xw[:, t] + h @ Wh, 4, axis=1)
+        f, i, o, u = np.split(xw[:, t] + h @ Wh + b, 4, axis=1)
         c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(u)
         ys[t] = h = _sigmoid(o) * np.tanh(c)
     return np.stack(ys, axis=1), h, c
@@ -108,6 +108,14 @@ SPECS = [
     OpSpec("lstm_sequence_reverse", R.lstm_sequence, np_lstm_sequence, kwargs={"reverse": True},
            shapes=[((N, T, 4 * H), (N, H), (N, H), (H, 4 * H))], make_inputs=_small(0.7),
            double_backward=False, zero_d=False),
+    OpSpec("lstm_sequence_bias", R.lstm_sequence, np_lstm_sequence,
+           shapes=[((N, T, 4 * H), (N, H), (N, H), (H, 4 * H), (4 * H,)),
+                   ((1, 1, 8), (1, 2), (1, 2), (2, 8), (8,))], make_inputs=_small(0.7),
+           double_backward=False, zero_d=False),
+    OpSpec("lstm_sequence_bias_reverse", R.lstm_sequence, np_lstm_sequence,
+           kwargs={"reverse": True},
+           shapes=[((N, T, 4 * H), (N, H), (N, H), (H, 4 * H), (4 * H,))],
+           make_inputs=_small(0.7), double_backward=False, zero_d=False),
     OpSpec("gru_sequence", R.gru_sequence, np_gru_sequence,
            shapes=[((N, T, 3 * H), (N, H), (H, 3 * H), (3 * H,))], make_inputs=_small(0.7),
            double_backward=False, zero_d=False),
