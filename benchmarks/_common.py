@@ -73,9 +73,10 @@ class CpuLoad:
     """Measures the share of the machine's CPU time spent outside this process.
 
     ``/proc/stat``'s first line counts every CPU's busy and idle time since boot; this
-    process's own CPU time (all its threads: BLAS and PyTorch pools included) comes from
-    ``os.times``. Their difference over an interval is what other processes used. On a system
-    without ``/proc/stat`` the load is unknown (None).
+    process's own CPU time (all its threads: BLAS and PyTorch pools included, and the child
+    processes it has waited for: a benchmark that runs each configuration in a fresh process)
+    comes from ``os.times``. Their difference over an interval is what other processes used.
+    On a system without ``/proc/stat`` the load is unknown (None).
     """
 
     def __init__(self) -> None:
@@ -91,7 +92,8 @@ class CpuLoad:
         idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
         busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal
         mine = os.times()
-        return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), mine.user + mine.system
+        own = mine.user + mine.system + mine.children_user + mine.children_system
+        return time.perf_counter(), busy / os.sysconf("SC_CLK_TCK"), own
 
     def other(self) -> float | None:
         """Other processes' CPU share since construction (0 = idle machine, 1 = all cores)."""

@@ -3,10 +3,11 @@ malloc thresholds (``ZEROGRAD_MALLOC=system``) and with zerograd's, in fresh pro
 
 The allocator is process-wide and its state depends on everything the process did before,
 so each configuration runs in a process of its own, the two alternating round by round:
-5 untimed calls, then the median of 15 timed ones (wall time), and the minor page faults a
-call meanwhile. Workloads: ``lstm-inference`` (LSTMSeq(128) forward under no_grad on a
-(32, 64, 32) float32 batch), ``lstm`` (the same forward + backward), ``cnn`` (bench_cnn's
-step, 10 batches a call) and ``mlp`` (bench_mlp's step, 10 batches a call).
+5 untimed calls, then the median of 15 timed ones (wall time), the minor page faults a call
+meanwhile, and the peak resident size. Workloads: ``lstm-inference`` (LSTMSeq(128) forward
+under no_grad on a (32, 64, 32) float32 batch), ``lstm`` (the same forward + backward),
+``cnn`` (bench_cnn's step, 10 batches a call) and ``mlp`` (bench_mlp's step, 10 batches a
+call).
 
     python benchmarks/bench_allocator.py [--rounds 3] [workload ...]
 """
@@ -58,21 +59,22 @@ for _ in range(15):
     run()
     seconds.append(time.perf_counter() - start)
 faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 15
-print(json.dumps([sorted(seconds)[7], faults, zerograd.memory.settings()["applied"]]))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+print(json.dumps([sorted(seconds)[7], faults, peak, zerograd.memory.settings()["applied"]]))
 """
 
 
-def measure(workload: str, mode: str) -> tuple[float, float]:
-    """(median seconds a call, page faults a call) of ``workload`` in a fresh process with
-    ZEROGRAD_MALLOC=``mode``."""
+def measure(workload: str, mode: str) -> tuple[float, float, float]:
+    """(median seconds a call, page faults a call, peak resident MiB) of ``workload`` in a
+    fresh process with ZEROGRAD_MALLOC=``mode``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["ZEROGRAD_MALLOC"] = mode
     out = subprocess.run([sys.executable, "-c", _CHILD, TREE, workload], cwd=TREE, env=env,
                          capture_output=True, text=True, check=True)
-    seconds, faults, applied = json.loads(out.stdout)
+    seconds, faults, peak, applied = json.loads(out.stdout)
     if applied != (mode == "keep"):
         raise RuntimeError(f"ZEROGRAD_MALLOC={mode} but zerograd.memory applied={applied}")
-    return seconds, faults
+    return seconds, faults, peak
 
 
 def main(argv=None) -> None:
@@ -89,16 +91,18 @@ def main(argv=None) -> None:
 
     load = CpuLoad()
     for workload in args.workloads or WORKLOADS:
-        runs: dict[str, list[tuple[float, float]]] = {"system": [], "keep": []}
+        runs: dict[str, list[tuple[float, float, float]]] = {"system": [], "keep": []}
         for _ in range(args.rounds):
             for mode in runs:
                 runs[mode].append(measure(workload, mode))
         cells = []
         for mode, samples in runs.items():
-            ms = sorted(s * 1e3 for s, _ in samples)
-            faults = [f for _, f in samples]
+            ms = sorted(s[0] * 1e3 for s in samples)
+            faults = [s[1] for s in samples]
+            peak = [s[2] for s in samples]
             cells.append(f"{mode} {ms[len(ms) // 2]:8.2f} ms [{ms[0]:.2f}-{ms[-1]:.2f}], "
-                         f"{min(faults):.0f}-{max(faults):.0f} faults a call")
+                         f"{min(faults):.0f}-{max(faults):.0f} faults a call, peak "
+                         f"{min(peak):.0f}-{max(peak):.0f} MiB")
         ratios = sorted(k[0] / s[0] for k, s in zip(runs["keep"], runs["system"]))
         print(f"{workload:<15} " + "  ".join(cells) + f"  keep/system "
               f"{ratios[len(ratios) // 2]:.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]")
