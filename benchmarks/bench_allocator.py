@@ -59,7 +59,7 @@ for _ in range(15):
     run()
     seconds.append(time.perf_counter() - start)
 faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 15
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss: KiB (Linux)
 print(json.dumps([sorted(seconds)[7], faults, peak, zerograd.memory.settings()["applied"]]))
 """
 

@@ -44,6 +44,12 @@ print(json.dumps({"faults": faults, "settings": zerograd.memory.settings()}))
 """
 
 
+@pytest.fixture
+def own_state(monkeypatch):
+    """The module's record of what it did, as a copy this test may change."""
+    monkeypatch.setattr(memory, "_state", dict(memory._state))
+
+
 def run_fresh(code: str, **environment) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("ZEROGRAD_MALLOC", "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
@@ -143,36 +149,26 @@ def test_keep_freed_memory_refuses_a_bad_size(name, value):
         memory.keep_freed_memory(**{name: value})
 
 
-def test_a_refused_mallopt_is_reported(monkeypatch):
+def test_a_refused_mallopt_is_reported(monkeypatch, own_state):
     class RefusingLibc:  # glibc's mallopt returns 0 for a value it does not accept
         def mallopt(self, parameter, value):
             return 0
 
     monkeypatch.setattr(memory, "_glibc", RefusingLibc)
-    before = memory.settings()
-    try:
-        assert memory.keep_freed_memory(mmap_threshold=1 << 20) is False
-        assert memory.settings()["applied"] is False
-        assert memory.settings()["reason"] == ("glibc's mallopt refused mmap_threshold=1048576 "
-                                               "or trim_threshold=134217728")
-    finally:
-        memory._state.clear()
-        memory._state.update(before)
+    assert memory.keep_freed_memory(mmap_threshold=1 << 20) is False
+    assert memory.settings()["applied"] is False
+    assert memory.settings()["reason"] == ("glibc's mallopt refused mmap_threshold=1048576 "
+                                           "or trim_threshold=134217728")
 
 
-def test_another_c_library_is_left_alone(monkeypatch):
+def test_another_c_library_is_left_alone(monkeypatch, own_state):
     def not_glibc(name):
         raise ValueError("unrecognized configuration name")
 
     monkeypatch.setattr(memory.os, "confstr", not_glibc)
-    before = memory.settings()
-    try:
-        assert memory.keep_freed_memory() is False
-        assert memory.settings()["reason"] == "the C library is not glibc"
-        assert memory.release_freed_memory() is False
-    finally:
-        memory._state.clear()
-        memory._state.update(before)
+    assert memory.keep_freed_memory() is False
+    assert memory.settings()["reason"] == "the C library is not glibc"
+    assert memory.release_freed_memory() is False
 
 
 def test_settings_is_a_copy():

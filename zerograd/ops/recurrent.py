@@ -680,6 +680,23 @@ def _onnx_split(g, a: str, H: int, gates: int) -> tuple:
     return g.op("Split", a, g.constant([H] * gates), axis=1, outputs=gates)
 
 
+def _onnx_gate_rows(H: int, order: list) -> np.ndarray:
+    """The indices that take a (.., gates*H) value's gate blocks of width H into ONNX's
+    order (``order``: this op's gate block at each ONNX position)."""
+    return np.concatenate([np.arange(H) + k * H for k in order])
+
+
+def _onnx_bias(g, b: str, b_v: Variable, order: list, recurrent: bool) -> str:
+    """ONNX's B (1, 2G) = [Wb, Rb] for an op bias ``b`` (value name; ``b_v`` its Variable,
+    (G,)): b in ONNX's gate order on the recurrent side (Rb) if ``recurrent``, else on the
+    input side (Wb), zeros on the other (both are added to every step's pre-activations)."""
+    G = b_v.shape[0]
+    gathered = g.op("Gather", b, g.constant(_onnx_gate_rows(G // len(order), order)), axis=0)
+    zeros = g.constant(np.zeros(G), dtype=b_v.dtype)
+    halves = (zeros, gathered) if recurrent else (gathered, zeros)
+    return g.unsqueeze(g.op("Concat", *halves, axis=0), [0])
+
+
 def _onnx_recurrence(g, op_type: str, node: LSTMSequence | GRUSequence | RNNSequence,
                      xw: str, states: list, Wh: str, order: list, bias: str | None = None,
                      **attributes) -> tuple:
@@ -693,7 +710,7 @@ def _onnx_recurrence(g, op_type: str, node: LSTMSequence | GRUSequence | RNNSequ
     """
     Wh_v = node.inputs[3 if op_type == "LSTM" else 2]
     H = Wh_v.shape[0]
-    rows = np.concatenate([np.arange(H) + k * H for k in order])
+    rows = _onnx_gate_rows(H, order)
     G = len(rows)
     W = np.zeros((1, G, G), dtype=Wh_v.dtype)
     W[0, np.arange(G), rows] = 1
@@ -1000,17 +1017,11 @@ class LSTMSequence(Function):
         )
 
     def to_onnx(self, g, xw, h0, c0, Wh, b):
-        # ONNX's gate order is (i, o, f, c); this op's (f, i, o, u). ONNX's bias is
-        # [Wb, Rb], both added to every step's pre-activations: Wb is b, Rb zeros.
+        # ONNX's gate order is (i, o, f, c); this op's (f, i, o, u). b is ONNX's Wb.
         _, h0_v, c0_v, _, b_v = self.inputs
         order = [1, 2, 0, 3]
-        H = b_v.shape[0] // 4
-        rows = np.concatenate([np.arange(H) + k * H for k in order])
-        zeros = g.constant(np.zeros(4 * H), dtype=b_v.dtype)
-        bias = g.unsqueeze(g.op("Concat", g.op("Gather", b, g.constant(rows), axis=0), zeros,
-                                axis=0), [0])
         return _onnx_recurrence(g, "LSTM", self, xw, [(h0, h0_v), (c0, c0_v)], Wh, order,
-                                bias=bias)
+                                bias=_onnx_bias(g, b, b_v, order, recurrent=False))
 
 
 def _state_or_zeros(s, xw, H: int, dtype):
@@ -1151,13 +1162,9 @@ class GRUSequence(Function):
         # PyTorch's (and this op's) GRU: the reset gate multiplies h Wh_n + bh_n. The input
         # side's bias is in xw already, so ONNX's Wb is zeros and its Rb is bh.
         order = [1, 0, 2]
-        H = self.inputs[2].shape[0]
-        rows = np.concatenate([np.arange(H) + k * H for k in order])
-        zeros = g.constant(np.zeros(3 * H), dtype=self.inputs[3].dtype)
-        bias = g.unsqueeze(g.op("Concat", zeros, g.op("Gather", bh, g.constant(rows), axis=0),
-                                axis=0), [0])
         return _onnx_recurrence(g, "GRU", self, xw, [(h0, self.inputs[1])], Wh, order,
-                                bias=bias, linear_before_reset=1)
+                                bias=_onnx_bias(g, bh, self.inputs[3], order, recurrent=True),
+                                linear_before_reset=1)
 
 
 def gru_sequence(xw, h0, Wh, bh=None, reverse: bool = False) -> tuple[Variable, Variable]:
