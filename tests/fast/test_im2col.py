@@ -18,6 +18,11 @@ CASES = [
     (1, 1, 1, 1, (1, 1), (1, 1), (0, 0), (1, 1), 1),    # 1-sized everything
     (1, 6, 5, 5, (5, 5), (1, 1), (2, 2), (1, 1), 3),    # a kernel as large as the image
     (4, 1, 6, 6, (2, 2), (2, 2), (0, 0), (1, 1), 1),    # one input channel, disjoint
+    # "same" stride-1 convolutions (the long-run kernels and their padding zeroing):
+    (2, 2, 7, 6, (3, 3), (1, 1), (2, 2), (2, 2), 1),    # dilated
+    (3, 3, 3, 4, (5, 3), (1, 1), (2, 1), (1, 1), 1),    # a kernel taller than the image
+    (3, 2, 6, 5, (1, 3), (1, 1), (0, 1), (1, 1), 2),    # one row high, grouped
+    (2, 1, 4, 4, (7, 7), (1, 1), (3, 3), (1, 1), 1),    # padding wider than the image
 ]
 DTYPES = [np.float32, np.float64]
 

@@ -50,24 +50,32 @@ def _inside(off, S, n_out, n_in):
 
 
 @kernel
-def _zero_padding(blk, top, off, H, W):
-    """Zero the entries of one image's patch run (OH = H, OW = W, stride 1) that read
-    padding: the rows above/below the image and the columns left/right of it."""
-    zero = blk.dtype.type(0)
+def _zero_padding(run, top, off, N, H, W):
+    """Zero the entries of a patch row's run over N images (OH = H, OW = W, stride 1) that
+    read padding: the rows above/below each image (contiguous pieces) and the columns
+    left/right of it (one stride-W loop over the whole run per column). One pass per
+    kind instead of a loop per image row: the zeroing took twice as long as the copy."""
+    zero = run.dtype.type(0)
+    P = H * W
     oy_lo, oy_hi = _inside(top, 1, H, H)
     lo, hi = _inside(off, 1, W, W)
-    for q in range(oy_lo * W):
-        blk[q] = zero
-    tail = blk[oy_hi * W:]
-    for q in range(tail.size):
-        tail[q] = zero
-    if lo > 0 or hi < W:
-        for oy in range(oy_lo, oy_hi):
-            row = blk[oy * W:(oy + 1) * W]
-            for ox in range(lo):
-                row[ox] = zero
-            for ox in range(hi, W):
-                row[ox] = zero
+    if oy_lo > 0 or oy_hi < H:
+        for n in range(N):
+            image = run[n * P:(n + 1) * P]
+            head = image[:oy_lo * W]
+            for q in range(head.size):
+                head[q] = zero
+            tail = image[oy_hi * W:]
+            for q in range(tail.size):
+                tail[q] = zero
+    for ox in range(lo):
+        column = run[ox:]
+        for q in range(0, column.size, W):
+            column[q] = zero
+    for ox in range(hi, W):
+        column = run[ox:]
+        for q in range(0, column.size, W):
+            column[q] = zero
 
 
 @kernel
@@ -108,8 +116,7 @@ def _patches_runs(xrows, KH, KW, PH, PW, DH, DW, N, H, W, col):
         s = xrows[c, a + delta:b + delta]
         for q in range(d.size):
             d[q] = s[q]
-        for n in range(N):  # also covers [0, a) and [b, N*P): padding entries only
-            _zero_padding(out[n * P:(n + 1) * P], top, off, H, W)
+        _zero_padding(out[:N * P], top, off, N, H, W)  # also covers [0, a) and [b, N*P)
 
 
 @kernel
@@ -210,8 +217,7 @@ def _adjoint_runs(col, KH, KW, PH, PW, DH, DW, N, H, W, img):
             for j in range(KW):
                 src = col[g, ((c - g * Cg) * KH + i) * KW + j]
                 top, off = i * DH - PH, j * DW - PW
-                for n in range(N):
-                    _zero_padding(src[n * P:(n + 1) * P], top, off, H, W)
+                _zero_padding(src[:N * P], top, off, N, H, W)
                 delta = top * W + off
                 a, b = _shifted_run(delta, N * P)
                 s = src[a:b]
