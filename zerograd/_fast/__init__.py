@@ -6,8 +6,8 @@ the same, see each kernel's docstring) and is tested against them.
 
 This module itself never imports numba: ``import zerograd`` stays NumPy-only. The kernels live
 in submodules (``zerograd._fast.pooling``, ``.im2col``, ``.elementwise``, ``.indexing``,
-``.recurrent``, ``.optim``) that import numba when they are first imported; an op asks
-:func:`available` first.
+``.recurrent``, ``.optim``, ``.products``) that import numba when they are first imported;
+an op asks :func:`available` first.
 
 The switch, read once per process from the environment and changeable at run time:
 
@@ -172,6 +172,12 @@ THRESHOLDS: dict[str, tuple[int, int | None]] = {
     #   with 2 OpenBLAS threads, 14.7-15.1 against 20.0-20.1 with one, and 0 page faults a
     #   step against 400-700 (docs/performance.md, "Third round"). From 4096 elements on.
     "conv_patches": (4096, None),
+    # - "rows_by_rows" (one row of gy's matrix, N*OH*OW elements, in a convolution's weight
+    #   gradient with 3-15 patch rows and at most 32 channels a group, the shape checked by
+    #   ``ops/_im2col.few_rows_product``): gy @ col^T, best of 7, float32, us: (16, 78400)
+    #   by (9, 78400) 320 against 935; (16, 10000) by 9: 45 against 115; (16, 1000) by 9:
+    #   7 against 4.
+    "rows_by_rows": (8192, None),
 }
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -12,9 +12,10 @@ Every kernel is ``numba.njit`` with
 - ``error_model="numpy"``: a float division by zero gives inf/nan as in NumPy, not a Python
   exception (which would also keep LLVM from vectorising the loops).
 - no ``fastmath``: the kernels must round like the NumPy path (no reassociation, no FMA
-  contraction, NaN and inf kept). The one exception is explicit: the polynomials of the
+  contraction, NaN and inf kept). The exceptions are explicit: the polynomials of the
   kernels' own exp, sigmoid and tanh (``elementwise._muladd``), which have error bounds of
-  their own and no NumPy counterpart to match.
+  their own and no NumPy counterpart to match, and ``reassociate=True`` for the sums of
+  ``products.py``, whose NumPy counterpart is a BLAS product with an order of its own.
 """
 
 from __future__ import annotations
@@ -31,14 +32,19 @@ prange = numba.prange
 __all__ = ["kernel", "prange", "numba"]
 
 
-def kernel(fn=None, *, parallel: bool = False):
+def kernel(fn=None, *, parallel: bool = False, reassociate: bool = False):
     """``@kernel`` or ``@kernel(parallel=True)``: a cached numba kernel (see the module doc).
 
     ``parallel=True`` turns ``prange`` loops into threads (numba's thread pool); with
-    ``parallel=False`` they are plain loops."""
+    ``parallel=False`` they are plain loops. ``reassociate=True`` lets LLVM reorder
+    additions (fastmath's "reassoc" flag alone: no FMA contraction, NaN and inf kept), which
+    it needs to vectorise a running sum; only for kernels whose NumPy counterpart has no
+    fixed order of additions either (a BLAS product)."""
 
     def decorate(f):
         options = dict(cache=True, error_model="numpy", parallel=parallel, nogil=True)
+        if reassociate:
+            options["fastmath"] = {"reassoc"}
         previous = numba_config.CACHE_DIR
         numba_config.CACHE_DIR = str(cache_dir())
         try:
