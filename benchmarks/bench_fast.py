@@ -148,6 +148,19 @@ def patches_work(torch, shape, adjoint: bool):
     return work
 
 
+def few_rows_product_work(torch, M=16, K=9, T=78400):
+    """conv1's weight gradient in the small CNN: gy (16, N*H*W) @ its 9 patch rows^T."""
+    from zerograd._fast import products
+
+    a, b = _randn(1, M, T), _randn(1, K, T)
+    work = {"numba": lambda: products.rows_by_rows(a, b),
+            "numpy": lambda: a @ b.transpose(0, 2, 1)}
+    if torch:
+        ta, tb = torch.from_numpy(a[0]), torch.from_numpy(b[0])
+        work["torch"] = lambda: ta @ tb.T
+    return work
+
+
 def bias_relu_work(torch, shape=(100, 16, 28, 28)):
     from zerograd._fast import elementwise as E
 
@@ -262,6 +275,7 @@ def kernel_rows(torch):
          lambda: patches_work(torch, (100, 16, 14, 14), False)),
         ("patches adjoint (col2im) 100x16x14x14",
          lambda: patches_work(torch, (100, 16, 14, 14), True)),
+        ("conv1 weight gradient (16, 78400) @ (78400, 9)", lambda: few_rows_product_work(torch)),
         ("bias+relu fwd+bwd(+gb) 100x16x28x28", lambda: bias_relu_work(torch)),
         ("exact gelu fwd+bwd 1e6", lambda: gelu_work(torch)),
         ("embedding bwd 100,000 ids, 1000x64", lambda: embedding_work(torch)),
@@ -350,12 +364,14 @@ def mlp_products():
 
 
 def cnn_products(N=100):
-    """The small CNN's products as zerograd lays them out (bias in the product, whole-row
-    patches for stride 1, the input batch needing no gradient)."""
-    p1 = _randn(10, N * 28 * 30)  # conv1 patches (9 + ones row), rows of width 28 + 2
-    W1, gy1 = _randn(16, 10), _randn(16, N * 28 * 30)
-    p2 = _randn(145, N * 14 * 16)
-    W2, gy2 = _randn(32, 145), _randn(32, N * 14 * 16)
+    """The small CNN's products as zerograd lays them out with the compiled kernels (bias in
+    the product, compact patches, the input batch needing no gradient). conv1's weight
+    gradient is OpenBLAS's product here, which the compiled path replaces by
+    ``zerograd._fast.products.rows_by_rows`` (the kernels section times both)."""
+    p1 = _randn(10, N * 28 * 28)  # conv1 patches (9 + ones row)
+    W1, gy1 = _randn(16, 10), _randn(16, N * 28 * 28)
+    p2 = _randn(145, N * 14 * 14)
+    W2, gy2 = _randn(32, 145), _randn(32, N * 14 * 14)
     h, Wf, gf = _randn(N, 1568), _randn(1568, 10), _randn(N, 10)
 
     def step():
