@@ -132,9 +132,24 @@ def test_the_weight_gradient_dispatch_follows_the_shape(N, C, OC, kernel, expect
     assert calls.get("rows_by_rows", 0) == expected
 
 
-def test_few_rows_product_is_off_on_the_numpy_path():
-    gy = np.zeros((1, 16, 10000), np.float32)
-    assert I.few_rows_product(gy, 9)
+def test_few_rows_product_is_off_on_the_numpy_path_and_for_mixed_dtypes():
+    gy, col = np.zeros((1, 16, 10000), np.float32), np.zeros((1, 9, 10000), np.float32)
+    assert I.few_rows_product(gy, col)
     with fast.numpy_only():
-        assert not I.few_rows_product(gy, 9)
-    assert not I.few_rows_product(np.zeros((1, 16, 0), np.float32), 9)  # an empty batch
+        assert not I.few_rows_product(gy, col)
+    empty = np.zeros((1, 16, 0), np.float32)
+    assert not I.few_rows_product(empty, col[:, :, :0])  # an empty batch
+    assert not I.few_rows_product(gy.astype(np.float64), col)
+
+
+def test_a_float32_input_under_float64_weights_keeps_openblas(monkeypatch):
+    """x float32, W float64: gy is float64 and the patches float32; OpenBLAS's product
+    promotes, the kernel (one dtype) is not asked."""
+    calls = count_calls(monkeypatch, [(products, ["rows_by_rows"])])
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((100, 1, 28, 28)).astype(np.float32)
+    W = rng.standard_normal((16, 1, 3, 3))
+    got = _conv_weight_grad(x, W, 1)
+    assert calls == {} and got.dtype == np.float64
+    expected = _conv_weight_grad(x.astype(np.float64), W, 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -4,9 +4,9 @@ of b over a long inner dimension (a convolution's weight gradient with few patch
 OpenBLAS packs and blocks a product for large outputs; with a (16, 9) output and an inner
 dimension of 78,400 (conv1 of the small CNN: gy (16, N*H*W) against its 9 patch rows) it
 runs on one thread at about 24 GFLOP/s. Here each pair of rows of a meets three rows of b
-in one pass over a block of the inner dimension: six running sums, five loads per six
-multiply-adds, the block's rows in L1/L2. 2.5x faster on that shape (0.38 against 0.97 ms,
-float32, docs/performance.md).
+in one pass over a block of ``BLOCK`` columns: six running sums, five loads per six
+multiply-adds, the block's rows in L1. About 3x faster on that shape (0.31-0.38 against
+0.92-0.99 ms, float32, Zen 4; docs/performance.md, "Fifth round").
 
 Values: each block of ``BLOCK`` terms is summed in the arrays' dtype in an order LLVM picks
 (the kernel is compiled with reassociation allowed, which is what lets it vectorise the

@@ -439,7 +439,7 @@ def conv_grad_weight(x, gy, geo: Geometry, kernel, col=None):
         # inner dimension 1.3-1.6x faster with the patch rows as the product's rows.
         gW_t = xp_matmul(col[:, :rows], gy_matrix.transpose(0, 2, 1))
         gW = get_array_module(gW_t).ascontiguousarray(gW_t.transpose(0, 2, 1))  # small
-    elif few_rows_product(gy_matrix, rows):
+    elif few_rows_product(gy_matrix, col[:, :rows]):
         from zerograd._fast import products  # imports numba
 
         gW = products.rows_by_rows(gy_matrix, col[:, :rows])
@@ -448,15 +448,18 @@ def conv_grad_weight(x, gy, geo: Geometry, kernel, col=None):
     return gW.reshape(OC, Cg, kernel[0], kernel[1])
 
 
-def few_rows_product(gy_matrix, rows: int) -> bool:
-    """Whether the weight gradient gy @ col^T runs as the compiled ``rows_by_rows``: at most
-    32 output channels per group, 3 to 15 patch rows and a long inner dimension, where
-    OpenBLAS runs on one thread far below its speed (conv1 of the small CNN, 16 channels
-    and 9 rows over 78,400 columns: 0.32 against 0.94 ms; 32 channels: 0.74-1.09 against
-    1.55; with 1 patch row or 64 channels OpenBLAS is faster; docs/performance.md)."""
+def few_rows_product(gy_matrix, patch_rows) -> bool:
+    """Whether the weight gradient gy @ col^T (gy_matrix (g, OC/g, P), patch_rows (g, K, P))
+    runs as the compiled ``rows_by_rows``: one float dtype, at most 32 output channels per
+    group, 3 to 15 patch rows and a long inner dimension, where OpenBLAS runs on one thread
+    far below its speed (conv1 of the small CNN, 16 channels and 9 rows over 78,400
+    columns: 0.32 against 0.94 ms; 32 channels: 0.74-1.09 against 1.55; with 1 patch row or
+    64 channels OpenBLAS is faster; docs/performance.md)."""
+    rows = patch_rows.shape[1]
     if gy_matrix.shape[1] > 32 or not 3 <= rows < TRANSPOSED_GRAD_ROWS or not gy_matrix.size:
         return False
-    return fast.use("rows_by_rows", gy_matrix[0, 0], gy_matrix)  # sized by one row: N*OH*OW
+    # sized by one row (N*OH*OW elements); a float32 x under a float64 gy keeps OpenBLAS
+    return fast.use("rows_by_rows", gy_matrix[0, 0], gy_matrix, patch_rows)
 
 
 # The weight gradient is computed as (patches @ gy^T)^T from this many patch rows on
