@@ -41,7 +41,7 @@ def _rows_by_rows(a, b, out):
             second = m + 1 < M
             a0 = a[m, t0:t1]
             a1 = a[m + 1 if second else m, t0:t1]  # an odd last row: computed twice, kept once
-            for k in range(0, K, 3):
+            for k in range(0, K, 3):  # a last one or two rows: clamped, their sums dropped
                 b0 = b[k, t0:t1]
                 b1 = b[min(k + 1, K - 1), t0:t1]
                 b2 = b[min(k + 2, K - 1), t0:t1]
