@@ -26,6 +26,7 @@ import zerograd
 import zerograd.functions as F
 from zerograd import Variable, test_mode
 from zerograd.core.function import Function
+from zerograd.errors import ShapeError
 from zerograd.ops import _special, conv, loss, normalization
 
 OPS_DIR = Path(zerograd.__file__).parent / "ops"
@@ -297,6 +298,20 @@ def test_conv2dgradw_takes_dezeros_conv_argument_and_the_explicit_form():
     np.testing.assert_allclose(explicit, naive, rtol=1e-12)
     with pytest.raises(ValueError, match=r"Conv2DGradW: pass the conv op .*kernel="):
         conv.Conv2DGradW()
+
+
+@pytest.mark.parametrize("gy_shape, message", [
+    ((2, 4, 2, 3), r"maps x to gy of shape \(2, 4, 3, 3\)"),  # another size
+    ((1, 4, 3, 3), r"maps x to gy of shape \(2, 4, 3, 3\)"),  # another batch
+    ((2, 4, 3), r"must be 4-D"),
+])
+def test_conv2dgradw_refuses_a_gy_that_the_convolution_of_x_does_not_make(gy_shape, message):
+    """A gy of another size would pair output pixels with the wrong patches: a weight
+    gradient of the right shape, silently wrong, before this check."""
+    x = _rand(2, 3, 6, 6)
+    y = F.conv2d(Variable(x), Variable(_rand(4, 3, 3, 3, seed=1)), stride=2, pad=1)
+    with pytest.raises(ShapeError, match="Conv2DGradW: .*" + message):
+        conv.Conv2DGradW(y.creator)(x, _rand(*gy_shape, seed=2))
 
 
 # -- no op reads the graph-recording flag ----------------------------------------------------

@@ -80,6 +80,25 @@ def _check_conv_inputs(op: str, x, W, b, groups: int, transposed: bool) -> None:
                          f"per output channel (x {x.shape}, W {W.shape})")
 
 
+def _check_grad_weight_inputs(x, gy, kernel, geo: Geometry) -> None:
+    """Conv2DGradW's (x, gy): gy must be what the convolution of x makes (batch, size) with
+    channels a multiple of the groups. A gy of another size would pair each output pixel
+    with the wrong patch and give a weight gradient of the right shape, silently wrong."""
+    _check_float("Conv2DGradW", x=x, gy=gy)
+    if x.ndim != 4 or gy.ndim != 4:
+        raise ShapeError(f"Conv2DGradW: x and gy must be 4-D (N, C, H, W), got x "
+                         f"{describe([x])} and gy {describe([gy])}")
+    out_hw = conv_out_hw("Conv2DGradW", x.shape[2:], tuple(kernel), geo.stride, geo.pad,
+                         geo.dilation)
+    expected = (x.shape[0], gy.shape[1]) + out_hw
+    if gy.shape != expected or x.shape[1] % geo.groups or gy.shape[1] % geo.groups:
+        raise ShapeError(
+            f"Conv2DGradW: gy {describe([gy])}, x {describe([x])}; a {kernel[0]}x"
+            f"{kernel[1]} convolution with stride {geo.stride}, pad {geo.pad}, dilation "
+            f"{geo.dilation} maps x to gy of shape {expected}, with both channel counts "
+            f"divisible by groups={geo.groups}")
+
+
 def _add_bias(y, b):
     if b is not None:
         y += b.reshape(1, -1, 1, 1).astype(y.dtype, copy=False)
@@ -301,6 +320,7 @@ class Conv2DGradW(Function):
                                                              geometry.dilation, geometry.groups)
 
     def forward(self, x, gy):
+        _check_grad_weight_inputs(x, gy, self.kernel, self.geometry)
         col = None
         if self.patches is not None and self.patches[0] is x:
             col = self.patches[1]
